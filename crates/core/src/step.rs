@@ -1,0 +1,17 @@
+//! The one trait a preprocessing step implements.
+
+use crate::{Batch, StepError};
+
+/// One preprocessing operation applied to a message.
+///
+/// Steps are synchronous and CPU-bound. A chain owns its steps (`&mut self`), and every worker
+/// of the pool builds its own chain, so a step may keep scratch buffers between messages
+/// without locking.
+pub trait Step: Send {
+    /// The registry name of the step (`standard_scaler`, ...).
+    fn name(&self) -> &'static str;
+
+    /// Transform one message. A step must accept an empty (0-row) batch and a batch without
+    /// numeric columns, returning them unchanged unless its semantics say otherwise.
+    fn apply(&mut self, batch: Batch) -> Result<Batch, StepError>;
+}

@@ -1,0 +1,30 @@
+//! Shared kernel of `min_max_scaler_0_1` and `min_max_scaler_m1_1`: scikit-learn's
+//! `MinMaxScaler(feature_range=(lo, hi))`: `scale = (hi - lo) / range`, `min = lo - data_min * scale`,
+//! `x * scale + min`, in that order.
+
+use streamprep_core::numeric::{handle_zeros_in_scale, map_numeric_to_f64};
+use streamprep_core::{Batch, StepError};
+
+pub(crate) fn min_max(
+    batch: &Batch,
+    lo: f64,
+    hi: f64,
+    step: &'static str,
+) -> Result<Batch, StepError> {
+    map_numeric_to_f64(batch, |mut v| {
+        let (mut mn, mut mx) = (f64::NAN, f64::NAN);
+        for &x in v.iter().filter(|x| !x.is_nan()) {
+            if mn.is_nan() || x < mn {
+                mn = x;
+            }
+            if mx.is_nan() || x > mx {
+                mx = x;
+            }
+        }
+        let scale = (hi - lo) / handle_zeros_in_scale(mx - mn);
+        let min = lo - mn * scale;
+        v.iter_mut().for_each(|x| *x = *x * scale + min);
+        v
+    })
+    .map_err(|e| StepError::arrow(step, e))
+}

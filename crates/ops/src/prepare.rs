@@ -1,0 +1,341 @@
+//! `prepare`: opens every chain. Decodes a message's raw rows (NDJSON, a JSON array of rows,
+//! or CSV lines; optionally each row zlib-compressed and base64-encoded, as the paper's
+//! application sent them) into a columnar batch of the stream's frozen schema.
+//!
+//! A row that does not fit the schema (bad JSON, a string where a number belongs, a wrong
+//! number of CSV fields) is isolated and returned as a dead letter with the reason; the good
+//! rows of the same message go on. Decoding the whole message at once is the fast path; the
+//! row-by-row pass only runs for a message that failed it.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use base64::Engine;
+use streamprep_core::{Batch, DeadLetter, Message, Payload, RowFormat, StepError};
+
+const NAME: &str = "prepare";
+
+/// How each raw row is wrapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Compression {
+    /// Plain text rows.
+    #[default]
+    None,
+    /// Each row is `base64(zlib(text))`.
+    ZlibBase64,
+}
+
+/// What `prepare` decodes.
+#[derive(Debug, Clone)]
+pub struct PrepareConfig {
+    /// Row format.
+    pub format: RowFormat,
+    /// Row wrapping.
+    pub compression: Compression,
+    /// The stream's schema (declared or inferred, then frozen).
+    pub schema: SchemaRef,
+}
+
+/// The decoded message and the rows that could not be decoded.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The good rows.
+    pub batch: Batch,
+    /// The refused rows, each with its reason.
+    pub dead: Vec<DeadLetter>,
+}
+
+/// The prepare step of one chain (one per worker; it keeps its decoders between messages).
+pub struct Prepare {
+    cfg: PrepareConfig,
+    json: Option<(usize, arrow_json::reader::Decoder)>,
+}
+
+impl Prepare {
+    /// A prepare step for a stream with this configuration.
+    pub fn new(cfg: PrepareConfig) -> Self {
+        Prepare { cfg, json: None }
+    }
+
+    /// The schema every decoded batch has.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.cfg.schema
+    }
+
+    /// Decode one message.
+    pub fn apply(&mut self, msg: &Message) -> Result<Prepared, StepError> {
+        let (format, bytes, ends) = match &msg.payload {
+            Payload::Columnar(b) => {
+                return Ok(Prepared {
+                    batch: b.clone(),
+                    dead: Vec::new(),
+                })
+            }
+            Payload::Raw {
+                format,
+                bytes,
+                ends,
+            } => (*format, bytes, ends),
+        };
+        let mut dead = Vec::new();
+        let plain;
+        let (bytes, ends): (&[u8], &[usize]) = if self.cfg.compression == Compression::ZlibBase64 {
+            plain = unwrap_rows(msg, &mut dead);
+            (&plain.0, &plain.1)
+        } else {
+            (bytes, ends)
+        };
+        let rows = ends.len();
+        match self.decode(format, bytes, rows) {
+            Ok(batch) => Ok(Prepared { batch, dead }),
+            Err(_) => {
+                // Slow path: find the bad rows one by one, then decode the good ones together.
+                let mut good = Vec::with_capacity(bytes.len());
+                let mut good_rows = 0;
+                for row in split(bytes, ends) {
+                    let mut one = row.to_vec();
+                    one.push(b'\n');
+                    match self.decode(format, &one, 1) {
+                        Ok(_) => {
+                            good.extend_from_slice(&one);
+                            good_rows += 1;
+                        }
+                        Err(e) => dead.push(DeadLetter {
+                            seq: msg.seq,
+                            step: NAME.into(),
+                            reason: describe(format, &e),
+                            data: String::from_utf8_lossy(row).into_owned(),
+                            rows: 1,
+                        }),
+                    }
+                }
+                let batch =
+                    self.decode(format, &good, good_rows)
+                        .map_err(|e| StepError::Internal {
+                            step: NAME,
+                            reason: format!("rows that decoded alone failed together: {e}"),
+                        })?;
+                Ok(Prepared { batch, dead })
+            }
+        }
+    }
+
+    fn decode(
+        &mut self,
+        format: RowFormat,
+        bytes: &[u8],
+        rows: usize,
+    ) -> Result<Batch, arrow_schema::ArrowError> {
+        match format {
+            RowFormat::Ndjson => self.decode_json(bytes, rows),
+            RowFormat::Csv => decode_csv(&self.cfg.schema, bytes, rows),
+        }
+    }
+
+    fn decode_json(
+        &mut self,
+        bytes: &[u8],
+        rows: usize,
+    ) -> Result<Batch, arrow_schema::ArrowError> {
+        // A JSON-array row holds several rows, so the decoder's batch must not end early.
+        let capacity = rows.max(1024);
+        if !matches!(&self.json, Some((c, _)) if *c >= capacity) {
+            let d = arrow_json::ReaderBuilder::new(self.cfg.schema.clone())
+                .with_batch_size(capacity)
+                .with_coerce_primitive(true)
+                .with_flatten(true)
+                .build_decoder()?;
+            self.json = Some((capacity, d));
+        }
+        let Some((_, dec)) = self.json.as_mut() else {
+            unreachable!("decoder was just built")
+        };
+        let result = (|| {
+            let mut off = 0;
+            while off < bytes.len() {
+                let n = dec.decode(&bytes[off..])?;
+                if n == 0 {
+                    let more = dec.flush()?;
+                    return more.ok_or_else(|| {
+                        arrow_schema::ArrowError::JsonError(
+                            "message holds more rows than the decoder's batch".into(),
+                        )
+                    });
+                }
+                off += n;
+            }
+            if dec.has_partial_record() {
+                return Err(arrow_schema::ArrowError::JsonError(
+                    "a row ends in the middle of a JSON value".into(),
+                ));
+            }
+            Ok(dec
+                .flush()?
+                .unwrap_or_else(|| Batch::new_empty(self.cfg.schema.clone())))
+        })();
+        if result.is_err() {
+            self.json = None; // a failed decoder holds a half-read row: start afresh
+        }
+        result
+    }
+}
+
+fn decode_csv(
+    schema: &SchemaRef,
+    bytes: &[u8],
+    rows: usize,
+) -> Result<Batch, arrow_schema::ArrowError> {
+    let mut dec = arrow_csv::ReaderBuilder::new(schema.clone())
+        .with_header(false)
+        .with_batch_size(rows.max(1))
+        .build_decoder();
+    let mut off = 0;
+    let mut out = Vec::new();
+    while off < bytes.len() {
+        let n = dec.decode(&bytes[off..])?;
+        if n == 0 {
+            out.extend(dec.flush()?);
+        }
+        off += n;
+    }
+    dec.decode(&[])?;
+    out.extend(dec.flush()?);
+    match out.len() {
+        0 => Ok(Batch::new_empty(schema.clone())),
+        1 => Ok(out.remove(0)),
+        _ => arrow_select::concat::concat_batches(schema, &out),
+    }
+}
+
+fn split<'a>(bytes: &'a [u8], ends: &'a [usize]) -> impl Iterator<Item = &'a [u8]> {
+    let starts = std::iter::once(0).chain(ends.iter().copied());
+    starts
+        .zip(ends.iter().copied())
+        .map(move |(s, e)| trim_newline(&bytes[s..e]))
+}
+
+fn trim_newline(mut r: &[u8]) -> &[u8] {
+    while let [rest @ .., b'\n' | b'\r'] = r {
+        r = rest;
+    }
+    r
+}
+
+/// Undo `base64(zlib(..))` row by row; rows that fail go to the dead letters.
+fn unwrap_rows(msg: &Message, dead: &mut Vec<DeadLetter>) -> (Vec<u8>, Vec<usize>) {
+    let mut bytes = Vec::new();
+    let mut ends = Vec::new();
+    for row in msg.payload.raw_rows() {
+        let row = trim_newline(row);
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(row)
+            .map_err(|e| format!("row is not base64: {e}"))
+            .and_then(|z| {
+                let mut s = Vec::new();
+                flate2::read::ZlibDecoder::new(&z[..])
+                    .read_to_end(&mut s)
+                    .map(|_| s)
+                    .map_err(|e| format!("row is not zlib data: {e}"))
+            });
+        match decoded {
+            Ok(text) => {
+                // one compressed unit may hold several lines
+                for line in text
+                    .split(|b| *b == b'\n')
+                    .filter(|l| !trim_newline(l).is_empty())
+                {
+                    bytes.extend_from_slice(trim_newline(line));
+                    bytes.push(b'\n');
+                    ends.push(bytes.len());
+                }
+            }
+            Err(reason) => dead.push(DeadLetter {
+                seq: msg.seq,
+                step: NAME.into(),
+                reason,
+                data: String::from_utf8_lossy(row).into_owned(),
+                rows: 1,
+            }),
+        }
+    }
+    (bytes, ends)
+}
+
+fn describe(format: RowFormat, e: &arrow_schema::ArrowError) -> String {
+    let what = match format {
+        RowFormat::Ndjson => "JSON row",
+        RowFormat::Csv => "CSV row",
+    };
+    format!("{what} does not fit the stream's schema: {e}. Fix the row, or declare the column's type in the project's [schema]")
+}
+
+/// Infer a stream schema from sample rows (the first rows of the stream), then make it fit
+/// for a stream: columns never seen with a value become nullable strings, and CSV dates and
+/// times stay strings so they pass through unchanged.
+pub fn infer_schema(
+    format: RowFormat,
+    header: Option<&[u8]>,
+    sample: &[&[u8]],
+) -> Result<SchemaRef, String> {
+    let schema = match format {
+        RowFormat::Ndjson => {
+            let mut values = Vec::new();
+            for row in sample {
+                let row = trim_newline(row);
+                if row.is_empty() {
+                    continue;
+                }
+                match serde_json::from_slice::<serde_json::Value>(row) {
+                    Ok(serde_json::Value::Array(a)) => values.extend(a),
+                    Ok(v) => values.push(v),
+                    Err(_) => continue, // a bad row is refused later, by prepare
+                }
+            }
+            if values.is_empty() {
+                return Err(
+                    "no valid JSON row in the first rows of the stream to infer a schema from"
+                        .into(),
+                );
+            }
+            arrow_json::reader::infer_json_schema_from_iterator(values.into_iter().map(Ok))
+                .map_err(|e| e.to_string())?
+        }
+        RowFormat::Csv => {
+            let header = header.ok_or("a CSV stream needs a header line")?;
+            let mut text = trim_newline(header).to_vec();
+            text.push(b'\n');
+            for row in sample {
+                text.extend_from_slice(trim_newline(row));
+                text.push(b'\n');
+            }
+            let (s, _) = arrow_csv::reader::Format::default()
+                .with_header(true)
+                .infer_schema(std::io::Cursor::new(&text), None)
+                .map_err(|e| e.to_string())?;
+            s
+        }
+    };
+    Ok(Arc::new(normalise(schema)))
+}
+
+fn normalise(schema: Schema) -> Schema {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let dt = match f.data_type() {
+                DataType::Null
+                | DataType::Date32
+                | DataType::Date64
+                | DataType::Timestamp(_, _)
+                | DataType::Time32(_)
+                | DataType::Time64(_) => DataType::Utf8,
+                dt => dt.clone(),
+            };
+            Field::new(f.name(), dt, true)
+        })
+        .collect();
+    Schema::new(fields)
+}

@@ -1,0 +1,71 @@
+//! `result`: closes every chain. Encodes the batch for the sinks on the worker that ran the
+//! chain, so encoding runs in parallel under the pool method, and the ordered sink only
+//! writes bytes.
+
+use arrow_json::writer::{LineDelimited, WriterBuilder};
+use streamprep_core::{Batch, StepError};
+
+const NAME: &str = "result";
+
+/// The encoding the primary sink wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// One JSON object per row, keys in schema order, missing values as `null`,
+    /// floats shortest-round-trip.
+    Ndjson,
+    /// CSV lines without header (the sink writes the header once).
+    Csv,
+    /// No encoding: the sink takes the batch itself (Parquet).
+    Columnar,
+}
+
+/// The result step.
+#[derive(Debug, Clone, Copy)]
+pub struct ResultStep {
+    /// Encoding for the sink.
+    pub format: OutputFormat,
+}
+
+impl ResultStep {
+    /// Encode the batch; empty for [`OutputFormat::Columnar`].
+    pub fn encode(&self, batch: &Batch) -> Result<Vec<u8>, StepError> {
+        let mut out = Vec::with_capacity(batch.num_rows() * 64);
+        match self.format {
+            OutputFormat::Columnar => {}
+            OutputFormat::Ndjson => {
+                let mut w = WriterBuilder::new()
+                    .with_explicit_nulls(true)
+                    .build::<_, LineDelimited>(&mut out);
+                w.write(batch).map_err(|e| StepError::arrow(NAME, e))?;
+                w.finish().map_err(|e| StepError::arrow(NAME, e))?;
+            }
+            OutputFormat::Csv => {
+                let mut w = arrow_csv::WriterBuilder::new()
+                    .with_header(false)
+                    .build(&mut out);
+                w.write(batch).map_err(|e| StepError::arrow(NAME, e))?;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The CSV header line for a schema (`a,b,c\n`), quoted where needed.
+pub fn csv_header(schema: &arrow_schema::Schema) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, f) in schema.fields().iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let name = f.name();
+        if name.contains([',', '"', '\n', '\r']) {
+            out.push(b'"');
+            out.extend_from_slice(name.replace('"', "\"\"").as_bytes());
+            out.push(b'"');
+        } else {
+            out.extend_from_slice(name.as_bytes());
+        }
+    }
+    out.push(b'\n');
+    out
+}
