@@ -1,0 +1,203 @@
+//! Every step against the golden outputs of the real pandas / scikit-learn
+//! (`tests/oracle/make_golden.py`, pinned versions). Tolerance: 1e-9 relative and absolute,
+//! 1e-7 for `quantile_transformer_normal`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_schema::{DataType, Field, Schema};
+use serde_json::Value;
+use streamprep_core::{Message, Payload, RowFormat, StepError};
+use streamprep_ops::prepare::{Compression, Prepare, PrepareConfig};
+use streamprep_ops::registry::{build_chain, StepKind, STEPS};
+use streamprep_testkit::{batch_to_json, close};
+
+fn golden_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden")
+}
+
+fn schema_of(dir: &Path) -> Arc<Schema> {
+    let text = std::fs::read_to_string(dir.join("schema.json")).expect("schema.json");
+    let map: serde_json::Map<String, Value> = serde_json::from_str(&text).expect("schema json");
+    let fields: Vec<Field> = map
+        .iter()
+        .map(|(name, t)| {
+            let dt = match t.as_str() {
+                Some("float64") => DataType::Float64,
+                Some("int64") => DataType::Int64,
+                _ => DataType::Utf8,
+            };
+            Field::new(name, dt, true)
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+fn input_message(dir: &Path) -> Message {
+    let text = std::fs::read(dir.join("input.ndjson")).expect("input");
+    let mut ends = Vec::new();
+    for (i, b) in text.iter().enumerate() {
+        if *b == b'\n' {
+            ends.push(i + 1);
+        }
+    }
+    Message {
+        seq: 0,
+        payload: Payload::Raw {
+            format: RowFormat::Ndjson,
+            bytes: text,
+            ends,
+        },
+    }
+}
+
+fn rows(text: &str) -> Vec<serde_json::Map<String, Value>> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("row json"))
+        .collect()
+}
+
+fn compare(
+    case: &str,
+    step: &str,
+    got: &[serde_json::Map<String, Value>],
+    want: &[serde_json::Map<String, Value>],
+) -> Vec<String> {
+    let tol = if step == "quantile_transformer_normal" {
+        1e-7
+    } else {
+        1e-9
+    };
+    let mut errs = Vec::new();
+    if got.len() != want.len() {
+        errs.push(format!(
+            "{case}/{step}: {} rows, pandas/sklearn gave {}",
+            got.len(),
+            want.len()
+        ));
+        return errs;
+    }
+    for (r, (g, w)) in got.iter().zip(want).enumerate() {
+        let gk: Vec<_> = g.keys().collect();
+        let wk: Vec<_> = w.keys().collect();
+        if gk != wk {
+            errs.push(format!("{case}/{step} row {r}: columns {gk:?} != {wk:?}"));
+            continue;
+        }
+        for (k, wv) in w {
+            let gv = &g[k];
+            let ok = match (gv, wv) {
+                (Value::Null, Value::Null) => true,
+                (Value::Number(a), Value::Number(b)) => close(
+                    a.as_f64().unwrap_or(f64::NAN),
+                    b.as_f64().unwrap_or(f64::NAN),
+                    tol,
+                    tol,
+                ),
+                (a, b) => a == b,
+            };
+            if !ok {
+                errs.push(format!(
+                    "{case}/{step} row {r} column {k}: got {gv}, want {wv}"
+                ));
+            }
+        }
+    }
+    errs
+}
+
+#[test]
+fn every_step_matches_pandas_and_scikit_learn() {
+    let root = golden_dir();
+    let mut cases: Vec<_> = std::fs::read_dir(&root)
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}. Run tests/oracle/make_golden.py (the test script does)",
+                root.display()
+            )
+        })
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.path())
+        .collect();
+    cases.sort();
+    assert!(
+        cases.len() >= 10,
+        "expected the golden cases, found {}",
+        cases.len()
+    );
+    let mut errors = Vec::new();
+    let mut checked = 0;
+    for dir in &cases {
+        let case = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("?")
+            .to_string();
+        let mut prepare = Prepare::new(PrepareConfig {
+            format: RowFormat::Ndjson,
+            compression: Compression::None,
+            schema: schema_of(dir),
+        });
+        let prepared = prepare
+            .apply(&input_message(dir))
+            .expect("golden input decodes");
+        assert!(
+            prepared.dead.is_empty(),
+            "{case}: golden input rows refused: {:?}",
+            prepared.dead
+        );
+        for info in STEPS {
+            let StepKind::Transform(_) = info.kind else {
+                continue;
+            };
+            let mut step = build_chain(&[info.name]).expect("registered").remove(0);
+            let result = step.apply(prepared.batch.clone());
+            let err_file = dir.join(format!("{}.error", info.name));
+            if err_file.exists() {
+                match result {
+                    Err(StepError::BadInput { .. }) => checked += 1,
+                    other => errors.push(format!(
+                        "{case}/{}: scikit-learn refused ({}), we gave {other:?}",
+                        info.name,
+                        std::fs::read_to_string(&err_file)
+                            .unwrap_or_default()
+                            .trim()
+                    )),
+                }
+                continue;
+            }
+            let want = std::fs::read_to_string(dir.join(format!("{}.ndjson", info.name)))
+                .unwrap_or_else(|e| panic!("{case}/{}: {e}", info.name));
+            match result {
+                Ok(batch) => {
+                    let got_json = batch_to_json(&batch);
+                    let got: Vec<serde_json::Map<String, Value>> =
+                        serde_json::from_str(&got_json).expect("our json");
+                    errors.extend(compare(&case, info.name, &got, &rows(&want)));
+                    checked += 1;
+                }
+                Err(e) => errors.push(format!(
+                    "{case}/{}: we refused ({e}), pandas/sklearn did not",
+                    info.name
+                )),
+            }
+        }
+    }
+    assert!(
+        errors.is_empty(),
+        "{} mismatches (of {checked} checks):\n{}",
+        errors.len(),
+        errors
+            .iter()
+            .take(40)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        checked >= 150,
+        "only {checked} step/case pairs were checked"
+    );
+}

@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""Write golden cases for streamprep's steps from the real pandas / scikit-learn.
+
+For every case directory tests/data/golden/<case>/ this writes
+  schema.json     column -> "float64" | "int64" | "str" (the stream's declared schema)
+  input.ndjson    the message, one JSON object per row, missing values as null
+  <step>.ndjson   what the paper's Python method outputs for that step
+  <step>.error    instead, when pandas/scikit-learn refuse the message (the text of the error)
+
+The Python method is the paper's: build a DataFrame from the rows, apply the step with
+pandas / scikit-learn (scalers fitted on the message: fit_transform), emit the rows.
+Run with the pinned versions in requirements.txt (tests/oracle/venv.sh creates that venv).
+"""
+import json
+import math
+import os
+import shutil
+import sys
+import warnings
+
+import numpy as np
+import pandas as pd
+import sklearn
+from sklearn import preprocessing as pp
+
+warnings.filterwarnings("ignore")  # sklearn warns on n_quantiles > n, all-NaN columns, ...
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "golden")
+
+FLOATS = ["temp_out", "temp_in", "dew_point", "heat_index", "wind_chill", "thsw_index",
+          "wind_speed", "wind_speed_10min", "wind_gust", "barometer", "rain_rate", "rain_day",
+          "rain_month", "rain_year", "et_day", "uv_index", "soil_temp", "batt_volt", "storm_rain"]
+INTS = ["hum_out", "hum_in", "wind_dir_deg", "solar_rad", "leaf_wet", "tx_battery", "forecast_icon"]
+STRS = ["ts", "station", "wind_dir", "wind_dir_avg", "bar_trend", "forecast", "uv_level"]
+
+
+def num_cols(df):
+    return df.select_dtypes(include="number").columns
+
+
+def scaler(make):
+    def apply(df):
+        num = num_cols(df)
+        out = df.copy()
+        if len(num):
+            out[num] = make(df).fit_transform(df[num])
+        return out
+    return apply
+
+
+def fill(how):
+    def apply(df):
+        num = num_cols(df)
+        out = df.copy()
+        value = {"mean": lambda d: d.mean(), "median": lambda d: d.median(), "zeros": lambda d: 0}[how](df[num])
+        out[num] = df[num].fillna(value)
+        return out
+    return apply
+
+
+def qt(dist):
+    return scaler(lambda df: pp.QuantileTransformer(n_quantiles=min(1000, len(df)), output_distribution=dist))
+
+
+def abs_(df):
+    out = df.copy()
+    num = num_cols(df)
+    out[num] = df[num].abs()
+    return out
+
+
+STEPS = {
+    "abs": abs_,
+    "aggregated_sum": lambda df: df[num_cols(df)].sum().to_frame().T,
+    "drop_duplicates": lambda df: df.drop_duplicates(),
+    "handling_missing": lambda df: df.dropna(),
+    "fillna_mean": fill("mean"),
+    "fillna_median": fill("median"),
+    "fillna_zeros": fill("zeros"),
+    "max_abs_scaler": scaler(lambda df: pp.MaxAbsScaler()),
+    "min_max_scaler_0_1": scaler(lambda df: pp.MinMaxScaler(feature_range=(0, 1))),
+    "min_max_scaler_m1_1": scaler(lambda df: pp.MinMaxScaler(feature_range=(-1, 1))),
+    "normalizer": scaler(lambda df: pp.Normalizer()),
+    "quantile_transformer_normal": qt("normal"),
+    "quantile_transformer_uniform": qt("uniform"),
+    "robust_scaler": scaler(lambda df: pp.RobustScaler()),
+    "standard_scaler": scaler(lambda df: pp.StandardScaler()),
+}
+
+
+def frame(rows, schema):
+    """The DataFrame the paper's prepare builds, with the stream's declared dtypes."""
+    df = pd.DataFrame.from_records(rows, columns=list(schema))
+    for c, t in schema.items():
+        if t == "float64":
+            df[c] = df[c].astype("float64")
+        elif t == "int64":
+            df[c] = df[c].astype("float64") if df[c].isna().any() else df[c].astype("int64")
+        else:
+            df[c] = df[c].astype(object)
+    return df
+
+
+def jsonable(v):
+    if v is None:
+        return None
+    if isinstance(v, (float, np.floating)):
+        v = float(v)
+        return None if math.isnan(v) else v
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, str):
+        return v
+    if pd.isna(v):
+        return None
+    return v
+
+
+def write_rows(path, df):
+    with open(path, "w") as f:
+        for rec in df.itertuples(index=False, name=None):
+            row = {c: jsonable(v) for c, v in zip(df.columns, rec)}
+            f.write(json.dumps(row, allow_nan=False) + "\n")
+
+
+def weather(rng, n, missing=0.02, dups=0.01):
+    rows = []
+    for i in range(n):
+        r = {"ts": f"2019-06-{1 + i // 1440:02d}T{(i // 60) % 24:02d}:{i % 60:02d}:00", "station": "aalen"}
+        r["wind_dir"] = ["N", "NE", "E", "SE", "S", "SW", "W", "NW"][int(rng.integers(8))]
+        r["wind_dir_avg"] = ["N", "NE", "E", "SE", "S", "SW", "W", "NW"][int(rng.integers(8))]
+        r["bar_trend"] = ["Falling", "Steady", "Rising"][int(rng.integers(3))]
+        r["forecast"] = ["Sunny", "Cloudy", "Rain"][int(rng.integers(3))]
+        r["uv_level"] = ["low", "moderate", "high"][int(rng.integers(3))]
+        for j, c in enumerate(FLOATS):
+            r[c] = round(float(rng.normal(10 * (j + 1), 3 + j)), 2)
+        for j, c in enumerate(INTS):
+            r[c] = int(rng.integers(0, 100 * (j + 1)))
+        for c in FLOATS + INTS:
+            if rng.random() < missing:
+                r[c] = None
+        rows.append(r)
+        if rows and rng.random() < dups:
+            rows.append(dict(r))
+    schema = {c: "str" for c in STRS}
+    schema.update({c: "float64" for c in FLOATS})
+    schema.update({c: "int64" for c in INTS})
+    order = ["ts", "station"] + FLOATS[:5] + INTS[:2] + ["wind_dir", "wind_dir_avg"] + FLOATS[5:12] + INTS[2:4] + \
+        ["bar_trend", "forecast"] + FLOATS[12:] + INTS[4:] + ["uv_level"]
+    return [{c: r[c] for c in order} for r in rows], {c: schema[c] for c in order}
+
+
+def cases():
+    rng = np.random.default_rng(20261121)
+    out = {}
+    out["weather"] = weather(rng, 300)
+    out["weather_big"] = weather(rng, 2500, missing=0.0)  # more rows than n_quantiles
+    out["one_row"] = weather(rng, 1, missing=0.0)
+    out["one_row_missing"] = ([{"a": 1.5, "b": None, "i": 3, "s": "x"}], {"a": "float64", "b": "float64", "i": "int64", "s": "str"})
+    out["two_rows"] = ([{"a": 1.5, "b": -2.0, "i": 3, "s": "x"}, {"a": 2.5, "b": 4.0, "i": -7, "s": "y"}],
+                       {"a": "float64", "b": "float64", "i": "int64", "s": "str"})
+    const = [{"c": 3.3, "z": 0.0, "k": 7, "v": float(v), "s": "x"} for v in rng.normal(0, 1, 40).round(4)]
+    out["constant_columns"] = (const, {"c": "float64", "z": "float64", "k": "int64", "v": "float64", "s": "str"})
+    miss = [{"a": float(v), "gone": None, "i": int(k), "s": "t"} for v, k in zip(rng.normal(5, 2, 25).round(3), rng.integers(-50, 50, 25))]
+    out["all_missing_column"] = (miss, {"a": "float64", "gone": "float64", "i": "int64", "s": "str"})
+    neg = [{"a": float(v), "b": float(w)} for v, w in zip(rng.normal(-100, 30, 60).round(3), -rng.exponential(5, 60).round(5))]
+    out["negative"] = (neg, {"a": "float64", "b": "float64"})
+    big = [{"a": float(v), "b": float(w), "tiny": float(t)} for v, w, t in
+           zip(rng.normal(1e12, 1e9, 80), rng.normal(-3e15, 7e13, 80), rng.normal(1e-9, 1e-10, 80))]
+    out["large_magnitudes"] = (big, {"a": "float64", "b": "float64", "tiny": "float64"})
+    ints = [{"i": int(a), "j": int(b), "k": int(c)} for a, b, c in
+            zip(rng.integers(-1000, 1000, 50), rng.integers(0, 5, 50), rng.integers(10**9, 10**10, 50))]
+    out["integers"] = (ints, {"i": "int64", "j": "int64", "k": "int64"})
+    base = [{"s": s, "t": t, "a": a, "i": i} for s, t, a, i in
+            [("x", "p", 1.5, 1), ("y", None, None, 2), ("x", "p", 1.5, 1), ("x", "q", 1.5, 1),
+             ("y", None, None, 2), ("z", "p", 2.5, None), ("z", "p", 2.5, None), ("x", "p", 1.5, 1)]]
+    out["duplicates"] = (base, {"s": "str", "t": "str", "a": "float64", "i": "int64"})
+    ties = [{"a": float(v), "b": float(w)} for v, w in zip(rng.integers(0, 4, 70), rng.integers(0, 2, 70))]
+    out["ties"] = (ties, {"a": "float64", "b": "float64"})
+    return out
+
+
+def main():
+    if os.path.isdir(OUT):
+        shutil.rmtree(OUT)
+    n = 0
+    for name, (rows, schema) in cases().items():
+        d = os.path.join(OUT, name)
+        os.makedirs(d)
+        with open(os.path.join(d, "schema.json"), "w") as f:
+            json.dump(schema, f, indent=1)
+        with open(os.path.join(d, "input.ndjson"), "w") as f:
+            for r in rows:
+                f.write(json.dumps(r, allow_nan=False) + "\n")
+        for step, fn in STEPS.items():
+            df = frame(rows, schema)
+            try:
+                res = fn(df)
+            except Exception as e:  # scikit-learn refuses the message
+                with open(os.path.join(d, step + ".error"), "w") as f:
+                    f.write(f"{type(e).__name__}: {e}\n")
+                continue
+            write_rows(os.path.join(d, step + ".ndjson"), res)
+            n += 1
+    with open(os.path.join(OUT, "VERSIONS"), "w") as f:
+        f.write(f"numpy {np.__version__}\npandas {pd.__version__}\nscikit-learn {sklearn.__version__}\n")
+    print(f"golden: {len(cases())} cases, {n} step outputs in {os.path.normpath(OUT)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
