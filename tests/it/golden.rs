@@ -48,6 +48,7 @@ fn input_message(dir: &Path) -> Message {
             bytes: text,
             ends,
         },
+        rejected: Vec::new(),
     }
 }
 

@@ -1,1 +1,14 @@
-//! placeholder
+//! Sources and sinks, one module per protocol: [`file`] (NDJSON, CSV, Parquet, stdin/stdout),
+//! [`tcp`] (length-framed), [`generator`] (a simulated Davis weather station), and the
+//! [`dead_letter`] output. [`spec`] turns the CLI's `file:PATH`, `tcp-listen:HOST:PORT`, ...
+//! into endpoints and opens them.
+
+pub mod dead_letter;
+pub mod file;
+pub mod generator;
+pub mod spec;
+pub mod tcp;
+
+pub use spec::{
+    open_dead_letter, open_sink, open_source, Endpoint, FileFormat, SourceOptions, SpecError,
+};

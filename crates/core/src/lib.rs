@@ -22,12 +22,14 @@
 #![deny(missing_docs)]
 
 pub mod error;
+pub mod io;
 pub mod message;
 pub mod numeric;
 pub mod step;
 
 pub use error::StepError;
-pub use message::{DeadLetter, Message, Payload, RowFormat};
+pub use io::{DeadLetterSink, IoError, Read, Sink, Source, SourceKind};
+pub use message::{DeadLetter, Encoding, Message, Output, Payload, RowFormat};
 pub use step::Step;
 
 /// A message in columnar form: the unit every step works on.

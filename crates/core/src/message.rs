@@ -15,11 +15,11 @@ pub enum RowFormat {
 /// The content of a message before `prepare`.
 #[derive(Debug, Clone)]
 pub enum Payload {
-    /// Rows as bytes, concatenated; `ends[i]` is the end offset of row `i` in `bytes`.
+    /// Rows as bytes, each ending in `\n`; `ends[i]` is the end offset of row `i` in `bytes`.
     Raw {
         /// The format of every row.
         format: RowFormat,
-        /// All rows, back to back, without separators.
+        /// All rows, back to back, each terminated by a newline.
         bytes: Vec<u8>,
         /// End offset of each row in `bytes`.
         ends: Vec<usize>,
@@ -37,7 +37,7 @@ impl Payload {
         }
     }
 
-    /// Iterate over the raw rows (empty for a columnar payload).
+    /// Iterate over the raw rows without their newlines (empty for a columnar payload).
     pub fn raw_rows(&self) -> impl Iterator<Item = &[u8]> {
         let (bytes, ends): (&[u8], &[usize]) = match self {
             Payload::Raw { bytes, ends, .. } => (bytes, ends),
@@ -57,6 +57,9 @@ pub struct Message {
     pub seq: u64,
     /// The rows.
     pub payload: Payload,
+    /// Rows the source itself refused (e.g. an oversized frame), carried along so dead
+    /// letters reach their sink in input order.
+    pub rejected: Vec<DeadLetter>,
 }
 
 /// A row or a message that could not be processed, with the reason.
@@ -72,4 +75,27 @@ pub struct DeadLetter {
     pub data: String,
     /// How many rows it holds.
     pub rows: usize,
+}
+
+/// How the `result` step encodes a batch for the sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// One JSON object per row, keys in schema order, missing values as `null`,
+    /// floats shortest-round-trip.
+    Ndjson,
+    /// CSV lines without header (the sink writes the header once).
+    Csv,
+    /// No encoding: the sink takes the batch itself (Parquet).
+    Columnar,
+}
+
+/// What a chain hands to the sinks for one message.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// Sequence number of the message.
+    pub seq: u64,
+    /// The transformed batch.
+    pub batch: Batch,
+    /// The batch encoded as the sink asked (empty for [`Encoding::Columnar`]).
+    pub encoded: Vec<u8>,
 }

@@ -1,1 +1,11 @@
-//! placeholder
+//! The streamprep engine: the [`buffer`] that cuts rows into messages, the [`chain`] that runs
+//! `prepare`, the steps and `result` on one message, the executors (`inline`, `pool`) and the
+//! [`pipeline`] that ties a source to its sinks.
+
+pub mod buffer;
+pub mod chain;
+pub mod executor;
+pub mod pipeline;
+
+pub use executor::Method;
+pub use pipeline::{run, PipelineConfig, PipelineError, Summary};

@@ -3,43 +3,31 @@
 //! writes bytes.
 
 use arrow_json::writer::{LineDelimited, WriterBuilder};
-use streamprep_core::{Batch, StepError};
+use streamprep_core::{Batch, Encoding, StepError};
 
 const NAME: &str = "result";
-
-/// The encoding the primary sink wants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputFormat {
-    /// One JSON object per row, keys in schema order, missing values as `null`,
-    /// floats shortest-round-trip.
-    Ndjson,
-    /// CSV lines without header (the sink writes the header once).
-    Csv,
-    /// No encoding: the sink takes the batch itself (Parquet).
-    Columnar,
-}
 
 /// The result step.
 #[derive(Debug, Clone, Copy)]
 pub struct ResultStep {
     /// Encoding for the sink.
-    pub format: OutputFormat,
+    pub format: Encoding,
 }
 
 impl ResultStep {
-    /// Encode the batch; empty for [`OutputFormat::Columnar`].
+    /// Encode the batch; empty for [`Encoding::Columnar`].
     pub fn encode(&self, batch: &Batch) -> Result<Vec<u8>, StepError> {
         let mut out = Vec::with_capacity(batch.num_rows() * 64);
         match self.format {
-            OutputFormat::Columnar => {}
-            OutputFormat::Ndjson => {
+            Encoding::Columnar => {}
+            Encoding::Ndjson => {
                 let mut w = WriterBuilder::new()
                     .with_explicit_nulls(true)
                     .build::<_, LineDelimited>(&mut out);
                 w.write(batch).map_err(|e| StepError::arrow(NAME, e))?;
                 w.finish().map_err(|e| StepError::arrow(NAME, e))?;
             }
-            OutputFormat::Csv => {
+            Encoding::Csv => {
                 let mut w = arrow_csv::WriterBuilder::new()
                     .with_header(false)
                     .build(&mut out);

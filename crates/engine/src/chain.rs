@@ -1,0 +1,122 @@
+//! A chain: `prepare`, the user's steps in order, `result`. One instance per worker.
+
+use streamprep_core::{Batch, DeadLetter, Encoding, Message, Output, Step, StepError};
+use streamprep_ops::prepare::{Prepare, PrepareConfig};
+use streamprep_ops::registry::{build_chain, ChainError};
+use streamprep_ops::result::ResultStep;
+
+/// What one message became.
+#[derive(Debug)]
+pub struct Processed {
+    /// Sequence number of the message.
+    pub seq: u64,
+    /// Rows the buffer put in the message.
+    pub rows_in: usize,
+    /// The output, unless the whole message was refused.
+    pub output: Option<Output>,
+    /// Refused rows or the refused message, with reasons.
+    pub dead: Vec<DeadLetter>,
+}
+
+/// A runnable chain.
+pub struct Chain {
+    prepare: Prepare,
+    steps: Vec<Box<dyn Step>>,
+    result: ResultStep,
+}
+
+impl Chain {
+    /// Build a chain instance from step names (without `prepare`/`result`, or with them at the ends).
+    pub fn new<S: AsRef<str>>(
+        names: &[S],
+        prepare: PrepareConfig,
+        encoding: Encoding,
+    ) -> Result<Self, ChainError> {
+        Ok(Chain {
+            prepare: Prepare::new(prepare),
+            steps: build_chain(names)?,
+            result: ResultStep { format: encoding },
+        })
+    }
+
+    /// Run every step on one message. Never fails: a refused message becomes dead letters.
+    pub fn run(&mut self, msg: Message) -> Processed {
+        let rows_in = msg.payload.rows();
+        let seq = msg.seq;
+        let mut dead = msg.rejected.clone();
+        let refused = |e: StepError, data: String, rows: usize| DeadLetter {
+            seq,
+            step: e.step().to_string(),
+            reason: e.to_string(),
+            data,
+            rows,
+        };
+        let prepared = match self.prepare.apply(&msg) {
+            Ok(p) => p,
+            Err(e) => {
+                let data = msg
+                    .payload
+                    .raw_rows()
+                    .map(String::from_utf8_lossy)
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                dead.push(refused(e, data, rows_in));
+                return Processed {
+                    seq,
+                    rows_in,
+                    output: None,
+                    dead,
+                };
+            }
+        };
+        dead.extend(prepared.dead);
+        let mut batch = prepared.batch;
+        for step in &mut self.steps {
+            match step.apply(batch.clone()) {
+                Ok(b) => batch = b,
+                Err(e) => {
+                    let rows = batch.num_rows();
+                    dead.push(refused(e, ndjson(&batch), rows));
+                    return Processed {
+                        seq,
+                        rows_in,
+                        output: None,
+                        dead,
+                    };
+                }
+            }
+        }
+        match self.result.encode(&batch) {
+            Ok(encoded) => Processed {
+                seq,
+                rows_in,
+                output: Some(Output {
+                    seq,
+                    batch,
+                    encoded,
+                }),
+                dead,
+            },
+            Err(e) => {
+                let rows = batch.num_rows();
+                dead.push(refused(e, String::new(), rows));
+                Processed {
+                    seq,
+                    rows_in,
+                    output: None,
+                    dead,
+                }
+            }
+        }
+    }
+}
+
+/// A batch as NDJSON text, for a dead letter.
+fn ndjson(batch: &Batch) -> String {
+    ResultStep {
+        format: Encoding::Ndjson,
+    }
+    .encode(batch)
+    .map(|b| String::from_utf8_lossy(&b).trim_end().to_string())
+    .unwrap_or_default()
+}

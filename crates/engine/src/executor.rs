@@ -1,0 +1,145 @@
+//! Where chains run: `inline` (in the thread that reads the source, the paper's baseline) or
+//! `pool` (worker threads, each running whole chains, fed through a bounded queue, output put
+//! back in input order by sequence number).
+
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crossbeam_channel::bounded;
+use streamprep_core::{DeadLetter, IoError, Message};
+
+use crate::chain::{Chain, Processed};
+
+/// Where the chains run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// In the reading thread.
+    Inline,
+    /// On `workers` threads of this host.
+    Pool {
+        /// Number of worker threads (at least 1).
+        workers: usize,
+    },
+}
+
+/// Run a chain on a message, turning a panic (a bug in a step) into a dead letter instead of
+/// a lost message and a hung pipeline.
+pub(crate) fn run_guarded(chain: &mut Chain, msg: Message) -> Processed {
+    let seq = msg.seq;
+    let rows_in = msg.payload.rows();
+    match catch_unwind(AssertUnwindSafe(|| chain.run(msg))) {
+        Ok(p) => p,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Processed {
+                seq,
+                rows_in,
+                output: None,
+                dead: vec![DeadLetter {
+                    seq,
+                    step: "chain".into(),
+                    reason: format!("internal error (a streamprep bug, please report it): {what}"),
+                    data: String::new(),
+                    rows: rows_in,
+                }],
+            }
+        }
+    }
+}
+
+/// Run `inline`: read, process, deliver, one message at a time.
+pub(crate) fn inline(
+    mut chain: Chain,
+    mut next: impl FnMut() -> Result<Option<Message>, IoError>,
+    mut deliver: impl FnMut(Processed) -> Result<(), IoError>,
+) -> Result<(), IoError> {
+    while let Some(msg) = next()? {
+        deliver(run_guarded(&mut chain, msg))?;
+    }
+    Ok(())
+}
+
+/// Run on a pool of worker threads. At most `window` messages are between the reader and the
+/// ordered sink at any time: when the window is full, reading waits (backpressure), so memory
+/// stays bounded whatever the input size or a slow worker.
+pub(crate) fn pool(
+    chains: Vec<Chain>,
+    window: usize,
+    mut next: impl FnMut() -> Result<Option<Message>, IoError> + Send,
+    mut deliver: impl FnMut(Processed) -> Result<(), IoError> + Send,
+) -> Result<(), IoError> {
+    let workers = chains.len().max(1);
+    let window = window.max(workers);
+    let (task_tx, task_rx) = bounded::<Message>(workers);
+    let (res_tx, res_rx) = bounded::<Processed>(window);
+    let (credit_tx, credit_rx) = bounded::<()>(window);
+    let failed = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for mut chain in chains {
+            let task_rx = task_rx.clone();
+            let res_tx = res_tx.clone();
+            s.spawn(move || {
+                for msg in task_rx {
+                    if res_tx.send(run_guarded(&mut chain, msg)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(res_tx);
+        drop(task_rx);
+        let failed = &failed;
+        let collector = s.spawn(move || -> Result<(), IoError> {
+            let mut pending: BTreeMap<u64, Processed> = BTreeMap::new();
+            let mut next_seq = 0u64;
+            let mut result = Ok(());
+            for p in res_rx {
+                pending.insert(p.seq, p);
+                while let Some(p) = pending.remove(&next_seq) {
+                    next_seq += 1;
+                    if result.is_ok() {
+                        if let Err(e) = deliver(p) {
+                            failed.store(true, Ordering::SeqCst);
+                            result = Err(e);
+                        }
+                    }
+                    let _ = credit_rx.try_recv();
+                }
+            }
+            if result.is_ok() && !pending.is_empty() {
+                result = Err(IoError::Protocol(format!(
+                    "internal error: {} message(s) after #{next_seq} never completed",
+                    pending.len()
+                )));
+            }
+            result
+        });
+        let mut read_result = Ok(());
+        while !failed.load(Ordering::SeqCst) {
+            match next() {
+                Ok(Some(msg)) => {
+                    if credit_tx.send(()).is_err() || task_tx.send(msg).is_err() {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    read_result = Err(e);
+                    break;
+                }
+            }
+        }
+        drop(task_tx);
+        let sink_result = collector.join().unwrap_or_else(|_| {
+            Err(IoError::Protocol(
+                "internal error: the ordered sink thread panicked".into(),
+            ))
+        });
+        read_result.and(sink_result)
+    })
+}
