@@ -1,1 +1,43 @@
-fn main() {}
+//! `streamprep`: real-time preprocessing of streaming sensor data.
+//!
+//! One file per subcommand under `src/cmd/`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+/// Real-time preprocessing of streaming sensor data: pandas/scikit-learn steps on Arrow batches.
+#[derive(Parser)]
+#[command(name = "streamprep", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a pipeline: source -> buffer -> chain of steps -> sink.
+    Run(cmd::run::RunArgs),
+    /// Write Davis-weather-station-like test data (NDJSON).
+    Gen(cmd::gen::GenArgs),
+    /// List the steps with one-line descriptions.
+    List,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => cmd::run::run(args),
+        Command::Gen(args) => cmd::gen::run(args),
+        Command::List => cmd::list::run(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("streamprep: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,3 +1,6 @@
 //! Integration tests: one binary (see conventions.md).
 
+mod cli;
 mod golden;
+mod pipeline;
+mod tcp;

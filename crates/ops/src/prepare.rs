@@ -299,8 +299,10 @@ pub fn infer_schema(
                         .into(),
                 );
             }
-            arrow_json::reader::infer_json_schema_from_iterator(values.into_iter().map(Ok))
-                .map_err(|e| e.to_string())?
+            let inferred =
+                arrow_json::reader::infer_json_schema_from_iterator(values.iter().cloned().map(Ok))
+                    .map_err(|e| e.to_string())?;
+            prefer_majority_numbers(inferred, &values)
         }
         RowFormat::Csv => {
             let header = header.ok_or("a CSV stream needs a header line")?;
@@ -318,6 +320,41 @@ pub fn infer_schema(
         }
     };
     Ok(Arc::new(normalise(schema)))
+}
+
+/// Arrow's inference turns a column into strings as soon as one sample value is a string; in a
+/// sensor stream that one value is a bad row. A column whose sample values are mostly numbers
+/// stays numeric, and the odd rows are refused by `prepare` into dead letters.
+fn prefer_majority_numbers(schema: Schema, values: &[serde_json::Value]) -> Schema {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            if f.data_type() != &DataType::Utf8 {
+                return f.as_ref().clone();
+            }
+            let (mut ints, mut floats, mut others) = (0usize, 0usize, 0usize);
+            for v in values.iter().filter_map(|r| r.get(f.name())) {
+                match v {
+                    serde_json::Value::Null => {}
+                    serde_json::Value::Number(n) if n.is_f64() => floats += 1,
+                    serde_json::Value::Number(_) => ints += 1,
+                    _ => others += 1,
+                }
+            }
+            let dt = if ints + floats > others {
+                if floats > 0 {
+                    DataType::Float64
+                } else {
+                    DataType::Int64
+                }
+            } else {
+                DataType::Utf8
+            };
+            Field::new(f.name(), dt, true)
+        })
+        .collect();
+    Schema::new(fields)
 }
 
 fn normalise(schema: Schema) -> Schema {

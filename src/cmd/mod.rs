@@ -1,0 +1,6 @@
+//! One module per subcommand.
+
+pub mod gen;
+pub mod list;
+pub mod project;
+pub mod run;

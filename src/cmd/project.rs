@@ -1,0 +1,127 @@
+//! The project file (TOML): a pipeline's source, chain and sinks, with runtime knobs that
+//! flags may override.
+//!
+//! ```toml
+//! source = "file:weather.ndjson"   # or "-", "tcp-listen:127.0.0.1:9000", "generator:davis?rows=1000"
+//! source_format = "ndjson"         # for stdin and TCP (files: from the extension)
+//! chain = ["fillna_zeros", "normalizer", "drop_duplicates"]
+//! buffer = 100
+//! method = "pool"                  # or "inline"
+//! workers = 2
+//! sink = "file:out.ndjson"
+//! dead_letter = "file:dead.ndjson" # default: stderr
+//! compression = "none"             # or "zlib-base64" (each row base64(zlib(text)))
+//! max_frame = 16777216             # largest TCP frame accepted, bytes
+//!
+//! [schema]                         # optional: declared instead of inferred from the first rows
+//! ts = "string"
+//! temp_out = "float64"
+//! hum_out = "int64"
+//! ```
+
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use serde::Deserialize;
+use streamprep_connectors::FileFormat;
+use streamprep_ops::prepare::Compression;
+
+/// Where the chain runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum MethodName {
+    /// In the thread that reads the source.
+    Inline,
+    /// On a pool of worker threads.
+    Pool,
+}
+
+/// A chain is a list, or one comma-separated string.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ChainSpec {
+    /// `["abs", "normalizer"]`
+    List(Vec<String>),
+    /// `"abs,normalizer"`
+    Text(String),
+}
+
+impl ChainSpec {
+    pub fn steps(&self) -> Vec<String> {
+        match self {
+            ChainSpec::List(v) => v.clone(),
+            ChainSpec::Text(s) => split_chain(s),
+        }
+    }
+}
+
+/// `a, b,c` -> `["a", "b", "c"]`
+pub fn split_chain(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(|x| x.trim().to_string())
+        .filter(|x| !x.is_empty())
+        .collect()
+}
+
+/// Everything a project file may say. Unknown keys are refused.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectConfig {
+    /// Where rows come from.
+    pub source: Option<String>,
+    /// Format of a stdin or TCP source.
+    pub source_format: Option<FileFormat>,
+    /// The steps, in order.
+    pub chain: Option<ChainSpec>,
+    /// Buffering factor: rows a message.
+    pub buffer: Option<usize>,
+    /// `inline` or `pool`.
+    pub method: Option<MethodName>,
+    /// Worker threads of the pool.
+    pub workers: Option<usize>,
+    /// Where results go.
+    pub sink: Option<String>,
+    /// Format of a stdout or TCP sink.
+    pub sink_format: Option<FileFormat>,
+    /// Where refused rows go (default: stderr).
+    pub dead_letter: Option<String>,
+    /// How rows are wrapped.
+    pub compression: Option<Compression>,
+    /// Largest TCP frame accepted, in bytes.
+    pub max_frame: Option<usize>,
+    /// Declared schema: column name -> type, in column order.
+    pub schema: Option<toml::Table>,
+}
+
+impl ProjectConfig {
+    pub fn load(path: &std::path::Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading project file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("project file {}", path.display()))
+    }
+}
+
+/// A declared schema from `[schema]`.
+pub fn declared_schema(table: &toml::Table) -> anyhow::Result<SchemaRef> {
+    let mut fields = Vec::new();
+    for (name, t) in table {
+        let Some(t) = t.as_str() else {
+            bail!("[schema] {name}: the type must be a string such as \"float64\"")
+        };
+        let dt = match t.to_ascii_lowercase().as_str() {
+            "float64" | "float" | "double" | "f64" => DataType::Float64,
+            "float32" | "f32" => DataType::Float32,
+            "int64" | "int" | "integer" | "i64" => DataType::Int64,
+            "int32" | "i32" => DataType::Int32,
+            "string" | "str" | "utf8" | "text" => DataType::Utf8,
+            "bool" | "boolean" => DataType::Boolean,
+            other => bail!("[schema] {name}: unknown type '{other}' (float64, float32, int64, int32, string, bool)"),
+        };
+        fields.push(Field::new(name, dt, true));
+    }
+    if fields.is_empty() {
+        bail!("[schema] is empty; leave it out to infer the schema from the first rows");
+    }
+    Ok(Arc::new(Schema::new(fields)))
+}

@@ -1,0 +1,172 @@
+//! `streamprep run`: one pipeline from flags and/or a project file (flags override the file).
+//! Everything is validated, and every endpoint opened, before the first row is read.
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use streamprep_connectors::{
+    open_dead_letter, open_sink, open_source, spec, FileFormat, SourceOptions,
+};
+use streamprep_engine::{Method, PipelineConfig};
+use streamprep_ops::prepare::Compression;
+
+use super::project::{declared_schema, split_chain, MethodName, ProjectConfig};
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// Project file (TOML); flags override what it says.
+    project: Option<std::path::PathBuf>,
+    /// Source: file:PATH (.ndjson/.jsonl, .csv, .parquet), `-` (stdin), tcp-listen:HOST:PORT, generator:davis?rows=N.
+    #[arg(long)]
+    source: Option<String>,
+    /// Steps, comma-separated (prepare and result are implied). See `streamprep list`.
+    #[arg(long)]
+    chain: Option<String>,
+    /// Buffering factor: rows a message.
+    #[arg(long)]
+    buffer: Option<usize>,
+    /// Where the chain runs.
+    #[arg(long, value_enum)]
+    method: Option<MethodName>,
+    /// Worker threads for `--method pool` (default: the number of cores).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Sink: file:PATH (.ndjson/.jsonl, .csv, .parquet), `-` (stdout), tcp:HOST:PORT.
+    #[arg(long)]
+    sink: Option<String>,
+    /// Dead-letter output (NDJSON): file:PATH or `-` (stderr, the default).
+    #[arg(long)]
+    dead_letter: Option<String>,
+    /// Row format of a stdin or TCP source (files: from the extension).
+    #[arg(long, value_enum)]
+    source_format: Option<Format>,
+    /// Format of a stdout or TCP sink (files: from the extension).
+    #[arg(long, value_enum)]
+    sink_format: Option<Format>,
+    /// Rows arrive wrapped: `zlib-base64` = each row is base64(zlib(text)).
+    #[arg(long, value_enum)]
+    compression: Option<CompressionArg>,
+    /// Largest TCP frame accepted, in bytes (longer frames are skipped into dead letters).
+    #[arg(long)]
+    max_frame: Option<usize>,
+    /// Do not print the summary line.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Ndjson,
+    Csv,
+    Parquet,
+}
+
+impl From<Format> for FileFormat {
+    fn from(f: Format) -> Self {
+        match f {
+            Format::Ndjson => FileFormat::Ndjson,
+            Format::Csv => FileFormat::Csv,
+            Format::Parquet => FileFormat::Parquet,
+        }
+    }
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CompressionArg {
+    None,
+    ZlibBase64,
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let project = match &args.project {
+        Some(p) => ProjectConfig::load(p)?,
+        None => ProjectConfig::default(),
+    };
+    let source = args
+        .source
+        .or(project.source)
+        .context("no source: give --source or `source =` in the project file")?;
+    let sink = args
+        .sink
+        .or(project.sink)
+        .context("no sink: give --sink or `sink =` in the project file")?;
+    let chain = match args.chain {
+        Some(c) => split_chain(&c),
+        None => project
+            .chain
+            .map(|c| c.steps())
+            .context("no chain: give --chain or `chain =` in the project file")?,
+    };
+    let buffer = args
+        .buffer
+        .or(project.buffer)
+        .context("no buffer size: give --buffer or `buffer =` in the project file")?;
+    let workers = args.workers.or(project.workers);
+    let method = match args.method.or(project.method).unwrap_or(MethodName::Inline) {
+        MethodName::Inline => {
+            if workers.is_some_and(|w| w > 1) {
+                bail!("--workers needs --method pool (inline runs on the reading thread)");
+            }
+            Method::Inline
+        }
+        MethodName::Pool => Method::Pool {
+            workers: workers.unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2)
+            }),
+        },
+    };
+    let compression = match args.compression {
+        Some(CompressionArg::None) => Compression::None,
+        Some(CompressionArg::ZlibBase64) => Compression::ZlibBase64,
+        None => project.compression.unwrap_or_default(),
+    };
+    let schema = project.schema.as_ref().map(declared_schema).transpose()?;
+    let cfg = PipelineConfig {
+        chain,
+        buffer,
+        method,
+        schema,
+        compression,
+    };
+    cfg.validate()?;
+
+    let source_format = args
+        .source_format
+        .map(FileFormat::from)
+        .or(project.source_format);
+    let sink_format = args
+        .sink_format
+        .map(FileFormat::from)
+        .or(project.sink_format);
+    let source_ep = spec::parse(&source, source_format).context("--source")?;
+    let sink_ep = spec::parse(&sink, sink_format).context("--sink")?;
+    let dl_ep = spec::parse(
+        args.dead_letter
+            .or(project.dead_letter)
+            .as_deref()
+            .unwrap_or("-"),
+        Some(FileFormat::Ndjson),
+    )
+    .context("--dead-letter")?;
+    let opts = SourceOptions {
+        max_frame: args
+            .max_frame
+            .or(project.max_frame)
+            .unwrap_or(SourceOptions::default().max_frame),
+    };
+
+    let mut src = open_source(&source_ep, opts).context("opening the source")?;
+    if let spec::Endpoint::TcpListen { addr, .. } = &source_ep {
+        eprintln!("streamprep: listening on {addr} for framed rows");
+    }
+    let mut sink = open_sink(&sink_ep).context("opening the sink")?;
+    let mut dl = open_dead_letter(&dl_ep).context("opening the dead-letter output")?;
+
+    let summary = streamprep_engine::run(&cfg, src.as_mut(), sink.as_mut(), Some(dl.as_mut()))?;
+    if !args.quiet {
+        eprintln!("streamprep: {summary}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

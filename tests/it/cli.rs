@@ -1,0 +1,327 @@
+//! The `streamprep` binary as users call it.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_streamprep"))
+}
+
+pub fn ok(out: Output) -> Output {
+    assert!(
+        out.status.success(),
+        "streamprep failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn gen(dir: &Path, rows: u64) -> std::path::PathBuf {
+    let p = dir.join("in.ndjson");
+    ok(bin()
+        .args(["gen", "--rows", &rows.to_string(), "--seed", "5", "--out"])
+        .arg(&p)
+        .output()
+        .expect("gen"));
+    p
+}
+
+fn s(p: &Path) -> String {
+    format!("file:{}", p.display())
+}
+
+#[test]
+fn gen_is_deterministic_and_has_33_fields() {
+    let a = bin()
+        .args(["gen", "--rows", "300", "--seed", "9"])
+        .output()
+        .expect("gen");
+    let b = bin()
+        .args(["gen", "--rows", "300", "--seed", "9"])
+        .output()
+        .expect("gen");
+    let c = bin()
+        .args(["gen", "--rows", "300", "--seed", "10"])
+        .output()
+        .expect("gen");
+    assert_eq!(a.stdout, b.stdout);
+    assert_ne!(a.stdout, c.stdout);
+    let text = String::from_utf8(a.stdout).expect("utf8");
+    assert_eq!(text.lines().count(), 300);
+    for l in text.lines() {
+        let row: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(l).expect("json row");
+        assert_eq!(row.len(), 33);
+    }
+}
+
+#[test]
+fn run_prints_a_summary_and_pool_equals_inline() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let input = gen(dir.path(), 2500);
+    let a = dir.path().join("a.ndjson");
+    let b = dir.path().join("b.ndjson");
+    let chain = "fillna_zeros,normalizer,drop_duplicates";
+    let out = ok(bin()
+        .args([
+            "run",
+            "--source",
+            &s(&input),
+            "--chain",
+            chain,
+            "--buffer",
+            "100",
+            "--sink",
+            &s(&a),
+        ])
+        .output()
+        .expect("run"));
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        summary.contains("rows in 2500,")
+            && summary.contains("messages 25,")
+            && summary.contains("rows/s"),
+        "{summary}"
+    );
+    ok(bin()
+        .args([
+            "run",
+            "--source",
+            &s(&input),
+            "--chain",
+            chain,
+            "--buffer",
+            "100",
+            "--method",
+            "pool",
+            "--workers",
+            "3",
+            "--sink",
+            &s(&b),
+        ])
+        .output()
+        .expect("run"));
+    assert_eq!(std::fs::read(&a).expect("a"), std::fs::read(&b).expect("b"));
+}
+
+#[test]
+fn bad_flags_and_projects_fail_before_reading_anything() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let input = gen(dir.path(), 10);
+    let out_file = dir.path().join("out.ndjson");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["--chain".into(), "abs,nonsense".into()],
+            "unknown step 'nonsense'",
+        ),
+        (
+            vec![
+                "--chain".into(),
+                "abs".into(),
+                "--buffer".into(),
+                "0".into(),
+            ],
+            "--buffer must be at least 1",
+        ),
+        (
+            vec!["--chain".into(), "abs,prepare".into()],
+            "'prepare' may only open",
+        ),
+        (
+            vec![
+                "--chain".into(),
+                "abs".into(),
+                "--workers".into(),
+                "2".into(),
+            ],
+            "--workers needs --method pool",
+        ),
+    ];
+    for (extra, want) in cases {
+        let mut args: Vec<String> = vec![
+            "run".into(),
+            "--source".into(),
+            s(&input),
+            "--sink".into(),
+            s(&out_file),
+        ];
+        if !extra.iter().any(|a| a == "--buffer") {
+            args.extend(["--buffer".into(), "10".into()]);
+        }
+        args.extend(extra);
+        let out = bin().args(&args).output().expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(err.contains(want), "{args:?}: expected '{want}' in: {err}");
+        assert!(
+            !out_file.exists(),
+            "{args:?}: the sink was created before the config was checked"
+        );
+    }
+    let out = bin()
+        .args([
+            "run",
+            "--source",
+            "file:nope.ndjson",
+            "--chain",
+            "abs",
+            "--buffer",
+            "3",
+            "--sink",
+            &s(&out_file),
+        ])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope.ndjson"));
+    let out = bin()
+        .args([
+            "run",
+            "--source",
+            "file:in.txt",
+            "--chain",
+            "abs",
+            "--buffer",
+            "3",
+            "--sink",
+            "-",
+        ])
+        .output()
+        .expect("run");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("extension"));
+
+    let project = dir.path().join("p.toml");
+    std::fs::write(
+        &project,
+        "source = \"x.ndjson\"\nchain = [\"abs\"]\nbufer = 3\n",
+    )
+    .expect("write");
+    let out = bin().arg("run").arg(&project).output().expect("run");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("bufer"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn project_file_runs_and_flags_override_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let input = gen(dir.path(), 300);
+    let from_file = dir.path().join("f.csv");
+    let overridden = dir.path().join("o.ndjson");
+    let project = dir.path().join("p.toml");
+    std::fs::write(
+        &project,
+        format!(
+            "source = \"{}\"\nchain = \"fillna_mean, standard_scaler\"\nbuffer = 50\nmethod = \"pool\"\nworkers = 2\nsink = \"{}\"\n",
+            s(&input),
+            s(&from_file)
+        ),
+    )
+    .expect("write");
+    ok(bin().arg("run").arg(&project).output().expect("run"));
+    let csv = std::fs::read_to_string(&from_file).expect("csv");
+    assert!(
+        csv.starts_with("ts,station,temp_out,"),
+        "{}",
+        &csv[..80.min(csv.len())]
+    );
+    assert_eq!(csv.lines().count(), 301);
+    ok(bin()
+        .arg("run")
+        .arg(&project)
+        .args(["--sink", &s(&overridden), "--buffer", "300"])
+        .output()
+        .expect("run"));
+    assert_eq!(
+        std::fs::read_to_string(&overridden)
+            .expect("ndjson")
+            .lines()
+            .count(),
+        300
+    );
+}
+
+#[test]
+fn declared_schema_and_parquet_round_trip() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let input = dir.path().join("in.ndjson");
+    std::fs::write(
+        &input,
+        "{\"t\": \"a\", \"x\": 1}\n{\"t\": \"b\", \"x\": null}\n{\"t\": \"c\", \"x\": -3}\n",
+    )
+    .expect("write");
+    let pq = dir.path().join("mid.parquet");
+    let back = dir.path().join("back.ndjson");
+    let project = dir.path().join("p.toml");
+    std::fs::write(&project, format!("source = \"{}\"\nchain = []\nbuffer = 2\nsink = \"{}\"\n[schema]\nt = \"string\"\nx = \"float64\"\n", s(&input), s(&pq))).expect("w");
+    ok(bin().arg("run").arg(&project).output().expect("run"));
+    ok(bin()
+        .args([
+            "run",
+            "--source",
+            &s(&pq),
+            "--chain",
+            "abs",
+            "--buffer",
+            "2",
+            "--sink",
+            &s(&back),
+        ])
+        .output()
+        .expect("run"));
+    assert_eq!(
+        std::fs::read_to_string(&back).expect("back"),
+        "{\"t\":\"a\",\"x\":1.0}\n{\"t\":\"b\",\"x\":null}\n{\"t\":\"c\",\"x\":3.0}\n"
+    );
+}
+
+#[test]
+fn stdin_to_stdout() {
+    use std::io::Write;
+    let mut child = bin()
+        .args([
+            "run",
+            "--source",
+            "-",
+            "--chain",
+            "aggregated_sum",
+            "--buffer",
+            "2",
+            "--sink",
+            "-",
+            "-q",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child.stdin.take().expect("stdin").write_all(b"{\"a\":1,\"b\":0.5,\"s\":\"x\"}\n{\"a\":2,\"b\":null,\"s\":\"y\"}\n{\"a\":5,\"b\":1.25,\"s\":\"z\"}\n").expect("write");
+    let out = ok(child.wait_with_output().expect("wait"));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "{\"a\":3,\"b\":0.5}\n{\"a\":5,\"b\":1.25}\n"
+    );
+}
+
+#[test]
+fn list_names_every_step() {
+    let out = ok(bin().arg("list").output().expect("list"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for step in [
+        "prepare",
+        "abs",
+        "quantile_transformer_normal",
+        "standard_scaler",
+        "result",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(step)),
+            "{step} missing from list"
+        );
+    }
+}

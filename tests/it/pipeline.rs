@@ -1,0 +1,232 @@
+//! The engine through its library API: pool output is identical to inline for any worker
+//! count and buffer size; bad rows go to dead letters with a reason and good rows go on.
+
+use std::sync::{Arc, Mutex};
+
+use streamprep_connectors::dead_letter::DeadLetterWriter;
+use streamprep_connectors::file::{LineSource, WriterSink};
+use streamprep_connectors::generator::DavisSource;
+use streamprep_core::{DeadLetterSink, Encoding, IoError, Output, RowFormat, Sink};
+use streamprep_engine::{run, Method, PipelineConfig};
+use streamprep_ops::prepare::Compression;
+
+/// A sink that keeps the bytes in memory.
+#[derive(Clone, Default)]
+struct Mem(Arc<Mutex<Vec<u8>>>);
+
+impl Mem {
+    fn bytes(&self) -> Vec<u8> {
+        self.0.lock().map(|b| b.clone()).unwrap_or_default()
+    }
+}
+
+impl Sink for Mem {
+    fn encoding(&self) -> Encoding {
+        Encoding::Ndjson
+    }
+    fn write(&mut self, out: &Output) -> Result<(), IoError> {
+        self.0.lock().expect("lock").extend_from_slice(&out.encoded);
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<(), IoError> {
+        Ok(())
+    }
+}
+
+impl std::io::Write for Mem {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn cfg(chain: &str, buffer: usize, method: Method) -> PipelineConfig {
+    PipelineConfig {
+        chain: chain.split(',').map(String::from).collect(),
+        buffer,
+        method,
+        schema: None,
+        compression: Compression::None,
+    }
+}
+
+fn run_davis(
+    chain: &str,
+    rows: u64,
+    buffer: usize,
+    method: Method,
+) -> (Vec<u8>, streamprep_engine::Summary) {
+    let mut src = DavisSource::new(11, rows);
+    let mut sink = Mem::default();
+    let s = run(&cfg(chain, buffer, method), &mut src, &mut sink, None).expect("run");
+    (sink.bytes(), s)
+}
+
+#[test]
+fn pool_output_is_identical_to_inline_for_any_workers_and_buffer() {
+    let chain = "fillna_zeros,normalizer,drop_duplicates,quantile_transformer_uniform";
+    for buffer in [1, 7, 100, 1000] {
+        let (want, s) = run_davis(chain, 3000, buffer, Method::Inline);
+        assert_eq!(s.rows_in, 3000);
+        if buffer >= 100 {
+            assert!(
+                s.rows_out > 2900 && s.rows_out < 3000,
+                "duplicates dropped: {}",
+                s.rows_out
+            );
+        } else {
+            assert!(
+                s.rows_out > 2900 && s.rows_out <= 3000,
+                "rows out: {}",
+                s.rows_out
+            );
+        }
+        assert_eq!(s.messages, 3000u64.div_ceil(buffer as u64));
+        for workers in [1, 2, 3, 5] {
+            let (got, s2) = run_davis(chain, 3000, buffer, Method::Pool { workers });
+            assert_eq!(
+                s2,
+                streamprep_engine::Summary {
+                    seconds: s2.seconds,
+                    ..s.clone()
+                }
+            );
+            assert!(
+                got == want,
+                "pool with {workers} workers differs from inline at buffer {buffer}"
+            );
+        }
+    }
+}
+
+#[test]
+fn bad_rows_go_to_dead_letters_and_good_rows_go_on() {
+    let input = b"{\"a\": 1.5, \"s\": \"x\"}\n{\"a\": 2.5, \"s\": \"y\"}\nnot json\n{\"a\": \"oops\", \"s\": \"z\"}\n{\"a\": 4.0, \"s\": \"w\"}\n\n{\"a\": -1.0, \"s\": \"v\"}\n";
+    for method in [Method::Inline, Method::Pool { workers: 2 }] {
+        let mut src = LineSource::new(&input[..], RowFormat::Ndjson);
+        let mut sink = Mem::default();
+        let dl_bytes = Mem::default();
+        let mut dl = DeadLetterWriter::new(dl_bytes.clone());
+        let s = run(
+            &cfg("abs", 3, method),
+            &mut src,
+            &mut sink,
+            Some(&mut dl as &mut dyn DeadLetterSink),
+        )
+        .expect("run");
+        let out = String::from_utf8(sink.bytes()).expect("utf8");
+        assert_eq!(
+            out,
+            "{\"a\":1.5,\"s\":\"x\"}\n{\"a\":2.5,\"s\":\"y\"}\n{\"a\":4.0,\"s\":\"w\"}\n{\"a\":1.0,\"s\":\"v\"}\n"
+        );
+        assert_eq!((s.rows_in, s.rows_out, s.dead_letters), (6, 4, 2));
+        let dead = String::from_utf8(dl_bytes.bytes()).expect("utf8");
+        let lines: Vec<serde_json::Value> = dead
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect();
+        assert_eq!(lines.len(), 2, "{dead}");
+        assert_eq!(lines[0]["data"], "not json");
+        assert_eq!(lines[0]["step"], "prepare");
+        assert_eq!(lines[1]["data"], "{\"a\": \"oops\", \"s\": \"z\"}");
+        assert!(
+            lines[1]["reason"].as_str().unwrap_or("").contains("schema"),
+            "{dead}"
+        );
+    }
+}
+
+#[test]
+fn a_refused_message_is_dead_lettered_whole_and_the_next_one_goes_on() {
+    let input = b"{\"a\": 1.0}\n{\"a\": null}\n{\"a\": 3.0}\n{\"a\": 4.0}\n";
+    let mut src = LineSource::new(&input[..], RowFormat::Ndjson);
+    let mut sink = Mem::default();
+    let dl_bytes = Mem::default();
+    let mut dl = DeadLetterWriter::new(dl_bytes.clone());
+    let s = run(
+        &cfg("normalizer", 2, Method::Inline),
+        &mut src,
+        &mut sink,
+        Some(&mut dl as &mut dyn DeadLetterSink),
+    )
+    .expect("run");
+    assert_eq!(
+        String::from_utf8(sink.bytes()).expect("utf8"),
+        "{\"a\":1.0}\n{\"a\":1.0}\n"
+    );
+    assert_eq!((s.rows_out, s.dead_letters), (2, 2));
+    let dead: serde_json::Value =
+        serde_json::from_slice(&dl_bytes.bytes()).expect("one dead letter");
+    assert_eq!(dead["step"], "normalizer");
+    assert_eq!(dead["rows"], 2);
+    assert!(dead["reason"].as_str().unwrap_or("").contains("fillna"));
+}
+
+#[test]
+fn zlib_base64_rows_are_decoded_like_the_paper_sent_them() {
+    use base64::Engine;
+    use std::io::Write;
+    let mut wrapped = Vec::new();
+    for text in [
+        "{\"a\": -1.0, \"b\": 2}",
+        "[{\"a\": -2.0, \"b\": 3}, {\"a\": 5.5, \"b\": -4}]",
+        "%%%",
+    ] {
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(text.as_bytes()).expect("zlib");
+        let enc = if text == "%%%" {
+            "%%%".to_string()
+        } else {
+            base64::engine::general_purpose::STANDARD.encode(z.finish().expect("zlib"))
+        };
+        wrapped.extend_from_slice(enc.as_bytes());
+        wrapped.push(b'\n');
+    }
+    let mut c = cfg("abs", 10, Method::Inline);
+    c.compression = Compression::ZlibBase64;
+    c.schema = Some(Arc::new(arrow_schema::Schema::new(vec![
+        arrow_schema::Field::new("a", arrow_schema::DataType::Float64, true),
+        arrow_schema::Field::new("b", arrow_schema::DataType::Int64, true),
+    ])));
+    let mut src = LineSource::new(&wrapped[..], RowFormat::Ndjson);
+    let mut sink = Mem::default();
+    let dl_bytes = Mem::default();
+    let mut dl = DeadLetterWriter::new(dl_bytes.clone());
+    let s = run(
+        &c,
+        &mut src,
+        &mut sink,
+        Some(&mut dl as &mut dyn DeadLetterSink),
+    )
+    .expect("run");
+    assert_eq!(
+        String::from_utf8(sink.bytes()).expect("utf8"),
+        "{\"a\":1.0,\"b\":2}\n{\"a\":2.0,\"b\":3}\n{\"a\":5.5,\"b\":4}\n"
+    );
+    assert_eq!(s.dead_letters, 1);
+    assert!(String::from_utf8(dl_bytes.bytes())
+        .expect("utf8")
+        .contains("not base64"));
+}
+
+#[test]
+fn csv_in_csv_out_keeps_strings_and_header() {
+    let input = b"ts,temp,hum,dir\n2019-01-01T00:00:00,-1.5,80,N\n2019-01-01T00:01:00,,81,NE\n2019-01-01T00:01:00,,81,NE\n";
+    let mut src = LineSource::new(&input[..], RowFormat::Csv);
+    let out = Mem::default();
+    let mut sink = WriterSink::new(out.clone(), Encoding::Csv);
+    run(
+        &cfg("fillna_zeros,abs,drop_duplicates", 2, Method::Inline),
+        &mut src,
+        &mut sink,
+        None,
+    )
+    .expect("run");
+    assert_eq!(
+        String::from_utf8(out.bytes()).expect("utf8"),
+        "ts,temp,hum,dir\n2019-01-01T00:00:00,1.5,80,N\n2019-01-01T00:01:00,0.0,81,NE\n2019-01-01T00:01:00,0.0,81,NE\n"
+    );
+}
