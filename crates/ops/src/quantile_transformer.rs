@@ -121,6 +121,8 @@ pub(crate) fn quantile_transform(
 
 /// Quantile function of the standard normal distribution (Wichura's AS241, PPND16: relative
 /// accuracy about 1e-16, the same as SciPy's `ndtri`). `ndtri(0) = -inf`, `ndtri(1) = inf`.
+// The coefficients are Wichura's published constants, kept digit for digit as printed.
+#[allow(clippy::excessive_precision, clippy::inconsistent_digit_grouping)]
 pub(crate) fn ndtri(p: f64) -> f64 {
     if p.is_nan() || !(0.0..=1.0).contains(&p) {
         return f64::NAN;

@@ -127,7 +127,7 @@ impl DavisGenerator {
         self.wind = (self.wind + 0.3 * self.normal()).clamp(0.0, 30.0);
         let raining = self.uniform() < 0.05;
         let rain_rate = if raining { self.uniform() * 12.0 } else { 0.0 };
-        self.rain_day = if m % 1440 == 0 {
+        self.rain_day = if m.is_multiple_of(1440) {
             0.0
         } else {
             self.rain_day + rain_rate / 60.0

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The test command (README.md): everything the tests need is set up here.
+#  1. a Python venv with the pinned pandas / scikit-learn (tests/oracle/venv.sh), and the golden
+#     files regenerated from it (tests/oracle/make_golden.py);
+#  2. formatting and lints (cargo fmt --check, cargo clippy -D warnings);
+#  3. the whole test suite (unit, conformance, golden, CLI, framed TCP).
+# Set STREAMPREP_SKIP_ORACLE=1 to reuse the committed golden files without Python.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/streamprep-target}
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+
+command -v cargo >/dev/null || { echo "cargo is needed: install Rust from https://rustup.rs" >&2; exit 1; }
+
+if [ "${STREAMPREP_SKIP_ORACLE:-0}" != 1 ]; then
+  echo "== oracle: pandas / scikit-learn golden files"
+  venv=$(tests/oracle/venv.sh)
+  "$venv/bin/python" tests/oracle/make_golden.py
+  if ! git diff --quiet -- tests/data/golden 2>/dev/null; then
+    echo "note: regenerated golden files differ from the committed ones (git diff tests/data/golden)" >&2
+  fi
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "== cargo test"
+cargo test --workspace --all-targets --quiet
+cargo test --workspace --doc --quiet
+echo "== all tests passed"
