@@ -26,30 +26,51 @@ fn message(rows: usize) -> Message {
         bytes.push(b'\n');
         ends.push(bytes.len());
     }
-    Message { seq: 0, payload: Payload::Raw { format: RowFormat::Ndjson, bytes, ends }, rejected: Vec::new() }
+    Message {
+        seq: 0,
+        payload: Payload::Raw {
+            format: RowFormat::Ndjson,
+            bytes,
+            ends,
+        },
+        rejected: Vec::new(),
+    }
 }
 
 fn prepare_config() -> PrepareConfig {
     let sample = message(1000);
     let rows: Vec<&[u8]> = sample.payload.raw_rows().collect();
     let schema = infer_schema(RowFormat::Ndjson, None, &rows).expect("schema");
-    PrepareConfig { format: RowFormat::Ndjson, compression: Compression::None, schema }
+    PrepareConfig {
+        format: RowFormat::Ndjson,
+        compression: Compression::None,
+        schema,
+    }
 }
 
 fn decoded(cfg: &PrepareConfig, rows: usize) -> Batch {
-    Prepare::new(cfg.clone()).apply(&message(rows)).expect("decodes").batch
+    Prepare::new(cfg.clone())
+        .apply(&message(rows))
+        .expect("decodes")
+        .batch
 }
 
 fn steps(c: &mut Criterion) {
     let cfg = prepare_config();
     for info in STEPS {
-        let StepKind::Transform(_) = info.kind else { continue };
+        let StepKind::Transform(_) = info.kind else {
+            continue;
+        };
         let mut group = c.benchmark_group(format!("step/{}", info.name));
         for &b in &SIZES {
             let mut batch = decoded(&cfg, b);
             if info.name == "normalizer" {
                 // Normalizer refuses missing values, as scikit-learn does: feed it filled rows.
-                batch = build_chain(&["fillna_zeros"]).expect("step").remove(0).apply(batch).expect("fill");
+                batch = build_chain(&["fillna_zeros"])
+                    .expect("step")
+                    .remove(0)
+                    .apply(batch)
+                    .expect("fill");
             }
             let mut step = build_chain(&[info.name]).expect("registered").remove(0);
             group.throughput(Throughput::Elements(b as u64));

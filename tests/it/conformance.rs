@@ -6,31 +6,53 @@ use streamprep_ops::registry::{build_chain, StepKind, STEPS};
 use streamprep_testkit::batch_from_json;
 
 fn transforms() -> impl Iterator<Item = &'static str> {
-    STEPS.iter().filter(|s| matches!(s.kind, StepKind::Transform(_))).map(|s| s.name)
+    STEPS
+        .iter()
+        .filter(|s| matches!(s.kind, StepKind::Transform(_)))
+        .map(|s| s.name)
 }
 
 #[test]
 fn every_step_handles_empty_messages_and_keeps_a_stable_schema() {
-    let a = batch_from_json(r#"[{"t":"x","f":1.5,"i":3},{"t":"y","f":-2.0,"i":4},{"t":"y","f":-2.0,"i":4}]"#);
+    let a = batch_from_json(
+        r#"[{"t":"x","f":1.5,"i":3},{"t":"y","f":-2.0,"i":4},{"t":"y","f":-2.0,"i":4}]"#,
+    );
     let b = batch_from_json(r#"[{"t":"z","f":8.0,"i":-1},{"t":"w","f":0.25,"i":9}]"#);
     let strings_only = batch_from_json(r#"[{"t":"x"},{"t":"y"}]"#);
     for name in transforms() {
         let mut step = build_chain(&[name]).unwrap().remove(0);
-        let out_a = step.apply(a.clone()).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let out_b = step.apply(b.clone()).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(out_a.schema(), out_b.schema(), "{name}: output schema depends on the data");
+        let out_a = step
+            .apply(a.clone())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let out_b = step
+            .apply(b.clone())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            out_a.schema(),
+            out_b.schema(),
+            "{name}: output schema depends on the data"
+        );
 
         let empty = a.slice(0, 0);
-        let out = step.apply(empty).unwrap_or_else(|e| panic!("{name} on an empty message: {e}"));
+        let out = step
+            .apply(empty)
+            .unwrap_or_else(|e| panic!("{name} on an empty message: {e}"));
         let want_rows = if name == "aggregated_sum" { 1 } else { 0 };
         assert_eq!(out.num_rows(), want_rows, "{name} on an empty message");
 
-        let one = step.apply(a.slice(1, 1)).unwrap_or_else(|e| panic!("{name} on one row: {e}"));
+        let one = step
+            .apply(a.slice(1, 1))
+            .unwrap_or_else(|e| panic!("{name} on one row: {e}"));
         assert_eq!(one.num_rows(), 1, "{name} on one row");
 
-        let out = step.apply(strings_only.clone()).unwrap_or_else(|e| panic!("{name} without numeric columns: {e}"));
+        let out = step
+            .apply(strings_only.clone())
+            .unwrap_or_else(|e| panic!("{name} without numeric columns: {e}"));
         if name != "aggregated_sum" {
-            assert_eq!(out, strings_only, "{name} changed a message without numeric columns");
+            assert_eq!(
+                out, strings_only,
+                "{name} changed a message without numeric columns"
+            );
         }
     }
 }

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Side by side, in one run: the paper's Python method (pandas + scikit-learn per message,
+# single process; bench/python_method.py) against `streamprep run --method inline`, on the same
+# `streamprep gen` rows, for the chain fillna_zeros,normalizer,drop_duplicates, per buffer size.
+# Python gets fewer rows at small buffers (it is slow there); streamprep runs the same file,
+# and its time is the whole process, start-up included.
+#   usage: bench/compare_python.sh [ROWS_FOR_B>=1000]   (default 200000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/streamprep-target}
+cargo build --release --quiet
+bin=$CARGO_TARGET_DIR/release/streamprep
+venv=$(tests/oracle/venv.sh)
+out=bench/out; mkdir -p "$out"
+big=${1:-200000}
+chain=fillna_zeros,normalizer,drop_duplicates
+"$bin" gen --rows "$big" --seed 1 --out "$out/rows.ndjson"
+printf '%-7s %-8s %14s %16s %8s\n' buffer rows python_rows/s streamprep_rows/s ratio
+for b in 1 10 100 1000 10000; do
+  case $b in 1) n=3000;; 10) n=20000;; 100) n=100000;; *) n=$big;; esac
+  head -n "$n" "$out/rows.ndjson" > "$out/in.ndjson"
+  py=$("$venv/bin/python" bench/python_method.py "$out/in.ndjson" "$b" "$out/py.ndjson" "$chain" | awk '{print $3}')
+  t0=$(date +%s.%N)
+  "$bin" run --source "file:$out/in.ndjson" --chain "$chain" --buffer "$b" --method inline --sink "file:$out/rs.ndjson" -q
+  t1=$(date +%s.%N)
+  rs=$(awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", n/(b-a)}')
+  ratio=$(awk -v a="$rs" -v b="$py" 'BEGIN{printf "%.1f", a/b}')
+  printf '%-7s %-8s %14s %16s %7sx\n' "$b" "$n" "$py" "$rs" "$ratio"
+done
