@@ -68,6 +68,38 @@ pub trait Source: Send {
     /// Append the next row (without its newline) to `buf`.
     fn next_row(&mut self, buf: &mut Vec<u8>) -> Result<Read, IoError>;
 
+    /// Append up to `max` rows to `bytes`, each followed by `\n`, pushing each row's end
+    /// offset to `ends`; rows the source refuses go to `rejected` as `(reason, data)`. Blank
+    /// lines are not rows. Fewer than `max` rows means the input is over. The default reads
+    /// row by row with [`Source::next_row`]; a source may override it to read in bulk.
+    fn next_rows(
+        &mut self,
+        max: usize,
+        bytes: &mut Vec<u8>,
+        ends: &mut Vec<usize>,
+        rejected: &mut Vec<(String, String)>,
+    ) -> Result<(), IoError> {
+        while ends.len() < max {
+            let start = bytes.len();
+            match self.next_row(bytes)? {
+                Read::Row => {
+                    if bytes[start..].iter().all(u8::is_ascii_whitespace) {
+                        bytes.truncate(start);
+                        continue;
+                    }
+                    bytes.push(b'\n');
+                    ends.push(bytes.len());
+                }
+                Read::Rejected { reason, data } => {
+                    bytes.truncate(start);
+                    rejected.push((reason, data));
+                }
+                Read::End => break,
+            }
+        }
+        Ok(())
+    }
+
     /// The next batch of at most `max_rows` rows from a columnar source; `None` at the end.
     fn next_batch(&mut self, max_rows: usize) -> Result<Option<Batch>, IoError> {
         let _ = max_rows;

@@ -1,7 +1,7 @@
 //! The buffer: gathers rows from a source into messages of `size` rows (the buffering
 //! factor `b`); the last message may be shorter.
 
-use streamprep_core::{DeadLetter, IoError, Message, Payload, Read, Source, SourceKind};
+use streamprep_core::{DeadLetter, IoError, Message, Payload, Source, SourceKind};
 
 /// Cuts a source's rows into numbered messages.
 #[derive(Debug)]
@@ -36,31 +36,18 @@ impl Buffer {
             SourceKind::Rows(format) => {
                 let mut bytes = Vec::with_capacity(self.size * self.avg_row);
                 let mut ends = Vec::with_capacity(self.size);
-                let mut rejected = Vec::new();
-                while ends.len() < self.size {
-                    let start = bytes.len();
-                    match src.next_row(&mut bytes)? {
-                        Read::Row => {
-                            if bytes[start..].iter().all(u8::is_ascii_whitespace) {
-                                bytes.truncate(start); // blank lines are not rows
-                                continue;
-                            }
-                            bytes.push(b'\n');
-                            ends.push(bytes.len());
-                        }
-                        Read::Rejected { reason, data } => {
-                            bytes.truncate(start);
-                            rejected.push(DeadLetter {
-                                seq: self.next_seq,
-                                step: "source".into(),
-                                reason,
-                                data,
-                                rows: 1,
-                            });
-                        }
-                        Read::End => break,
-                    }
-                }
+                let mut refused = Vec::new();
+                src.next_rows(self.size, &mut bytes, &mut ends, &mut refused)?;
+                let rejected: Vec<DeadLetter> = refused
+                    .into_iter()
+                    .map(|(reason, data)| DeadLetter {
+                        seq: self.next_seq,
+                        step: "source".into(),
+                        reason,
+                        data,
+                        rows: 1,
+                    })
+                    .collect();
                 if ends.is_empty() && rejected.is_empty() {
                     return Ok(None);
                 }

@@ -1,43 +1,93 @@
-use std::io::BufRead;
-
 use streamprep_core::{IoError, Read, RowFormat, Source, SourceKind};
 
-/// Rows from any buffered reader, one per line (files, stdin).
+/// Bytes read from the input at a time.
+const CHUNK: usize = 256 * 1024;
+
+/// Rows from any reader, one per line (files, stdin). Reads in large blocks straight into the
+/// message buffer and only finds the row boundaries, so a row is copied once (by the kernel).
 pub struct LineSource<R> {
     reader: R,
     format: RowFormat,
     header: Option<Vec<u8>>,
     header_read: bool,
+    /// Bytes read past the last full message: the start of the next one.
+    carry: Vec<u8>,
+    eof: bool,
 }
 
-impl<R: BufRead + Send> LineSource<R> {
-    /// Rows of `format` from `reader`; for CSV the first non-empty line is the header.
+impl<R: std::io::Read + Send> LineSource<R> {
+    /// Rows of `format` from `reader`; for CSV the first non-blank line is the header.
     pub fn new(reader: R, format: RowFormat) -> Self {
         LineSource {
             reader,
             format,
             header: None,
             header_read: format != RowFormat::Csv,
+            carry: Vec::new(),
+            eof: false,
         }
     }
 
-    fn read_line(&mut self, buf: &mut Vec<u8>) -> Result<bool, IoError> {
-        let start = buf.len();
-        let n = self
-            .reader
-            .read_until(b'\n', buf)
-            .map_err(|e| IoError::io("reading input", e))?;
-        if n == 0 {
-            return Ok(false);
+    /// Fill `bytes`/`ends` with up to `max` non-blank lines, each ending in `\n`.
+    fn fill(
+        &mut self,
+        max: usize,
+        bytes: &mut Vec<u8>,
+        ends: &mut Vec<usize>,
+    ) -> Result<(), IoError> {
+        let base = bytes.len();
+        bytes.extend_from_slice(&self.carry);
+        self.carry.clear();
+        let mut scanned = base;
+        loop {
+            while ends.len() < max {
+                let Some(i) = memchr::memchr(b'\n', &bytes[scanned..]) else {
+                    break;
+                };
+                let start = ends.last().copied().unwrap_or(base);
+                let end = scanned + i + 1;
+                if bytes[start..end].iter().all(u8::is_ascii_whitespace) {
+                    bytes.drain(start..end); // a blank line is not a row (rare: drained in place)
+                    scanned = start;
+                } else {
+                    ends.push(end);
+                    scanned = end;
+                }
+            }
+            if ends.len() == max {
+                self.carry.extend_from_slice(&bytes[scanned..]);
+                bytes.truncate(scanned);
+                return Ok(());
+            }
+            if self.eof {
+                // the last line may lack its newline
+                if bytes[scanned..].iter().all(u8::is_ascii_whitespace) {
+                    bytes.truncate(scanned);
+                } else {
+                    bytes.push(b'\n');
+                    ends.push(bytes.len());
+                }
+                return Ok(());
+            }
+            let old = bytes.len();
+            bytes.resize(old + CHUNK, 0);
+            let n = loop {
+                match self.reader.read(&mut bytes[old..]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        bytes.truncate(old);
+                        return Err(IoError::io("reading input", e));
+                    }
+                }
+            };
+            bytes.truncate(old + n);
+            self.eof = n == 0;
         }
-        while buf.len() > start && matches!(buf[buf.len() - 1], b'\n' | b'\r') {
-            buf.pop();
-        }
-        Ok(true)
     }
 }
 
-impl<R: BufRead + Send> Source for LineSource<R> {
+impl<R: std::io::Read + Send> Source for LineSource<R> {
     fn kind(&self) -> SourceKind {
         SourceKind::Rows(self.format)
     }
@@ -45,13 +95,14 @@ impl<R: BufRead + Send> Source for LineSource<R> {
     fn header(&mut self) -> Result<Option<Vec<u8>>, IoError> {
         if !self.header_read {
             self.header_read = true;
-            let mut h = Vec::new();
-            while self.read_line(&mut h)? {
-                if !h.iter().all(u8::is_ascii_whitespace) {
-                    self.header = Some(h);
-                    break;
+            let (mut b, mut e) = (Vec::new(), Vec::new());
+            self.fill(1, &mut b, &mut e)?;
+            if let Some(&end) = e.first() {
+                let mut h = b[..end].to_vec();
+                while matches!(h.last(), Some(b'\n' | b'\r')) {
+                    h.pop();
                 }
-                h.clear();
+                self.header = Some(h);
             }
         }
         Ok(self.header.clone())
@@ -61,10 +112,50 @@ impl<R: BufRead + Send> Source for LineSource<R> {
         if !self.header_read {
             self.header()?;
         }
-        Ok(if self.read_line(buf)? {
-            Read::Row
-        } else {
-            Read::End
-        })
+        let start = buf.len();
+        let mut ends = Vec::with_capacity(1);
+        self.fill(1, buf, &mut ends)?;
+        if ends.is_empty() {
+            return Ok(Read::End);
+        }
+        while buf.len() > start && matches!(buf[buf.len() - 1], b'\n' | b'\r') {
+            buf.pop();
+        }
+        Ok(Read::Row)
+    }
+
+    fn next_rows(
+        &mut self,
+        max: usize,
+        bytes: &mut Vec<u8>,
+        ends: &mut Vec<usize>,
+        _rejected: &mut Vec<(String, String)>,
+    ) -> Result<(), IoError> {
+        if !self.header_read {
+            self.header()?;
+        }
+        self.fill(max, bytes, ends)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_split_across_reads_blank_lines_and_missing_final_newline() {
+        let text = b"h1,h2\r\n\n1,2\r\n\n  \n3,4\n5,6";
+        let mut s = LineSource::new(&text[..], RowFormat::Csv);
+        assert_eq!(s.header().unwrap().as_deref(), Some(&b"h1,h2"[..]));
+        let (mut b, mut e, mut r) = (Vec::new(), Vec::new(), Vec::new());
+        s.next_rows(2, &mut b, &mut e, &mut r).unwrap();
+        assert_eq!(b, b"1,2\r\n3,4\n");
+        assert_eq!(e, vec![5, 9]);
+        let (mut b, mut e) = (Vec::new(), Vec::new());
+        s.next_rows(2, &mut b, &mut e, &mut r).unwrap();
+        assert_eq!((b.as_slice(), e), (&b"5,6\n"[..], vec![4]));
+        let (mut b, mut e) = (Vec::new(), Vec::new());
+        s.next_rows(2, &mut b, &mut e, &mut r).unwrap();
+        assert!(b.is_empty() && e.is_empty());
     }
 }
