@@ -8,6 +8,11 @@ use clap::{Parser, Subcommand};
 
 mod cmd;
 
+// Messages allocate many small buffers (one per column and step); mimalloc halves the cost of
+// that against glibc's malloc at small buffer sizes (measured: BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Real-time preprocessing of streaming sensor data: pandas/scikit-learn steps on Arrow batches.
 #[derive(Parser)]
 #[command(name = "streamprep", version, about)]

@@ -13,7 +13,7 @@ use arrow_array::types::{
 };
 use arrow_array::{Array, ArrayRef, Float64Array, RecordBatch};
 use arrow_buffer::{BooleanBuffer, NullBuffer, ScalarBuffer};
-use arrow_schema::{ArrowError, DataType, Field, Schema};
+use arrow_schema::{ArrowError, DataType, Field, FieldRef, Schema};
 
 /// True for the types pandas' `select_dtypes(include="number")` selects: integers and floats
 /// (not booleans, strings, timestamps).
@@ -118,19 +118,27 @@ pub fn has_missing(a: &ArrayRef) -> bool {
     }
 }
 
-/// Replace some columns of a batch (by index), updating their field types and nullability.
+/// Replace some columns of a batch (by index). The schema is reused when no column changes
+/// type, so a step costs no schema rebuild on the (common) same-type path.
 pub fn replace_columns(
     batch: &RecordBatch,
     replacements: Vec<(usize, ArrayRef)>,
 ) -> Result<RecordBatch, ArrowError> {
     let schema = batch.schema();
-    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
     let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+    let mut fields: Option<Vec<FieldRef>> = None;
     for (i, col) in replacements {
-        fields[i] = Field::new(fields[i].name(), col.data_type().clone(), true);
+        let f = schema.field(i);
+        if f.data_type() != col.data_type() || (!f.is_nullable() && col.null_count() > 0) {
+            let fs = fields.get_or_insert_with(|| schema.fields().iter().cloned().collect());
+            fs[i] = Arc::new(Field::new(f.name(), col.data_type().clone(), true));
+        }
         columns[i] = col;
     }
-    let schema = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+    let schema = match fields {
+        None => schema,
+        Some(fs) => Arc::new(Schema::new_with_metadata(fs, schema.metadata().clone())),
+    };
     RecordBatch::try_new(schema, columns)
 }
 

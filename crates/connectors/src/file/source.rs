@@ -3,15 +3,16 @@ use streamprep_core::{IoError, Read, RowFormat, Source, SourceKind};
 /// Bytes read from the input at a time.
 const CHUNK: usize = 256 * 1024;
 
-/// Rows from any reader, one per line (files, stdin). Reads in large blocks straight into the
-/// message buffer and only finds the row boundaries, so a row is copied once (by the kernel).
+/// Rows from any reader, one per line (files, stdin). Reads in large blocks, finds row
+/// boundaries with memchr and copies each message's rows out in one piece.
 pub struct LineSource<R> {
     reader: R,
     format: RowFormat,
     header: Option<Vec<u8>>,
     header_read: bool,
-    /// Bytes read past the last full message: the start of the next one.
+    /// Read-ahead block; `carry[pos..]` is not yet handed out.
     carry: Vec<u8>,
+    pos: usize,
     eof: bool,
 }
 
@@ -24,64 +25,70 @@ impl<R: std::io::Read + Send> LineSource<R> {
             header: None,
             header_read: format != RowFormat::Csv,
             carry: Vec::new(),
+            pos: 0,
             eof: false,
         }
     }
 
-    /// Fill `bytes`/`ends` with up to `max` non-blank lines, each ending in `\n`.
+    /// Fill `bytes`/`ends` with up to `max` non-blank lines, each ending in `\n`. Rows are found
+    /// in the read-ahead block with memchr and copied out in one piece per message.
     fn fill(
         &mut self,
         max: usize,
         bytes: &mut Vec<u8>,
         ends: &mut Vec<usize>,
     ) -> Result<(), IoError> {
-        let base = bytes.len();
-        bytes.extend_from_slice(&self.carry);
-        self.carry.clear();
-        let mut scanned = base;
         loop {
+            // Copy whole rows out of carry[pos..]; `seg` is the start of the uncopied stretch.
+            let mut seg = self.pos;
+            let mut base = bytes.len();
             while ends.len() < max {
-                let Some(i) = memchr::memchr(b'\n', &bytes[scanned..]) else {
+                let Some(i) = memchr::memchr(b'\n', &self.carry[self.pos..]) else {
                     break;
                 };
-                let start = ends.last().copied().unwrap_or(base);
-                let end = scanned + i + 1;
-                if bytes[start..end].iter().all(u8::is_ascii_whitespace) {
-                    bytes.drain(start..end); // a blank line is not a row (rare: drained in place)
-                    scanned = start;
+                let end = self.pos + i + 1;
+                if self.carry[self.pos..end]
+                    .iter()
+                    .all(u8::is_ascii_whitespace)
+                {
+                    // a blank line is not a row: copy what precedes it and skip it
+                    bytes.extend_from_slice(&self.carry[seg..self.pos]);
+                    seg = end;
+                    base = bytes.len();
                 } else {
-                    ends.push(end);
-                    scanned = end;
+                    ends.push(base + (end - seg));
                 }
+                self.pos = end;
             }
+            bytes.extend_from_slice(&self.carry[seg..self.pos]);
             if ends.len() == max {
-                self.carry.extend_from_slice(&bytes[scanned..]);
-                bytes.truncate(scanned);
                 return Ok(());
             }
+            // Keep the partial last line, read more behind it.
+            self.carry.drain(..self.pos);
+            self.pos = 0;
             if self.eof {
-                // the last line may lack its newline
-                if bytes[scanned..].iter().all(u8::is_ascii_whitespace) {
-                    bytes.truncate(scanned);
-                } else {
+                if !self.carry.iter().all(u8::is_ascii_whitespace) {
+                    bytes.extend_from_slice(&self.carry);
                     bytes.push(b'\n');
                     ends.push(bytes.len());
                 }
+                self.carry.clear();
                 return Ok(());
             }
-            let old = bytes.len();
-            bytes.resize(old + CHUNK, 0);
+            let old = self.carry.len();
+            self.carry.resize(old + CHUNK, 0);
             let n = loop {
-                match self.reader.read(&mut bytes[old..]) {
+                match self.reader.read(&mut self.carry[old..]) {
                     Ok(n) => break n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                     Err(e) => {
-                        bytes.truncate(old);
+                        self.carry.truncate(old);
                         return Err(IoError::io("reading input", e));
                     }
                 }
             };
-            bytes.truncate(old + n);
+            self.carry.truncate(old + n);
             self.eof = n == 0;
         }
     }
