@@ -14,6 +14,7 @@
 
 mod abs;
 mod aggregated_sum;
+pub mod codec;
 mod drop_duplicates;
 mod fillna_mean;
 mod fillna_median;

@@ -14,6 +14,8 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use base64::Engine;
 use streamprep_core::{Batch, DeadLetter, Message, Payload, RowFormat, StepError};
 
+use crate::codec::json_decode::{self, FlatJsonDecoder};
+
 const NAME: &str = "prepare";
 
 /// How each raw row is wrapped.
@@ -50,13 +52,22 @@ pub struct Prepared {
 /// The prepare step of one chain (one per worker; it keeps its decoders between messages).
 pub struct Prepare {
     cfg: PrepareConfig,
+    /// The one-pass decoder for flat schemas (the usual case).
+    flat: Option<FlatJsonDecoder>,
+    /// arrow-json, for schemas with other types.
     json: Option<(usize, arrow_json::reader::Decoder)>,
 }
 
 impl Prepare {
     /// A prepare step for a stream with this configuration.
     pub fn new(cfg: PrepareConfig) -> Self {
-        Prepare { cfg, json: None }
+        let flat = (cfg.format == RowFormat::Ndjson && json_decode::supports(&cfg.schema))
+            .then(|| FlatJsonDecoder::new(cfg.schema.clone()));
+        Prepare {
+            cfg,
+            flat,
+            json: None,
+        }
     }
 
     /// The schema every decoded batch has.
@@ -88,6 +99,22 @@ impl Prepare {
             (bytes, ends)
         };
         let rows = ends.len();
+        if let (RowFormat::Ndjson, Some(flat)) = (format, self.flat.as_mut()) {
+            let (batch, errors) = flat
+                .decode(split(bytes, ends), rows)
+                .map_err(|e| StepError::arrow(NAME, e))?;
+            for (i, reason) in errors {
+                let row = split(bytes, ends).nth(i).unwrap_or_default();
+                dead.push(DeadLetter {
+                    seq: msg.seq,
+                    step: NAME.into(),
+                    reason: format!("bad JSON row: {reason}"),
+                    data: String::from_utf8_lossy(row).into_owned(),
+                    rows: 1,
+                });
+            }
+            return Ok(Prepared { batch, dead });
+        }
         match self.decode(format, bytes, rows) {
             Ok(batch) => Ok(Prepared { batch, dead }),
             Err(_) => {

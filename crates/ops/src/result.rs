@@ -20,6 +20,9 @@ impl ResultStep {
         let mut out = Vec::with_capacity(batch.num_rows() * 64);
         match self.format {
             Encoding::Columnar => {}
+            Encoding::Ndjson if crate::codec::json_encode::supports(batch.schema_ref()) => {
+                crate::codec::json_encode::encode(batch, &mut out);
+            }
             Encoding::Ndjson => {
                 let mut w = WriterBuilder::new()
                     .with_explicit_nulls(true)

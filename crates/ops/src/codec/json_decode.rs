@@ -1,0 +1,670 @@
+//! NDJSON -> batch for flat schemas (float64, int64, string, boolean columns), in one pass.
+//!
+//! Each row is a JSON object, or a JSON array of objects (several rows). Keys are matched in
+//! schema order first (rows from one producer keep their key order), then through a map.
+//! Missing keys are nulls, unknown keys are skipped. A row that does not fit is rolled back and
+//! reported with its reason, and the other rows of the message go on: no second pass.
+//!
+//! Type rules, chosen so a frozen schema never silently changes a value:
+//! - float64 takes any JSON number;
+//! - int64 takes integers, and floats with no fractional part (`12.0`); `2.5` is refused;
+//! - string takes strings, and the text of numbers, booleans, objects and arrays;
+//! - boolean takes `true`/`false`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow_buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
+use arrow_schema::{ArrowError, DataType, Schema, SchemaRef};
+
+/// True when every column has a type this decoder builds.
+pub fn supports(schema: &Schema) -> bool {
+    schema.fields().iter().all(|f| {
+        matches!(
+            f.data_type(),
+            DataType::Float64 | DataType::Int64 | DataType::Utf8 | DataType::Boolean
+        )
+    })
+}
+
+enum Values {
+    F64(Vec<f64>),
+    I64(Vec<i64>),
+    Str { offsets: Vec<i32>, data: Vec<u8> },
+    Bool(Vec<bool>),
+}
+
+struct Column {
+    values: Values,
+    valid: Vec<bool>,
+}
+
+impl Column {
+    fn len(&self) -> usize {
+        self.valid.len()
+    }
+
+    fn push_null(&mut self) {
+        match &mut self.values {
+            Values::F64(v) => v.push(0.0),
+            Values::I64(v) => v.push(0),
+            Values::Str { offsets, data } => offsets.push(data.len() as i32),
+            Values::Bool(v) => v.push(false),
+        }
+        self.valid.push(false);
+    }
+
+    fn truncate(&mut self, rows: usize) {
+        if self.valid.len() <= rows {
+            return;
+        }
+        self.valid.truncate(rows);
+        match &mut self.values {
+            Values::F64(v) => v.truncate(rows),
+            Values::I64(v) => v.truncate(rows),
+            Values::Str { offsets, data } => {
+                offsets.truncate(rows + 1);
+                data.truncate(offsets[rows] as usize);
+            }
+            Values::Bool(v) => v.truncate(rows),
+        }
+    }
+}
+
+/// A reusable decoder for one schema.
+pub struct FlatJsonDecoder {
+    schema: SchemaRef,
+    names: Vec<Vec<u8>>,
+    index: HashMap<Vec<u8>, usize>,
+    cols: Vec<Column>,
+    rows: usize,
+    scratch: Vec<u8>,
+}
+
+type Res<T> = Result<T, String>;
+
+impl FlatJsonDecoder {
+    /// A decoder for a [`supports`]ed schema.
+    pub fn new(schema: SchemaRef) -> Self {
+        let names: Vec<Vec<u8>> = schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_bytes().to_vec())
+            .collect();
+        let index = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i))
+            .collect();
+        FlatJsonDecoder {
+            schema,
+            names,
+            index,
+            cols: Vec::new(),
+            rows: 0,
+            scratch: Vec::new(),
+        }
+    }
+
+    fn reset(&mut self, capacity: usize) {
+        self.rows = 0;
+        self.cols = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| {
+                let values = match f.data_type() {
+                    DataType::Float64 => Values::F64(Vec::with_capacity(capacity)),
+                    DataType::Int64 => Values::I64(Vec::with_capacity(capacity)),
+                    DataType::Boolean => Values::Bool(Vec::with_capacity(capacity)),
+                    _ => {
+                        let mut offsets = Vec::with_capacity(capacity + 1);
+                        offsets.push(0);
+                        Values::Str {
+                            offsets,
+                            data: Vec::with_capacity(capacity * 8),
+                        }
+                    }
+                };
+                Column {
+                    values,
+                    valid: Vec::with_capacity(capacity),
+                }
+            })
+            .collect();
+    }
+
+    /// Decode rows; `rows` yields each row's bytes. Returns the batch of the good rows and,
+    /// for each refused row, its index and the reason.
+    pub fn decode<'a>(
+        &mut self,
+        rows: impl Iterator<Item = &'a [u8]>,
+        capacity: usize,
+    ) -> Result<(RecordBatch, Vec<(usize, String)>), ArrowError> {
+        self.reset(capacity);
+        let mut errors = Vec::new();
+        for (i, row) in rows.enumerate() {
+            let before = self.rows;
+            if let Err(e) = self.unit(row) {
+                for c in &mut self.cols {
+                    c.truncate(before);
+                }
+                self.rows = before;
+                errors.push((i, e));
+            }
+        }
+        Ok((self.finish()?, errors))
+    }
+
+    fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
+        let cols = std::mem::take(&mut self.cols);
+        let arrays: Vec<ArrayRef> = cols
+            .into_iter()
+            .map(|c| {
+                let nulls = if c.valid.iter().all(|v| *v) {
+                    None
+                } else {
+                    Some(NullBuffer::from(c.valid))
+                };
+                let a: ArrayRef = match c.values {
+                    Values::F64(v) => Arc::new(Float64Array::new(ScalarBuffer::from(v), nulls)),
+                    Values::I64(v) => Arc::new(Int64Array::new(ScalarBuffer::from(v), nulls)),
+                    Values::Bool(v) => Arc::new(BooleanArray::new(BooleanBuffer::from(v), nulls)),
+                    Values::Str { offsets, data } => Arc::new(StringArray::new(
+                        OffsetBuffer::new(ScalarBuffer::from(offsets)),
+                        Buffer::from(data),
+                        nulls,
+                    )),
+                };
+                a
+            })
+            .collect();
+        let rows = self.rows;
+        RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            arrays,
+            &arrow_array::RecordBatchOptions::new().with_row_count(Some(rows)),
+        )
+    }
+
+    /// One input unit: an object or an array of objects.
+    fn unit(&mut self, b: &[u8]) -> Res<()> {
+        let mut p = skip_ws(b, 0);
+        match b.get(p) {
+            Some(b'{') => {
+                p = self.object(b, p)?;
+            }
+            Some(b'[') => {
+                p = skip_ws(b, p + 1);
+                if b.get(p) == Some(&b']') {
+                    p += 1;
+                } else {
+                    loop {
+                        if b.get(p) != Some(&b'{') {
+                            return Err(at(b, p, "an object in the array"));
+                        }
+                        p = skip_ws(b, self.object(b, p)?);
+                        match b.get(p) {
+                            Some(b',') => p = skip_ws(b, p + 1),
+                            Some(b']') => {
+                                p += 1;
+                                break;
+                            }
+                            _ => return Err(at(b, p, "',' or ']'")),
+                        }
+                    }
+                }
+            }
+            _ => return Err(at(b, p, "a JSON object")),
+        }
+        p = skip_ws(b, p);
+        if p != b.len() {
+            return Err(at(b, p, "the end of the row"));
+        }
+        Ok(())
+    }
+
+    /// Parse one object starting at `b[p] == '{'` into a new row; returns the position after it.
+    fn object(&mut self, b: &[u8], mut p: usize) -> Res<usize> {
+        let row = self.rows;
+        let mut next = 0usize; // the field expected next in schema order
+        p = skip_ws(b, p + 1);
+        if b.get(p) == Some(&b'}') {
+            p += 1;
+        } else {
+            loop {
+                if b.get(p) != Some(&b'"') {
+                    return Err(at(b, p, "a key in double quotes"));
+                }
+                let (key_end, escaped) = string_end(b, p)?;
+                let col = if !escaped
+                    && next < self.names.len()
+                    && self.names[next] == b[p + 1..key_end - 1]
+                {
+                    Some(next)
+                } else {
+                    let key = if escaped {
+                        self.scratch.clear();
+                        unescape(&b[p + 1..key_end - 1], &mut self.scratch)?;
+                        self.scratch.clone()
+                    } else {
+                        b[p + 1..key_end - 1].to_vec()
+                    };
+                    self.index.get(&key).copied()
+                };
+                p = skip_ws(b, key_end);
+                if b.get(p) != Some(&b':') {
+                    return Err(at(b, p, "':'"));
+                }
+                p = skip_ws(b, p + 1);
+                p = match col {
+                    Some(c) => {
+                        next = c + 1;
+                        if self.cols[c].len() > row {
+                            self.cols[c].truncate(row); // a repeated key: the last one wins
+                        }
+                        self.value(b, p, c)?
+                    }
+                    None => skip_value(b, p, 0)?,
+                };
+                p = skip_ws(b, p);
+                match b.get(p) {
+                    Some(b',') => p = skip_ws(b, p + 1),
+                    Some(b'}') => {
+                        p += 1;
+                        break;
+                    }
+                    _ => return Err(at(b, p, "',' or '}'")),
+                }
+            }
+        }
+        for c in &mut self.cols {
+            if c.len() == row {
+                c.push_null();
+            }
+        }
+        self.rows += 1;
+        Ok(p)
+    }
+
+    /// Parse a value into column `c`; returns the position after it.
+    fn value(&mut self, b: &[u8], p: usize, c: usize) -> Res<usize> {
+        let name = &self.schema.fields()[c];
+        let wrong = |what: &str| {
+            format!(
+                "column '{}' holds {} in the stream's schema, found {what}",
+                name.name(),
+                kind(name.data_type())
+            )
+        };
+        let col = &mut self.cols[c];
+        match b.get(p) {
+            Some(b'n') if b[p..].starts_with(b"null") => {
+                col.push_null();
+                Ok(p + 4)
+            }
+            Some(b't') if b[p..].starts_with(b"true") => {
+                match &mut col.values {
+                    Values::Bool(v) => v.push(true),
+                    Values::Str { offsets, data } => {
+                        data.extend_from_slice(b"true");
+                        offsets.push(data.len() as i32);
+                    }
+                    _ => return Err(wrong("true")),
+                }
+                col.valid.push(true);
+                Ok(p + 4)
+            }
+            Some(b'f') if b[p..].starts_with(b"false") => {
+                match &mut col.values {
+                    Values::Bool(v) => v.push(false),
+                    Values::Str { offsets, data } => {
+                        data.extend_from_slice(b"false");
+                        offsets.push(data.len() as i32);
+                    }
+                    _ => return Err(wrong("false")),
+                }
+                col.valid.push(true);
+                Ok(p + 5)
+            }
+            Some(b'"') => {
+                let (end, escaped) = string_end(b, p)?;
+                let Values::Str { offsets, data } = &mut col.values else {
+                    return Err(wrong("a string"));
+                };
+                let raw = &b[p + 1..end - 1];
+                if escaped {
+                    unescape(raw, data)?;
+                } else {
+                    std::str::from_utf8(raw).map_err(|_| at(b, p, "UTF-8 text"))?;
+                    data.extend_from_slice(raw);
+                }
+                offsets.push(
+                    i32::try_from(data.len())
+                        .map_err(|_| "message has more than 2 GiB of text".to_string())?,
+                );
+                col.valid.push(true);
+                Ok(end)
+            }
+            Some(b'-' | b'0'..=b'9') => {
+                let (end, is_int) = number_end(b, p)?;
+                // the token is ASCII digits and signs only
+                let tok = std::str::from_utf8(&b[p..end]).map_err(|_| at(b, p, "a number"))?;
+                match &mut col.values {
+                    Values::F64(v) => v.push(tok.parse::<f64>().map_err(|_| at(b, p, "a number"))?),
+                    Values::I64(v) => {
+                        let i = if is_int {
+                            tok.parse::<i64>().ok()
+                        } else {
+                            None
+                        };
+                        let i = match i {
+                            Some(i) => i,
+                            None => {
+                                let f = tok.parse::<f64>().map_err(|_| at(b, p, "a number"))?;
+                                if f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15 {
+                                    f as i64
+                                } else {
+                                    return Err(format!(
+                                        "column '{}' holds integers, found {tok}; declare it float64 in the project's [schema]",
+                                        name.name()
+                                    ));
+                                }
+                            }
+                        };
+                        v.push(i);
+                    }
+                    Values::Str { offsets, data } => {
+                        data.extend_from_slice(tok.as_bytes());
+                        offsets.push(data.len() as i32);
+                    }
+                    Values::Bool(_) => return Err(wrong("a number")),
+                }
+                col.valid.push(true);
+                Ok(end)
+            }
+            Some(b'{' | b'[') => {
+                let end = skip_value(b, p, 0)?;
+                let Values::Str { offsets, data } = &mut col.values else {
+                    return Err(wrong("an object or array"));
+                };
+                data.extend_from_slice(&b[p..end]);
+                offsets.push(data.len() as i32);
+                col.valid.push(true);
+                Ok(end)
+            }
+            _ => Err(at(b, p, "a JSON value")),
+        }
+    }
+}
+
+fn kind(dt: &DataType) -> &'static str {
+    match dt {
+        DataType::Float64 => "numbers",
+        DataType::Int64 => "integers",
+        DataType::Boolean => "booleans",
+        _ => "text",
+    }
+}
+
+fn at(b: &[u8], p: usize, expected: &str) -> String {
+    match b.get(p) {
+        Some(c) => format!(
+            "invalid JSON at byte {p}: expected {expected}, found '{}'",
+            c.escape_ascii()
+        ),
+        None => format!("invalid JSON: the row ends where {expected} was expected"),
+    }
+}
+
+fn skip_ws(b: &[u8], mut p: usize) -> usize {
+    while let Some(b' ' | b'\t' | b'\n' | b'\r') = b.get(p) {
+        p += 1;
+    }
+    p
+}
+
+/// End (after the closing quote) of the string starting at `b[p] == '"'`, and whether it holds escapes.
+fn string_end(b: &[u8], p: usize) -> Res<(usize, bool)> {
+    let mut q = p + 1;
+    let mut escaped = false;
+    loop {
+        match memchr::memchr2(b'"', b'\\', &b[q..]) {
+            None => return Err(at(b, b.len(), "the closing '\"' of a string")),
+            Some(i) if b[q + i] == b'"' => return Ok((q + i + 1, escaped)),
+            Some(i) => {
+                escaped = true;
+                q += i + 2; // skip the escaped character
+                if q > b.len() {
+                    return Err(at(b, b.len(), "an escape sequence"));
+                }
+            }
+        }
+    }
+}
+
+/// Decode a JSON string body with escapes into `out` (checked UTF-8).
+fn unescape(raw: &[u8], out: &mut Vec<u8>) -> Res<()> {
+    let start = out.len();
+    let mut i = 0;
+    while i < raw.len() {
+        let c = raw[i];
+        if c != b'\\' {
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        let e = *raw.get(i + 1).ok_or("a string ends inside an escape")?;
+        i += 2;
+        match e {
+            b'"' => out.push(b'"'),
+            b'\\' => out.push(b'\\'),
+            b'/' => out.push(b'/'),
+            b'b' => out.push(0x08),
+            b'f' => out.push(0x0c),
+            b'n' => out.push(b'\n'),
+            b'r' => out.push(b'\r'),
+            b't' => out.push(b'\t'),
+            b'u' => {
+                let hex = |i: usize| -> Res<u32> {
+                    let h = raw
+                        .get(i..i + 4)
+                        .ok_or("a \\u escape needs four hex digits")?;
+                    let s = std::str::from_utf8(h).map_err(|_| "bad \\u escape")?;
+                    u32::from_str_radix(s, 16).map_err(|_| "bad \\u escape".to_string())
+                };
+                let mut cp = hex(i)?;
+                i += 4;
+                if (0xD800..0xDC00).contains(&cp) && raw.get(i..i + 2) == Some(b"\\u") {
+                    let lo = hex(i + 2)?;
+                    if (0xDC00..0xE000).contains(&lo) {
+                        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                        i += 6;
+                    }
+                }
+                let ch = char::from_u32(cp).unwrap_or('\u{FFFD}');
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+            }
+            other => {
+                return Err(format!(
+                    "invalid escape '\\{}' in a string",
+                    other.escape_ascii()
+                ))
+            }
+        }
+    }
+    std::str::from_utf8(&out[start..]).map_err(|_| "a string is not valid UTF-8".to_string())?;
+    Ok(())
+}
+
+/// End of the JSON number at `p` (validated against JSON's grammar), and whether it is an integer.
+fn number_end(b: &[u8], p: usize) -> Res<(usize, bool)> {
+    let digits = |mut q: usize| {
+        while b.get(q).is_some_and(u8::is_ascii_digit) {
+            q += 1;
+        }
+        q
+    };
+    let mut q = p;
+    if b[q] == b'-' {
+        q += 1;
+    }
+    match b.get(q) {
+        Some(b'0') => q += 1,
+        Some(b'1'..=b'9') => q = digits(q + 1),
+        _ => return Err(at(b, q, "a digit")),
+    }
+    let mut int = true;
+    if b.get(q) == Some(&b'.') {
+        int = false;
+        let d = digits(q + 1);
+        if d == q + 1 {
+            return Err(at(b, d, "a digit after '.'"));
+        }
+        q = d;
+    }
+    if let Some(b'e' | b'E') = b.get(q) {
+        int = false;
+        q += 1;
+        if let Some(b'+' | b'-') = b.get(q) {
+            q += 1;
+        }
+        let d = digits(q);
+        if d == q {
+            return Err(at(b, d, "a digit in the exponent"));
+        }
+        q = d;
+    }
+    Ok((q, int))
+}
+
+/// Skip any JSON value at `p`; returns the position after it.
+fn skip_value(b: &[u8], p: usize, depth: usize) -> Res<usize> {
+    if depth > 128 {
+        return Err("JSON nested more than 128 levels".into());
+    }
+    match b.get(p) {
+        Some(b'"') => Ok(string_end(b, p)?.0),
+        Some(b'-' | b'0'..=b'9') => Ok(number_end(b, p)?.0),
+        Some(b't') if b[p..].starts_with(b"true") => Ok(p + 4),
+        Some(b'f') if b[p..].starts_with(b"false") => Ok(p + 5),
+        Some(b'n') if b[p..].starts_with(b"null") => Ok(p + 4),
+        Some(&open @ (b'{' | b'[')) => {
+            let close = if open == b'{' { b'}' } else { b']' };
+            let mut q = skip_ws(b, p + 1);
+            if b.get(q) == Some(&close) {
+                return Ok(q + 1);
+            }
+            loop {
+                if open == b'{' {
+                    if b.get(q) != Some(&b'"') {
+                        return Err(at(b, q, "a key in double quotes"));
+                    }
+                    q = skip_ws(b, string_end(b, q)?.0);
+                    if b.get(q) != Some(&b':') {
+                        return Err(at(b, q, "':'"));
+                    }
+                    q = skip_ws(b, q + 1);
+                }
+                q = skip_ws(b, skip_value(b, q, depth + 1)?);
+                match b.get(q) {
+                    Some(b',') => q = skip_ws(b, q + 1),
+                    Some(&c) if c == close => return Ok(q + 1),
+                    _ => return Err(at(b, q, "',' or the end of the object/array")),
+                }
+            }
+        }
+        _ => Err(at(b, p, "a JSON value")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_schema::Field;
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("f", DataType::Float64, true),
+            Field::new("i", DataType::Int64, true),
+            Field::new("s", DataType::Utf8, true),
+            Field::new("b", DataType::Boolean, true),
+        ]))
+    }
+
+    fn decode(rows: &[&str]) -> (RecordBatch, Vec<(usize, String)>) {
+        let mut d = FlatJsonDecoder::new(schema());
+        d.decode(rows.iter().map(|r| r.as_bytes()), rows.len())
+            .unwrap()
+    }
+
+    #[test]
+    fn decodes_like_arrow_json_on_good_rows() {
+        let rows = [
+            r#"{"f": 1.5, "i": -3, "s": "a\"b\\c\n\u00e9\ud83d\ude00", "b": true}"#,
+            r#"  {"i": 4, "f": -2e-3, "extra": {"x": [1, "}"]}, "s": 12.50}  "#,
+            r#"[{"f": null, "i": 7.0, "s": "", "b": false}, {}]"#,
+            r#"{"f":0,"i":null,"s":{"nested":[1,2]},"b":null}"#,
+        ];
+        let (batch, errors) = decode(&rows);
+        assert!(errors.is_empty(), "{errors:?}");
+        // the same text through arrow-json
+        let mut reference = arrow_json::ReaderBuilder::new(schema())
+            .with_flatten(true)
+            .with_coerce_primitive(true)
+            .build_decoder()
+            .unwrap();
+        for r in &rows[..3] {
+            reference.decode(r.as_bytes()).unwrap();
+        }
+        let want = reference.flush().unwrap().unwrap();
+        assert_eq!(batch.slice(0, 4), want.slice(0, 4));
+        assert_eq!(batch.num_rows(), 5);
+        let s = batch
+            .column(2)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        assert_eq!(s.value(4), r#"{"nested":[1,2]}"#);
+        assert_eq!(s.value(1), "12.50");
+    }
+
+    #[test]
+    fn bad_rows_are_rolled_back_with_a_reason() {
+        let rows = [
+            r#"{"f": 1, "s": "ok"}"#,
+            r#"{"f": "x"}"#,
+            r#"{"i": 2.5}"#,
+            r#"{"f": 1,}"#,
+            r#"{"f": 01}"#,
+            r#"{"s": "unterminated}"#,
+            r#"{"f": 2} trailing"#,
+            r#"{"b": 1}"#,
+            r#"{"f": 3, "s": "kept"}"#,
+        ];
+        let (batch, errors) = decode(&rows);
+        assert_eq!(batch.num_rows(), 2);
+        let idx: Vec<usize> = errors.iter().map(|e| e.0).collect();
+        assert_eq!(idx, vec![1, 2, 3, 4, 5, 6, 7]);
+        assert!(
+            errors[0]
+                .1
+                .contains("column 'f' holds numbers in the stream's schema, found a string"),
+            "{}",
+            errors[0].1
+        );
+        assert!(
+            errors[1].1.contains("declare it float64"),
+            "{}",
+            errors[1].1
+        );
+        let s = batch
+            .column(2)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        assert_eq!((s.value(0), s.value(1)), ("ok", "kept"));
+    }
+}
