@@ -230,3 +230,32 @@ fn csv_in_csv_out_keeps_strings_and_header() {
         "ts,temp,hum,dir\n2019-01-01T00:00:00,1.5,80,N\n2019-01-01T00:01:00,0.0,81,NE\n2019-01-01T00:01:00,0.0,81,NE\n"
     );
 }
+
+#[test]
+fn fast_json_decoder_agrees_with_arrow_json_on_station_rows() {
+    use streamprep_connectors::generator::DavisGenerator;
+    use streamprep_ops::codec::json_decode::FlatJsonDecoder;
+    let mut g = DavisGenerator::new(99);
+    let mut text = Vec::new();
+    let mut rows = Vec::new();
+    for _ in 0..5000 {
+        let start = text.len();
+        g.write_row(&mut text);
+        rows.push(start..text.len());
+        text.push(b'\n');
+    }
+    let sample: Vec<&[u8]> = rows.iter().map(|r| &text[r.clone()]).collect();
+    let schema =
+        streamprep_ops::prepare::infer_schema(RowFormat::Ndjson, None, &sample).expect("schema");
+    let (fast, errors) = FlatJsonDecoder::new(schema.clone())
+        .decode(sample.iter().copied(), sample.len())
+        .expect("decode");
+    assert!(errors.is_empty(), "{errors:?}");
+    let mut arrow = arrow_json::ReaderBuilder::new(schema)
+        .with_batch_size(10_000)
+        .build_decoder()
+        .expect("decoder");
+    arrow.decode(&text).expect("arrow decodes");
+    let reference = arrow.flush().expect("flush").expect("batch");
+    assert_eq!(fast, reference);
+}

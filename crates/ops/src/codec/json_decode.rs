@@ -337,7 +337,9 @@ impl FlatJsonDecoder {
                 if escaped {
                     unescape(raw, data)?;
                 } else {
-                    std::str::from_utf8(raw).map_err(|_| at(b, p, "UTF-8 text"))?;
+                    if !raw.is_ascii() {
+                        std::str::from_utf8(raw).map_err(|_| at(b, p, "UTF-8 text"))?;
+                    }
                     data.extend_from_slice(raw);
                 }
                 offsets.push(
@@ -349,26 +351,22 @@ impl FlatJsonDecoder {
             }
             Some(b'-' | b'0'..=b'9') => {
                 let (end, is_int) = number_end(b, p)?;
-                // the token is ASCII digits and signs only
-                let tok = std::str::from_utf8(&b[p..end]).map_err(|_| at(b, p, "a number"))?;
+                let tok = &b[p..end];
                 match &mut col.values {
-                    Values::F64(v) => v.push(tok.parse::<f64>().map_err(|_| at(b, p, "a number"))?),
+                    Values::F64(v) => v.push(parse_f64(tok).ok_or_else(|| at(b, p, "a number"))?),
                     Values::I64(v) => {
-                        let i = if is_int {
-                            tok.parse::<i64>().ok()
-                        } else {
-                            None
-                        };
+                        let i = if is_int { parse_i64(tok) } else { None };
                         let i = match i {
                             Some(i) => i,
                             None => {
-                                let f = tok.parse::<f64>().map_err(|_| at(b, p, "a number"))?;
+                                let f = parse_f64(tok).ok_or_else(|| at(b, p, "a number"))?;
                                 if f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15 {
                                     f as i64
                                 } else {
                                     return Err(format!(
-                                        "column '{}' holds integers, found {tok}; declare it float64 in the project's [schema]",
-                                        name.name()
+                                        "column '{}' holds integers in the stream's schema, found {}; declare it float64 in the project's [schema]",
+                                        name.name(),
+                                        String::from_utf8_lossy(tok)
                                     ));
                                 }
                             }
@@ -376,7 +374,7 @@ impl FlatJsonDecoder {
                         v.push(i);
                     }
                     Values::Str { offsets, data } => {
-                        data.extend_from_slice(tok.as_bytes());
+                        data.extend_from_slice(tok);
                         offsets.push(data.len() as i32);
                     }
                     Values::Bool(_) => return Err(wrong("a number")),
@@ -540,6 +538,79 @@ fn number_end(b: &[u8], p: usize) -> Res<(usize, bool)> {
     Ok((q, int))
 }
 
+/// Powers of ten exactly representable in an f64.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// Parse a JSON number token (already validated by [`number_end`]) as the nearest f64.
+///
+/// Clinger's fast path: when the digits form an integer below 2^53 and the decimal exponent is
+/// within +-22, both operands are exact and one IEEE multiplication or division rounds
+/// correctly. Everything else goes to the standard library's (correctly rounded) parser.
+fn parse_f64(tok: &[u8]) -> Option<f64> {
+    let mut i = 0;
+    let neg = tok.first() == Some(&b'-');
+    if neg {
+        i = 1;
+    }
+    let mut mantissa: u64 = 0;
+    let mut digits = 0;
+    let mut exp: i32 = 0;
+    let mut fast = true;
+    while i < tok.len() && tok[i].is_ascii_digit() {
+        mantissa = mantissa
+            .wrapping_mul(10)
+            .wrapping_add(u64::from(tok[i] - b'0'));
+        digits += 1;
+        i += 1;
+    }
+    if i < tok.len() && tok[i] == b'.' {
+        i += 1;
+        while i < tok.len() && tok[i].is_ascii_digit() {
+            mantissa = mantissa
+                .wrapping_mul(10)
+                .wrapping_add(u64::from(tok[i] - b'0'));
+            digits += 1;
+            exp -= 1;
+            i += 1;
+        }
+    }
+    if i < tok.len() {
+        fast = false; // an exponent: leave it to the standard parser
+    }
+    if fast && digits <= 15 && mantissa < (1u64 << 53) && (-22..=22).contains(&exp) {
+        let m = mantissa as f64;
+        let v = if exp < 0 {
+            m / POW10[(-exp) as usize]
+        } else {
+            m * POW10[exp as usize]
+        };
+        return Some(if neg { -v } else { v });
+    }
+    std::str::from_utf8(tok).ok()?.parse().ok()
+}
+
+/// Parse an integer token (digits with an optional minus) as i64; `None` on overflow.
+fn parse_i64(tok: &[u8]) -> Option<i64> {
+    let (neg, digits) = match tok.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, tok),
+    };
+    let mut v: i64 = 0;
+    for &d in digits {
+        let d = i64::from(d - b'0');
+        v = v.checked_mul(10)?;
+        v = if neg {
+            v.checked_sub(d)?
+        } else {
+            v.checked_add(d)?
+        };
+    }
+    Some(v)
+}
+
 /// Skip any JSON value at `p`; returns the position after it.
 fn skip_value(b: &[u8], p: usize, depth: usize) -> Res<usize> {
     if depth > 128 {
@@ -629,6 +700,33 @@ mod tests {
             .unwrap();
         assert_eq!(s.value(4), r#"{"nested":[1,2]}"#);
         assert_eq!(s.value(1), "12.50");
+    }
+
+    #[test]
+    fn numbers_parse_to_the_nearest_double() {
+        let cases = [
+            "0",
+            "-0",
+            "12.3",
+            "-0.1",
+            "123456789012345",
+            "1234567890123456789",
+            "0.30000000000000004",
+            "1e300",
+            "-2.5E-3",
+            "9007199254740993",
+            "4.35",
+            "100.0",
+            "0.000001",
+            "17976931348623157e292",
+        ];
+        for c in cases {
+            let want: f64 = c.parse().unwrap();
+            let got = parse_f64(c.as_bytes()).unwrap();
+            assert_eq!(got.to_bits(), want.to_bits(), "{c}");
+        }
+        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(parse_i64(b"9223372036854775808"), None);
     }
 
     #[test]
