@@ -24,7 +24,7 @@ impl Sink for Mem {
     fn encoding(&self) -> Encoding {
         Encoding::Ndjson
     }
-    fn write(&mut self, out: &Output) -> Result<(), IoError> {
+    fn write(&mut self, out: Output) -> Result<(), IoError> {
         self.0.lock().expect("lock").extend_from_slice(&out.encoded);
         Ok(())
     }

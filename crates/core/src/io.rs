@@ -114,8 +114,9 @@ pub trait Sink: Send {
     /// The encoding the sink wants from the `result` step.
     fn encoding(&self) -> Encoding;
 
-    /// Write one message's output (called in input order).
-    fn write(&mut self, out: &Output) -> Result<(), IoError>;
+    /// Write one message's output (called in input order). The output is handed over, so a
+    /// sink may pass its bytes to another thread without copying them.
+    fn write(&mut self, out: Output) -> Result<(), IoError>;
 
     /// Flush and close.
     fn finish(&mut self) -> Result<(), IoError>;

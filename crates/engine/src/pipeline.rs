@@ -189,7 +189,7 @@ pub fn run(
         }
         if let Some(out) = p.output {
             summary.rows_out += out.batch.num_rows() as u64;
-            sink.write(&out)?;
+            sink.write(out)?;
         }
         Ok(())
     };

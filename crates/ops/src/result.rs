@@ -17,7 +17,7 @@ pub struct ResultStep {
 impl ResultStep {
     /// Encode the batch; empty for [`Encoding::Columnar`].
     pub fn encode(&self, batch: &Batch) -> Result<Vec<u8>, StepError> {
-        let mut out = Vec::with_capacity(batch.num_rows() * 64);
+        let mut out = Vec::new();
         match self.format {
             Encoding::Columnar => {}
             Encoding::Ndjson if crate::codec::json_encode::supports(batch.schema_ref()) => {

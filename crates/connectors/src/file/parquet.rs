@@ -85,7 +85,7 @@ impl Sink for ParquetSink {
         Encoding::Columnar
     }
 
-    fn write(&mut self, out: &Output) -> Result<(), IoError> {
+    fn write(&mut self, out: Output) -> Result<(), IoError> {
         if let Some(file) = self.file.take() {
             let w =
                 ArrowWriter::try_new(file, out.batch.schema(), None).map_err(|e| self.err(e))?;

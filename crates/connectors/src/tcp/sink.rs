@@ -38,7 +38,7 @@ impl Sink for FramedSink {
         self.encoding
     }
 
-    fn write(&mut self, out: &Output) -> Result<(), IoError> {
+    fn write(&mut self, out: Output) -> Result<(), IoError> {
         if self.encoding == Encoding::Csv && !self.header_sent {
             self.header_sent = true;
             write_frame(&mut self.out, &csv_header(out.batch.schema_ref()))

@@ -237,13 +237,16 @@ impl FlatJsonDecoder {
                 if b.get(p) != Some(&b'"') {
                     return Err(at(b, p, "a key in double quotes"));
                 }
-                let (key_end, escaped) = string_end(b, p)?;
-                let col = if !escaped
-                    && next < self.names.len()
-                    && self.names[next] == b[p + 1..key_end - 1]
-                {
-                    Some(next)
+                // Fast path: the key expected next in schema order, compared in place. A match
+                // followed by '"' is the whole key: a field name never holds '"' unescaped.
+                let expected = self.names.get(next).map(Vec::len).filter(|&n| {
+                    b.get(p + 1..p + 1 + n) == Some(&self.names[next][..])
+                        && b.get(p + 1 + n) == Some(&b'"')
+                });
+                let (key_end, col) = if let Some(n) = expected {
+                    (p + 2 + n, Some(next))
                 } else {
+                    let (key_end, escaped) = string_end(b, p)?;
                     let key = if escaped {
                         self.scratch.clear();
                         unescape(&b[p + 1..key_end - 1], &mut self.scratch)?;
@@ -251,7 +254,7 @@ impl FlatJsonDecoder {
                     } else {
                         b[p + 1..key_end - 1].to_vec()
                     };
-                    self.index.get(&key).copied()
+                    (key_end, self.index.get(&key).copied())
                 };
                 p = skip_ws(b, key_end);
                 if b.get(p) != Some(&b':') {
@@ -427,6 +430,15 @@ fn skip_ws(b: &[u8], mut p: usize) -> usize {
 fn string_end(b: &[u8], p: usize) -> Res<(usize, bool)> {
     let mut q = p + 1;
     let mut escaped = false;
+    // Most strings are short: a plain loop over the first bytes beats memchr's setup.
+    let short_end = (q + 16).min(b.len());
+    while q < short_end {
+        match b[q] {
+            b'"' => return Ok((q + 1, false)),
+            b'\\' => break,
+            _ => q += 1,
+        }
+    }
     loop {
         match memchr::memchr2(b'"', b'\\', &b[q..]) {
             None => return Err(at(b, b.len(), "the closing '\"' of a string")),

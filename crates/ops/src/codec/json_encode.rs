@@ -131,6 +131,18 @@ pub fn encode(batch: &RecordBatch, out: &mut Vec<u8>) {
             (c, a.nulls())
         })
         .collect();
+    // Size the output once: keys, up to 24 bytes a number, the text of string columns.
+    let rows = batch.num_rows();
+    let text: usize = batch
+        .columns()
+        .iter()
+        .map(|a| match a.data_type() {
+            DataType::Utf8 => a.as_string::<i32>().value_data().len() + 2 * rows,
+            DataType::LargeUtf8 => a.as_string::<i64>().value_data().len() + 2 * rows,
+            _ => 24 * rows,
+        })
+        .sum();
+    out.reserve(text + rows * (keys.iter().map(Vec::len).sum::<usize>() + 2));
     let mut fbuf = ryu::Buffer::new();
     let mut ibuf = itoa::Buffer::new();
     for row in 0..batch.num_rows() {
