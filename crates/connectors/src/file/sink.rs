@@ -5,14 +5,19 @@ use std::thread::JoinHandle;
 use streamprep_core::{Encoding, IoError, Output, Sink};
 use streamprep_ops::result::csv_header;
 
-/// Messages queued for the writer thread: enough to overlap writing with the next chain run,
+/// Chunks queued for the writer thread: enough to overlap writing with the next chain run,
 /// few enough that a slow disk pushes back on the pipeline.
 const QUEUED: usize = 4;
+
+/// Small messages are gathered up to this size before they go to the writer thread, so a
+/// message of a few rows does not cost a thread wake-up (as a `BufWriter` would gather them).
+const GATHER: usize = 256 * 1024;
 
 /// Writes encoded messages to any writer (a file, stdout) on its own thread, so the system
 /// calls overlap the chain; CSV gets its header once.
 pub struct WriterSink {
     tx: Option<SyncSender<Vec<u8>>>,
+    pending: Vec<u8>,
     thread: Option<JoinHandle<std::io::Result<()>>>,
     encoding: Encoding,
     header_written: bool,
@@ -33,6 +38,7 @@ impl WriterSink {
         match thread {
             Ok(t) => WriterSink {
                 tx: Some(tx),
+                pending: Vec::new(),
                 thread: Some(t),
                 encoding,
                 header_written: false,
@@ -40,11 +46,25 @@ impl WriterSink {
             // no thread to be had: fail on first write rather than here (new() cannot fail)
             Err(_) => WriterSink {
                 tx: None,
+                pending: Vec::new(),
                 thread: None,
                 encoding,
                 header_written: false,
             },
         }
+    }
+
+    /// Queue bytes: large chunks go straight to the thread, small ones are gathered first.
+    fn push(&mut self, bytes: Vec<u8>) -> Result<(), IoError> {
+        if self.pending.is_empty() && bytes.len() >= GATHER {
+            return self.send(bytes);
+        }
+        self.pending.extend_from_slice(&bytes);
+        if self.pending.len() >= GATHER {
+            let chunk = std::mem::take(&mut self.pending);
+            self.send(chunk)?;
+        }
+        Ok(())
     }
 
     fn send(&mut self, bytes: Vec<u8>) -> Result<(), IoError> {
@@ -65,6 +85,12 @@ impl WriterSink {
     }
 
     fn join(&mut self) -> Result<(), IoError> {
+        if !self.pending.is_empty() {
+            let chunk = std::mem::take(&mut self.pending);
+            if let Some(tx) = self.tx.as_ref() {
+                let _ = tx.send(chunk); // a failed send shows as the thread's error below
+            }
+        }
         self.tx = None;
         match self.thread.take() {
             Some(t) => match t.join() {
@@ -83,13 +109,13 @@ impl Sink for WriterSink {
 
     fn write(&mut self, out: Output) -> Result<(), IoError> {
         if self.encoding == Encoding::Csv && !self.header_written {
-            self.send(csv_header(out.batch.schema_ref()))?;
+            self.push(csv_header(out.batch.schema_ref()))?;
             self.header_written = true;
         }
         if out.encoded.is_empty() {
             return Ok(());
         }
-        self.send(out.encoded)
+        self.push(out.encoded)
     }
 
     fn finish(&mut self) -> Result<(), IoError> {
