@@ -327,7 +327,7 @@ pub fn infer_schema(
                 );
             }
             let inferred =
-                arrow_json::reader::infer_json_schema_from_iterator(values.iter().cloned().map(Ok))
+                arrow_json::reader::infer_json_schema_from_iterator(values.iter().map(Ok))
                     .map_err(|e| e.to_string())?;
             prefer_majority_numbers(inferred, &values)
         }
