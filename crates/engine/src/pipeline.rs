@@ -133,7 +133,11 @@ pub fn run(
                     None => break,
                 }
             }
-            let sample: Vec<&[u8]> = ahead.iter().flat_map(|m| m.payload.raw_rows()).collect();
+            let sample: Vec<&[u8]> = ahead
+                .iter()
+                .flat_map(|m| m.payload.raw_rows())
+                .take(INFER_ROWS)
+                .collect();
             if sample.is_empty() && header.is_none() {
                 // empty input: nothing to do
                 return Ok(Summary {
