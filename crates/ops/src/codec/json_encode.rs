@@ -1,5 +1,5 @@
 //! Batch -> NDJSON for flat schemas: one object per row, keys in schema order, nulls written,
-//! floats shortest-round-trip (ryu), NaN and infinities as `null` (JSON has neither).
+//! floats shortest-round-trip (zmij, the successor of ryu), NaN and infinities as `null` (JSON has neither).
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
@@ -61,7 +61,7 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
-fn write_f64(out: &mut Vec<u8>, v: f64, buf: &mut ryu::Buffer) {
+fn write_f64(out: &mut Vec<u8>, v: f64, buf: &mut zmij::Buffer) {
     if v.is_finite() {
         out.extend_from_slice(buf.format_finite(v).as_bytes());
     } else {
@@ -143,7 +143,7 @@ pub fn encode(batch: &RecordBatch, out: &mut Vec<u8>) {
         })
         .sum();
     out.reserve(text + rows * (keys.iter().map(Vec::len).sum::<usize>() + 2));
-    let mut fbuf = ryu::Buffer::new();
+    let mut fbuf = zmij::Buffer::new();
     let mut ibuf = itoa::Buffer::new();
     for row in 0..batch.num_rows() {
         if cols.is_empty() {
@@ -232,11 +232,34 @@ mod tests {
             r#"{"f":null,"i":9223372036854775807,"s":"é","b":false}"#,
             r#"{"f":-0.1,"i":null,"s":null,"b":null}"#,
             r#"{"f":null,"i":0,"s":"\u0001","b":true}"#,
-            r#"{"f":1e300,"i":7,"s":"","b":null}"#,
+            r#"{"f":1e+300,"i":7,"s":"","b":null}"#,
         ];
         assert_eq!(text.lines().collect::<Vec<_>>(), want);
         for l in text.lines() {
             let _: serde_json::Value = serde_json::from_str(l).unwrap();
+        }
+    }
+
+    #[test]
+    fn floats_round_trip_bit_for_bit() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut buf = zmij::Buffer::new();
+        for i in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = if i % 2 == 0 {
+                f64::from_bits(x)
+            } else {
+                (x % 100_000) as f64 / 1000.0 - 50.0
+            };
+            if !v.is_finite() {
+                continue;
+            }
+            let mut out = Vec::new();
+            write_f64(&mut out, v, &mut buf);
+            let back: f64 = std::str::from_utf8(&out).unwrap().parse().unwrap();
+            assert_eq!(back.to_bits(), v.to_bits(), "{v:e}");
         }
     }
 }
