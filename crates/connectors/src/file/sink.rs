@@ -59,6 +59,9 @@ impl WriterSink {
         if self.pending.is_empty() && bytes.len() >= GATHER {
             return self.send(bytes);
         }
+        if self.pending.capacity() == 0 {
+            self.pending.reserve(GATHER + bytes.len()); // once per chunk, not by doubling
+        }
         self.pending.extend_from_slice(&bytes);
         if self.pending.len() >= GATHER {
             let chunk = std::mem::take(&mut self.pending);
