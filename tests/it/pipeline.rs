@@ -53,6 +53,23 @@ fn cfg(chain: &str, buffer: usize, method: Method) -> PipelineConfig {
     }
 }
 
+/// Run `cfg` over `input` (NDJSON rows): (output, dead letters, summary).
+fn run_bytes(cfg: &PipelineConfig, input: &[u8]) -> (String, String, streamprep_engine::Summary) {
+    let mut src = LineSource::new(input, RowFormat::Ndjson);
+    let mut sink = Mem::default();
+    let dl_bytes = Mem::default();
+    let mut dl = DeadLetterWriter::new(dl_bytes.clone());
+    let s = run(
+        cfg,
+        &mut src,
+        &mut sink,
+        Some(&mut dl as &mut dyn DeadLetterSink),
+    )
+    .expect("run");
+    let text = |m: Mem| String::from_utf8(m.bytes()).expect("utf8");
+    (text(sink), text(dl_bytes), s)
+}
+
 fn run_davis(
     chain: &str,
     rows: u64,
@@ -106,24 +123,12 @@ fn pool_output_is_identical_to_inline_for_any_workers_and_buffer() {
 fn bad_rows_go_to_dead_letters_and_good_rows_go_on() {
     let input = b"{\"a\": 1.5, \"s\": \"x\"}\n{\"a\": 2.5, \"s\": \"y\"}\nnot json\n{\"a\": \"oops\", \"s\": \"z\"}\n{\"a\": 4.0, \"s\": \"w\"}\n\n{\"a\": -1.0, \"s\": \"v\"}\n";
     for method in [Method::Inline, Method::Pool { workers: 2 }] {
-        let mut src = LineSource::new(&input[..], RowFormat::Ndjson);
-        let mut sink = Mem::default();
-        let dl_bytes = Mem::default();
-        let mut dl = DeadLetterWriter::new(dl_bytes.clone());
-        let s = run(
-            &cfg("abs", 3, method),
-            &mut src,
-            &mut sink,
-            Some(&mut dl as &mut dyn DeadLetterSink),
-        )
-        .expect("run");
-        let out = String::from_utf8(sink.bytes()).expect("utf8");
+        let (out, dead, s) = run_bytes(&cfg("abs", 3, method), input);
         assert_eq!(
             out,
             "{\"a\":1.5,\"s\":\"x\"}\n{\"a\":2.5,\"s\":\"y\"}\n{\"a\":4.0,\"s\":\"w\"}\n{\"a\":1.0,\"s\":\"v\"}\n"
         );
         assert_eq!((s.rows_in, s.rows_out, s.dead_letters), (6, 4, 2));
-        let dead = String::from_utf8(dl_bytes.bytes()).expect("utf8");
         let lines: Vec<serde_json::Value> = dead
             .lines()
             .map(|l| serde_json::from_str(l).expect("json"))
@@ -142,24 +147,10 @@ fn bad_rows_go_to_dead_letters_and_good_rows_go_on() {
 #[test]
 fn a_refused_message_is_dead_lettered_whole_and_the_next_one_goes_on() {
     let input = b"{\"a\": 1.0}\n{\"a\": null}\n{\"a\": 3.0}\n{\"a\": 4.0}\n";
-    let mut src = LineSource::new(&input[..], RowFormat::Ndjson);
-    let mut sink = Mem::default();
-    let dl_bytes = Mem::default();
-    let mut dl = DeadLetterWriter::new(dl_bytes.clone());
-    let s = run(
-        &cfg("normalizer", 2, Method::Inline),
-        &mut src,
-        &mut sink,
-        Some(&mut dl as &mut dyn DeadLetterSink),
-    )
-    .expect("run");
-    assert_eq!(
-        String::from_utf8(sink.bytes()).expect("utf8"),
-        "{\"a\":1.0}\n{\"a\":1.0}\n"
-    );
+    let (out, dead, s) = run_bytes(&cfg("normalizer", 2, Method::Inline), input);
+    assert_eq!(out, "{\"a\":1.0}\n{\"a\":1.0}\n");
     assert_eq!((s.rows_out, s.dead_letters), (2, 2));
-    let dead: serde_json::Value =
-        serde_json::from_slice(&dl_bytes.bytes()).expect("one dead letter");
+    let dead: serde_json::Value = serde_json::from_str(&dead).expect("one dead letter");
     assert_eq!(dead["step"], "normalizer");
     assert_eq!(dead["rows"], 2);
     assert!(dead["reason"].as_str().unwrap_or("").contains("fillna"));
@@ -191,25 +182,13 @@ fn zlib_base64_rows_are_decoded_like_the_paper_sent_them() {
         arrow_schema::Field::new("a", arrow_schema::DataType::Float64, true),
         arrow_schema::Field::new("b", arrow_schema::DataType::Int64, true),
     ])));
-    let mut src = LineSource::new(&wrapped[..], RowFormat::Ndjson);
-    let mut sink = Mem::default();
-    let dl_bytes = Mem::default();
-    let mut dl = DeadLetterWriter::new(dl_bytes.clone());
-    let s = run(
-        &c,
-        &mut src,
-        &mut sink,
-        Some(&mut dl as &mut dyn DeadLetterSink),
-    )
-    .expect("run");
+    let (out, dead, s) = run_bytes(&c, &wrapped);
     assert_eq!(
-        String::from_utf8(sink.bytes()).expect("utf8"),
+        out,
         "{\"a\":1.0,\"b\":2}\n{\"a\":2.0,\"b\":3}\n{\"a\":5.5,\"b\":4}\n"
     );
     assert_eq!(s.dead_letters, 1);
-    assert!(String::from_utf8(dl_bytes.bytes())
-        .expect("utf8")
-        .contains("not base64"));
+    assert!(dead.contains("not base64"));
 }
 
 #[test]

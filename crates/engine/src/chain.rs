@@ -35,7 +35,7 @@ impl Chain {
         Ok(Chain {
             prepare: Prepare::new(prepare),
             steps: build_chain(names)?,
-            result: ResultStep { format: encoding },
+            result: ResultStep::new(encoding),
         })
     }
 
@@ -113,10 +113,8 @@ impl Chain {
 
 /// A batch as NDJSON text, for a dead letter.
 fn ndjson(batch: &Batch) -> String {
-    ResultStep {
-        format: Encoding::Ndjson,
-    }
-    .encode(batch)
-    .map(|b| String::from_utf8_lossy(&b).trim_end().to_string())
-    .unwrap_or_default()
+    ResultStep::new(Encoding::Ndjson)
+        .encode(batch)
+        .map(|b| String::from_utf8_lossy(&b).trim_end().to_string())
+        .unwrap_or_default()
 }

@@ -5,23 +5,33 @@
 use arrow_json::writer::{LineDelimited, WriterBuilder};
 use streamprep_core::{Batch, Encoding, StepError};
 
+use crate::codec::json_encode::JsonEncoder;
+
 const NAME: &str = "result";
 
 /// The result step.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ResultStep {
-    /// Encoding for the sink.
-    pub format: Encoding,
+    format: Encoding,
+    json: JsonEncoder,
 }
 
 impl ResultStep {
+    /// A result step encoding for a sink that wants `format`.
+    pub fn new(format: Encoding) -> Self {
+        ResultStep {
+            format,
+            json: JsonEncoder::default(),
+        }
+    }
+
     /// Encode the batch; empty for [`Encoding::Columnar`].
-    pub fn encode(&self, batch: &Batch) -> Result<Vec<u8>, StepError> {
+    pub fn encode(&mut self, batch: &Batch) -> Result<Vec<u8>, StepError> {
         let mut out = Vec::new();
         match self.format {
             Encoding::Columnar => {}
             Encoding::Ndjson if crate::codec::json_encode::supports(batch.schema_ref()) => {
-                crate::codec::json_encode::encode(batch, &mut out);
+                self.json.encode(batch, &mut out);
             }
             Encoding::Ndjson => {
                 let mut w = WriterBuilder::new()

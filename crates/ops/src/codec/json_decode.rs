@@ -307,29 +307,24 @@ impl FlatJsonDecoder {
                 col.push_null();
                 Ok(p + 4)
             }
-            Some(b't') if b[p..].starts_with(b"true") => {
+            Some(&c @ (b't' | b'f'))
+                if b[p..].starts_with(if c == b't' { b"true" } else { b"false" }) =>
+            {
+                let (lit, truth): (&[u8], bool) = if c == b't' {
+                    (b"true", true)
+                } else {
+                    (b"false", false)
+                };
                 match &mut col.values {
-                    Values::Bool(v) => v.push(true),
+                    Values::Bool(v) => v.push(truth),
                     Values::Str { offsets, data } => {
-                        data.extend_from_slice(b"true");
+                        data.extend_from_slice(lit);
                         offsets.push(data.len() as i32);
                     }
-                    _ => return Err(wrong("true")),
+                    _ => return Err(wrong(if truth { "true" } else { "false" })),
                 }
                 col.valid.push(true);
-                Ok(p + 4)
-            }
-            Some(b'f') if b[p..].starts_with(b"false") => {
-                match &mut col.values {
-                    Values::Bool(v) => v.push(false),
-                    Values::Str { offsets, data } => {
-                        data.extend_from_slice(b"false");
-                        offsets.push(data.len() as i32);
-                    }
-                    _ => return Err(wrong("false")),
-                }
-                col.valid.push(true);
-                Ok(p + 5)
+                Ok(p + lit.len())
             }
             Some(b'"') => {
                 let (end, escaped) = string_end(b, p)?;

@@ -7,28 +7,18 @@ use arrow_array::types::{
     UInt64Type, UInt8Type,
 };
 use arrow_array::{Array, ArrayRef, RecordBatch};
-use arrow_schema::{DataType, Schema};
+use arrow_schema::{DataType, Schema, SchemaRef};
+use streamprep_core::numeric::is_numeric;
 
 /// True when every column has a type this encoder writes.
 pub fn supports(schema: &Schema) -> bool {
     schema.fields().iter().all(|f| {
-        matches!(
-            f.data_type(),
-            DataType::Float64
-                | DataType::Float32
-                | DataType::Int8
-                | DataType::Int16
-                | DataType::Int32
-                | DataType::Int64
-                | DataType::UInt8
-                | DataType::UInt16
-                | DataType::UInt32
-                | DataType::UInt64
-                | DataType::Utf8
-                | DataType::LargeUtf8
-                | DataType::Boolean
-                | DataType::Null
-        )
+        let dt = f.data_type();
+        is_numeric(dt)
+            || matches!(
+                dt,
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Boolean | DataType::Null
+            )
     })
 }
 
@@ -93,11 +83,9 @@ fn ints<T: arrow_array::ArrowPrimitiveType>(
         .collect()
 }
 
-/// Encode a batch (of a [`supports`]ed schema) as NDJSON, appending to `out`.
-pub fn encode(batch: &RecordBatch, out: &mut Vec<u8>) {
-    let schema = batch.schema();
-    // `{"name":` for the first column, `,"name":` for the others, escaped once per message.
-    let keys: Vec<Vec<u8>> = schema
+/// `{"name":` for the first column, `,"name":` for the others, escaped.
+fn key_prefixes(schema: &Schema) -> Vec<Vec<u8>> {
+    schema
         .fields()
         .iter()
         .enumerate()
@@ -107,7 +95,29 @@ pub fn encode(batch: &RecordBatch, out: &mut Vec<u8>) {
             k.push(b':');
             k
         })
-        .collect();
+        .collect()
+}
+
+/// An NDJSON encoder that keeps the escaped keys of the last schema it saw.
+#[derive(Debug, Default, Clone)]
+pub struct JsonEncoder {
+    keys: Option<(SchemaRef, Vec<Vec<u8>>)>,
+}
+
+impl JsonEncoder {
+    /// Encode a batch (of a [`supports`]ed schema) as NDJSON, appending to `out`.
+    pub fn encode(&mut self, batch: &RecordBatch, out: &mut Vec<u8>) {
+        let schema = batch.schema();
+        if !matches!(&self.keys, Some((s, _)) if *s == schema) {
+            self.keys = Some((schema.clone(), key_prefixes(&schema)));
+        }
+        if let Some((_, keys)) = &self.keys {
+            write_rows(batch, keys, out);
+        }
+    }
+}
+
+fn write_rows(batch: &RecordBatch, keys: &[Vec<u8>], out: &mut Vec<u8>) {
     let cols: Vec<(Col, Option<&arrow_buffer::NullBuffer>)> = batch
         .columns()
         .iter()
@@ -149,7 +159,7 @@ pub fn encode(batch: &RecordBatch, out: &mut Vec<u8>) {
         if cols.is_empty() {
             out.push(b'{');
         }
-        for ((col, nulls), key) in cols.iter().zip(&keys) {
+        for ((col, nulls), key) in cols.iter().zip(keys) {
             out.extend_from_slice(key);
             if nulls.is_some_and(|n| n.is_null(row)) {
                 out.extend_from_slice(b"null");
@@ -225,7 +235,7 @@ mod tests {
         .unwrap();
         assert!(supports(batch.schema_ref()));
         let mut out = Vec::new();
-        encode(&batch, &mut out);
+        JsonEncoder::default().encode(&batch, &mut out);
         let text = String::from_utf8(out).unwrap();
         let want = [
             r#"{"f":1.0,"i":-3,"s":"a\"b\\c\n","b":true}"#,
