@@ -1,13 +1,19 @@
 //! `drop_duplicates`: `df.drop_duplicates()` over all columns, the first occurrence kept.
 //!
-//! Rows are encoded with Arrow's row format (nulls compare equal, as pandas compares NaN equal)
-//! and deduplicated with a hash set; the converter is kept between messages of one schema.
+//! Fast path (numbers, strings, booleans): a 64-bit hash per row built column by column, and a
+//! value-by-value comparison only when two rows hash alike. Missing values compare equal (as
+//! pandas compares NaN equal) and `-0.0` equals `0.0` (pandas hashes them alike). Other column
+//! types, or two different rows with one hash, take the general path: Arrow's row format and a
+//! hash set of encoded rows.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
-use arrow_array::UInt32Array;
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type};
+use arrow_array::{Array, ArrayRef, UInt32Array};
 use arrow_row::{RowConverter, SortField};
+use arrow_schema::DataType;
 use arrow_schema::SchemaRef;
 use arrow_select::take::take_record_batch;
 use streamprep_core::{Batch, Step, StepError};
@@ -56,15 +62,113 @@ impl Hasher for RowHasher {
     }
 }
 
-impl Step for DropDuplicates {
-    fn name(&self) -> &'static str {
-        NAME
-    }
+fn mix(h: u64, v: u64) -> u64 {
+    (h.rotate_left(5) ^ v).wrapping_mul(K)
+}
 
-    fn apply(&mut self, batch: Batch) -> Result<Batch, StepError> {
-        if batch.num_rows() < 2 || batch.num_columns() == 0 {
-            return Ok(batch);
+/// Fold one column into the per-row hashes; `false` if the type has no fast path.
+fn hash_column(col: &ArrayRef, hashes: &mut [u64]) -> bool {
+    const NULL: u64 = 0x9e37_79b9_7f4a_7c15;
+    let nulls = col.logical_nulls();
+    let valid = |i: usize| nulls.as_ref().is_none_or(|n| n.is_valid(i));
+    match col.data_type() {
+        DataType::Float64 => {
+            let v = col.as_primitive::<Float64Type>().values();
+            for (i, h) in hashes.iter_mut().enumerate() {
+                *h = mix(
+                    *h,
+                    if valid(i) {
+                        (v[i] + 0.0).to_bits()
+                    } else {
+                        NULL
+                    },
+                );
+            }
         }
+        DataType::Int64 => {
+            let v = col.as_primitive::<Int64Type>().values();
+            for (i, h) in hashes.iter_mut().enumerate() {
+                *h = mix(*h, if valid(i) { v[i] as u64 } else { NULL });
+            }
+        }
+        DataType::Utf8 => {
+            let a = col.as_string::<i32>();
+            for (i, h) in hashes.iter_mut().enumerate() {
+                let v = if valid(i) {
+                    let mut rh = RowHasher::default();
+                    rh.write(a.value(i).as_bytes());
+                    rh.0 ^ a.value(i).len() as u64
+                } else {
+                    NULL
+                };
+                *h = mix(*h, v);
+            }
+        }
+        DataType::Boolean => {
+            let a = col.as_boolean();
+            for (i, h) in hashes.iter_mut().enumerate() {
+                *h = mix(
+                    *h,
+                    if valid(i) {
+                        u64::from(a.value(i)) + 1
+                    } else {
+                        NULL
+                    },
+                );
+            }
+        }
+        _ => return false,
+    }
+    true
+}
+
+/// Rows `a` and `b` hold equal values in every column (nulls equal, `-0.0 == 0.0`).
+fn rows_equal(columns: &[ArrayRef], a: usize, b: usize) -> bool {
+    columns
+        .iter()
+        .all(|c| match (c.is_valid(a), c.is_valid(b)) {
+            (false, false) => true,
+            (true, true) => match c.data_type() {
+                DataType::Float64 => {
+                    let v = c.as_primitive::<Float64Type>().values();
+                    v[a] == v[b]
+                }
+                _ => c.slice(a, 1).as_ref() == c.slice(b, 1).as_ref(),
+            },
+            _ => false,
+        })
+}
+
+/// The rows to keep by hashing, or `None` when the general path must decide.
+fn keep_by_hash(columns: &[ArrayRef], n: usize) -> Option<Vec<u32>> {
+    let mut hashes = vec![0u64; n];
+    for c in columns {
+        if !hash_column(c, &mut hashes) {
+            return None;
+        }
+    }
+    let mut first: HashMap<u64, u32, BuildHasherDefault<RowHasher>> =
+        HashMap::with_capacity_and_hasher(n, Default::default());
+    let mut keep = Vec::with_capacity(n);
+    for (i, h) in hashes.into_iter().enumerate() {
+        match first.entry(h) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(i as u32);
+                keep.push(i as u32);
+            }
+            std::collections::hash_map::Entry::Occupied(e) => {
+                if !rows_equal(columns, *e.get() as usize, i) {
+                    return None; // two different rows share a hash: let the general path decide
+                }
+            }
+        }
+    }
+    Some(keep)
+}
+
+impl DropDuplicates {
+    /// The general path: encode rows with Arrow's row format, keep the first of each.
+    fn keep_by_rows(&mut self, batch: &Batch) -> Result<Vec<u32>, StepError> {
         let schema = batch.schema();
         let stale = !matches!(&self.converter, Some((s, _)) if *s == schema);
         if stale {
@@ -77,17 +181,36 @@ impl Step for DropDuplicates {
             self.converter = Some((schema.clone(), conv));
         }
         let Some((_, conv)) = self.converter.as_mut() else {
-            return Ok(batch);
+            return Err(StepError::Internal {
+                step: NAME,
+                reason: "no row converter".into(),
+            });
         };
         let rows = conv
             .convert_columns(batch.columns())
             .map_err(|e| StepError::arrow(NAME, e))?;
         let mut seen: HashSet<&[u8], BuildHasherDefault<RowHasher>> =
             HashSet::with_capacity_and_hasher(rows.num_rows(), Default::default());
-        let keep: Vec<u32> = (0..rows.num_rows())
+        Ok((0..rows.num_rows())
             .filter(|&i| seen.insert(rows.row(i).data()))
             .map(|i| i as u32)
-            .collect();
+            .collect())
+    }
+}
+
+impl Step for DropDuplicates {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn apply(&mut self, batch: Batch) -> Result<Batch, StepError> {
+        if batch.num_rows() < 2 || batch.num_columns() == 0 {
+            return Ok(batch);
+        }
+        let keep = match keep_by_hash(batch.columns(), batch.num_rows()) {
+            Some(keep) => keep,
+            None => self.keep_by_rows(&batch)?,
+        };
         if keep.len() == batch.num_rows() {
             return Ok(batch);
         }
@@ -99,6 +222,15 @@ impl Step for DropDuplicates {
 mod tests {
     use super::*;
     use streamprep_testkit::{batch_from_json, batch_to_json};
+
+    #[test]
+    fn negative_zero_equals_zero_and_other_types_take_the_general_path() {
+        let b = batch_from_json(r#"[{"a":0.0,"s":"x"},{"a":-0.0,"s":"x"},{"a":1.5,"s":"x"}]"#);
+        assert_eq!(DropDuplicates::default().apply(b).unwrap().num_rows(), 2);
+        let nested = batch_from_json(r#"[{"l":[1,2]},{"l":[1,2]},{"l":[3]}]"#);
+        let out = DropDuplicates::default().apply(nested).unwrap();
+        assert_eq!(batch_to_json(&out), r#"[{"l":[1,2]},{"l":[3]}]"#);
+    }
 
     #[test]
     fn keeps_first_of_each_duplicate_including_nulls() {

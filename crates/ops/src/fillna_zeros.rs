@@ -1,8 +1,8 @@
 //! `fillna_zeros`: `df[num].fillna(0)`. Integer columns stay integers, floats stay floats.
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::Int64Type;
-use arrow_array::{Array, ArrayRef, Int64Array};
+use arrow_array::types::{Float64Type, Int64Type};
+use arrow_array::{Array, ArrayRef, Float64Array, Int64Array};
 use arrow_cast::cast;
 use arrow_schema::DataType;
 use std::sync::Arc;
@@ -19,22 +19,41 @@ const NAME: &str = "fillna_zeros";
 
 fn fill(col: &ArrayRef) -> Result<ArrayRef, arrow_schema::ArrowError> {
     let dt = col.data_type();
-    if is_integer(dt) {
-        let c = cast(col, &DataType::Int64)?;
-        let p = c.as_primitive::<Int64Type>();
-        let filled: Int64Array = p.iter().map(|v| Some(v.unwrap_or(0))).collect();
-        let out: ArrayRef = Arc::new(filled);
-        if dt == &DataType::Int64 {
-            Ok(out)
-        } else {
-            cast(&out, dt)
+    let nulls = col.nulls();
+    let valid = |i: usize| nulls.is_none_or(|n| n.is_valid(i));
+    match dt {
+        // The common types are filled in place of their values, without a detour through f64.
+        DataType::Float64 => {
+            let v = col.as_primitive::<Float64Type>().values();
+            let out: Vec<f64> = (0..v.len())
+                .map(|i| {
+                    if valid(i) && !v[i].is_nan() {
+                        v[i]
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            Ok(Arc::new(Float64Array::from(out)))
         }
-    } else {
-        let v = to_f64(col)
-            .into_iter()
-            .map(|x| if x.is_nan() { 0.0 } else { x })
-            .collect();
-        Ok(from_f64(v))
+        DataType::Int64 => {
+            let v = col.as_primitive::<Int64Type>().values();
+            let out: Vec<i64> = (0..v.len())
+                .map(|i| if valid(i) { v[i] } else { 0 })
+                .collect();
+            Ok(Arc::new(Int64Array::from(out)))
+        }
+        dt if is_integer(dt) => {
+            let c = cast(col, &DataType::Int64)?;
+            cast(&fill(&c)?, dt)
+        }
+        _ => {
+            let v = to_f64(col)
+                .into_iter()
+                .map(|x| if x.is_nan() { 0.0 } else { x })
+                .collect();
+            Ok(from_f64(v))
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::thread::JoinHandle;
 
@@ -9,15 +9,17 @@ use streamprep_ops::result::csv_header;
 /// few enough that a slow disk pushes back on the pipeline.
 const QUEUED: usize = 4;
 
-/// Small messages are gathered up to this size before they go to the writer thread, so a
-/// message of a few rows does not cost a thread wake-up (as a `BufWriter` would gather them).
+/// Messages are gathered up to this many bytes before they go to the writer thread, so a
+/// message of a few rows does not cost a thread wake-up. They are gathered by moving the
+/// buffers, not copying them: the writer thread does the copying, off the chain's thread.
 const GATHER: usize = 256 * 1024;
 
 /// Writes encoded messages to any writer (a file, stdout) on its own thread, so the system
 /// calls overlap the chain; CSV gets its header once.
 pub struct WriterSink {
-    tx: Option<SyncSender<Vec<u8>>>,
-    pending: Vec<u8>,
+    tx: Option<SyncSender<Vec<Vec<u8>>>>,
+    pending: Vec<Vec<u8>>,
+    pending_bytes: usize,
     thread: Option<JoinHandle<std::io::Result<()>>>,
     encoding: Encoding,
     header_written: bool,
@@ -25,13 +27,16 @@ pub struct WriterSink {
 
 impl WriterSink {
     /// A sink writing `encoding` to `w`.
-    pub fn new<W: Write + Send + 'static>(mut w: W, encoding: Encoding) -> Self {
-        let (tx, rx) = sync_channel::<Vec<u8>>(QUEUED);
+    pub fn new<W: Write + Send + 'static>(w: W, encoding: Encoding) -> Self {
+        let (tx, rx) = sync_channel::<Vec<Vec<u8>>>(QUEUED);
         let thread = std::thread::Builder::new()
             .name("streamprep-sink".into())
             .spawn(move || {
-                for chunk in rx {
-                    w.write_all(&chunk)?;
+                let mut w = BufWriter::with_capacity(GATHER, w);
+                for chunks in rx {
+                    for chunk in chunks {
+                        w.write_all(&chunk)?;
+                    }
                 }
                 w.flush()
             });
@@ -39,6 +44,7 @@ impl WriterSink {
             Ok(t) => WriterSink {
                 tx: Some(tx),
                 pending: Vec::new(),
+                pending_bytes: 0,
                 thread: Some(t),
                 encoding,
                 header_written: false,
@@ -47,6 +53,7 @@ impl WriterSink {
             Err(_) => WriterSink {
                 tx: None,
                 pending: Vec::new(),
+                pending_bytes: 0,
                 thread: None,
                 encoding,
                 header_written: false,
@@ -54,23 +61,19 @@ impl WriterSink {
         }
     }
 
-    /// Queue bytes: large chunks go straight to the thread, small ones are gathered first.
+    /// Queue a message's bytes; hand the gathered ones over once there are enough.
     fn push(&mut self, bytes: Vec<u8>) -> Result<(), IoError> {
-        if self.pending.is_empty() && bytes.len() >= GATHER {
-            return self.send(bytes);
-        }
-        if self.pending.capacity() == 0 {
-            self.pending.reserve(GATHER + bytes.len()); // once per chunk, not by doubling
-        }
-        self.pending.extend_from_slice(&bytes);
-        if self.pending.len() >= GATHER {
-            let chunk = std::mem::take(&mut self.pending);
-            self.send(chunk)?;
+        self.pending_bytes += bytes.len();
+        self.pending.push(bytes);
+        if self.pending_bytes >= GATHER {
+            self.pending_bytes = 0;
+            let chunks = std::mem::take(&mut self.pending);
+            self.send(chunks)?;
         }
         Ok(())
     }
 
-    fn send(&mut self, bytes: Vec<u8>) -> Result<(), IoError> {
+    fn send(&mut self, bytes: Vec<Vec<u8>>) -> Result<(), IoError> {
         let sent = self
             .tx
             .as_ref()
