@@ -238,3 +238,41 @@ fn fast_json_decoder_agrees_with_arrow_json_on_station_rows() {
     let reference = arrow.flush().expect("flush").expect("batch");
     assert_eq!(fast, reference);
 }
+
+#[test]
+fn flat_inference_agrees_with_the_general_inference() {
+    use streamprep_connectors::generator::DavisGenerator;
+    use streamprep_ops::codec::json_decode::infer_flat;
+    let mut g = DavisGenerator::new(3);
+    let mut rows: Vec<Vec<u8>> = (0..1000)
+        .map(|_| {
+            let mut r = Vec::new();
+            g.write_row(&mut r);
+            r
+        })
+        .collect();
+    rows.push(br#"{"temp_out": "oops", "extra": true}"#.to_vec());
+    rows.push(b"not json".to_vec());
+    let refs: Vec<&[u8]> = rows.iter().map(|r| r.as_slice()).collect();
+    let fast = infer_flat(&refs).expect("flat rows");
+    // the general path: arrow-json's inference plus the majority rule, forced by a nested row
+    let mut with_nested = refs.clone();
+    with_nested.push(br#"{"nested": {"a": 1}}"#);
+    assert!(infer_flat(&with_nested).is_none());
+    let general = streamprep_ops::prepare::infer_schema(RowFormat::Ndjson, None, &with_nested)
+        .expect("general");
+    for f in fast.fields() {
+        let g = general.field_with_name(f.name()).expect("same columns");
+        assert_eq!(f.data_type(), g.data_type(), "{}", f.name());
+    }
+    assert_eq!(fast.fields().len() + 1, general.fields().len()); // + "nested"
+    assert_eq!(fast.field(0).name(), "ts");
+    assert_eq!(
+        fast.field_with_name("temp_out").expect("col").data_type(),
+        &arrow_schema::DataType::Float64
+    );
+    assert_eq!(
+        fast.field_with_name("extra").expect("col").data_type(),
+        &arrow_schema::DataType::Boolean
+    );
+}

@@ -308,6 +308,10 @@ pub fn infer_schema(
 ) -> Result<SchemaRef, String> {
     let schema = match format {
         RowFormat::Ndjson => {
+            let rows: Vec<&[u8]> = sample.iter().map(|r| trim_newline(r)).collect();
+            if let Some(schema) = json_decode::infer_flat(&rows) {
+                return Ok(Arc::new(normalise(schema)));
+            }
             let mut values = Vec::new();
             for row in sample {
                 let row = trim_newline(row);

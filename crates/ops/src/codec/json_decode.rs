@@ -545,6 +545,132 @@ fn number_end(b: &[u8], p: usize) -> Res<(usize, bool)> {
     Ok((q, int))
 }
 
+/// Infer a schema from flat rows (objects of scalars) without building JSON values: the
+/// value kinds of each key are counted, keys in first-seen order. A column is numeric when
+/// numbers are the majority of its present values (float64 if any is fractional), boolean when
+/// booleans are, text otherwise (and when it never has a value). Rows that are not JSON objects
+/// are skipped (`prepare` refuses them later). `None` when a row holds an array of rows or a
+/// nested value: the general inference decides those.
+pub fn infer_flat(rows: &[&[u8]]) -> Option<Schema> {
+    #[derive(Default, Clone, Copy)]
+    struct Kinds {
+        ints: usize,
+        floats: usize,
+        strings: usize,
+        bools: usize,
+    }
+    let mut names: Vec<Vec<u8>> = Vec::new();
+    let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
+    let mut kinds: Vec<Kinds> = Vec::new();
+    let mut scratch = Vec::new();
+    let mut seen = 0;
+    for row in rows {
+        let b = *row;
+        let mut p = skip_ws(b, 0);
+        match b.get(p) {
+            Some(b'{') => {}
+            Some(b'[') => return None,
+            _ => continue,
+        }
+        let mut row_kinds: Vec<(usize, u8)> = Vec::new();
+        let ok = (|| -> Res<()> {
+            p = skip_ws(b, p + 1);
+            if b.get(p) == Some(&b'}') {
+                return Ok(());
+            }
+            loop {
+                if b.get(p) != Some(&b'"') {
+                    return Err(String::new());
+                }
+                let (end, escaped) = string_end(b, p)?;
+                let key = if escaped {
+                    scratch.clear();
+                    unescape(&b[p + 1..end - 1], &mut scratch)?;
+                    scratch.clone()
+                } else {
+                    b[p + 1..end - 1].to_vec()
+                };
+                p = skip_ws(b, end);
+                if b.get(p) != Some(&b':') {
+                    return Err(String::new());
+                }
+                p = skip_ws(b, p + 1);
+                let (kind, next) = match b.get(p) {
+                    Some(b'"') => (b's', string_end(b, p)?.0),
+                    Some(b'-' | b'0'..=b'9') => {
+                        let (e, int) = number_end(b, p)?;
+                        (if int { b'i' } else { b'f' }, e)
+                    }
+                    Some(b't') if b[p..].starts_with(b"true") => (b'b', p + 4),
+                    Some(b'f') if b[p..].starts_with(b"false") => (b'b', p + 5),
+                    Some(b'n') if b[p..].starts_with(b"null") => (b'n', p + 4),
+                    Some(b'{' | b'[') => (b'x', p),
+                    _ => return Err(String::new()),
+                };
+                if kind == b'x' {
+                    return Err("nested".into());
+                }
+                let col = match index.get(&key) {
+                    Some(&c) => c,
+                    None => {
+                        index.insert(key.clone(), names.len());
+                        names.push(key);
+                        kinds.push(Kinds::default());
+                        names.len() - 1
+                    }
+                };
+                row_kinds.push((col, kind));
+                p = skip_ws(b, next);
+                match b.get(p) {
+                    Some(b',') => p = skip_ws(b, p + 1),
+                    Some(b'}') => return Ok(()),
+                    _ => return Err(String::new()),
+                }
+            }
+        })();
+        match ok {
+            Ok(()) => {
+                seen += 1;
+                for (c, k) in row_kinds {
+                    let kd = &mut kinds[c];
+                    match k {
+                        b'i' => kd.ints += 1,
+                        b'f' => kd.floats += 1,
+                        b's' => kd.strings += 1,
+                        b'b' => kd.bools += 1,
+                        _ => {}
+                    }
+                }
+            }
+            Err(e) if e == "nested" => return None,
+            Err(_) => {} // a bad row: prepare will refuse it
+        }
+    }
+    if seen == 0 {
+        return None;
+    }
+    let fields: Vec<arrow_schema::Field> = names
+        .iter()
+        .zip(&kinds)
+        .map(|(n, k)| {
+            let numbers = k.ints + k.floats;
+            let dt = if numbers > 0 && numbers > k.strings + k.bools {
+                if k.floats > 0 {
+                    DataType::Float64
+                } else {
+                    DataType::Int64
+                }
+            } else if k.bools > 0 && k.bools > k.strings + numbers {
+                DataType::Boolean
+            } else {
+                DataType::Utf8
+            };
+            arrow_schema::Field::new(String::from_utf8_lossy(n), dt, true)
+        })
+        .collect();
+    Some(Schema::new(fields))
+}
+
 /// Powers of ten exactly representable in an f64.
 const POW10: [f64; 23] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
