@@ -12,7 +12,7 @@ const QUEUED: usize = 4;
 /// Messages are gathered up to this many bytes before they go to the writer thread, so a
 /// message of a few rows does not cost a thread wake-up. They are gathered by moving the
 /// buffers, not copying them: the writer thread does the copying, off the chain's thread.
-const GATHER: usize = 256 * 1024;
+const GATHER: usize = 1024 * 1024;
 
 /// Writes encoded messages to any writer (a file, stdout) on its own thread, so the system
 /// calls overlap the chain; CSV gets its header once.

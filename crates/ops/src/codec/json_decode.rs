@@ -348,10 +348,17 @@ impl FlatJsonDecoder {
                 Ok(end)
             }
             Some(b'-' | b'0'..=b'9') => {
+                if let Values::F64(v) = &mut col.values {
+                    // the common case, in one pass: validate and convert together
+                    let (end, x) = scan_f64(b, p)?;
+                    v.push(x);
+                    col.valid.push(true);
+                    return Ok(end);
+                }
                 let (end, is_int) = number_end(b, p)?;
                 let tok = &b[p..end];
                 match &mut col.values {
-                    Values::F64(v) => v.push(parse_f64(tok).ok_or_else(|| at(b, p, "a number"))?),
+                    Values::F64(_) => unreachable!("handled above"),
                     Values::I64(v) => {
                         let i = if is_int { parse_i64(tok) } else { None };
                         let i = match i {
@@ -725,6 +732,65 @@ fn parse_f64(tok: &[u8]) -> Option<f64> {
     std::str::from_utf8(tok).ok()?.parse().ok()
 }
 
+/// Validate the JSON number at `p` and convert it, in one pass (see [`parse_f64`] for the fast
+/// path's exactness); returns the position after it.
+fn scan_f64(b: &[u8], p: usize) -> Res<(usize, f64)> {
+    let mut q = p;
+    let neg = b[q] == b'-';
+    if neg {
+        q += 1;
+    }
+    let mut mantissa: u64 = 0;
+    let mut digits = 0u32;
+    let mut exp: i32 = 0;
+    match b.get(q) {
+        Some(b'0') => {
+            q += 1;
+            digits = 1;
+        }
+        Some(b'1'..=b'9') => {
+            while let Some(&d @ b'0'..=b'9') = b.get(q) {
+                mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+                digits += 1;
+                q += 1;
+            }
+        }
+        _ => return Err(at(b, q, "a digit")),
+    }
+    if b.get(q) == Some(&b'.') {
+        q += 1;
+        let start = q;
+        while let Some(&d @ b'0'..=b'9') = b.get(q) {
+            mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+            digits += 1;
+            exp -= 1;
+            q += 1;
+        }
+        if q == start {
+            return Err(at(b, q, "a digit after '.'"));
+        }
+    }
+    if let Some(b'e' | b'E') = b.get(q) {
+        // rare: validate, then let the standard parser convert
+        let (end, _) = number_end(b, p)?;
+        return parse_f64(&b[p..end])
+            .map(|x| (end, x))
+            .ok_or_else(|| at(b, p, "a number"));
+    }
+    if digits <= 15 && mantissa < (1u64 << 53) && exp >= -22 {
+        let m = mantissa as f64;
+        let v = if exp < 0 {
+            m / POW10[(-exp) as usize]
+        } else {
+            m
+        };
+        return Ok((q, if neg { -v } else { v }));
+    }
+    parse_f64(&b[p..q])
+        .map(|x| (q, x))
+        .ok_or_else(|| at(b, p, "a number"))
+}
+
 /// Parse an integer token (digits with an optional minus) as i64; `None` on overflow.
 fn parse_i64(tok: &[u8]) -> Option<i64> {
     let (neg, digits) = match tok.split_first() {
@@ -833,6 +899,42 @@ mod tests {
             .unwrap();
         assert_eq!(s.value(4), r#"{"nested":[1,2]}"#);
         assert_eq!(s.value(1), "12.50");
+    }
+
+    #[test]
+    fn one_pass_scan_agrees_with_validate_then_parse() {
+        let cases = [
+            "0",
+            "-0",
+            "12.3",
+            "-0.1",
+            "123456789012345",
+            "1234567890123456789",
+            "0.30000000000000004",
+            "1e300",
+            "-2.5E-3",
+            "9007199254740993",
+            "4.35",
+            "100.0",
+            "0.000001",
+            "3.14e+2",
+            "0.0000000000000000000000001",
+        ];
+        for c in cases {
+            let text = format!("{c},");
+            let (end, x) = scan_f64(text.as_bytes(), 0).unwrap();
+            assert_eq!(end, c.len(), "{c}");
+            assert_eq!(x.to_bits(), c.parse::<f64>().unwrap().to_bits(), "{c}");
+        }
+        // malformed numbers: both refuse, or both stop at the same place (the caller then
+        // refuses the stray character)
+        for bad in ["-", "01", "1.", "1e", "-.5", "1.e3", "1.5.2"] {
+            match (scan_f64(bad.as_bytes(), 0), number_end(bad.as_bytes(), 0)) {
+                (Ok((a, _)), Ok((b, _))) => assert!(a == b && a < bad.len(), "{bad}"),
+                (Err(_), Err(_)) => {}
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
     }
 
     #[test]
