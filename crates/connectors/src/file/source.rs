@@ -13,6 +13,7 @@ pub struct LineSource<R> {
     /// Read-ahead block; `carry[pos..]` is not yet handed out.
     carry: Vec<u8>,
     pos: usize,
+    scratch: Box<[u8]>,
     eof: bool,
 }
 
@@ -26,6 +27,7 @@ impl<R: std::io::Read + Send> LineSource<R> {
             header_read: format != RowFormat::Csv,
             carry: Vec::new(),
             pos: 0,
+            scratch: vec![0u8; CHUNK].into_boxed_slice(),
             eof: false,
         }
     }
@@ -76,19 +78,16 @@ impl<R: std::io::Read + Send> LineSource<R> {
                 self.carry.clear();
                 return Ok(());
             }
-            let old = self.carry.len();
-            self.carry.resize(old + CHUNK, 0);
+            // Read into the scratch block (zeroed once) and append what came: cheaper than
+            // zero-filling the carry before every read.
             let n = loop {
-                match self.reader.read(&mut self.carry[old..]) {
+                match self.reader.read(&mut self.scratch[..]) {
                     Ok(n) => break n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        self.carry.truncate(old);
-                        return Err(IoError::io("reading input", e));
-                    }
+                    Err(e) => return Err(IoError::io("reading input", e)),
                 }
             };
-            self.carry.truncate(old + n);
+            self.carry.extend_from_slice(&self.scratch[..n]);
             self.eof = n == 0;
         }
     }

@@ -590,13 +590,14 @@ pub fn infer_flat(rows: &[&[u8]]) -> Option<Schema> {
                     return Err(String::new());
                 }
                 let (end, escaped) = string_end(b, p)?;
-                let key = if escaped {
+                let key: &[u8] = if escaped {
                     scratch.clear();
                     unescape(&b[p + 1..end - 1], &mut scratch)?;
-                    scratch.clone()
+                    &scratch
                 } else {
-                    b[p + 1..end - 1].to_vec()
+                    &b[p + 1..end - 1]
                 };
+                let known = index.get(key).copied();
                 p = skip_ws(b, end);
                 if b.get(p) != Some(&b':') {
                     return Err(String::new());
@@ -617,9 +618,10 @@ pub fn infer_flat(rows: &[&[u8]]) -> Option<Schema> {
                 if kind == b'x' {
                     return Err("nested".into());
                 }
-                let col = match index.get(&key) {
-                    Some(&c) => c,
+                let col = match known {
+                    Some(c) => c,
                     None => {
+                        let key = key.to_vec(); // allocated once per column, not per row
                         index.insert(key.clone(), names.len());
                         names.push(key);
                         kinds.push(Kinds::default());
