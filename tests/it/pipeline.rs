@@ -276,3 +276,30 @@ fn flat_inference_agrees_with_the_general_inference() {
         &arrow_schema::DataType::Boolean
     );
 }
+
+#[test]
+fn bad_csv_rows_go_to_dead_letters_and_do_not_change_the_schema() {
+    let input = b"ts,temp,hum\n2019-01-01T00:00:00,-1.5,80\n2019-01-01T00:01:00,abc,81\n2019-01-01T00:02:00,2.5\n2019-01-01T00:03:00,3.5,82\n";
+    let mut src = LineSource::new(&input[..], RowFormat::Csv);
+    let out = Mem::default();
+    let mut sink = WriterSink::new(out.clone(), Encoding::Csv);
+    let dl_bytes = Mem::default();
+    let mut dl = DeadLetterWriter::new(dl_bytes.clone());
+    let s = run(
+        &cfg("abs", 10, Method::Inline),
+        &mut src,
+        &mut sink,
+        Some(&mut dl as &mut dyn DeadLetterSink),
+    )
+    .expect("run");
+    assert_eq!(
+        String::from_utf8(out.bytes()).expect("utf8"),
+        "ts,temp,hum\n2019-01-01T00:00:00,1.5,80\n2019-01-01T00:03:00,3.5,82\n"
+    );
+    assert_eq!((s.rows_in, s.rows_out, s.dead_letters), (4, 2, 2));
+    let dead = String::from_utf8(dl_bytes.bytes()).expect("utf8");
+    assert!(
+        dead.contains("abc") && dead.contains("2019-01-01T00:02:00,2.5"),
+        "{dead}"
+    );
+}

@@ -337,17 +337,7 @@ pub fn infer_schema(
         }
         RowFormat::Csv => {
             let header = header.ok_or("a CSV stream needs a header line")?;
-            let mut text = trim_newline(header).to_vec();
-            text.push(b'\n');
-            for row in sample {
-                text.extend_from_slice(trim_newline(row));
-                text.push(b'\n');
-            }
-            let (s, _) = arrow_csv::reader::Format::default()
-                .with_header(true)
-                .infer_schema(std::io::Cursor::new(&text), None)
-                .map_err(|e| e.to_string())?;
-            s
+            infer_csv(trim_newline(header), sample)?
         }
     };
     Ok(Arc::new(normalise(schema)))
@@ -386,6 +376,56 @@ fn prefer_majority_numbers(schema: Schema, values: &[serde_json::Value]) -> Sche
         })
         .collect();
     Schema::new(fields)
+}
+
+/// CSV inference row by row: a row that does not parse (a wrong number of fields) is left out
+/// (prepare refuses it later), and each column takes the type of the majority of its values,
+/// as for JSON, so one bad value does not turn a numeric column into text.
+fn infer_csv(header: &[u8], sample: &[&[u8]]) -> Result<Schema, String> {
+    let format = arrow_csv::reader::Format::default().with_header(true);
+    let (head, _) = format
+        .infer_schema(std::io::Cursor::new([header, b"\n"].concat()), None)
+        .map_err(|e| format!("bad CSV header: {e}"))?;
+    let n = head.fields().len();
+    let (mut ints, mut floats, mut others) = (vec![0usize; n], vec![0usize; n], vec![0usize; n]);
+    let mut text = Vec::new();
+    for row in sample {
+        text.clear();
+        text.extend_from_slice(header);
+        text.push(b'\n');
+        text.extend_from_slice(trim_newline(row));
+        text.push(b'\n');
+        let Ok((one, _)) = format.infer_schema(std::io::Cursor::new(&text), None) else {
+            continue; // a ragged row: refused later by prepare
+        };
+        for (i, f) in one.fields().iter().enumerate().take(n) {
+            match f.data_type() {
+                DataType::Null => {}
+                DataType::Int64 => ints[i] += 1,
+                DataType::Float64 => floats[i] += 1,
+                _ => others[i] += 1,
+            }
+        }
+    }
+    let fields: Vec<Field> = head
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let numbers = ints[i] + floats[i];
+            let dt = if numbers > 0 && numbers > others[i] {
+                if floats[i] > 0 {
+                    DataType::Float64
+                } else {
+                    DataType::Int64
+                }
+            } else {
+                DataType::Utf8 // text, dates and times pass through as written
+            };
+            Field::new(f.name(), dt, true)
+        })
+        .collect();
+    Ok(Schema::new(fields))
 }
 
 fn normalise(schema: Schema) -> Schema {
