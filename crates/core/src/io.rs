@@ -33,12 +33,12 @@ pub enum Read {
 #[derive(Debug, Error)]
 pub enum IoError {
     /// The operating system refused (file missing, connection reset): outside our control.
-    #[error("{what}: {source}")]
+    #[error("{what}: {cause}")]
     Io {
         /// What we were doing.
         what: String,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error (shown in the message, so not chained again as a source).
+        cause: std::io::Error,
     },
     /// The data or the peer broke the protocol or format.
     #[error("{0}")]
@@ -47,10 +47,10 @@ pub enum IoError {
 
 impl IoError {
     /// An I/O error while doing `what`.
-    pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+    pub fn io(what: impl Into<String>, cause: std::io::Error) -> Self {
         IoError::Io {
             what: what.into(),
-            source,
+            cause,
         }
     }
 }
