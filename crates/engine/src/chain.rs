@@ -40,10 +40,10 @@ impl Chain {
     }
 
     /// Run every step on one message. Never fails: a refused message becomes dead letters.
-    pub fn run(&mut self, msg: Message) -> Processed {
+    pub fn run(&mut self, mut msg: Message) -> Processed {
         let rows_in = msg.payload.rows();
         let seq = msg.seq;
-        let mut dead = msg.rejected.clone();
+        let mut dead = std::mem::take(&mut msg.rejected);
         let refused = |e: StepError, data: String, rows: usize| DeadLetter {
             seq,
             step: e.step().to_string(),
