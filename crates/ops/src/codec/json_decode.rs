@@ -38,6 +38,7 @@ enum Values {
 struct Column {
     values: Values,
     valid: Vec<bool>,
+    nulls: usize,
 }
 
 impl Column {
@@ -53,12 +54,14 @@ impl Column {
             Values::Bool(v) => v.push(false),
         }
         self.valid.push(false);
+        self.nulls += 1;
     }
 
     fn truncate(&mut self, rows: usize) {
         if self.valid.len() <= rows {
             return;
         }
+        self.nulls -= self.valid[rows..].iter().filter(|v| !**v).count();
         self.valid.truncate(rows);
         match &mut self.values {
             Values::F64(v) => v.truncate(rows),
@@ -130,6 +133,7 @@ impl FlatJsonDecoder {
                 Column {
                     values,
                     valid: Vec::with_capacity(capacity),
+                    nulls: 0,
                 }
             })
             .collect();
@@ -162,7 +166,7 @@ impl FlatJsonDecoder {
         let arrays: Vec<ArrayRef> = cols
             .into_iter()
             .map(|c| {
-                let nulls = if c.valid.iter().all(|v| *v) {
+                let nulls = if c.nulls == 0 {
                     None
                 } else {
                     Some(NullBuffer::from(c.valid))
@@ -421,7 +425,12 @@ fn at(b: &[u8], p: usize, expected: &str) -> String {
     }
 }
 
+#[inline]
 fn skip_ws(b: &[u8], mut p: usize) -> usize {
+    // compact JSON has no whitespace: one comparison settles the common case
+    if b.get(p).is_some_and(|&c| c > b' ') {
+        return p;
+    }
     while let Some(b' ' | b'\t' | b'\n' | b'\r') = b.get(p) {
         p += 1;
     }
