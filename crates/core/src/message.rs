@@ -37,17 +37,27 @@ impl Payload {
         }
     }
 
-    /// Iterate over the raw rows without their newlines (empty for a columnar payload).
+    /// Iterate over the raw rows without their line ends (empty for a columnar payload).
     pub fn raw_rows(&self) -> impl Iterator<Item = &[u8]> {
         let (bytes, ends): (&[u8], &[usize]) = match self {
             Payload::Raw { bytes, ends, .. } => (bytes, ends),
             Payload::Columnar(_) => (&[], &[]),
         };
-        let starts = std::iter::once(0).chain(ends.iter().copied());
-        starts
-            .zip(ends.iter().copied())
-            .map(move |(s, e)| &bytes[s..e])
+        split_rows(bytes, ends)
     }
+}
+
+/// The rows of back-to-back row bytes (`ends[i]` = end of row `i`), without their trailing
+/// `\n` / `\r\n`.
+pub fn split_rows<'a>(bytes: &'a [u8], ends: &'a [usize]) -> impl Iterator<Item = &'a [u8]> {
+    let starts = std::iter::once(0).chain(ends.iter().copied());
+    starts.zip(ends.iter().copied()).map(move |(s, e)| {
+        let mut row = &bytes[s..e];
+        while let [rest @ .., b'\n' | b'\r'] = row {
+            row = rest;
+        }
+        row
+    })
 }
 
 /// A message: what the buffer gathered, numbered in input order.

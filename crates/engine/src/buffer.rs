@@ -21,16 +21,11 @@ impl Buffer {
         }
     }
 
-    /// Rows a message holds.
-    pub fn size(&self) -> usize {
-        self.size
-    }
-
     /// Read the next message; `None` when the source is exhausted.
     pub fn next_message(&mut self, src: &mut dyn Source) -> Result<Option<Message>, IoError> {
-        let payload = match src.kind() {
+        let (payload, rejected) = match src.kind() {
             SourceKind::Columnar => match src.next_batch(self.size)? {
-                Some(b) => Payload::Columnar(b),
+                Some(b) => (Payload::Columnar(b), Vec::new()),
                 None => return Ok(None),
             },
             SourceKind::Rows(format) => {
@@ -38,7 +33,13 @@ impl Buffer {
                 let mut ends = Vec::with_capacity(self.size);
                 let mut refused = Vec::new();
                 src.next_rows(self.size, &mut bytes, &mut ends, &mut refused)?;
-                let rejected: Vec<DeadLetter> = refused
+                if ends.is_empty() && refused.is_empty() {
+                    return Ok(None);
+                }
+                if !ends.is_empty() {
+                    self.avg_row = bytes.len() / ends.len() + 1;
+                }
+                let rejected = refused
                     .into_iter()
                     .map(|(reason, data)| DeadLetter {
                         seq: self.next_seq,
@@ -48,23 +49,14 @@ impl Buffer {
                         rows: 1,
                     })
                     .collect();
-                if ends.is_empty() && rejected.is_empty() {
-                    return Ok(None);
-                }
-                if !ends.is_empty() {
-                    self.avg_row = bytes.len() / ends.len() + 1;
-                }
-                let seq = self.next_seq;
-                self.next_seq += 1;
-                return Ok(Some(Message {
-                    seq,
-                    payload: Payload::Raw {
+                (
+                    Payload::Raw {
                         format,
                         bytes,
                         ends,
                     },
                     rejected,
-                }));
+                )
             }
         };
         let seq = self.next_seq;
@@ -72,7 +64,7 @@ impl Buffer {
         Ok(Some(Message {
             seq,
             payload,
-            rejected: Vec::new(),
+            rejected,
         }))
     }
 }

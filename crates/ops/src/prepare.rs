@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use base64::Engine;
+use streamprep_core::message::split_rows;
 use streamprep_core::{Batch, DeadLetter, Message, Payload, RowFormat, StepError};
 
 use crate::codec::json_decode::{self, FlatJsonDecoder};
@@ -70,11 +71,6 @@ impl Prepare {
         }
     }
 
-    /// The schema every decoded batch has.
-    pub fn schema(&self) -> &SchemaRef {
-        &self.cfg.schema
-    }
-
     /// Decode one message.
     pub fn apply(&mut self, msg: &Message) -> Result<Prepared, StepError> {
         let (format, bytes, ends) = match &msg.payload {
@@ -101,10 +97,10 @@ impl Prepare {
         let rows = ends.len();
         if let (RowFormat::Ndjson, Some(flat)) = (format, self.flat.as_mut()) {
             let (batch, errors) = flat
-                .decode(split(bytes, ends), rows)
+                .decode(split_rows(bytes, ends), rows)
                 .map_err(|e| StepError::arrow(NAME, e))?;
             for (i, reason) in errors {
-                let row = split(bytes, ends).nth(i).unwrap_or_default();
+                let row = split_rows(bytes, ends).nth(i).unwrap_or_default();
                 dead.push(DeadLetter {
                     seq: msg.seq,
                     step: NAME.into(),
@@ -121,7 +117,7 @@ impl Prepare {
                 // Slow path: find the bad rows one by one, then decode the good ones together.
                 let mut good = Vec::with_capacity(bytes.len());
                 let mut good_rows = 0;
-                for row in split(bytes, ends) {
+                for row in split_rows(bytes, ends) {
                     let mut one = row.to_vec();
                     one.push(b'\n');
                     match self.decode(format, &one, 1) {
@@ -234,13 +230,6 @@ fn decode_csv(
         1 => Ok(out.remove(0)),
         _ => arrow_select::concat::concat_batches(schema, &out),
     }
-}
-
-fn split<'a>(bytes: &'a [u8], ends: &'a [usize]) -> impl Iterator<Item = &'a [u8]> {
-    let starts = std::iter::once(0).chain(ends.iter().copied());
-    starts
-        .zip(ends.iter().copied())
-        .map(move |(s, e)| trim_newline(&bytes[s..e]))
 }
 
 fn trim_newline(mut r: &[u8]) -> &[u8] {

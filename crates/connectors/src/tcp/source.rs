@@ -32,11 +32,6 @@ impl FramedSource {
         })
     }
 
-    /// The bound address (useful with port 0).
-    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
-        self.listener.local_addr().ok()
-    }
-
     fn frame(&mut self, buf: &mut Vec<u8>) -> Result<Read, IoError> {
         if self.ended {
             return Ok(Read::End);
