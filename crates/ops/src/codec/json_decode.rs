@@ -79,6 +79,9 @@ impl Column {
 pub struct FlatJsonDecoder {
     schema: SchemaRef,
     names: Vec<Vec<u8>>,
+    /// For names of up to 15 bytes: the name and its closing quote as a little-endian word,
+    /// and the mask of those bytes, so the expected key is checked with one compare.
+    words: Vec<Option<(u128, u128)>>,
     index: HashMap<Vec<u8>, usize>,
     cols: Vec<Column>,
     rows: usize,
@@ -100,9 +103,26 @@ impl FlatJsonDecoder {
             .enumerate()
             .map(|(i, n)| (n.clone(), i))
             .collect();
+        let words = names
+            .iter()
+            .map(|n| {
+                (n.len() < 16).then(|| {
+                    let mut w = [0u8; 16];
+                    w[..n.len()].copy_from_slice(n);
+                    w[n.len()] = b'"';
+                    let mask = if n.len() == 15 {
+                        u128::MAX
+                    } else {
+                        (1u128 << (8 * (n.len() + 1))) - 1
+                    };
+                    (u128::from_le_bytes(w), mask)
+                })
+            })
+            .collect();
         FlatJsonDecoder {
             schema,
             names,
+            words,
             index,
             cols: Vec::new(),
             rows: 0,
@@ -243,10 +263,16 @@ impl FlatJsonDecoder {
                 }
                 // Fast path: the key expected next in schema order, compared in place. A match
                 // followed by '"' is the whole key: a field name never holds '"' unescaped.
-                let expected = self.names.get(next).map(Vec::len).filter(|&n| {
-                    b.get(p + 1..p + 1 + n) == Some(&self.names[next][..])
-                        && b.get(p + 1 + n) == Some(&b'"')
-                });
+                let expected = match (self.words.get(next), b.get(p + 1..p + 17)) {
+                    (Some(Some((word, mask))), Some(w16)) => {
+                        let w = u128::from_le_bytes(w16.try_into().expect("16 bytes"));
+                        (w & mask == *word).then(|| self.names[next].len())
+                    }
+                    _ => self.names.get(next).map(Vec::len).filter(|&n| {
+                        b.get(p + 1..p + 1 + n) == Some(&self.names[next][..])
+                            && b.get(p + 1 + n) == Some(&b'"')
+                    }),
+                };
                 let (key_end, col) = if let Some(n) = expected {
                     (p + 2 + n, Some(next))
                 } else {
