@@ -1024,4 +1024,47 @@ mod tests {
             .unwrap();
         assert_eq!((s.value(0), s.value(1)), ("ok", "kept"));
     }
+
+    #[test]
+    fn keys_of_every_length_near_the_word_size_match_exactly() {
+        // names of 14..=17 bytes cross the 15-byte limit of the one-word compare; a key that
+        // is a prefix or an extension of the expected name must not match it
+        let names = [
+            "abcdefghijklmn",
+            "abcdefghijklmno",
+            "abcdefghijklmnop",
+            "abcdefghijklmnopq",
+        ];
+        let schema = Arc::new(Schema::new(
+            names
+                .iter()
+                .map(|n| Field::new(*n, DataType::Int64, true))
+                .collect::<Vec<_>>(),
+        ));
+        let mut d = FlatJsonDecoder::new(schema);
+        let rows = [
+            // in order, the last key ending just before the row's end
+            r#"{"abcdefghijklmn":1,"abcdefghijklmno":2,"abcdefghijklmnop":3,"abcdefghijklmnopq":4}"#,
+            // prefixes and extensions of the expected names: unknown keys, skipped
+            r#"{"abcdefghijklm":9,"abcdefghijklmnoX":9,"abcdefghijklmnopqr":9,"abcdefghijklmno":5}"#,
+            // out of order: found through the map
+            r#"{"abcdefghijklmnopq":6,"abcdefghijklmn":7}"#,
+            r#"{"abcdefghijklmn":8}"#,
+        ];
+        let (batch, errors) = d.decode(rows.iter().map(|r| r.as_bytes()), 4).unwrap();
+        assert!(errors.is_empty(), "{errors:?}");
+        let col = |c: usize| -> Vec<Option<i64>> {
+            batch
+                .column(c)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .iter()
+                .collect()
+        };
+        assert_eq!(col(0), vec![Some(1), None, Some(7), Some(8)]);
+        assert_eq!(col(1), vec![Some(2), Some(5), None, None]);
+        assert_eq!(col(2), vec![Some(3), None, None, None]);
+        assert_eq!(col(3), vec![Some(4), None, Some(6), None]);
+    }
 }
