@@ -26,15 +26,14 @@ fn message(rows: usize) -> Message {
         bytes.push(b'\n');
         ends.push(bytes.len());
     }
-    Message {
-        seq: 0,
-        payload: Payload::Raw {
+    Message::new(
+        0,
+        Payload::Raw {
             format: RowFormat::Ndjson,
             bytes,
             ends,
         },
-        rejected: Vec::new(),
-    }
+    )
 }
 
 fn prepare_config() -> PrepareConfig {

@@ -4,3 +4,4 @@ pub mod gen;
 pub mod list;
 pub mod project;
 pub mod run;
+pub mod status;

@@ -90,8 +90,45 @@ pub struct ProjectConfig {
     pub compression: Option<Compression>,
     /// Largest TCP frame accepted, in bytes.
     pub max_frame: Option<usize>,
+    /// A live source's message closes when its oldest row has waited this long ("50ms").
+    pub max_wait: Option<String>,
+    /// `block` or `drop_oldest`.
+    pub backpressure: Option<BackpressureName>,
     /// Declared schema: column name -> type, in column order.
     pub schema: Option<toml::Table>,
+}
+
+/// What a saturated pipeline does, as users write it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum BackpressureName {
+    /// Stop reading the source until the chain catches up (nothing lost).
+    Block,
+    /// Shed the oldest waiting message and count its rows.
+    #[value(name = "drop_oldest", alias = "drop-oldest")]
+    DropOldest,
+}
+
+/// A duration as users write it: `250us`, `50ms`, `2s`, `1m`.
+pub fn parse_duration(text: &str) -> anyhow::Result<std::time::Duration> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .ok()
+        .filter(|n: &f64| n.is_finite() && *n >= 0.0)
+        .with_context(|| format!("'{text}' is not a duration (e.g. 50ms, 2s)"))?;
+    let secs = match unit.trim() {
+        "us" | "µs" => n / 1e6,
+        "ms" => n / 1e3,
+        "s" => n,
+        "m" | "min" => n * 60.0,
+        _ => bail!("'{text}': give a unit: us, ms, s or m (e.g. 50ms)"),
+    };
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 impl ProjectConfig {

@@ -7,10 +7,13 @@ use anyhow::{bail, Context};
 use streamprep_connectors::{
     open_dead_letter, open_sink, open_source, spec, FileFormat, SourceOptions,
 };
-use streamprep_engine::{Method, PipelineConfig};
+use streamprep_engine::{Backpressure, Method, PipelineConfig, Stats};
 use streamprep_ops::prepare::Compression;
 
-use super::project::{declared_schema, split_chain, MethodName, ProjectConfig};
+use super::project::{
+    declared_schema, parse_duration, split_chain, BackpressureName, MethodName, ProjectConfig,
+};
+use super::status::StatusLine;
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -49,6 +52,17 @@ pub struct RunArgs {
     /// Largest TCP frame accepted, in bytes (longer frames are skipped into dead letters).
     #[arg(long)]
     max_frame: Option<usize>,
+    /// A live source's (MQTT, paced generator) message is sent when it holds --buffer rows
+    /// or when its oldest row has waited this long, whichever comes first (default 50ms).
+    #[arg(long)]
+    max_wait: Option<String>,
+    /// When the chain cannot keep up: `block` the source (default; nothing lost) or
+    /// `drop_oldest` (shed the oldest waiting message, count its rows).
+    #[arg(long, value_enum)]
+    backpressure: Option<BackpressureName>,
+    /// Print a live status line every second (on by default for live sources on a terminal).
+    #[arg(long)]
+    status: bool,
     /// Do not print the summary line.
     #[arg(long, short)]
     quiet: bool,
@@ -123,13 +137,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         None => project.compression.unwrap_or_default(),
     };
     let schema = project.schema.as_ref().map(declared_schema).transpose()?;
-    let cfg = PipelineConfig {
-        chain,
-        buffer,
-        method,
-        schema,
-        compression,
+    let max_wait = match args.max_wait.or(project.max_wait) {
+        Some(t) => parse_duration(&t).context("--max-wait")?,
+        None => std::time::Duration::from_millis(50),
     };
+    let backpressure = match args.backpressure.or(project.backpressure) {
+        Some(BackpressureName::DropOldest) => Backpressure::DropOldest,
+        _ => Backpressure::Block,
+    };
+    let mut cfg = PipelineConfig::new(chain, buffer);
+    cfg.method = method;
+    cfg.schema = schema;
+    cfg.compression = compression;
+    cfg.max_wait = Some(max_wait);
+    cfg.backpressure = backpressure;
     cfg.validate()?;
 
     let source_format = args
@@ -155,16 +176,27 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .max_frame
             .or(project.max_frame)
             .unwrap_or(SourceOptions::default().max_frame),
+        stop: cfg.stop.clone(),
     };
+    super::status::stop_on_ctrl_c(&cfg.stop)?;
 
-    let mut src = open_source(&source_ep, opts).context("opening the source")?;
+    let mut src = open_source(&source_ep, opts.clone()).context("opening the source")?;
     if let spec::Endpoint::TcpListen { addr, .. } = &source_ep {
         eprintln!("streamprep: listening on {addr} for framed rows");
     }
-    let mut sink = open_sink(&sink_ep).context("opening the sink")?;
+    let mut sink = open_sink(&sink_ep, &opts).context("opening the sink")?;
     let mut dl = open_dead_letter(&dl_ep).context("opening the dead-letter output")?;
 
-    let summary = streamprep_engine::run(&cfg, src.as_mut(), sink.as_mut(), Some(dl.as_mut()))?;
+    let stats = std::sync::Arc::new(Stats::default());
+    let show =
+        args.status || (src.is_live() && std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let status = show.then(|| StatusLine::start(stats.clone(), src.link(), "run"));
+    let result =
+        streamprep_engine::run_with(&cfg, src.as_mut(), sink.as_mut(), Some(dl.as_mut()), &stats);
+    if let Some(s) = status {
+        s.stop();
+    }
+    let summary = result?;
     if !args.quiet {
         eprintln!("streamprep: {summary}");
     }

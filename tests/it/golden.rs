@@ -41,15 +41,14 @@ fn input_message(dir: &Path) -> Message {
             ends.push(i + 1);
         }
     }
-    Message {
-        seq: 0,
-        payload: Payload::Raw {
+    Message::new(
+        0,
+        Payload::Raw {
             format: RowFormat::Ndjson,
             bytes: text,
             ends,
         },
-        rejected: Vec::new(),
-    }
+    )
 }
 
 fn rows(text: &str) -> Vec<serde_json::Map<String, Value>> {

@@ -44,13 +44,9 @@ impl std::io::Write for Mem {
 }
 
 fn cfg(chain: &str, buffer: usize, method: Method) -> PipelineConfig {
-    PipelineConfig {
-        chain: chain.split(',').map(String::from).collect(),
-        buffer,
-        method,
-        schema: None,
-        compression: Compression::None,
-    }
+    let mut c = PipelineConfig::new(chain.split(',').map(String::from).collect(), buffer);
+    c.method = method;
+    c
 }
 
 /// Run `cfg` over `input` (NDJSON rows): (output, dead letters, summary).

@@ -35,6 +35,12 @@ impl<W: Write + Send> DeadLetterSink for DeadLetterWriter<W> {
             .map_err(|e| IoError::io("writing dead letters", e))
     }
 
+    fn flush(&mut self) -> Result<(), IoError> {
+        self.out
+            .flush()
+            .map_err(|e| IoError::io("flushing dead letters", e))
+    }
+
     fn finish(&mut self) -> Result<(), IoError> {
         self.out
             .flush()

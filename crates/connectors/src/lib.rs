@@ -1,11 +1,12 @@
 //! Sources and sinks, one module per protocol: [`file`] (NDJSON, CSV, Parquet, stdin/stdout),
-//! [`tcp`] (length-framed), [`generator`] (a simulated Davis weather station), and the
+//! [`tcp`] (length-framed), [`mqtt`] (subscribe and publish), [`generator`] (a simulated Davis weather station), and the
 //! [`dead_letter`] output. [`spec`] turns the CLI's `file:PATH`, `tcp-listen:HOST:PORT`, ...
 //! into endpoints and opens them.
 
 pub mod dead_letter;
 pub mod file;
 pub mod generator;
+pub mod mqtt;
 pub mod spec;
 pub mod tcp;
 

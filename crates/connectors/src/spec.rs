@@ -1,9 +1,11 @@
 //! Endpoint specs as users write them: `file:PATH` (format from the extension), `-` for
 //! stdin/stdout, `tcp-listen:HOST:PORT` (framed TCP source), `tcp:HOST:PORT` (framed TCP sink),
-//! `generator:davis?rows=N&seed=S`.
+//! `generator:davis?rows=N&seed=S&rate=R&stations=K`, `mqtt://HOST:PORT/TOPIC?qos=1`.
 
 use std::net::ToSocketAddrs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use streamprep_core::{DeadLetterSink, Encoding, IoError, RowFormat, Sink, Source};
 use thiserror::Error;
@@ -11,6 +13,7 @@ use thiserror::Error;
 use crate::dead_letter::DeadLetterWriter;
 use crate::file::{LineSource, ParquetSink, ParquetSource, WriterSink};
 use crate::generator::DavisSource;
+use crate::mqtt::{MqttSink, MqttSource, MqttUrl};
 use crate::tcp::{FramedSink, FramedSource};
 
 /// A file or stream format.
@@ -88,6 +91,17 @@ pub enum Endpoint {
         rows: u64,
         /// Random seed.
         seed: u64,
+        /// Rows a second (as fast as read when `None`).
+        rate: Option<f64>,
+        /// Stations whose rows interleave.
+        stations: usize,
+    },
+    /// An MQTT topic (filter, for a source).
+    Mqtt {
+        /// The address.
+        url: MqttUrl,
+        /// Row format of the publishes.
+        format: FileFormat,
     },
 }
 
@@ -160,26 +174,55 @@ pub fn parse(spec: &str, format: Option<FileFormat>) -> Result<Endpoint, SpecErr
                 "the only generator is 'davis' (generator:davis?rows=N&seed=S)",
             ));
         }
-        let (mut rows, mut seed) = (100_000u64, 1u64);
+        let (mut rows, mut seed, mut rate, mut stations) = (None, 1u64, None, 1usize);
         for kv in query.split('&').filter(|s| !s.is_empty()) {
             let (k, v) = kv
                 .split_once('=')
                 .ok_or_else(|| bad(spec, format!("'{kv}' is not key=value")))?;
-            let n: u64 = v
-                .parse()
-                .map_err(|_| bad(spec, format!("'{k}' needs a whole number, got '{v}'")))?;
+            let n = || -> Result<u64, SpecError> {
+                v.parse()
+                    .map_err(|_| bad(spec, format!("'{k}' needs a whole number, got '{v}'")))
+            };
             match k {
-                "rows" => rows = n,
-                "seed" => seed = n,
+                "rows" => rows = Some(n()?),
+                "seed" => seed = n()?,
+                "stations" => stations = n()?.clamp(1, 10_000) as usize,
+                "rate" => {
+                    let r: f64 = v
+                        .parse()
+                        .ok()
+                        .filter(|r: &f64| r.is_finite() && *r > 0.0)
+                        .ok_or_else(|| {
+                            bad(spec, format!("rate is rows a second (> 0), got '{v}'"))
+                        })?;
+                    rate = Some(r);
+                }
                 _ => {
                     return Err(bad(
                         spec,
-                        format!("unknown generator option '{k}' (rows, seed)"),
+                        format!("unknown generator option '{k}' (rows, seed, rate, stations)"),
                     ))
                 }
             }
         }
-        return Ok(Endpoint::Generator { rows, seed });
+        // paced, it runs until stopped unless told how many rows
+        let rows = rows.unwrap_or(if rate.is_some() { u64::MAX } else { 100_000 });
+        return Ok(Endpoint::Generator {
+            rows,
+            seed,
+            rate,
+            stations,
+        });
+    }
+    if spec_t.starts_with("mqtt://") || spec_t.starts_with("mqtts://") {
+        let url = MqttUrl::parse(spec_t).map_err(|e| bad(spec, e))?;
+        if stream_format == FileFormat::Parquet {
+            return Err(bad(spec, "MQTT publishes carry NDJSON or CSV, not Parquet"));
+        }
+        return Ok(Endpoint::Mqtt {
+            url,
+            format: stream_format,
+        });
     }
     let scheme = spec_t
         .split_once(':')
@@ -188,7 +231,7 @@ pub fn parse(spec: &str, format: Option<FileFormat>) -> Result<Endpoint, SpecErr
     let path = match (spec_t.strip_prefix("file:"), scheme) {
         (Some(p), _) => p,
         (None, Some(_)) => {
-            return Err(bad(spec, "unknown scheme; use file:PATH, -, tcp-listen:HOST:PORT, tcp:HOST:PORT or generator:davis"))
+            return Err(bad(spec, "unknown scheme; use file:PATH, -, tcp-listen:HOST:PORT, tcp:HOST:PORT, mqtt://HOST:PORT/TOPIC or generator:davis"))
         }
         (None, None) => spec_t,
     };
@@ -203,17 +246,20 @@ pub fn parse(spec: &str, format: Option<FileFormat>) -> Result<Endpoint, SpecErr
     Ok(Endpoint::File { path, format })
 }
 
-/// Options of row sources.
-#[derive(Debug, Clone, Copy)]
+/// Options of sources and sinks.
+#[derive(Debug, Clone)]
 pub struct SourceOptions {
     /// Largest TCP frame accepted, in bytes; a longer frame is refused (dead letter) unread.
     pub max_frame: usize,
+    /// Set to stop: live sources (MQTT, a paced generator) end at their next check.
+    pub stop: Arc<AtomicBool>,
 }
 
 impl Default for SourceOptions {
     fn default() -> Self {
         SourceOptions {
             max_frame: 16 * 1024 * 1024,
+            stop: Arc::new(AtomicBool::new(false)),
         }
     }
 }
@@ -249,12 +295,28 @@ pub fn open_source(ep: &Endpoint, opts: SourceOptions) -> Result<Box<dyn Source>
                 "tcp:{addr} is a sink; a TCP source listens: tcp-listen:{addr}"
             )))
         }
-        Endpoint::Generator { rows, seed } => Box::new(DavisSource::new(*seed, *rows)),
+        Endpoint::Generator {
+            rows,
+            seed,
+            rate,
+            stations,
+        } => Box::new(DavisSource::paced(
+            *seed,
+            *rows,
+            *stations,
+            *rate,
+            opts.stop.clone(),
+        )),
+        Endpoint::Mqtt { url, format } => Box::new(MqttSource::connect(
+            url,
+            format.rows().unwrap_or(RowFormat::Ndjson),
+            opts.stop.clone(),
+        )?),
     })
 }
 
-/// Open a sink (a file is created, a TCP sink connects).
-pub fn open_sink(ep: &Endpoint) -> Result<Box<dyn Sink>, IoError> {
+/// Open a sink (a file is created, a TCP or MQTT sink connects).
+pub fn open_sink(ep: &Endpoint, opts: &SourceOptions) -> Result<Box<dyn Sink>, IoError> {
     Ok(match ep {
         Endpoint::File {
             path,
@@ -278,6 +340,14 @@ pub fn open_sink(ep: &Endpoint) -> Result<Box<dyn Sink>, IoError> {
             return Err(IoError::Protocol(
                 "a generator is a source, not a sink".into(),
             ))
+        }
+        Endpoint::Mqtt { url, format } => {
+            if *format == FileFormat::Csv {
+                return Err(IoError::Protocol(
+                    "the MQTT sink publishes JSON (a message as an array, or per=row)".into(),
+                ));
+            }
+            Box::new(MqttSink::connect(url, opts.stop.clone())?)
         }
     })
 }
@@ -333,11 +403,18 @@ mod tests {
             })
         );
         assert!(parse("file:x.txt", None).is_err());
-        assert!(parse("mqtt://h/t", None).is_err());
+        assert!(parse("mqtt://h/t", None).is_ok());
+        assert!(parse("mqtt://h", None).is_err());
+        assert!(parse("nats://h/t", None).is_err());
         assert!(parse("tcp:nohost", None).is_err());
         assert_eq!(
             parse("generator:davis?rows=5&seed=2", None),
-            Ok(Endpoint::Generator { rows: 5, seed: 2 })
+            Ok(Endpoint::Generator {
+                rows: 5,
+                seed: 2,
+                rate: None,
+                stations: 1
+            })
         );
     }
 }

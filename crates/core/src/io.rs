@@ -1,7 +1,56 @@
 //! The traits sources and sinks implement. Sources and sinks are blocking: the engine runs
 //! them on their own threads, the steps on others.
 
+use std::time::{Duration, Instant};
+
 use crate::{Batch, DeadLetter, Encoding, Output, RowFormat};
+
+/// Something a source wants back once the rows it covers have reached the sinks (for MQTT:
+/// the connection epoch, QoS and packet id of a publish). Opaque to the engine.
+pub type AckToken = u64;
+
+/// Sends a source's acknowledgements; called (in input order) after the sinks have flushed
+/// the messages the tokens came with. Lives apart from the source, on the delivering thread.
+pub trait Acker: Send {
+    /// Acknowledge these tokens, in order.
+    fn ack(&mut self, tokens: &[AckToken]);
+}
+
+/// The state of a networked source's connection, shared with status lines.
+#[derive(Debug, Default)]
+pub struct LinkHealth {
+    /// Connected right now.
+    pub connected: std::sync::atomic::AtomicBool,
+    /// Connections lost (each followed by reconnect attempts with backoff).
+    pub disconnects: std::sync::atomic::AtomicU64,
+}
+
+/// The rows of one message as a source delivers them.
+#[derive(Debug, Default)]
+pub struct RowBlock {
+    /// The rows, back to back, each followed by `\n`.
+    pub bytes: Vec<u8>,
+    /// End offset of each row in `bytes`.
+    pub ends: Vec<usize>,
+    /// Rows the source refused, as `(reason, data)`.
+    pub rejected: Vec<(String, String)>,
+    /// Acknowledgements owed once these rows have reached the sinks.
+    pub acks: Vec<AckToken>,
+    /// The input is over (no more rows will come after these).
+    pub ended: bool,
+}
+
+/// When a live read that saw its first row at `first` must return.
+pub fn deadline(first: Instant, max_wait: Option<Duration>) -> Option<Instant> {
+    max_wait.map(|w| first + w)
+}
+
+impl RowBlock {
+    /// Nothing at all was read.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty() && self.rejected.is_empty() && self.acks.is_empty()
+    }
+}
 use thiserror::Error;
 
 /// What a source delivers.
@@ -100,6 +149,40 @@ pub trait Source: Send {
         Ok(())
     }
 
+    /// True for sources whose rows arrive over time (MQTT, a paced generator): the buffer
+    /// then also closes a message when its oldest row has waited `max_wait`.
+    fn is_live(&self) -> bool {
+        false
+    }
+
+    /// Read the rows of one message into `block`: up to `max` rows and, for a live source,
+    /// no longer than `max_wait` after the first row arrived (a live source waits for the
+    /// first row as long as it takes, unless it is told to stop). The default serves
+    /// sources that never wait, through [`Source::next_rows`].
+    fn read_block(
+        &mut self,
+        max: usize,
+        max_wait: Option<Duration>,
+        block: &mut RowBlock,
+    ) -> Result<(), IoError> {
+        let _ = max_wait;
+        let before = block.ends.len();
+        self.next_rows(max, &mut block.bytes, &mut block.ends, &mut block.rejected)?;
+        block.ended = block.ends.len() - before < max;
+        Ok(())
+    }
+
+    /// The acknowledger of a source that wants its rows acknowledged after delivery (taken
+    /// once, before the first read); `None` for sources that do not.
+    fn acker(&mut self) -> Option<Box<dyn Acker>> {
+        None
+    }
+
+    /// The connection state of a networked source, for status lines; `None` otherwise.
+    fn link(&self) -> Option<std::sync::Arc<LinkHealth>> {
+        None
+    }
+
     /// The next batch of at most `max_rows` rows from a columnar source; `None` at the end.
     fn next_batch(&mut self, max_rows: usize) -> Result<Option<Batch>, IoError> {
         let _ = max_rows;
@@ -118,6 +201,12 @@ pub trait Sink: Send {
     /// sink may pass its bytes to another thread without copying them.
     fn write(&mut self, out: Output) -> Result<(), IoError>;
 
+    /// Make sure everything written so far has reached its destination (the OS for a file,
+    /// the peer for a socket or broker), so the source may acknowledge it.
+    fn flush(&mut self) -> Result<(), IoError> {
+        Ok(())
+    }
+
     /// Flush and close.
     fn finish(&mut self) -> Result<(), IoError>;
 }
@@ -126,6 +215,11 @@ pub trait Sink: Send {
 pub trait DeadLetterSink: Send {
     /// Write one dead letter.
     fn write(&mut self, dead: &DeadLetter) -> Result<(), IoError>;
+
+    /// Make sure every dead letter written so far has reached its destination.
+    fn flush(&mut self) -> Result<(), IoError> {
+        Ok(())
+    }
 
     /// Flush and close.
     fn finish(&mut self) -> Result<(), IoError>;

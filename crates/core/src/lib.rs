@@ -28,7 +28,9 @@ pub mod numeric;
 pub mod step;
 
 pub use error::StepError;
-pub use io::{DeadLetterSink, IoError, Read, Sink, Source, SourceKind};
+pub use io::{
+    AckToken, Acker, DeadLetterSink, IoError, LinkHealth, Read, RowBlock, Sink, Source, SourceKind,
+};
 pub use message::{DeadLetter, Encoding, Message, Output, Payload, RowFormat};
 pub use step::Step;
 

@@ -70,6 +70,38 @@ pub struct Message {
     /// Rows the source itself refused (e.g. an oversized frame), carried along so dead
     /// letters reach their sink in input order.
     pub rejected: Vec<DeadLetter>,
+    /// What the source wants acknowledged once this message has reached the sinks (MQTT
+    /// publishes whose last row is in it).
+    pub acks: Vec<crate::io::AckToken>,
+    /// Rows shed by the `drop_oldest` policy: the payload is gone, only the count and the
+    /// acknowledgements travel on, so the counters and the source's acks stay in order.
+    pub dropped: usize,
+}
+
+impl Message {
+    /// A message of `payload`, numbered `seq`, with nothing refused, acknowledged or dropped.
+    pub fn new(seq: u64, payload: Payload) -> Self {
+        Message {
+            seq,
+            payload,
+            rejected: Vec::new(),
+            acks: Vec::new(),
+            dropped: 0,
+        }
+    }
+
+    /// Shed this message's rows (policy `drop_oldest`), keeping its number, its acks and
+    /// the source's rejections; returns how many rows were dropped.
+    pub fn shed(&mut self) -> usize {
+        let rows = self.payload.rows();
+        self.payload = Payload::Raw {
+            format: RowFormat::Ndjson,
+            bytes: Vec::new(),
+            ends: Vec::new(),
+        };
+        self.dropped += rows;
+        rows
+    }
 }
 
 /// A row or a message that could not be processed, with the reason.

@@ -1,7 +1,9 @@
 //! The buffer: gathers rows from a source into messages of `size` rows (the buffering
 //! factor `b`); the last message may be shorter.
 
-use streamprep_core::{DeadLetter, IoError, Message, Payload, Source, SourceKind};
+use std::time::Duration;
+
+use streamprep_core::{DeadLetter, IoError, Message, Payload, RowBlock, Source, SourceKind};
 
 /// Cuts a source's rows into numbered messages.
 #[derive(Debug)]
@@ -9,6 +11,7 @@ pub struct Buffer {
     size: usize,
     next_seq: u64,
     avg_row: usize,
+    ended: bool,
 }
 
 impl Buffer {
@@ -18,28 +21,41 @@ impl Buffer {
             size: size.max(1),
             next_seq: 0,
             avg_row: 256,
+            ended: false,
         }
     }
 
-    /// Read the next message; `None` when the source is exhausted.
-    pub fn next_message(&mut self, src: &mut dyn Source) -> Result<Option<Message>, IoError> {
-        let (payload, rejected) = match src.kind() {
+    /// Read the next message; `None` when the source is exhausted. A live source's message
+    /// also closes when its oldest row has waited `max_wait`.
+    pub fn next_message(
+        &mut self,
+        src: &mut dyn Source,
+        max_wait: Option<Duration>,
+    ) -> Result<Option<Message>, IoError> {
+        if self.ended {
+            return Ok(None);
+        }
+        let (payload, rejected, acks) = match src.kind() {
             SourceKind::Columnar => match src.next_batch(self.size)? {
-                Some(b) => (Payload::Columnar(b), Vec::new()),
+                Some(b) => (Payload::Columnar(b), Vec::new(), Vec::new()),
                 None => return Ok(None),
             },
             SourceKind::Rows(format) => {
-                let mut bytes = Vec::with_capacity(self.size * self.avg_row);
-                let mut ends = Vec::with_capacity(self.size);
-                let mut refused = Vec::new();
-                src.next_rows(self.size, &mut bytes, &mut ends, &mut refused)?;
-                if ends.is_empty() && refused.is_empty() {
+                let mut block = RowBlock {
+                    bytes: Vec::with_capacity(self.size.min(1 << 16) * self.avg_row),
+                    ends: Vec::with_capacity(self.size.min(1 << 16)),
+                    ..RowBlock::default()
+                };
+                src.read_block(self.size, max_wait, &mut block)?;
+                self.ended = block.ended;
+                if block.is_empty() {
                     return Ok(None);
                 }
-                if !ends.is_empty() {
-                    self.avg_row = bytes.len() / ends.len() + 1;
+                if !block.ends.is_empty() {
+                    self.avg_row = block.bytes.len() / block.ends.len() + 1;
                 }
-                let rejected = refused
+                let rejected = block
+                    .rejected
                     .into_iter()
                     .map(|(reason, data)| DeadLetter {
                         seq: self.next_seq,
@@ -52,19 +68,19 @@ impl Buffer {
                 (
                     Payload::Raw {
                         format,
-                        bytes,
-                        ends,
+                        bytes: block.bytes,
+                        ends: block.ends,
                     },
                     rejected,
+                    block.acks,
                 )
             }
         };
         let seq = self.next_seq;
         self.next_seq += 1;
-        Ok(Some(Message {
-            seq,
-            payload,
-            rejected,
-        }))
+        let mut msg = Message::new(seq, payload);
+        msg.rejected = rejected;
+        msg.acks = acks;
+        Ok(Some(msg))
     }
 }

@@ -16,6 +16,10 @@ pub struct Processed {
     pub output: Option<Output>,
     /// Refused rows or the refused message, with reasons.
     pub dead: Vec<DeadLetter>,
+    /// The source's acknowledgements, owed once this has reached the sinks.
+    pub acks: Vec<streamprep_core::AckToken>,
+    /// Rows shed by `drop_oldest` before the chain ran.
+    pub dropped: usize,
 }
 
 /// A runnable chain.
@@ -44,6 +48,17 @@ impl Chain {
         let rows_in = msg.payload.rows();
         let seq = msg.seq;
         let mut dead = std::mem::take(&mut msg.rejected);
+        if rows_in == 0 {
+            // only refusals or acknowledgements (a publish of `[]`): nothing to run
+            return Processed {
+                seq,
+                rows_in,
+                output: None,
+                dead,
+                acks: Vec::new(),
+                dropped: 0,
+            };
+        }
         let refused = |e: StepError, data: String, rows: usize| DeadLetter {
             seq,
             step: e.step().to_string(),
@@ -66,6 +81,8 @@ impl Chain {
                     rows_in,
                     output: None,
                     dead,
+                    acks: Vec::new(),
+                    dropped: 0,
                 };
             }
         };
@@ -82,6 +99,8 @@ impl Chain {
                         rows_in,
                         output: None,
                         dead,
+                        acks: Vec::new(),
+                        dropped: 0,
                     };
                 }
             }
@@ -96,6 +115,8 @@ impl Chain {
                     encoded,
                 }),
                 dead,
+                acks: Vec::new(),
+                dropped: 0,
             },
             Err(e) => {
                 let rows = batch.num_rows();
@@ -105,6 +126,8 @@ impl Chain {
                     rows_in,
                     output: None,
                     dead,
+                    acks: Vec::new(),
+                    dropped: 0,
                 }
             }
         }

@@ -25,10 +25,23 @@ pub enum Method {
 
 /// Run a chain on a message, turning a panic (a bug in a step) into a dead letter instead of
 /// a lost message and a hung pipeline.
-pub(crate) fn run_guarded(chain: &mut Chain, msg: Message) -> Processed {
+pub(crate) fn run_guarded(chain: &mut Chain, mut msg: Message) -> Processed {
     let seq = msg.seq;
+    let acks = std::mem::take(&mut msg.acks);
+    let dropped = msg.dropped;
+    if dropped > 0 {
+        // shed by drop_oldest: only the counts, the source's rejections and acks go on
+        return Processed {
+            seq,
+            rows_in: 0,
+            output: None,
+            dead: msg.rejected,
+            acks,
+            dropped,
+        };
+    }
     let rows_in = msg.payload.rows();
-    match catch_unwind(AssertUnwindSafe(|| chain.run(msg))) {
+    let mut p = match catch_unwind(AssertUnwindSafe(|| chain.run(msg))) {
         Ok(p) => p,
         Err(panic) => {
             let what = panic
@@ -47,9 +60,13 @@ pub(crate) fn run_guarded(chain: &mut Chain, msg: Message) -> Processed {
                     data: String::new(),
                     rows: rows_in,
                 }],
+                acks: Vec::new(),
+                dropped: 0,
             }
         }
-    }
+    };
+    p.acks = acks;
+    p
 }
 
 /// Run `inline`: read, process, deliver, one message at a time.

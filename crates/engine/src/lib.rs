@@ -6,6 +6,9 @@ pub mod buffer;
 pub mod chain;
 pub mod executor;
 pub mod pipeline;
+mod shed;
+pub mod stats;
 
 pub use executor::Method;
-pub use pipeline::{run, PipelineConfig, PipelineError, Summary};
+pub use pipeline::{run, run_with, Backpressure, PipelineConfig, PipelineError, Summary};
+pub use stats::{Snapshot, Stats};

@@ -2,7 +2,9 @@
 //! declared or inferred from the first rows and then frozen.
 
 use std::collections::VecDeque;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arrow_schema::SchemaRef;
 use streamprep_core::{DeadLetterSink, IoError, Message, Sink, Source, SourceKind};
@@ -13,6 +15,20 @@ use thiserror::Error;
 use crate::buffer::Buffer;
 use crate::chain::{Chain, Processed};
 use crate::executor::{self, Method};
+use crate::shed::SheddingQueue;
+use crate::stats::Stats;
+
+/// What a saturated pipeline does with its source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backpressure {
+    /// Stop taking from the source until the chain catches up (MQTT flow control then
+    /// pushes back to the broker). Nothing is lost.
+    #[default]
+    Block,
+    /// Keep reading; when the queue before the chain is full, shed its oldest message and
+    /// count its rows as dropped.
+    DropOldest,
+}
 
 /// Rows the schema is inferred from (the first messages, until this many rows are seen).
 pub const INFER_ROWS: usize = 1000;
@@ -30,6 +46,29 @@ pub struct PipelineConfig {
     pub schema: Option<SchemaRef>,
     /// How each raw row is wrapped.
     pub compression: Compression,
+    /// A live source's message is closed when its oldest row has waited this long.
+    pub max_wait: Option<Duration>,
+    /// What to do when the chain cannot keep up.
+    pub backpressure: Backpressure,
+    /// Set to stop the run (Ctrl-C, or a failed sink): live sources end at their next check.
+    pub stop: Arc<AtomicBool>,
+}
+
+impl PipelineConfig {
+    /// A configuration with the defaults: inline, no declared schema, no compression,
+    /// no time limit on buffering, `block`.
+    pub fn new(chain: Vec<String>, buffer: usize) -> Self {
+        PipelineConfig {
+            chain,
+            buffer,
+            method: Method::Inline,
+            schema: None,
+            compression: Compression::None,
+            max_wait: None,
+            backpressure: Backpressure::Block,
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
 }
 
 impl PipelineConfig {
@@ -41,6 +80,11 @@ impl PipelineConfig {
         }
         if let Method::Pool { workers: 0 } = self.method {
             return Err(PipelineError::Config("--workers must be at least 1".into()));
+        }
+        if self.max_wait == Some(Duration::ZERO) {
+            return Err(PipelineError::Config(
+                "--max-wait must be more than 0 (e.g. 50ms)".into(),
+            ));
         }
         Ok(())
     }
@@ -57,6 +101,8 @@ pub struct Summary {
     pub messages: u64,
     /// Rows (or whole messages, counted by their rows) sent to dead letters.
     pub dead_letters: u64,
+    /// Rows shed by the `drop_oldest` policy.
+    pub dropped: u64,
     /// Wall-clock seconds.
     pub seconds: f64,
 }
@@ -70,9 +116,13 @@ impl std::fmt::Display for Summary {
         };
         write!(
             f,
-            "rows in {}, rows out {}, messages {}, dead letters {}, {:.3} s, {:.0} rows/s",
-            self.rows_in, self.rows_out, self.messages, self.dead_letters, self.seconds, rate
-        )
+            "rows in {}, rows out {}, messages {}, dead letters {}, ",
+            self.rows_in, self.rows_out, self.messages, self.dead_letters
+        )?;
+        if self.dropped > 0 {
+            write!(f, "dropped {}, ", self.dropped)?;
+        }
+        write!(f, "{:.3} s, {:.0} rows/s", self.seconds, rate)
     }
 }
 
@@ -98,25 +148,46 @@ pub fn run(
     cfg: &PipelineConfig,
     source: &mut dyn Source,
     sink: &mut dyn Sink,
+    dead_letters: Option<&mut dyn DeadLetterSink>,
+) -> Result<Summary, PipelineError> {
+    run_with(cfg, source, sink, dead_letters, &Stats::default())
+}
+
+/// Run a pipeline to the end of its source (or until `cfg.stop`), keeping `stats` current
+/// for a status line.
+pub fn run_with(
+    cfg: &PipelineConfig,
+    source: &mut dyn Source,
+    sink: &mut dyn Sink,
     mut dead_letters: Option<&mut dyn DeadLetterSink>,
+    stats: &Stats,
 ) -> Result<Summary, PipelineError> {
     cfg.validate()?;
     let started = Instant::now();
+    let max_wait = if source.is_live() { cfg.max_wait } else { None };
+    let mut acker = source.acker();
     let mut buffer = Buffer::new(cfg.buffer);
     let (format, header) = match source.kind() {
         SourceKind::Rows(f) => (f, source.header()?),
         SourceKind::Columnar => (streamprep_core::RowFormat::Ndjson, None),
     };
-    // Read ahead the first messages to infer the schema from enough rows.
+    let count_read = |m: &Message| {
+        Stats::add(&stats.messages_read, 1);
+        Stats::add(&stats.rows_read, m.payload.rows() as u64);
+    };
+    // Read ahead the first messages to infer the schema from enough rows (a live source:
+    // from its first message, which may be all there is for a while).
+    let infer_rows = if source.is_live() { 1 } else { INFER_ROWS };
     let mut ahead: VecDeque<Message> = VecDeque::new();
     let schema = match (&cfg.schema, source.kind()) {
         (Some(s), _) => s.clone(),
-        (None, SourceKind::Columnar) => match buffer.next_message(source)? {
+        (None, SourceKind::Columnar) => match buffer.next_message(source, None)? {
             Some(m) => {
                 let s = match &m.payload {
                     streamprep_core::Payload::Columnar(b) => b.schema(),
                     _ => return Err(PipelineError::Schema("columnar source gave rows".into())),
                 };
+                count_read(&m);
                 ahead.push_back(m);
                 s
             }
@@ -124,10 +195,11 @@ pub fn run(
         },
         (None, SourceKind::Rows(_)) => {
             let mut seen = 0;
-            while seen < INFER_ROWS {
-                match buffer.next_message(source)? {
+            while seen < infer_rows {
+                match buffer.next_message(source, max_wait)? {
                     Some(m) => {
                         seen += m.payload.rows();
+                        count_read(&m);
                         ahead.push_back(m);
                     }
                     None => break,
@@ -138,7 +210,7 @@ pub fn run(
                 .flat_map(|m| m.payload.raw_rows())
                 .take(INFER_ROWS)
                 .collect();
-            if sample.is_empty() && header.is_none() {
+            if sample.is_empty() && header.is_none() && ahead.iter().all(|m| m.acks.is_empty()) {
                 // empty input: nothing to do
                 return Ok(Summary {
                     seconds: started.elapsed().as_secs_f64(),
@@ -175,43 +247,116 @@ pub fn run(
         .map(|_| Chain::new(&cfg.chain, prepare.clone(), encoding))
         .collect::<Result<Vec<_>, _>>()?;
 
-    let mut summary = Summary::default();
-    let next = || -> Result<Option<Message>, IoError> {
-        match ahead.pop_front() {
-            Some(m) => Ok(Some(m)),
-            None => buffer.next_message(source),
-        }
-    };
+    let stop = &cfg.stop;
     let deliver = |p: Processed| -> Result<(), IoError> {
-        summary.messages += 1;
-        summary.rows_in += p.rows_in as u64;
+        Stats::add(&stats.messages, 1);
+        Stats::add(&stats.rows_in, p.rows_in as u64);
+        let mut dead = 0;
         for d in &p.dead {
-            summary.dead_letters += d.rows as u64;
+            dead += d.rows as u64;
             if let Some(dl) = dead_letters.as_deref_mut() {
                 dl.write(d)?;
             }
         }
+        Stats::add(&stats.dead_letters, dead);
         if let Some(out) = p.output {
-            summary.rows_out += out.batch.num_rows() as u64;
+            Stats::add(&stats.rows_out, out.batch.num_rows() as u64);
             sink.write(out)?;
+        }
+        if let (Some(acker), false) = (acker.as_mut(), p.acks.is_empty()) {
+            // at least once: acknowledge only what the sinks hold
+            sink.flush()?;
+            if let Some(dl) = dead_letters.as_deref_mut() {
+                dl.flush()?;
+            }
+            acker.ack(&p.acks);
         }
         Ok(())
     };
-    let result = match cfg.method {
-        Method::Inline => {
-            let chain = chains
-                .into_iter()
-                .next()
-                .ok_or_else(|| PipelineError::Config("no chain".into()))?;
-            executor::inline(chain, next, deliver)
+    let window = workers * 4;
+    let result = match cfg.backpressure {
+        Backpressure::Block => {
+            let next = || -> Result<Option<Message>, IoError> {
+                let m = match ahead.pop_front() {
+                    Some(m) => return Ok(Some(m)),
+                    None => buffer.next_message(source, max_wait)?,
+                };
+                if let Some(m) = &m {
+                    count_read(m);
+                }
+                Ok(m)
+            };
+            execute(cfg.method, chains, window, next, deliver)
         }
-        Method::Pool { workers } => executor::pool(chains, workers * 4, next, deliver),
+        Backpressure::DropOldest => {
+            let queue = SheddingQueue::new(window);
+            std::thread::scope(|s| {
+                let queue = &queue;
+                s.spawn(move || loop {
+                    match buffer.next_message(source, max_wait) {
+                        Ok(Some(m)) => {
+                            count_read(&m);
+                            if !queue.push(m, stats) {
+                                break;
+                            }
+                        }
+                        Ok(None) => {
+                            queue.finish(Ok(()));
+                            break;
+                        }
+                        Err(e) => {
+                            queue.finish(Err(e));
+                            break;
+                        }
+                    }
+                });
+                let next = || -> Result<Option<Message>, IoError> {
+                    match ahead.pop_front() {
+                        Some(m) => Ok(Some(m)),
+                        None => queue.pop(),
+                    }
+                };
+                let r = execute(cfg.method, chains, window, next, deliver);
+                if r.is_err() {
+                    // the reader must not wait for rows nobody will take
+                    stop.store(true, Ordering::SeqCst);
+                }
+                queue.close();
+                r
+            })
+        }
     };
+    if result.is_err() {
+        stop.store(true, Ordering::SeqCst);
+    }
     result?;
     sink.finish()?;
     if let Some(dl) = dead_letters {
         dl.finish()?;
     }
-    summary.seconds = started.elapsed().as_secs_f64();
-    Ok(summary)
+    let snap = stats.snapshot();
+    Ok(Summary {
+        rows_in: snap.rows_in,
+        rows_out: snap.rows_out,
+        messages: snap.messages,
+        dead_letters: snap.dead_letters,
+        dropped: snap.dropped,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn execute(
+    method: Method,
+    chains: Vec<Chain>,
+    window: usize,
+    next: impl FnMut() -> Result<Option<Message>, IoError> + Send,
+    deliver: impl FnMut(Processed) -> Result<(), IoError> + Send,
+) -> Result<(), IoError> {
+    match method {
+        Method::Inline => match chains.into_iter().next() {
+            Some(chain) => executor::inline(chain, next, deliver),
+            None => Err(IoError::Protocol("internal error: no chain".into())),
+        },
+        Method::Pool { .. } => executor::pool(chains, window, next, deliver),
+    }
 }

@@ -16,8 +16,15 @@ const GATHER: usize = 1024 * 1024;
 
 /// Writes encoded messages to any writer (a file, stdout) on its own thread, so the system
 /// calls overlap the chain; CSV gets its header once.
+/// What the writer thread is asked to do.
+enum Job {
+    Write(Vec<Vec<u8>>),
+    /// Write out everything so far, then answer.
+    Flush(SyncSender<()>),
+}
+
 pub struct WriterSink {
-    tx: Option<SyncSender<Vec<Vec<u8>>>>,
+    tx: Option<SyncSender<Job>>,
     pending: Vec<Vec<u8>>,
     pending_bytes: usize,
     thread: Option<JoinHandle<std::io::Result<()>>>,
@@ -28,14 +35,22 @@ pub struct WriterSink {
 impl WriterSink {
     /// A sink writing `encoding` to `w`.
     pub fn new<W: Write + Send + 'static>(w: W, encoding: Encoding) -> Self {
-        let (tx, rx) = sync_channel::<Vec<Vec<u8>>>(QUEUED);
+        let (tx, rx) = sync_channel::<Job>(QUEUED);
         let thread = std::thread::Builder::new()
             .name("streamprep-sink".into())
             .spawn(move || {
                 let mut w = BufWriter::with_capacity(GATHER, w);
-                for chunks in rx {
-                    for chunk in chunks {
-                        w.write_all(&chunk)?;
+                for job in rx {
+                    match job {
+                        Job::Write(chunks) => {
+                            for chunk in chunks {
+                                w.write_all(&chunk)?;
+                            }
+                        }
+                        Job::Flush(done) => {
+                            w.flush()?;
+                            let _ = done.send(());
+                        }
                     }
                 }
                 w.flush()
@@ -74,10 +89,14 @@ impl WriterSink {
     }
 
     fn send(&mut self, bytes: Vec<Vec<u8>>) -> Result<(), IoError> {
+        self.send_job(Job::Write(bytes))
+    }
+
+    fn send_job(&mut self, job: Job) -> Result<(), IoError> {
         let sent = self
             .tx
             .as_ref()
-            .map(|tx| tx.send(bytes).is_ok())
+            .map(|tx| tx.send(job).is_ok())
             .unwrap_or(false);
         if sent {
             Ok(())
@@ -94,7 +113,7 @@ impl WriterSink {
         if !self.pending.is_empty() {
             let chunk = std::mem::take(&mut self.pending);
             if let Some(tx) = self.tx.as_ref() {
-                let _ = tx.send(chunk); // a failed send shows as the thread's error below
+                let _ = tx.send(Job::Write(chunk)); // a failed send shows as the thread's error below
             }
         }
         self.tx = None;
@@ -122,6 +141,24 @@ impl Sink for WriterSink {
             return Ok(());
         }
         self.push(out.encoded)
+    }
+
+    fn flush(&mut self) -> Result<(), IoError> {
+        let chunks = std::mem::take(&mut self.pending);
+        self.pending_bytes = 0;
+        if !chunks.is_empty() {
+            self.send(chunks)?;
+        }
+        let (done_tx, done_rx) = sync_channel(1);
+        self.send_job(Job::Flush(done_tx))?;
+        if done_rx.recv().is_err() {
+            // the writer stopped before answering: its error says why
+            return Err(self
+                .join()
+                .err()
+                .unwrap_or_else(|| IoError::Protocol("the output writer stopped".into())));
+        }
+        Ok(())
     }
 
     fn finish(&mut self) -> Result<(), IoError> {

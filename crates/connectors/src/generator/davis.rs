@@ -5,7 +5,11 @@
 
 use std::io::Write;
 
-use streamprep_core::{IoError, Read, RowFormat, Source, SourceKind};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use streamprep_core::{IoError, Read, RowBlock, RowFormat, Source, SourceKind};
 
 /// Field kinds, in row order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +75,8 @@ pub struct DavisGenerator {
     rain_day: f64,
     rain_year: f64,
     last: Vec<u8>,
+    /// The station's name (the `station` field).
+    pub station: String,
     /// Probability that a numeric value is missing.
     pub missing: f64,
     /// Probability that a row repeats the previous one exactly.
@@ -89,6 +95,7 @@ impl DavisGenerator {
             rain_day: 0.0,
             rain_year: 120.0,
             last: Vec::new(),
+            station: "aalen".into(),
             missing: 0.02,
             duplicate: 0.01,
         }
@@ -170,7 +177,7 @@ impl DavisGenerator {
         ];
         let strings = [
             String::new(),
-            "aalen".to_string(),
+            self.station.clone(),
             DIRS[((dir_deg as usize * 16 + 180) / 360) % 16].to_string(),
             DIRS[((dir_deg as usize * 16 + 180) / 360 + 1) % 16].to_string(),
             ["Falling", "Steady", "Rising"][(self.next_u64() % 3) as usize].to_string(),
@@ -243,18 +250,123 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-/// The generator as a source of `rows` rows.
+/// Names of simulated stations, in order (then `station-N`).
+const STATIONS: [&str; 8] = [
+    "aalen",
+    "ulm",
+    "heidenheim",
+    "ellwangen",
+    "schwaebisch-gmuend",
+    "crailsheim",
+    "noerdlingen",
+    "giengen",
+];
+
+/// One or more stations whose rows interleave (station `i` is seeded with `seed + i`).
+#[derive(Debug, Clone)]
+pub struct Stations {
+    gens: Vec<DavisGenerator>,
+    next: usize,
+}
+
+impl Stations {
+    /// `count` stations (at least 1) from `seed`; one station gives the same rows as
+    /// [`DavisGenerator::new`]`(seed)`.
+    pub fn new(seed: u64, count: usize) -> Self {
+        let gens = (0..count.max(1))
+            .map(|i| {
+                let mut g = DavisGenerator::new(seed.wrapping_add(i as u64));
+                g.station = STATIONS
+                    .get(i)
+                    .map_or_else(|| format!("station-{}", i + 1), |s| s.to_string());
+                g
+            })
+            .collect();
+        Stations { gens, next: 0 }
+    }
+
+    /// Append the next row (without newline), from the next station in turn.
+    pub fn write_row(&mut self, out: &mut Vec<u8>) {
+        let i = self.next;
+        self.next = (self.next + 1) % self.gens.len();
+        self.gens[i].write_row(out);
+    }
+}
+
+/// Paces rows at a steady rate on an absolute schedule: row `n` is due at `start + n / rate`,
+/// so sleeping late never drifts the rate (late rows are caught up at once).
+#[derive(Debug, Clone)]
+pub struct Pacer {
+    start: std::time::Instant,
+    rate: f64,
+    emitted: u64,
+}
+
+impl Pacer {
+    /// `rate` rows a second from now.
+    pub fn new(rate: f64) -> Self {
+        Pacer {
+            start: std::time::Instant::now(),
+            rate,
+            emitted: 0,
+        }
+    }
+
+    /// When the next row is due.
+    pub fn due(&self) -> std::time::Instant {
+        self.start + std::time::Duration::from_secs_f64(self.emitted as f64 / self.rate)
+    }
+
+    /// Count one row as sent.
+    pub fn sent(&mut self) {
+        self.emitted += 1;
+    }
+
+    /// Sleep until the next row is due (at most until `limit`); true if it is due now.
+    pub fn wait(&self, limit: std::time::Instant) -> bool {
+        let now = std::time::Instant::now();
+        let due = self.due();
+        if due <= now {
+            return true;
+        }
+        std::thread::sleep(due.min(limit).saturating_duration_since(now));
+        std::time::Instant::now() >= due
+    }
+}
+
+/// The generator as a source of `rows` rows, as fast as they are read, or paced at a rate
+/// (then it is a live source: messages also close by time, and `stop` ends it).
 pub struct DavisSource {
-    generator: DavisGenerator,
+    stations: Stations,
     left: u64,
+    pacer: Option<Pacer>,
+    stop: Arc<AtomicBool>,
 }
 
 impl DavisSource {
     /// `rows` rows from the generator seeded with `seed`.
     pub fn new(seed: u64, rows: u64) -> Self {
         DavisSource {
-            generator: DavisGenerator::new(seed),
+            stations: Stations::new(seed, 1),
             left: rows,
+            pacer: None,
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// `rows` rows from `stations` stations, at `rate` rows a second when given.
+    pub fn paced(
+        seed: u64,
+        rows: u64,
+        stations: usize,
+        rate: Option<f64>,
+        stop: Arc<AtomicBool>,
+    ) -> Self {
+        DavisSource {
+            stations: Stations::new(seed, stations),
+            left: rows,
+            pacer: rate.map(Pacer::new),
+            stop,
         }
     }
 }
@@ -264,13 +376,54 @@ impl Source for DavisSource {
         SourceKind::Rows(RowFormat::Ndjson)
     }
 
+    fn is_live(&self) -> bool {
+        self.pacer.is_some()
+    }
+
     fn next_row(&mut self, buf: &mut Vec<u8>) -> Result<Read, IoError> {
         if self.left == 0 {
             return Ok(Read::End);
         }
         self.left -= 1;
-        self.generator.write_row(buf);
+        self.stations.write_row(buf);
         Ok(Read::Row)
+    }
+
+    fn read_block(
+        &mut self,
+        max: usize,
+        max_wait: Option<Duration>,
+        block: &mut RowBlock,
+    ) -> Result<(), IoError> {
+        let Some(pacer) = self.pacer.as_mut() else {
+            let before = block.ends.len();
+            self.next_rows(max, &mut block.bytes, &mut block.ends, &mut block.rejected)?;
+            block.ended = block.ends.len() - before < max;
+            return Ok(());
+        };
+        let mut deadline: Option<Instant> = None;
+        while block.ends.len() < max {
+            if self.left == 0 || self.stop.load(Ordering::Relaxed) {
+                block.ended = true;
+                return Ok(());
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Ok(());
+            }
+            let limit = deadline.unwrap_or(now + Duration::from_millis(100));
+            if pacer.wait(limit) {
+                self.stations.write_row(&mut block.bytes);
+                block.bytes.push(b'\n');
+                block.ends.push(block.bytes.len());
+                self.left -= 1;
+                pacer.sent();
+                if deadline.is_none() {
+                    deadline = streamprep_core::io::deadline(Instant::now(), max_wait);
+                }
+            }
+        }
+        Ok(())
     }
 }
 

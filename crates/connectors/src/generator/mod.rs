@@ -2,4 +2,4 @@
 
 mod davis;
 
-pub use davis::{DavisGenerator, DavisSource, FIELDS};
+pub use davis::{DavisGenerator, DavisSource, Pacer, Stations, FIELDS};

@@ -47,6 +47,10 @@ impl Sink for FramedSink {
         write_frame(&mut self.out, &out.encoded).map_err(|e| self.err(e))
     }
 
+    fn flush(&mut self) -> Result<(), IoError> {
+        self.out.flush().map_err(|e| self.err(e))
+    }
+
     fn finish(&mut self) -> Result<(), IoError> {
         write_frame(&mut self.out, &[EOT]).map_err(|e| self.err(e))?;
         self.out.flush().map_err(|e| self.err(e))

@@ -1,0 +1,211 @@
+//! MQTT: a source that subscribes to a topic filter (QoS 0 or 1; at QoS 1 a persistent session
+//! and manual acknowledgements sent only once a publish's rows have reached the sinks), and a
+//! sink that publishes each output message (a JSON array) or each row.
+//!
+//! Addresses: `mqtt://[USER[:PASSWORD]@]HOST[:PORT]/TOPIC[?qos=0|1&client_id=ID&keep_alive=S&per=message|row&header=a,b,c]`.
+//! The topic is everything after the first `/` up to `?`, so `+` and `#` need no escaping.
+
+mod publisher;
+mod sink;
+mod source;
+
+pub use publisher::Publisher;
+pub use sink::MqttSink;
+pub use source::MqttSource;
+
+use std::time::Duration;
+
+use rumqttc::{MqttOptions, QoS};
+
+/// A parsed `mqtt://` address.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MqttUrl {
+    /// Broker host.
+    pub host: String,
+    /// Broker port (1883 when not given).
+    pub port: u16,
+    /// Topic (or, for a source, topic filter).
+    pub topic: String,
+    /// Quality of service: 0 or 1.
+    pub qos: u8,
+    /// Client id; a stable default is derived from the topic.
+    pub client_id: Option<String>,
+    /// User name and password.
+    pub credentials: Option<(String, String)>,
+    /// Keep-alive interval in seconds.
+    pub keep_alive: u64,
+    /// Sink: publish each message as one JSON array (`message`) or each row (`row`).
+    pub per_row: bool,
+    /// Source, CSV rows: the header line (the columns, comma-separated).
+    pub header: Option<String>,
+}
+
+impl MqttUrl {
+    /// Parse `mqtt://...`; the error says what is wrong.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        if spec.starts_with("mqtts://") {
+            return Err(
+                "TLS (mqtts://) is not built into this binary; use mqtt:// or a TLS-terminating proxy"
+                    .into(),
+            );
+        }
+        let rest = spec
+            .strip_prefix("mqtt://")
+            .ok_or("an MQTT address starts with mqtt://")?;
+        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (authority, topic) = rest
+            .split_once('/')
+            .ok_or("no topic: write mqtt://HOST:PORT/TOPIC")?;
+        if topic.is_empty() {
+            return Err("no topic: write mqtt://HOST:PORT/TOPIC".into());
+        }
+        let (credentials, hostport) = match authority.rsplit_once('@') {
+            Some((cred, hp)) => {
+                let (u, p) = cred.split_once(':').unwrap_or((cred, ""));
+                (Some((u.to_string(), p.to_string())), hp)
+            }
+            None => (None, authority),
+        };
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) => (
+                h,
+                p.parse::<u16>()
+                    .map_err(|_| format!("'{p}' is not a port number"))?,
+            ),
+            None => (hostport, 1883),
+        };
+        if host.is_empty() {
+            return Err("no host: write mqtt://HOST:PORT/TOPIC".into());
+        }
+        let mut url = MqttUrl {
+            host: host.to_string(),
+            port,
+            topic: topic.to_string(),
+            qos: 0,
+            client_id: None,
+            credentials,
+            keep_alive: 30,
+            per_row: false,
+            header: None,
+        };
+        for kv in query.split('&').filter(|s| !s.is_empty()) {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| format!("'{kv}' is not key=value"))?;
+            match k {
+                "qos" => {
+                    url.qos = match v {
+                        "0" => 0,
+                        "1" => 1,
+                        _ => return Err(format!("qos must be 0 or 1, got '{v}'")),
+                    }
+                }
+                "client_id" => url.client_id = Some(v.to_string()),
+                "keep_alive" => {
+                    url.keep_alive =
+                        v.parse().ok().filter(|s| *s >= 5).ok_or_else(|| {
+                            format!("keep_alive is seconds (at least 5), got '{v}'")
+                        })?
+                }
+                "per" => {
+                    url.per_row = match v {
+                        "row" => true,
+                        "message" => false,
+                        _ => return Err(format!("per must be 'message' or 'row', got '{v}'")),
+                    }
+                }
+                "header" => url.header = Some(v.to_string()),
+                _ => {
+                    return Err(format!(
+                        "unknown option '{k}' (qos, client_id, keep_alive, per, header)"
+                    ))
+                }
+            }
+        }
+        Ok(url)
+    }
+
+    /// Whether the topic holds wildcards (allowed for sources only).
+    pub fn has_wildcards(&self) -> bool {
+        self.topic.contains(['+', '#'])
+    }
+
+    pub(crate) fn qos(&self) -> QoS {
+        if self.qos == 1 {
+            QoS::AtLeastOnce
+        } else {
+            QoS::AtMostOnce
+        }
+    }
+
+    /// `mqtt://HOST:PORT/TOPIC`, without credentials, for messages.
+    pub fn display(&self) -> String {
+        format!("mqtt://{}:{}/{}", self.host, self.port, self.topic)
+    }
+
+    pub(crate) fn options(&self, role: &str, persistent: bool) -> MqttOptions {
+        let id = self.client_id.clone().unwrap_or_else(|| {
+            if persistent {
+                // stable, so a restarted source finds its session (and the unacknowledged rows)
+                let t: String = self
+                    .topic
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                    .collect();
+                format!("streamprep-{role}-{t}")
+            } else {
+                format!("streamprep-{role}-{}-{}", std::process::id(), unique())
+            }
+        });
+        let mut o = MqttOptions::new(id, self.host.clone(), self.port);
+        o.set_keep_alive(Duration::from_secs(self.keep_alive));
+        o.set_clean_session(!persistent);
+        o.set_max_packet_size(64 << 20, 64 << 20);
+        o.set_inflight(1000);
+        if let Some((u, p)) = &self.credentials {
+            o.set_credentials(u.clone(), p.clone());
+        }
+        o
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// How long to wait before reconnecting after `failures` failures in a row: 100 ms doubling
+/// to 5 s.
+pub(crate) fn backoff(failures: u32) -> Duration {
+    Duration::from_millis((100u64 << failures.min(6)).min(5000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_addresses_with_wildcards_and_options() {
+        let u = MqttUrl::parse("mqtt://bob:pw@broker:1884/wetter/+/#?qos=1&client_id=x").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.topic.as_str(), u.qos),
+            ("broker", 1884, "wetter/+/#", 1)
+        );
+        assert_eq!(u.credentials, Some(("bob".into(), "pw".into())));
+        assert_eq!(u.client_id.as_deref(), Some("x"));
+        assert!(u.has_wildcards());
+        let d = MqttUrl::parse("mqtt://localhost/wetter").unwrap();
+        assert_eq!((d.port, d.qos, d.per_row), (1883, 0, false));
+        for bad in [
+            "mqtt://host:1883",
+            "mqtt://host:1883/",
+            "mqtt://host:x/t",
+            "mqtt://host/t?qos=2",
+            "mqtt://host/t?color=red",
+            "mqtts://host/t",
+        ] {
+            assert!(MqttUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,417 @@
+//! The MQTT source. A publish carries one JSON row or a JSON array of rows (or CSV lines).
+//! At QoS 1 the session is persistent and acknowledgements are manual: a publish is
+//! acknowledged only after the message holding its last row has reached the sinks, so a crash
+//! or a lost connection means redelivery, never loss (at least once, end to end).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rumqttc::{Client, Connection, Event, Packet, Publish, QoS, SubscribeReasonCode};
+use streamprep_core::{
+    AckToken, Acker, IoError, LinkHealth, Read, RowBlock, RowFormat, Source, SourceKind,
+};
+
+use super::{backoff, publisher::connect, MqttUrl};
+
+/// How often a waiting source looks at the stop flag.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Rows of one publish not yet handed to the buffer.
+struct Pending {
+    rows: Vec<Vec<u8>>,
+    next: usize,
+    token: Option<AckToken>,
+}
+
+/// Subscribes to a topic filter and delivers the rows of its publishes.
+pub struct MqttSource {
+    client: Client,
+    conn: Connection,
+    url: MqttUrl,
+    format: RowFormat,
+    stop: Arc<AtomicBool>,
+    /// Incremented at every new connection: packet ids of an older one are not acknowledged
+    /// (the broker redelivers those publishes instead).
+    epoch: Arc<AtomicU64>,
+    /// Tokens handed out and not yet acknowledged (to explain a stall at QoS 1).
+    unacked: Arc<AtomicU64>,
+    health: Arc<LinkHealth>,
+    inbox: VecDeque<Publish>,
+    pending: Option<Pending>,
+    failures: u32,
+    retry_at: Option<Instant>,
+    ended: bool,
+    hinted: bool,
+}
+
+impl MqttSource {
+    /// Connect and subscribe; an unreachable broker or a refused subscription is an error
+    /// here, before anything runs.
+    pub fn connect(
+        url: &MqttUrl,
+        format: RowFormat,
+        stop: Arc<AtomicBool>,
+    ) -> Result<Self, IoError> {
+        if format == RowFormat::Csv && url.header.is_none() {
+            return Err(IoError::Protocol(format!(
+                "{}: CSV rows over MQTT need their header: add ?header=col1,col2,...",
+                url.display()
+            )));
+        }
+        let persistent = url.qos == 1;
+        let mut opts = url.options("source", persistent);
+        opts.set_manual_acks(true);
+        let (client, mut conn) = Client::new(opts, 1 << 16);
+        connect(&mut conn, url)?;
+        let mut src = MqttSource {
+            client,
+            conn,
+            url: url.clone(),
+            format,
+            stop,
+            epoch: Arc::new(AtomicU64::new(1)),
+            unacked: Arc::new(AtomicU64::new(0)),
+            health: Arc::new(LinkHealth::default()),
+            inbox: VecDeque::new(),
+            pending: None,
+            failures: 0,
+            retry_at: None,
+            ended: false,
+            hinted: false,
+        };
+        src.health.connected.store(true, Ordering::Relaxed);
+        src.subscribe()?;
+        // wait for the SUBACK: a refused subscription is a configuration error
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(IoError::Protocol(format!(
+                    "{}: the broker did not confirm the subscription within 5 s",
+                    url.display()
+                )));
+            }
+            match src.conn.recv_timeout(left) {
+                Ok(Ok(Event::Incoming(Packet::SubAck(ack)))) => {
+                    if ack.return_codes.contains(&SubscribeReasonCode::Failure) {
+                        return Err(IoError::Protocol(format!(
+                            "{}: the broker refused the subscription (check the topic filter and the user's rights)",
+                            url.display()
+                        )));
+                    }
+                    break;
+                }
+                Ok(Ok(Event::Incoming(Packet::Publish(p)))) => src.inbox.push_back(p),
+                Ok(Ok(_)) | Err(_) => {}
+                Ok(Err(e)) => {
+                    return Err(IoError::Protocol(format!(
+                        "{}: connection lost while subscribing: {e}",
+                        url.display()
+                    )))
+                }
+            }
+        }
+        Ok(src)
+    }
+
+    fn subscribe(&mut self) -> Result<(), IoError> {
+        self.client
+            .try_subscribe(self.url.topic.clone(), self.url.qos())
+            .map_err(|e| IoError::Protocol(format!("subscribing to {}: {e}", self.url.display())))
+    }
+
+    /// Split a publish into rows.
+    fn take(&mut self, p: Publish) {
+        let token = match p.qos {
+            QoS::AtMostOnce => None,
+            qos => {
+                self.unacked.fetch_add(1, Ordering::Relaxed);
+                Some(
+                    (self.epoch.load(Ordering::Relaxed) << 32)
+                        | ((qos as u64) << 16)
+                        | u64::from(p.pkid),
+                )
+            }
+        };
+        let rows = match self.format {
+            RowFormat::Ndjson => json_rows(&p.payload),
+            RowFormat::Csv => p
+                .payload
+                .split(|&b| b == b'\n')
+                .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+                .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+                .map(<[u8]>::to_vec)
+                .collect(),
+        };
+        self.pending = Some(Pending {
+            rows,
+            next: 0,
+            token,
+        });
+    }
+
+    /// Wait for the next event up to `until`; a publish goes to the inbox.
+    fn poll(&mut self, until: Instant) {
+        if let Some(at) = self.retry_at {
+            let now = Instant::now();
+            if now < at {
+                std::thread::sleep((at - now).min(until.saturating_duration_since(now)));
+                return;
+            }
+            self.retry_at = None;
+        }
+        let wait = until.saturating_duration_since(Instant::now());
+        match self.conn.recv_timeout(wait) {
+            Ok(Ok(Event::Incoming(Packet::Publish(p)))) => self.inbox.push_back(p),
+            Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
+                self.epoch.fetch_add(1, Ordering::SeqCst);
+                self.health.connected.store(true, Ordering::Relaxed);
+                eprintln!("streamprep: mqtt: reconnected to {}", self.url.display());
+                self.failures = 0;
+                // a persistent session keeps the subscription, a clean one does not
+                let _ = self.subscribe();
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                if self.failures == 0 {
+                    self.health.disconnects.fetch_add(1, Ordering::Relaxed);
+                    self.health.connected.store(false, Ordering::Relaxed);
+                    eprintln!(
+                        "streamprep: mqtt: connection to {} lost ({e}); reconnecting with backoff",
+                        self.url.display()
+                    );
+                }
+                self.retry_at = Some(Instant::now() + backoff(self.failures));
+                self.failures += 1;
+            }
+            Err(rumqttc::RecvTimeoutError::Timeout) => {}
+            Err(rumqttc::RecvTimeoutError::Disconnected) => self.ended = true,
+        }
+    }
+}
+
+/// The rows of a JSON publish: the elements of a top-level array, or the payload itself.
+/// Line breaks (JSON whitespace outside strings, invalid inside them) become spaces, so a
+/// pretty-printed row stays one row.
+fn json_rows(payload: &[u8]) -> Vec<Vec<u8>> {
+    let clean = |r: &[u8]| -> Vec<u8> {
+        r.iter()
+            .map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b })
+            .collect()
+    };
+    let start = payload.iter().position(|b| !b.is_ascii_whitespace());
+    let Some(start) = start else {
+        return Vec::new();
+    };
+    if payload[start] != b'[' {
+        return vec![clean(&payload[start..])];
+    }
+    // split the array's elements at top-level commas
+    let mut rows = Vec::new();
+    let (mut depth, mut in_str, mut esc) = (0usize, false, false);
+    let mut elem = start + 1;
+    for (i, &b) in payload.iter().enumerate().skip(start) {
+        if in_str {
+            match (esc, b) {
+                (true, _) => esc = false,
+                (false, b'\\') => esc = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'[' | b'{' => depth += 1,
+            b']' | b'}' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    let e = &payload[elem..i];
+                    if !e.iter().all(u8::is_ascii_whitespace) {
+                        rows.push(clean(e));
+                    }
+                    if !payload[i + 1..].iter().all(u8::is_ascii_whitespace) {
+                        // text after the array: keep the whole publish as one row, which
+                        // `prepare` refuses with the reason
+                        return vec![clean(&payload[start..])];
+                    }
+                    return rows;
+                }
+            }
+            b',' if depth == 1 => {
+                rows.push(clean(&payload[elem..i]));
+                elem = i + 1;
+            }
+            _ => {}
+        }
+    }
+    // unterminated array: one row, refused by `prepare` with the reason
+    vec![clean(&payload[start..])]
+}
+
+impl Source for MqttSource {
+    fn kind(&self) -> SourceKind {
+        SourceKind::Rows(self.format)
+    }
+
+    fn header(&mut self) -> Result<Option<Vec<u8>>, IoError> {
+        Ok(match self.format {
+            RowFormat::Csv => self.url.header.as_ref().map(|h| h.as_bytes().to_vec()),
+            RowFormat::Ndjson => None,
+        })
+    }
+
+    fn is_live(&self) -> bool {
+        true
+    }
+
+    fn next_row(&mut self, buf: &mut Vec<u8>) -> Result<Read, IoError> {
+        let mut block = RowBlock::default();
+        self.read_block(1, None, &mut block)?;
+        if block.ends.is_empty() {
+            return Ok(Read::End);
+        }
+        buf.extend_from_slice(block.bytes.strip_suffix(b"\n").unwrap_or(&block.bytes));
+        Ok(Read::Row)
+    }
+
+    fn read_block(
+        &mut self,
+        max: usize,
+        max_wait: Option<Duration>,
+        block: &mut RowBlock,
+    ) -> Result<(), IoError> {
+        let mut deadline: Option<Instant> = None;
+        loop {
+            // rows already received first
+            if let Some(p) = &mut self.pending {
+                while p.next < p.rows.len() && block.ends.len() < max {
+                    block.bytes.extend_from_slice(&p.rows[p.next]);
+                    block.bytes.push(b'\n');
+                    block.ends.push(block.bytes.len());
+                    p.next += 1;
+                }
+                if p.next == p.rows.len() {
+                    // the publish's last row is in this block: its ack rides with it
+                    if let Some(t) = p.token {
+                        block.acks.push(t);
+                    }
+                    self.pending = None;
+                }
+            }
+            if deadline.is_none() && !block.is_empty() {
+                deadline = streamprep_core::io::deadline(Instant::now(), max_wait);
+            }
+            if block.ends.len() >= max {
+                return Ok(());
+            }
+            if self.pending.is_none() {
+                if let Some(p) = self.inbox.pop_front() {
+                    self.take(p);
+                    continue;
+                }
+            }
+            if self.ended || self.stop.load(Ordering::Relaxed) {
+                block.ended = true;
+                return Ok(());
+            }
+            let now = Instant::now();
+            if let Some(d) = deadline {
+                if now >= d {
+                    self.hint_inflight_limit(block, max);
+                    return Ok(());
+                }
+            }
+            let until = deadline.map_or(now + TICK, |d| d.min(now + TICK));
+            self.poll(until);
+        }
+    }
+
+    fn acker(&mut self) -> Option<Box<dyn Acker>> {
+        Some(Box::new(MqttAcker {
+            client: self.client.clone(),
+            epoch: self.epoch.clone(),
+            unacked: self.unacked.clone(),
+            topic: self.url.topic.clone(),
+        }))
+    }
+
+    fn link(&self) -> Option<Arc<LinkHealth>> {
+        Some(self.health.clone())
+    }
+}
+
+impl MqttSource {
+    /// At QoS 1 a broker sends only so many unacknowledged publishes (mosquitto: 20 by
+    /// default); a buffer larger than that then closes by time only. Say so once.
+    fn hint_inflight_limit(&mut self, block: &RowBlock, max: usize) {
+        let unacked = self.unacked.load(Ordering::Relaxed);
+        if !self.hinted && self.url.qos == 1 && block.ends.len() < max && unacked >= 10 {
+            self.hinted = true;
+            eprintln!(
+                "streamprep: mqtt: the broker stopped after {unacked} unacknowledged publishes \
+                 (its in-flight limit at QoS 1; mosquitto: max_inflight_messages, default 20), \
+                 so messages close by --max-wait with fewer than {max} rows; raise the broker's \
+                 limit or use --buffer {unacked} or less"
+            );
+        }
+    }
+}
+
+/// Acknowledges publishes of the current connection; those of an older one are left to the
+/// broker's redelivery.
+struct MqttAcker {
+    client: Client,
+    epoch: Arc<AtomicU64>,
+    unacked: Arc<AtomicU64>,
+    topic: String,
+}
+
+impl Acker for MqttAcker {
+    fn ack(&mut self, tokens: &[AckToken]) {
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        for &t in tokens {
+            self.unacked.fetch_sub(1, Ordering::Relaxed);
+            if t >> 32 != epoch {
+                continue;
+            }
+            let qos = match (t >> 16) & 0xffff {
+                1 => QoS::AtLeastOnce,
+                2 => QoS::ExactlyOnce,
+                _ => continue,
+            };
+            let mut p = Publish::new(self.topic.clone(), qos, Vec::new());
+            p.pkid = (t & 0xffff) as u16;
+            // the connection is driven by the reading thread; a full queue means it is
+            // blocked, and the broker will redeliver what is not acknowledged
+            let _ = self.client.try_ack(&p);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_rows;
+
+    #[test]
+    fn splits_arrays_into_rows_and_keeps_single_rows_whole() {
+        let rows = |s: &str| -> Vec<String> {
+            json_rows(s.as_bytes())
+                .into_iter()
+                .map(|r| String::from_utf8(r).unwrap())
+                .collect()
+        };
+        assert_eq!(rows(r#"{"a":1}"#), vec![r#"{"a":1}"#]);
+        assert_eq!(
+            rows(r#" [{"a":1,"s":"x],{"}, {"a":[2,3]} ] "#),
+            vec![r#"{"a":1,"s":"x],{"}"#, r#" {"a":[2,3]} "#]
+        );
+        assert_eq!(rows("[]"), Vec::<String>::new());
+        assert_eq!(rows("{\n\"a\": 1\n}"), vec!["{ \"a\": 1 }"]);
+        // malformed: one row, which prepare refuses with a reason
+        assert_eq!(rows(r#"[{"a":1}"#), vec![r#"[{"a":1}"#]);
+        assert_eq!(rows(r#"[{"a":1}] x"#), vec![r#"[{"a":1}] x"#]);
+    }
+}

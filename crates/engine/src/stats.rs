@@ -1,0 +1,61 @@
+//! Live counters of a running pipeline, read by the status line while it runs.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Counters updated as messages are read and delivered (once per message, never per row).
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Rows the buffer took from the source.
+    pub rows_read: AtomicU64,
+    /// Messages the buffer cut.
+    pub messages_read: AtomicU64,
+    /// Rows that went through the chain.
+    pub rows_in: AtomicU64,
+    /// Rows written to the sink.
+    pub rows_out: AtomicU64,
+    /// Messages delivered (processed or shed).
+    pub messages: AtomicU64,
+    /// Rows sent to dead letters.
+    pub dead_letters: AtomicU64,
+    /// Rows shed by the `drop_oldest` policy.
+    pub dropped: AtomicU64,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// See [`Stats::rows_read`].
+    pub rows_read: u64,
+    /// See [`Stats::rows_in`].
+    pub rows_in: u64,
+    /// See [`Stats::rows_out`].
+    pub rows_out: u64,
+    /// See [`Stats::messages`].
+    pub messages: u64,
+    /// Messages read but not yet delivered.
+    pub backlog: u64,
+    /// See [`Stats::dead_letters`].
+    pub dead_letters: u64,
+    /// See [`Stats::dropped`].
+    pub dropped: u64,
+}
+
+impl Stats {
+    /// Read every counter.
+    pub fn snapshot(&self) -> Snapshot {
+        let messages = self.messages.load(Relaxed);
+        Snapshot {
+            rows_read: self.rows_read.load(Relaxed),
+            rows_in: self.rows_in.load(Relaxed),
+            rows_out: self.rows_out.load(Relaxed),
+            messages,
+            backlog: self.messages_read.load(Relaxed).saturating_sub(messages),
+            dead_letters: self.dead_letters.load(Relaxed),
+            dropped: self.dropped.load(Relaxed),
+        }
+    }
+
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
+    }
+}

@@ -1,0 +1,97 @@
+//! The live one-line status of a running pipeline (rows/s in and out, backlog, messages,
+//! dead letters, dropped rows, the source's connection) and Ctrl-C handling.
+
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use streamprep_core::LinkHealth;
+use streamprep_engine::Stats;
+
+/// Make Ctrl-C set `stop` (live sources then end and the pipeline drains and finishes);
+/// a second Ctrl-C exits at once.
+pub fn stop_on_ctrl_c(stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
+    let stop = stop.clone();
+    let installed = ctrlc::set_handler(move || {
+        if stop.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\nstreamprep: stopping (Ctrl-C again to exit at once)");
+    });
+    match installed {
+        // a second pipeline in one process (tests) keeps the first handler
+        Ok(()) | Err(ctrlc::Error::MultipleHandlers) => Ok(()),
+        Err(e) => Err(anyhow::anyhow!("cannot handle Ctrl-C: {e}")),
+    }
+}
+
+/// A thread printing the status every second until stopped.
+pub struct StatusLine {
+    done: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl StatusLine {
+    pub fn start(stats: Arc<Stats>, link: Option<Arc<LinkHealth>>, label: &'static str) -> Self {
+        let done = Arc::new(AtomicBool::new(false));
+        let d = done.clone();
+        let thread = std::thread::Builder::new()
+            .name("streamprep-status".into())
+            .spawn(move || {
+                let tty = std::io::stderr().is_terminal();
+                let mut last = stats.snapshot();
+                let mut at = Instant::now();
+                while !d.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(200));
+                    if at.elapsed() < Duration::from_secs(1) {
+                        continue;
+                    }
+                    let now = stats.snapshot();
+                    let dt = at.elapsed().as_secs_f64();
+                    at = Instant::now();
+                    let link = link.as_ref().map_or(String::new(), |l| {
+                        let state = if l.connected.load(Ordering::Relaxed) {
+                            "connected"
+                        } else {
+                            "RECONNECTING"
+                        };
+                        format!(
+                            " | source {state}, {} disconnect(s)",
+                            l.disconnects.load(Ordering::Relaxed)
+                        )
+                    });
+                    let line = format!(
+                        "[{label}] in {:.0} rows/s, out {:.0} rows/s | backlog {} msg | messages {} | dead letters {} | dropped {}{link}",
+                        (now.rows_read - last.rows_read) as f64 / dt,
+                        (now.rows_out - last.rows_out) as f64 / dt,
+                        now.backlog,
+                        now.messages,
+                        now.dead_letters,
+                        now.dropped,
+                    );
+                    last = now;
+                    let mut err = std::io::stderr().lock();
+                    if tty {
+                        let _ = write!(err, "\r\x1b[2K{line}");
+                    } else {
+                        let _ = writeln!(err, "{line}");
+                    }
+                    let _ = err.flush();
+                }
+                if tty {
+                    eprintln!();
+                }
+            })
+            .ok();
+        StatusLine { done, thread }
+    }
+
+    pub fn stop(mut self) {
+        self.done.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
