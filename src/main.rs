@@ -25,7 +25,10 @@ struct Cli {
 enum Command {
     /// Run a pipeline: source -> buffer -> chain of steps -> sink.
     Run(cmd::run::RunArgs),
-    /// Write Davis-weather-station-like test data (NDJSON).
+    /// Everything embedded: an MQTT broker, the weather-station simulator and the paper's
+    /// chain on the pool, with a live status line until Ctrl-C.
+    Demo(cmd::demo::DemoArgs),
+    /// Write Davis-weather-station-like test data (NDJSON), or publish it to MQTT at a rate.
     Gen(cmd::gen::GenArgs),
     /// List the steps with one-line descriptions.
     List,
@@ -35,6 +38,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => cmd::run::run(args),
+        Command::Demo(args) => cmd::demo::run(args),
         Command::Gen(args) => cmd::gen::run(args),
         Command::List => cmd::list::run(),
     };

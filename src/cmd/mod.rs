@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod demo;
 pub mod gen;
 pub mod list;
 pub mod project;

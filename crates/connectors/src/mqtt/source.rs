@@ -284,6 +284,7 @@ impl Source for MqttSource {
         block: &mut RowBlock,
     ) -> Result<(), IoError> {
         let mut deadline: Option<Instant> = None;
+        let (mut first, mut last, mut publishes) = (None, None, 0u64);
         loop {
             // rows already received first
             if let Some(p) = &mut self.pending {
@@ -310,6 +311,10 @@ impl Source for MqttSource {
             if self.pending.is_none() {
                 if let Some(p) = self.inbox.pop_front() {
                     self.take(p);
+                    let now = Instant::now();
+                    first.get_or_insert(now);
+                    last = Some(now);
+                    publishes += 1;
                     continue;
                 }
             }
@@ -320,7 +325,12 @@ impl Source for MqttSource {
             let now = Instant::now();
             if let Some(d) = deadline {
                 if now >= d {
-                    self.hint_inflight_limit(block, max);
+                    if let (Some(f), Some(l), Some(w)) = (first, last, max_wait) {
+                        // everything arrived at once, then nothing: the broker is waiting
+                        if l - f < w / 4 {
+                            self.hint_inflight_limit(publishes, max);
+                        }
+                    }
                     return Ok(());
                 }
             }
@@ -346,9 +356,9 @@ impl Source for MqttSource {
 impl MqttSource {
     /// At QoS 1 a broker sends only so many unacknowledged publishes (mosquitto: 20 by
     /// default); a buffer larger than that then closes by time only. Say so once.
-    fn hint_inflight_limit(&mut self, block: &RowBlock, max: usize) {
+    fn hint_inflight_limit(&mut self, publishes: u64, max: usize) {
         let unacked = self.unacked.load(Ordering::Relaxed);
-        if !self.hinted && self.url.qos == 1 && block.ends.len() < max && unacked >= 10 {
+        if !self.hinted && self.url.qos == 1 && publishes >= 10 && unacked == publishes {
             self.hinted = true;
             eprintln!(
                 "streamprep: mqtt: the broker stopped after {unacked} unacknowledged publishes \
