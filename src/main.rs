@@ -28,6 +28,8 @@ enum Command {
     /// Everything embedded: an MQTT broker, the weather-station simulator and the paper's
     /// chain on the pool, with a live status line until Ctrl-C.
     Demo(cmd::demo::DemoArgs),
+    /// Run the embedded MQTT broker alone (what `demo` starts), until Ctrl-C.
+    Broker(cmd::demo::BrokerArgs),
     /// Write Davis-weather-station-like test data (NDJSON), or publish it to MQTT at a rate.
     Gen(cmd::gen::GenArgs),
     /// List the steps with one-line descriptions.
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => cmd::run::run(args),
         Command::Demo(args) => cmd::demo::run(args),
+        Command::Broker(args) => cmd::demo::broker(args),
         Command::Gen(args) => cmd::gen::run(args),
         Command::List => cmd::list::run(),
     };

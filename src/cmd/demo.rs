@@ -146,7 +146,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 }
 
 #[cfg(feature = "embedded-broker")]
-fn start_embedded_broker(port: u16) -> anyhow::Result<()> {
+pub fn start_embedded_broker(port: u16) -> anyhow::Result<()> {
     use std::collections::HashMap;
 
     let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
@@ -202,8 +202,30 @@ fn start_embedded_broker(port: u16) -> anyhow::Result<()> {
 }
 
 #[cfg(not(feature = "embedded-broker"))]
-fn start_embedded_broker(_port: u16) -> anyhow::Result<()> {
+pub fn start_embedded_broker(_port: u16) -> anyhow::Result<()> {
     anyhow::bail!(
         "this binary was built without the embedded broker (feature embedded-broker); use --broker mqtt://HOST:PORT"
     )
+}
+
+#[derive(clap::Args)]
+pub struct BrokerArgs {
+    /// Port to listen on (127.0.0.1).
+    #[arg(long, default_value_t = 1884)]
+    port: u16,
+}
+
+/// `streamprep broker`: the embedded MQTT broker alone, until Ctrl-C.
+pub fn broker(args: BrokerArgs) -> anyhow::Result<ExitCode> {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    stop_on_ctrl_c(&stop)?;
+    start_embedded_broker(args.port)?;
+    eprintln!(
+        "streamprep: MQTT broker listening on mqtt://127.0.0.1:{}",
+        args.port
+    );
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(ExitCode::SUCCESS)
 }

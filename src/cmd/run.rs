@@ -181,8 +181,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     super::status::stop_on_ctrl_c(&cfg.stop)?;
 
     let mut src = open_source(&source_ep, opts.clone()).context("opening the source")?;
-    if let spec::Endpoint::TcpListen { addr, .. } = &source_ep {
-        eprintln!("streamprep: listening on {addr} for framed rows");
+    match &source_ep {
+        spec::Endpoint::TcpListen { addr, .. } => {
+            eprintln!("streamprep: listening on {addr} for framed rows")
+        }
+        spec::Endpoint::Mqtt { url, .. } => {
+            eprintln!("streamprep: subscribed to {}", url.display())
+        }
+        _ => {}
     }
     let mut sink = open_sink(&sink_ep, &opts).context("opening the sink")?;
     let mut dl = open_dead_letter(&dl_ep).context("opening the dead-letter output")?;

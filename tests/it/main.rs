@@ -3,5 +3,6 @@
 mod cli;
 mod conformance;
 mod golden;
+mod mqtt;
 mod pipeline;
 mod tcp;

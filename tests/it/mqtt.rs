@@ -1,0 +1,366 @@
+//! MQTT against real brokers: a private Mosquitto per test (from the `mosquitto` binary on
+//! PATH, on a free port) and the embedded broker (`streamprep broker`).
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::cli::bin;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn wait_listening(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn need(tool: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found,
+        "`{tool}` is not on PATH: install Mosquitto (Debian: apt-get install mosquitto mosquitto-clients); scripts/test.sh does this"
+    );
+}
+
+/// A broker for one test; killed when dropped.
+pub struct Broker {
+    pub port: u16,
+    child: Option<Child>,
+    kind: Kind,
+    dir: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Kind {
+    Mosquitto,
+    Embedded,
+}
+
+impl Broker {
+    pub fn start(kind: Kind, dir: &Path) -> Broker {
+        let mut b = Broker {
+            port: free_port(),
+            child: None,
+            kind,
+            dir: dir.to_path_buf(),
+        };
+        b.spawn();
+        b
+    }
+
+    fn spawn(&mut self) {
+        let child = match self.kind {
+            Kind::Mosquitto => {
+                need("mosquitto");
+                let conf = self.dir.join("mosquitto.conf");
+                std::fs::write(
+                    &conf,
+                    format!(
+                        "listener {} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nmax_inflight_messages 0\nmax_queued_messages 0\n",
+                        self.port,
+                        self.dir.display()
+                    ),
+                )
+                .expect("config");
+                Command::new("mosquitto")
+                    .arg("-c")
+                    .arg(&conf)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("starting mosquitto")
+            }
+            Kind::Embedded => bin()
+                .args(["broker", "--port", &self.port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("starting streamprep broker"),
+        };
+        self.child = Some(child);
+        wait_listening(self.port, &format!("{:?} broker", self.kind));
+    }
+
+    pub fn url(&self, topic: &str) -> String {
+        format!("mqtt://127.0.0.1:{}/{topic}", self.port)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A `streamprep run` from an MQTT source, started and subscribed.
+struct Run {
+    child: Child,
+    stderr: std::sync::mpsc::Receiver<String>,
+}
+
+impl Run {
+    fn start(args: &[&str]) -> Run {
+        let mut child = bin()
+            .arg("run")
+            .args(args)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("streamprep run");
+        let err = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let run = Run { child, stderr: rx };
+        run.wait_for("subscribed to", Duration::from_secs(10));
+        run
+    }
+
+    fn wait_for(&self, text: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(l) if l.contains(text) => return l,
+                Ok(_) => {}
+                Err(_) => panic!("streamprep run never said '{text}'"),
+            }
+        }
+    }
+
+    /// Ctrl-C, then the summary line.
+    fn stop(mut self) -> String {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let summary = self.wait_for("rows in", Duration::from_secs(20));
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "run failed: {summary}");
+        summary
+    }
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+fn wait_rows(path: &Path, n: usize, within: Duration) {
+    let deadline = Instant::now() + within;
+    while lines(path).len() < n && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The same rows through the same row-wise chain from a file: what MQTT must deliver.
+fn expected(dir: &Path, input: &Path, chain: &str) -> Vec<String> {
+    let out = dir.join("expected.ndjson");
+    let st = bin()
+        .args(["run", "--quiet", "--buffer", "7", "--chain", chain])
+        .arg("--source")
+        .arg(format!("file:{}", input.display()))
+        .arg("--sink")
+        .arg(format!("file:{}", out.display()))
+        .status()
+        .expect("run");
+    assert!(st.success());
+    lines(&out)
+}
+
+fn gen_file(dir: &Path, rows: u64, seed: u64) -> PathBuf {
+    let p = dir.join(format!("in-{seed}.ndjson"));
+    let st = bin()
+        .args([
+            "gen",
+            "--rows",
+            &rows.to_string(),
+            "--seed",
+            &seed.to_string(),
+        ])
+        .arg("--out")
+        .arg(&p)
+        .status()
+        .expect("gen");
+    assert!(st.success());
+    p
+}
+
+const ROWWISE: &str = "fillna_zeros,normalizer";
+
+fn source_receives_published_rows(kind: Kind) {
+    need("mosquitto_pub");
+    let dir = tempfile::tempdir().expect("tmp");
+    let broker = Broker::start(kind, dir.path());
+    let out = dir.path().join("out.ndjson");
+    let dl = dir.path().join("dl.ndjson");
+    let run = Run::start(&[
+        "--source",
+        &format!("{}?qos=1", broker.url("wetter/+")),
+        "--chain",
+        ROWWISE,
+        "--buffer",
+        "10",
+        "--max-wait",
+        "30ms",
+        "--method",
+        "pool",
+        "--workers",
+        "2",
+        "--sink",
+        &format!("file:{}", out.display()),
+        "--dead-letter",
+        &format!("file:{}", dl.display()),
+    ]);
+    let input = gen_file(dir.path(), 40, 5);
+    let rows = lines(&input);
+    // 30 rows one a publish (mosquitto_pub -l), 10 as one JSON array, then one bad publish
+    let mut p = Command::new("mosquitto_pub")
+        .args([
+            "-p",
+            &broker.port.to_string(),
+            "-t",
+            "wetter/a",
+            "-q",
+            "1",
+            "-l",
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("mosquitto_pub");
+    p.stdin
+        .take()
+        .expect("stdin")
+        .write_all((rows[..30].join("\n") + "\n").as_bytes())
+        .expect("publish");
+    assert!(p.wait().expect("wait").success());
+    let array = format!("[{}]", rows[30..].join(","));
+    for (topic, msg) in [("wetter/b", array.as_str()), ("wetter/b", "{not json")] {
+        let st = Command::new("mosquitto_pub")
+            .args([
+                "-p",
+                &broker.port.to_string(),
+                "-t",
+                topic,
+                "-q",
+                "1",
+                "-m",
+                msg,
+            ])
+            .status()
+            .expect("mosquitto_pub");
+        assert!(st.success());
+    }
+    wait_rows(&out, 40, Duration::from_secs(10));
+    let summary = run.stop();
+    assert!(summary.contains("rows in 41,"), "{summary}");
+    assert_eq!(lines(&out), expected(dir.path(), &input, ROWWISE));
+    let dead = lines(&dl);
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(dead[0].contains("{not json"), "{}", dead[0]);
+}
+
+fn sink_publishes_rows(kind: Kind) {
+    need("mosquitto_sub");
+    let dir = tempfile::tempdir().expect("tmp");
+    let broker = Broker::start(kind, dir.path());
+    let input = gen_file(dir.path(), 250, 6);
+    let sub = Command::new("mosquitto_sub")
+        .args([
+            "-p",
+            &broker.port.to_string(),
+            "-t",
+            "out",
+            "-q",
+            "1",
+            "-C",
+            "250",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("mosquitto_sub");
+    std::thread::sleep(Duration::from_millis(500)); // let it subscribe
+    let st = bin()
+        .args(["run", "--quiet", "--buffer", "100", "--chain", ROWWISE])
+        .arg("--source")
+        .arg(format!("file:{}", input.display()))
+        .arg("--sink")
+        .arg(format!("{}?qos=1&per=row", broker.url("out")))
+        .status()
+        .expect("run");
+    assert!(st.success());
+    let got = sub.wait_with_output().expect("mosquitto_sub");
+    let got: Vec<String> = String::from_utf8_lossy(&got.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(got, expected(dir.path(), &input, ROWWISE));
+
+    // per message: one JSON array a message
+    let sub = Command::new("mosquitto_sub")
+        .args(["-p", &broker.port.to_string(), "-t", "arrays", "-C", "3"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("mosquitto_sub");
+    std::thread::sleep(Duration::from_millis(500));
+    let st = bin()
+        .args(["run", "--quiet", "--buffer", "100", "--chain", ROWWISE])
+        .arg("--source")
+        .arg(format!("file:{}", input.display()))
+        .arg("--sink")
+        .arg(broker.url("arrays"))
+        .status()
+        .expect("run");
+    assert!(st.success());
+    let got = sub.wait_with_output().expect("mosquitto_sub");
+    let arrays: Vec<serde_json::Value> = String::from_utf8_lossy(&got.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON array"))
+        .collect();
+    let sizes: Vec<usize> = arrays
+        .iter()
+        .map(|a| a.as_array().expect("array").len())
+        .collect();
+    assert_eq!(sizes, vec![100, 100, 50]);
+}
+
+#[test]
+fn mosquitto_source_receives_rows_arrays_and_bad_publishes() {
+    source_receives_published_rows(Kind::Mosquitto);
+}
+
+#[test]
+fn embedded_broker_source_receives_rows_arrays_and_bad_publishes() {
+    source_receives_published_rows(Kind::Embedded);
+}
+
+#[test]
+fn mosquitto_sink_publishes_rows_and_arrays() {
+    sink_publishes_rows(Kind::Mosquitto);
+}
+
+#[test]
+fn embedded_broker_sink_publishes_rows_and_arrays() {
+    sink_publishes_rows(Kind::Embedded);
+}
