@@ -24,6 +24,8 @@ if [ "${STREAMPREP_SKIP_ORACLE:-0}" != 1 ]; then
 fi
 
 echo "== services: mosquitto"
+# Debian's package keeps mosquitto in /usr/sbin
+export PATH="$PATH:/usr/sbin"
 if ! command -v mosquitto >/dev/null || ! command -v mosquitto_pub >/dev/null || ! command -v mosquitto_sub >/dev/null; then
   sudo=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && sudo="sudo"
   if command -v apt-get >/dev/null; then
@@ -32,8 +34,6 @@ if ! command -v mosquitto >/dev/null || ! command -v mosquitto_pub >/dev/null ||
   command -v mosquitto >/dev/null && command -v mosquitto_pub >/dev/null || {
     echo "the MQTT tests need Mosquitto: install the packages mosquitto and mosquitto-clients" >&2; exit 1; }
 fi
-# Debian's package keeps mosquitto in /usr/sbin
-export PATH="$PATH:/usr/sbin"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
