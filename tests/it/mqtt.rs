@@ -2,19 +2,13 @@
 //! PATH, on a free port) and the embedded broker (`streamprep broker`).
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::cli::bin;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
+use super::cli::{bin, gen};
+use super::tcp::free_port;
 
 fn wait_listening(port: u16, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -189,24 +183,6 @@ fn expected(dir: &Path, input: &Path, chain: &str) -> Vec<String> {
     lines(&out)
 }
 
-fn gen_file(dir: &Path, rows: u64, seed: u64) -> PathBuf {
-    let p = dir.join(format!("in-{seed}.ndjson"));
-    let st = bin()
-        .args([
-            "gen",
-            "--rows",
-            &rows.to_string(),
-            "--seed",
-            &seed.to_string(),
-        ])
-        .arg("--out")
-        .arg(&p)
-        .status()
-        .expect("gen");
-    assert!(st.success());
-    p
-}
-
 const ROWWISE: &str = "fillna_zeros,normalizer";
 
 fn source_receives_published_rows(kind: Kind) {
@@ -233,7 +209,7 @@ fn source_receives_published_rows(kind: Kind) {
         "--dead-letter",
         &format!("file:{}", dl.display()),
     ]);
-    let input = gen_file(dir.path(), 40, 5);
+    let input = gen(dir.path(), 40);
     let rows = lines(&input);
     // 30 rows one a publish (mosquitto_pub -l), 10 as one JSON array, then one bad publish
     let mut p = Command::new("mosquitto_pub")
@@ -272,7 +248,10 @@ fn source_receives_published_rows(kind: Kind) {
             .expect("mosquitto_pub");
         assert!(st.success());
     }
+    // the bad publish comes last: once its dead letter is written (flushed before its ack),
+    // everything has been through the pipeline
     wait_rows(&out, 40, Duration::from_secs(10));
+    wait_rows(&dl, 1, Duration::from_secs(10));
     let summary = run.stop();
     assert!(summary.contains("rows in 41,"), "{summary}");
     assert_eq!(lines(&out), expected(dir.path(), &input, ROWWISE));
@@ -285,7 +264,7 @@ fn sink_publishes_rows(kind: Kind) {
     need("mosquitto_sub");
     let dir = tempfile::tempdir().expect("tmp");
     let broker = Broker::start(kind, dir.path());
-    let input = gen_file(dir.path(), 250, 6);
+    let input = gen(dir.path(), 250);
     let sub = Command::new("mosquitto_sub")
         .args([
             "-p",

@@ -10,7 +10,7 @@ use streamprep_connectors::tcp::{read_frame, write_frame, FrameRead, EOT};
 
 use crate::cli::{bin, gen, ok};
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

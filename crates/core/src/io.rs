@@ -1,7 +1,7 @@
 //! The traits sources and sinks implement. Sources and sinks are blocking: the engine runs
 //! them on their own threads, the steps on others.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::{Batch, DeadLetter, Encoding, Output, RowFormat};
 
@@ -40,9 +40,17 @@ pub struct RowBlock {
     pub ended: bool,
 }
 
-/// When a live read that saw its first row at `first` must return.
-pub fn deadline(first: Instant, max_wait: Option<Duration>) -> Option<Instant> {
-    max_wait.map(|w| first + w)
+/// [`Source::read_block`] for a source that never waits: up to `max` rows through
+/// [`Source::next_rows`]; fewer mean the input is over.
+pub fn read_block_now<S: Source + ?Sized>(
+    src: &mut S,
+    max: usize,
+    block: &mut RowBlock,
+) -> Result<(), IoError> {
+    let before = block.ends.len();
+    src.next_rows(max, &mut block.bytes, &mut block.ends, &mut block.rejected)?;
+    block.ended = block.ends.len() - before < max;
+    Ok(())
 }
 
 impl RowBlock {
@@ -166,10 +174,7 @@ pub trait Source: Send {
         block: &mut RowBlock,
     ) -> Result<(), IoError> {
         let _ = max_wait;
-        let before = block.ends.len();
-        self.next_rows(max, &mut block.bytes, &mut block.ends, &mut block.rejected)?;
-        block.ended = block.ends.len() - before < max;
-        Ok(())
+        read_block_now(self, max, block)
     }
 
     /// The acknowledger of a source that wants its rows acknowledged after delivery (taken

@@ -94,11 +94,13 @@ impl Message {
     /// the source's rejections; returns how many rows were dropped.
     pub fn shed(&mut self) -> usize {
         let rows = self.payload.rows();
-        self.payload = Payload::Raw {
-            format: RowFormat::Ndjson,
-            bytes: Vec::new(),
-            ends: Vec::new(),
-        };
+        match &mut self.payload {
+            Payload::Raw { bytes, ends, .. } => {
+                *bytes = Vec::new();
+                *ends = Vec::new();
+            }
+            Payload::Columnar(b) => *b = Batch::new_empty(b.schema()),
+        }
         self.dropped += rows;
         rows
     }

@@ -22,6 +22,20 @@ pub struct Processed {
     pub dropped: usize,
 }
 
+impl Processed {
+    /// A message that produced no output: all of it is in `dead` (or it had no rows).
+    pub fn refused(seq: u64, rows_in: usize, dead: Vec<DeadLetter>) -> Self {
+        Processed {
+            seq,
+            rows_in,
+            output: None,
+            dead,
+            acks: Vec::new(),
+            dropped: 0,
+        }
+    }
+}
+
 /// A runnable chain.
 pub struct Chain {
     prepare: Prepare,
@@ -49,15 +63,9 @@ impl Chain {
         let seq = msg.seq;
         let mut dead = std::mem::take(&mut msg.rejected);
         if rows_in == 0 {
-            // only refusals or acknowledgements (a publish of `[]`): nothing to run
-            return Processed {
-                seq,
-                rows_in,
-                output: None,
-                dead,
-                acks: Vec::new(),
-                dropped: 0,
-            };
+            // only refusals, acknowledgements (a publish of `[]`) or rows shed by
+            // drop_oldest: nothing to run
+            return Processed::refused(seq, rows_in, dead);
         }
         let refused = |e: StepError, data: String, rows: usize| DeadLetter {
             seq,
@@ -76,14 +84,7 @@ impl Chain {
                     .collect::<Vec<_>>()
                     .join("\n");
                 dead.push(refused(e, data, rows_in));
-                return Processed {
-                    seq,
-                    rows_in,
-                    output: None,
-                    dead,
-                    acks: Vec::new(),
-                    dropped: 0,
-                };
+                return Processed::refused(seq, rows_in, dead);
             }
         };
         dead.extend(prepared.dead);
@@ -94,14 +95,7 @@ impl Chain {
                 Err(e) => {
                     let rows = batch.num_rows();
                     dead.push(refused(e, ndjson(&batch), rows));
-                    return Processed {
-                        seq,
-                        rows_in,
-                        output: None,
-                        dead,
-                        acks: Vec::new(),
-                        dropped: 0,
-                    };
+                    return Processed::refused(seq, rows_in, dead);
                 }
             }
         }
@@ -121,14 +115,7 @@ impl Chain {
             Err(e) => {
                 let rows = batch.num_rows();
                 dead.push(refused(e, String::new(), rows));
-                Processed {
-                    seq,
-                    rows_in,
-                    output: None,
-                    dead,
-                    acks: Vec::new(),
-                    dropped: 0,
-                }
+                Processed::refused(seq, rows_in, dead)
             }
         }
     }

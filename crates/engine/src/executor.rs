@@ -27,19 +27,9 @@ pub enum Method {
 /// a lost message and a hung pipeline.
 pub(crate) fn run_guarded(chain: &mut Chain, mut msg: Message) -> Processed {
     let seq = msg.seq;
+    // what the source is owed and what was shed travel past the chain, even a panicking one
     let acks = std::mem::take(&mut msg.acks);
     let dropped = msg.dropped;
-    if dropped > 0 {
-        // shed by drop_oldest: only the counts, the source's rejections and acks go on
-        return Processed {
-            seq,
-            rows_in: 0,
-            output: None,
-            dead: msg.rejected,
-            acks,
-            dropped,
-        };
-    }
     let rows_in = msg.payload.rows();
     let mut p = match catch_unwind(AssertUnwindSafe(|| chain.run(msg))) {
         Ok(p) => p,
@@ -49,23 +39,18 @@ pub(crate) fn run_guarded(chain: &mut Chain, mut msg: Message) -> Processed {
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            Processed {
+            let dead = DeadLetter {
                 seq,
-                rows_in,
-                output: None,
-                dead: vec![DeadLetter {
-                    seq,
-                    step: "chain".into(),
-                    reason: format!("internal error (a streamprep bug, please report it): {what}"),
-                    data: String::new(),
-                    rows: rows_in,
-                }],
-                acks: Vec::new(),
-                dropped: 0,
-            }
+                step: "chain".into(),
+                reason: format!("internal error (a streamprep bug, please report it): {what}"),
+                data: String::new(),
+                rows: rows_in,
+            };
+            Processed::refused(seq, rows_in, vec![dead])
         }
     };
     p.acks = acks;
+    p.dropped = dropped;
     p
 }
 

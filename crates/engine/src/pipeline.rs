@@ -326,9 +326,6 @@ pub fn run_with(
             })
         }
     };
-    if result.is_err() {
-        stop.store(true, Ordering::SeqCst);
-    }
     result?;
     sink.finish()?;
     if let Some(dl) = dead_letters {

@@ -87,15 +87,9 @@ impl SheddingQueue {
                 }
                 return Ok(Some(m));
             }
-            match s.done.take() {
-                Some(Ok(())) => {
-                    s.done = Some(Ok(()));
-                    return Ok(None);
-                }
-                Some(Err(e)) => {
-                    s.done = Some(Ok(()));
-                    return Err(e);
-                }
+            // at the end, hand out the source's error once, then report the end
+            match &mut s.done {
+                Some(done) => return std::mem::replace(done, Ok(())).map(|()| None),
                 None => s = self.ready.wait(s).unwrap_or_else(|p| p.into_inner()),
             }
         }

@@ -396,10 +396,7 @@ impl Source for DavisSource {
         block: &mut RowBlock,
     ) -> Result<(), IoError> {
         let Some(pacer) = self.pacer.as_mut() else {
-            let before = block.ends.len();
-            self.next_rows(max, &mut block.bytes, &mut block.ends, &mut block.rejected)?;
-            block.ended = block.ends.len() - before < max;
-            return Ok(());
+            return streamprep_core::io::read_block_now(self, max, block);
         };
         let mut deadline: Option<Instant> = None;
         while block.ends.len() < max {
@@ -419,7 +416,7 @@ impl Source for DavisSource {
                 self.left -= 1;
                 pacer.sent();
                 if deadline.is_none() {
-                    deadline = streamprep_core::io::deadline(Instant::now(), max_wait);
+                    deadline = max_wait.map(|w| Instant::now() + w);
                 }
             }
         }

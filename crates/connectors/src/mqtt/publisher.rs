@@ -200,9 +200,11 @@ fn drive(mut conn: Connection, qos: QoS, shared: &Shared, name: &str) {
                 std::thread::sleep(wait);
             }
             Err(rumqttc::RecvTimeoutError::Timeout) => {
-                if shared.closing.load(Ordering::SeqCst) && shared.lock().done >= shared.lock().sent
-                {
-                    return;
+                if shared.closing.load(Ordering::SeqCst) {
+                    let p = shared.lock();
+                    if p.done >= p.sent {
+                        return;
+                    }
                 }
             }
             Err(rumqttc::RecvTimeoutError::Disconnected) => return,

@@ -4,10 +4,12 @@
 //! or a lost connection means redelivery, never loss (at least once, end to end).
 
 use std::collections::VecDeque;
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use rumqttc::{Client, Connection, Event, Packet, Publish, QoS, SubscribeReasonCode};
 use streamprep_core::{
     AckToken, Acker, IoError, LinkHealth, Read, RowBlock, RowFormat, Source, SourceKind,
@@ -18,9 +20,11 @@ use super::{backoff, publisher::connect, MqttUrl};
 /// How often a waiting source looks at the stop flag.
 const TICK: Duration = Duration::from_millis(100);
 
-/// Rows of one publish not yet handed to the buffer.
+/// Rows of one publish not yet handed to the buffer: the publish's text (shared, not copied
+/// unless line breaks had to go) and where each row is in it.
 struct Pending {
-    rows: Vec<Vec<u8>>,
+    text: Bytes,
+    rows: Vec<Range<usize>>,
     next: usize,
     token: Option<AckToken>,
 }
@@ -135,17 +139,29 @@ impl MqttSource {
                 )
             }
         };
-        let rows = match self.format {
-            RowFormat::Ndjson => json_rows(&p.payload),
-            RowFormat::Csv => p
-                .payload
-                .split(|&b| b == b'\n')
-                .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-                .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
-                .map(<[u8]>::to_vec)
-                .collect(),
+        let (text, rows) = match self.format {
+            RowFormat::Ndjson => {
+                let text = one_line(p.payload);
+                let rows = json_rows(&text);
+                (text, rows)
+            }
+            RowFormat::Csv => {
+                let mut rows = Vec::new();
+                let mut start = 0;
+                for line in p.payload.split_inclusive(|&b| b == b'\n') {
+                    let end = start + line.len();
+                    let row = line.strip_suffix(b"\n").unwrap_or(line);
+                    let row = row.strip_suffix(b"\r").unwrap_or(row);
+                    if !row.iter().all(u8::is_ascii_whitespace) {
+                        rows.push(start..start + row.len());
+                    }
+                    start = end;
+                }
+                (p.payload, rows)
+            }
         };
         self.pending = Some(Pending {
+            text,
             rows,
             next: 0,
             token,
@@ -192,27 +208,35 @@ impl MqttSource {
     }
 }
 
-/// The rows of a JSON publish: the elements of a top-level array, or the payload itself.
-/// Line breaks (JSON whitespace outside strings, invalid inside them) become spaces, so a
-/// pretty-printed row stays one row.
-fn json_rows(payload: &[u8]) -> Vec<Vec<u8>> {
-    let clean = |r: &[u8]| -> Vec<u8> {
-        r.iter()
-            .map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b })
-            .collect()
-    };
-    let start = payload.iter().position(|b| !b.is_ascii_whitespace());
-    let Some(start) = start else {
+/// A publish's text with its line breaks (JSON whitespace outside strings, invalid inside
+/// them) turned into spaces, so a pretty-printed row stays one row; copied only if it has any.
+fn one_line(payload: Bytes) -> Bytes {
+    if memchr::memchr2(b'\n', b'\r', &payload).is_none() {
+        return payload;
+    }
+    payload
+        .iter()
+        .map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b })
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+/// Where the rows of a (one-line) JSON publish are: the elements of a top-level array, or the
+/// payload itself.
+fn json_rows(text: &[u8]) -> Vec<Range<usize>> {
+    let Some(start) = text.iter().position(|b| !b.is_ascii_whitespace()) else {
         return Vec::new();
     };
-    if payload[start] != b'[' {
-        return vec![clean(&payload[start..])];
+    // the publish as one row
+    let whole = || std::iter::once(start..text.len()).collect::<Vec<_>>();
+    if text[start] != b'[' {
+        return whole();
     }
     // split the array's elements at top-level commas
     let mut rows = Vec::new();
     let (mut depth, mut in_str, mut esc) = (0usize, false, false);
     let mut elem = start + 1;
-    for (i, &b) in payload.iter().enumerate().skip(start) {
+    for (i, &b) in text.iter().enumerate().skip(start) {
         if in_str {
             match (esc, b) {
                 (true, _) => esc = false,
@@ -228,27 +252,26 @@ fn json_rows(payload: &[u8]) -> Vec<Vec<u8>> {
             b']' | b'}' => {
                 depth = depth.saturating_sub(1);
                 if depth == 0 {
-                    let e = &payload[elem..i];
-                    if !e.iter().all(u8::is_ascii_whitespace) {
-                        rows.push(clean(e));
+                    if !text[elem..i].iter().all(u8::is_ascii_whitespace) {
+                        rows.push(elem..i);
                     }
-                    if !payload[i + 1..].iter().all(u8::is_ascii_whitespace) {
-                        // text after the array: keep the whole publish as one row, which
+                    if !text[i + 1..].iter().all(u8::is_ascii_whitespace) {
+                        // text after the array: the whole publish as one row, which
                         // `prepare` refuses with the reason
-                        return vec![clean(&payload[start..])];
+                        return whole();
                     }
                     return rows;
                 }
             }
             b',' if depth == 1 => {
-                rows.push(clean(&payload[elem..i]));
+                rows.push(elem..i);
                 elem = i + 1;
             }
             _ => {}
         }
     }
     // unterminated array: one row, refused by `prepare` with the reason
-    vec![clean(&payload[start..])]
+    whole()
 }
 
 impl Source for MqttSource {
@@ -289,7 +312,9 @@ impl Source for MqttSource {
             // rows already received first
             if let Some(p) = &mut self.pending {
                 while p.next < p.rows.len() && block.ends.len() < max {
-                    block.bytes.extend_from_slice(&p.rows[p.next]);
+                    block
+                        .bytes
+                        .extend_from_slice(&p.text[p.rows[p.next].clone()]);
                     block.bytes.push(b'\n');
                     block.ends.push(block.bytes.len());
                     p.next += 1;
@@ -303,7 +328,7 @@ impl Source for MqttSource {
                 }
             }
             if deadline.is_none() && !block.is_empty() {
-                deadline = streamprep_core::io::deadline(Instant::now(), max_wait);
+                deadline = max_wait.map(|w| Instant::now() + w);
             }
             if block.ends.len() >= max {
                 return Ok(());
@@ -403,14 +428,15 @@ impl Acker for MqttAcker {
 
 #[cfg(test)]
 mod tests {
-    use super::json_rows;
+    use super::{json_rows, one_line};
 
     #[test]
     fn splits_arrays_into_rows_and_keeps_single_rows_whole() {
         let rows = |s: &str| -> Vec<String> {
-            json_rows(s.as_bytes())
+            let text = one_line(bytes::Bytes::copy_from_slice(s.as_bytes()));
+            json_rows(&text)
                 .into_iter()
-                .map(|r| String::from_utf8(r).unwrap())
+                .map(|r| String::from_utf8(text[r].to_vec()).unwrap())
                 .collect()
         };
         assert_eq!(rows(r#"{"a":1}"#), vec![r#"{"a":1}"#]);
