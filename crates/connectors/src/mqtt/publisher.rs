@@ -2,12 +2,13 @@
 //! backoff), and `flush` waits until every publish so far has left (QoS 0) or been
 //! acknowledged by the broker (QoS 1).
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rumqttc::{Client, Connection, Event, Outgoing, Packet, QoS};
+use rumqttc::{Client, Connection, Event, Outgoing, Packet, QoS, Request};
 use streamprep_core::IoError;
 
 use super::{backoff, MqttUrl};
@@ -160,15 +161,28 @@ impl Drop for Publisher {
     }
 }
 
+/// Drive the connection. rumqttc keeps the publishes not yet confirmed when a connection
+/// drops, but clears them when the broker answers the reconnect without a session (a clean
+/// session, or a broker restarted without its state), so they would be lost: they are taken
+/// aside while disconnected and handed back, with fresh packet ids, once connected again.
 fn drive(mut conn: Connection, qos: QoS, shared: &Shared, name: &str) {
     let mut failures = 0u32;
+    let mut unconfirmed: VecDeque<Request> = VecDeque::new();
     loop {
         match conn.recv_timeout(Duration::from_millis(200)) {
             Ok(Ok(event)) => {
                 let done = match event {
-                    Event::Incoming(Packet::ConnAck(_)) => {
+                    Event::Incoming(Packet::ConnAck(ack)) => {
                         if failures > 0 {
-                            eprintln!("streamprep: mqtt: reconnected to {name}");
+                            let again = resend(&mut conn, &mut unconfirmed, ack.session_present);
+                            eprintln!(
+                                "streamprep: mqtt: reconnected to {name}{}",
+                                if again > 0 {
+                                    format!("; sending {again} unconfirmed publish(es) again")
+                                } else {
+                                    String::new()
+                                }
+                            );
                         }
                         failures = 0;
                         shared.lock().connected = true;
@@ -185,6 +199,13 @@ fn drive(mut conn: Connection, qos: QoS, shared: &Shared, name: &str) {
                 }
             }
             Ok(Err(e)) => {
+                // rumqttc has moved what was in flight or queued to `pending`; keep it
+                unconfirmed.extend(
+                    conn.eventloop
+                        .pending
+                        .drain(..)
+                        .filter(|r| matches!(r, Request::Publish(_))),
+                );
                 if shared.closing.load(Ordering::SeqCst) {
                     return;
                 }
@@ -210,4 +231,22 @@ fn drive(mut conn: Connection, qos: QoS, shared: &Shared, name: &str) {
             Err(rumqttc::RecvTimeoutError::Disconnected) => return,
         }
     }
+}
+
+/// After a reconnect: put the publishes kept aside first in line, in their order. Without a
+/// session they get new packet ids (the broker forgot the old ones); with one, rumqttc resends
+/// them under their ids. Returns how many.
+fn resend(conn: &mut Connection, unconfirmed: &mut VecDeque<Request>, session: bool) -> usize {
+    let n = unconfirmed.len();
+    let pending = &mut conn.eventloop.pending;
+    for mut r in unconfirmed.drain(..).rev() {
+        if let Request::Publish(p) = &mut r {
+            if !session {
+                p.pkid = 0;
+                p.dup = false;
+            }
+        }
+        pending.push_front(r);
+    }
+    n
 }

@@ -48,6 +48,8 @@ pub struct MqttSource {
     retry_at: Option<Instant>,
     ended: bool,
     hinted: bool,
+    /// When the current connection was made (a redelivered backlog is not a stall).
+    connected_at: Instant,
 }
 
 impl MqttSource {
@@ -84,6 +86,7 @@ impl MqttSource {
             retry_at: None,
             ended: false,
             hinted: false,
+            connected_at: Instant::now(),
         };
         src.health.connected.store(true, Ordering::Relaxed);
         src.subscribe()?;
@@ -183,6 +186,7 @@ impl MqttSource {
             Ok(Ok(Event::Incoming(Packet::Publish(p)))) => self.inbox.push_back(p),
             Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
                 self.epoch.fetch_add(1, Ordering::SeqCst);
+                self.connected_at = Instant::now();
                 self.health.connected.store(true, Ordering::Relaxed);
                 eprintln!("streamprep: mqtt: reconnected to {}", self.url.display());
                 self.failures = 0;
@@ -191,6 +195,9 @@ impl MqttSource {
             }
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
+                // acknowledgements still on their way belong to the lost connection: skip them
+                // (an old packet id could name another publish in a new session)
+                self.epoch.fetch_add(1, Ordering::SeqCst);
                 if self.failures == 0 {
                     self.health.disconnects.fetch_add(1, Ordering::Relaxed);
                     self.health.connected.store(false, Ordering::Relaxed);
@@ -383,7 +390,8 @@ impl MqttSource {
     /// default); a buffer larger than that then closes by time only. Say so once.
     fn hint_inflight_limit(&mut self, publishes: u64, max: usize) {
         let unacked = self.unacked.load(Ordering::Relaxed);
-        if !self.hinted && self.url.qos == 1 && publishes >= 10 && unacked == publishes {
+        let settled = self.connected_at.elapsed() > Duration::from_secs(2);
+        if !self.hinted && settled && self.url.qos == 1 && publishes >= 10 && unacked == publishes {
             self.hinted = true;
             eprintln!(
                 "streamprep: mqtt: the broker stopped after {unacked} unacknowledged publishes \
