@@ -60,6 +60,11 @@ pub struct RunArgs {
     /// `drop_oldest` (shed the oldest waiting message, count its rows).
     #[arg(long, value_enum)]
     backpressure: Option<BackpressureName>,
+    /// Measure end-to-end latency from this column: the time each row was sent, in
+    /// microseconds since 1970 (`streamprep gen --mqtt ... --stamp` writes `sent_us`); the
+    /// summary gives p50, p99 and max from send to sink.
+    #[arg(long)]
+    latency_field: Option<String>,
     /// Print a live status line every second (on by default for live sources on a terminal).
     #[arg(long)]
     status: bool,
@@ -151,6 +156,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     cfg.compression = compression;
     cfg.max_wait = Some(max_wait);
     cfg.backpressure = backpressure;
+    cfg.latency_field = args.latency_field;
     cfg.validate()?;
 
     let source_format = args
@@ -205,6 +211,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let summary = result?;
     if !args.quiet {
         eprintln!("streamprep: {summary}");
+        if let Some(l) = &summary.latency {
+            eprintln!("streamprep: {l}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -5,10 +5,12 @@
 pub mod buffer;
 pub mod chain;
 pub mod executor;
+pub mod latency;
 pub mod pipeline;
 mod shed;
 pub mod stats;
 
 pub use executor::Method;
+pub use latency::{LatencyProbe, LatencySummary};
 pub use pipeline::{run, run_with, Backpressure, PipelineConfig, PipelineError, Summary};
 pub use stats::{Snapshot, Stats};

@@ -15,6 +15,7 @@ use thiserror::Error;
 use crate::buffer::Buffer;
 use crate::chain::{Chain, Processed};
 use crate::executor::{self, Method};
+use crate::latency::{LatencyProbe, LatencySummary};
 use crate::shed::SheddingQueue;
 use crate::stats::Stats;
 
@@ -52,6 +53,8 @@ pub struct PipelineConfig {
     pub backpressure: Backpressure,
     /// Set to stop the run (Ctrl-C, or a failed sink): live sources end at their next check.
     pub stop: Arc<AtomicBool>,
+    /// Measure end-to-end latency from this column's send time (microseconds since 1970).
+    pub latency_field: Option<String>,
 }
 
 impl PipelineConfig {
@@ -67,6 +70,7 @@ impl PipelineConfig {
             max_wait: None,
             backpressure: Backpressure::Block,
             stop: Arc::new(AtomicBool::new(false)),
+            latency_field: None,
         }
     }
 }
@@ -105,6 +109,8 @@ pub struct Summary {
     pub dropped: u64,
     /// Wall-clock seconds.
     pub seconds: f64,
+    /// End-to-end latency, when `latency_field` was set.
+    pub latency: Option<LatencySummary>,
 }
 
 impl std::fmt::Display for Summary {
@@ -248,6 +254,7 @@ pub fn run_with(
         .collect::<Result<Vec<_>, _>>()?;
 
     let stop = &cfg.stop;
+    let mut probe = cfg.latency_field.as_deref().map(LatencyProbe::new);
     let deliver = |p: Processed| -> Result<(), IoError> {
         Stats::add(&stats.messages, 1);
         Stats::add(&stats.rows_in, p.rows_in as u64);
@@ -261,7 +268,13 @@ pub fn run_with(
         Stats::add(&stats.dead_letters, dead);
         if let Some(out) = p.output {
             Stats::add(&stats.rows_out, out.batch.num_rows() as u64);
-            sink.write(out)?;
+            if let Some(probe) = probe.as_mut() {
+                probe.before_sink(&out.batch);
+                sink.write(out)?;
+                probe.at_sink();
+            } else {
+                sink.write(out)?;
+            }
         }
         if let (Some(acker), false) = (acker.as_mut(), p.acks.is_empty()) {
             // at least once: acknowledge only what the sinks hold
@@ -310,11 +323,18 @@ pub fn run_with(
                         }
                     }
                 });
+                // shed messages merge, so number them as they are taken
+                let mut seq = 0u64;
                 let next = || -> Result<Option<Message>, IoError> {
-                    match ahead.pop_front() {
-                        Some(m) => Ok(Some(m)),
-                        None => queue.pop(),
-                    }
+                    let m = match ahead.pop_front() {
+                        Some(m) => Some(m),
+                        None => queue.pop()?,
+                    };
+                    Ok(m.map(|mut m| {
+                        m.seq = seq;
+                        seq += 1;
+                        m
+                    }))
                 };
                 let r = execute(cfg.method, chains, window, next, deliver);
                 if r.is_err() {
@@ -339,6 +359,7 @@ pub fn run_with(
         dead_letters: snap.dead_letters,
         dropped: snap.dropped,
         seconds: started.elapsed().as_secs_f64(),
+        latency: probe.map(|p| p.summary()),
     })
 }
 

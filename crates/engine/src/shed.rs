@@ -1,7 +1,9 @@
 //! The `drop_oldest` policy: the source is read on its own thread into a queue that holds at
 //! most `capacity` messages with rows; when it is full, the oldest waiting message is shed (its
-//! rows dropped and counted, its number and acknowledgements kept, so ordering and the
-//! source's acks still hold). The source never waits for the chain.
+//! rows dropped and counted, its acknowledgements and the source's rejections kept, so the
+//! counters and the source's acks still hold). Shed messages in a row merge into one, so the
+//! queue stays short however far the source runs ahead. The source never waits for the chain.
+//! The consumer numbers messages as it takes them (shedding merges numbers away).
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex};
@@ -53,10 +55,20 @@ impl SheddingQueue {
             return false;
         }
         if s.live >= self.capacity {
-            if let Some(old) = s.queue.iter_mut().find(|m| m.dropped == 0) {
-                let rows = old.shed();
+            // shed messages gather at the front: the oldest live one follows them
+            if let Some(i) = s.queue.iter().position(|m| m.dropped == 0) {
+                let rows = s.queue[i].shed();
                 Stats::add(&stats.dropped, rows as u64);
                 s.live -= 1;
+                if i > 0 {
+                    let old = s.queue.remove(i).expect("index found above");
+                    let into = &mut s.queue[i - 1];
+                    into.dropped += old.dropped;
+                    into.acks.extend(old.acks);
+                    into.rejected.extend(old.rejected);
+                    // it is done with: count it as delivered (shed), as its merged peers are
+                    Stats::add(&stats.messages, 1);
+                }
             }
         }
         s.live += 1;
@@ -121,7 +133,7 @@ mod tests {
     }
 
     #[test]
-    fn sheds_the_oldest_and_keeps_numbers_and_acks() {
+    fn sheds_the_oldest_merging_shed_messages_and_keeps_acks() {
         let q = SheddingQueue::new(2);
         let stats = Stats::default();
         for seq in 0..5 {
@@ -134,13 +146,17 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                (0, 0, 3, vec![0]),
-                (1, 0, 3, vec![1]),
-                (2, 0, 3, vec![2]),
+                (0, 0, 9, vec![0, 1, 2]),
                 (3, 3, 0, vec![3]),
                 (4, 3, 0, vec![4]),
             ]
         );
         assert_eq!(stats.snapshot().dropped, 9);
+        // however many are shed, the queue holds one shed message and `capacity` live ones
+        let q = SheddingQueue::new(2);
+        for seq in 0..10_000 {
+            assert!(q.push(msg(seq, 1), &stats));
+        }
+        assert_eq!(q.lock().queue.len(), 3);
     }
 }
