@@ -3,8 +3,9 @@
 #  1. a Python venv with the pinned pandas / scikit-learn (tests/oracle/venv.sh), and the golden
 #     files regenerated from it (tests/oracle/make_golden.py);
 #  2. formatting and lints (cargo fmt --check, cargo clippy -D warnings);
-#  3. Mosquitto (mosquitto, mosquitto_pub, mosquitto_sub) on PATH, installed with apt-get when
-#     missing; the tests start their own broker on a free port;
+#  3. Mosquitto (mosquitto, mosquitto_pub, mosquitto_sub) and openssl (the TLS test makes its
+#     certificates) on PATH, installed with apt-get when missing; the tests start their own
+#     broker on a free port;
 #  4. the whole test suite (unit, conformance, golden, CLI, framed TCP, MQTT).
 # Set STREAMPREP_SKIP_ORACLE=1 to reuse the committed golden files without Python.
 set -euo pipefail
@@ -23,16 +24,22 @@ if [ "${STREAMPREP_SKIP_ORACLE:-0}" != 1 ]; then
   fi
 fi
 
-echo "== services: mosquitto"
+echo "== services: mosquitto, openssl"
 # Debian's package keeps mosquitto in /usr/sbin
 export PATH="$PATH:/usr/sbin"
-if ! command -v mosquitto >/dev/null || ! command -v mosquitto_pub >/dev/null || ! command -v mosquitto_sub >/dev/null; then
+missing=()
+for tool in mosquitto:mosquitto mosquitto_pub:mosquitto-clients mosquitto_sub:mosquitto-clients openssl:openssl; do
+  command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && sudo="sudo"
   if command -v apt-get >/dev/null; then
-    $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients >/dev/null
+    $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
-  command -v mosquitto >/dev/null && command -v mosquitto_pub >/dev/null || {
-    echo "the MQTT tests need Mosquitto: install the packages mosquitto and mosquitto-clients" >&2; exit 1; }
+  for tool in mosquitto mosquitto_pub mosquitto_sub openssl; do
+    command -v $tool >/dev/null || {
+      echo "the MQTT tests need $tool: install the packages mosquitto, mosquitto-clients and openssl" >&2; exit 1; }
+  done
 fi
 
 echo "== cargo fmt --check"

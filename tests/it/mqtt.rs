@@ -41,7 +41,85 @@ pub struct Broker {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Kind {
     Mosquitto,
+    /// Mosquitto with a TLS listener only, its certificate signed by `ca.pem` in the dir.
+    MosquittoTls,
     Embedded,
+}
+
+/// Make a CA (`ca.pem`) and a server certificate for 127.0.0.1 signed by it, with openssl.
+fn make_certs(dir: &Path, ca_name: &str) {
+    need("openssl");
+    std::fs::write(
+        dir.join("san.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .expect("san.cnf");
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let subject = format!("/CN={ca_name}");
+    let steps: [&[&str]; 3] = [
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-days", "2", "-subj", &subject, "-keyout", "ca.key", "-out", "ca.pem",
+            ],
+        ]
+        .concat(),
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+            ],
+        ]
+        .concat(),
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.cnf",
+            "-out",
+            "server.pem",
+        ],
+    ];
+    for args in steps {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Mosquitto started as root reads them as the user `mosquitto`
+    use std::os::unix::fs::PermissionsExt;
+    for f in ["ca.pem", "server.pem", "server.key"] {
+        std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o644))
+            .expect("chmod");
+    }
 }
 
 impl Broker {
@@ -58,7 +136,7 @@ impl Broker {
 
     fn spawn(&mut self) {
         let child = match self.kind {
-            Kind::Mosquitto => {
+            Kind::Mosquitto | Kind::MosquittoTls => {
                 need("mosquitto");
                 let conf = self.dir.join("mosquitto.conf");
                 // started as root, Mosquitto runs as the user `mosquitto`: it must be able to
@@ -66,15 +144,18 @@ impl Broker {
                 use std::os::unix::fs::PermissionsExt;
                 std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o777))
                     .expect("chmod");
-                std::fs::write(
-                    &conf,
-                    format!(
-                        "listener {} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nmax_inflight_messages 0\nmax_queued_messages 0\n",
-                        self.port,
-                        self.dir.display()
-                    ),
-                )
-                .expect("config");
+                let mut text = format!(
+                    "listener {} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nmax_inflight_messages 0\nmax_queued_messages 0\n",
+                    self.port,
+                    self.dir.display()
+                );
+                if self.kind == Kind::MosquittoTls {
+                    let d = self.dir.display();
+                    text += &format!(
+                        "cafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key\n"
+                    );
+                }
+                std::fs::write(&conf, text).expect("config");
                 Command::new("mosquitto")
                     .arg("-c")
                     .arg(&conf)
@@ -459,6 +540,98 @@ fn mosquitto_restart_mid_stream_loses_no_row_at_qos1() {
     let got = lines(&out);
     assert!(got.len() >= ROWS, "{} rows", got.len());
     assert_eq!(missing(&want, &row_keys(&got)), 0);
+}
+
+/// mqtts:// both ways: rows published over TLS reach the chain, and its output is published
+/// over TLS; a broker whose certificate the given CA did not sign is refused before anything
+/// runs.
+#[test]
+fn mosquitto_tls_source_and_sink() {
+    need("mosquitto_pub");
+    need("mosquitto_sub");
+    let dir = tempfile::tempdir().expect("tmp");
+    make_certs(dir.path(), "streamprep test CA");
+    let broker = Broker::start(Kind::MosquittoTls, dir.path());
+    let ca = dir.path().join("ca.pem");
+    let url = |topic: &str, opts: &str| {
+        format!(
+            "mqtts://127.0.0.1:{}/{topic}?ca={}{opts}",
+            broker.port,
+            ca.display()
+        )
+    };
+    let cli = |tool: &str, topic: &str| {
+        let mut c = Command::new(tool);
+        c.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &broker.port.to_string(),
+            "-t",
+            topic,
+            "-q",
+            "1",
+        ])
+        .arg("--cafile")
+        .arg(&ca);
+        c
+    };
+    let sub = cli("mosquitto_sub", "clean")
+        .args(["-C", "20"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("mosquitto_sub");
+    let run = Run::start(&[
+        "--source",
+        &url("wetter", "&qos=1"),
+        "--chain",
+        ROWWISE,
+        "--buffer",
+        "5",
+        "--sink",
+        &url("clean", "&qos=1&per=row"),
+    ]);
+    std::thread::sleep(Duration::from_millis(300)); // let mosquitto_sub subscribe
+    let input = gen(dir.path(), 20);
+    let mut p = cli("mosquitto_pub", "wetter")
+        .arg("-l")
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("mosquitto_pub");
+    p.stdin
+        .take()
+        .expect("stdin")
+        .write_all(std::fs::read(&input).expect("input").as_slice())
+        .expect("publish");
+    assert!(p.wait().expect("wait").success());
+    let got = sub.wait_with_output().expect("mosquitto_sub");
+    let summary = run.stop();
+    let got: Vec<String> = String::from_utf8_lossy(&got.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(got, expected(dir.path(), &input, ROWWISE), "{summary}");
+
+    // a CA that did not sign the broker's certificate
+    let other = tempfile::tempdir().expect("tmp");
+    make_certs(other.path(), "another CA");
+    let out = bin()
+        .args([
+            "run", "--chain", ROWWISE, "--buffer", "5", "--sink", "-", "--source",
+        ])
+        .arg(format!(
+            "mqtts://127.0.0.1:{}/wetter?ca={}",
+            broker.port,
+            other.path().join("ca.pem").display()
+        ))
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("cannot connect") && err.to_lowercase().contains("certificate"),
+        "{err}"
+    );
 }
 
 #[test]

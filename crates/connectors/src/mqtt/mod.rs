@@ -2,7 +2,9 @@
 //! and manual acknowledgements sent only once a publish's rows have reached the sinks), and a
 //! sink that publishes each output message (a JSON array) or each row.
 //!
-//! Addresses: `mqtt://[USER[:PASSWORD]@]HOST[:PORT]/TOPIC[?qos=0|1&client_id=ID&keep_alive=S&per=message|row&header=a,b,c]`.
+//! Addresses: `mqtt://[USER[:PASSWORD]@]HOST[:PORT]/TOPIC[?qos=0|1&client_id=ID&keep_alive=S&per=message|row&header=a,b,c]`,
+//! or `mqtts://` for TLS (port 8883 by default; `ca=PEM` to trust a private CA instead of the
+//! system's roots, `cert=PEM&key=PEM` for a client certificate).
 //! The topic is everything after the first `/` up to `?`, so `+` and `#` need no escaping.
 
 mod publisher;
@@ -13,9 +15,12 @@ pub use publisher::Publisher;
 pub use sink::MqttSink;
 pub use source::MqttSource;
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{MqttOptions, QoS};
+use rumqttc::{MqttOptions, QoS, TlsConfiguration, Transport};
+use streamprep_core::IoError;
 
 /// A parsed `mqtt://` address.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,20 +43,27 @@ pub struct MqttUrl {
     pub per_row: bool,
     /// Source, CSV rows: the header line (the columns, comma-separated).
     pub header: Option<String>,
+    /// `mqtts://`: TLS, with these files.
+    pub tls: Option<Tls>,
+}
+
+/// TLS settings of an `mqtts://` address.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Tls {
+    /// PEM file of the CA to trust (the system's roots when absent).
+    pub ca: Option<PathBuf>,
+    /// PEM files of a client certificate and its key.
+    pub client: Option<(PathBuf, PathBuf)>,
 }
 
 impl MqttUrl {
     /// Parse `mqtt://...`; the error says what is wrong.
     pub fn parse(spec: &str) -> Result<Self, String> {
-        if spec.starts_with("mqtts://") {
-            return Err(
-                "TLS (mqtts://) is not built into this binary; use mqtt:// or a TLS-terminating proxy"
-                    .into(),
-            );
-        }
-        let rest = spec
-            .strip_prefix("mqtt://")
-            .ok_or("an MQTT address starts with mqtt://")?;
+        let (rest, tls) = match (spec.strip_prefix("mqtt://"), spec.strip_prefix("mqtts://")) {
+            (Some(rest), _) => (rest, false),
+            (_, Some(rest)) => (rest, true),
+            _ => return Err("an MQTT address starts with mqtt:// (or mqtts:// for TLS)".into()),
+        };
         let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
         let (authority, topic) = rest
             .split_once('/')
@@ -72,7 +84,7 @@ impl MqttUrl {
                 p.parse::<u16>()
                     .map_err(|_| format!("'{p}' is not a port number"))?,
             ),
-            None => (hostport, 1883),
+            None => (hostport, if tls { 8883 } else { 1883 }),
         };
         if host.is_empty() {
             return Err("no host: write mqtt://HOST:PORT/TOPIC".into());
@@ -87,7 +99,9 @@ impl MqttUrl {
             keep_alive: 30,
             per_row: false,
             header: None,
+            tls: tls.then(Tls::default),
         };
+        let (mut cert, mut key) = (None, None);
         for kv in query.split('&').filter(|s| !s.is_empty()) {
             let (k, v) = kv
                 .split_once('=')
@@ -115,12 +129,27 @@ impl MqttUrl {
                     }
                 }
                 "header" => url.header = Some(v.to_string()),
+                "ca" | "cert" | "key" if !tls => {
+                    return Err(format!("'{k}' is a TLS option: write mqtts://"))
+                }
+                "ca" => {
+                    if let Some(t) = url.tls.as_mut() {
+                        t.ca = Some(readable(k, v)?);
+                    }
+                }
+                "cert" => cert = Some(readable(k, v)?),
+                "key" => key = Some(readable(k, v)?),
                 _ => {
                     return Err(format!(
-                        "unknown option '{k}' (qos, client_id, keep_alive, per, header)"
-                    ))
+                    "unknown option '{k}' (qos, client_id, keep_alive, per, header, ca, cert, key)"
+                ))
                 }
             }
+        }
+        match (cert, key, url.tls.as_mut()) {
+            (Some(c), Some(k), Some(t)) => t.client = Some((c, k)),
+            (None, None, _) => {}
+            _ => return Err("a client certificate needs both cert= and key=".into()),
         }
         Ok(url)
     }
@@ -140,10 +169,11 @@ impl MqttUrl {
 
     /// `mqtt://HOST:PORT/TOPIC`, without credentials, for messages.
     pub fn display(&self) -> String {
-        format!("mqtt://{}:{}/{}", self.host, self.port, self.topic)
+        let scheme = if self.tls.is_some() { "mqtts" } else { "mqtt" };
+        format!("{scheme}://{}:{}/{}", self.host, self.port, self.topic)
     }
 
-    pub(crate) fn options(&self, role: &str, persistent: bool) -> MqttOptions {
+    pub(crate) fn options(&self, role: &str, persistent: bool) -> Result<MqttOptions, IoError> {
         let id = self.client_id.clone().unwrap_or_else(|| {
             if persistent {
                 // stable, so a restarted source finds its session (and the unacknowledged rows)
@@ -165,7 +195,54 @@ impl MqttUrl {
         if let Some((u, p)) = &self.credentials {
             o.set_credentials(u.clone(), p.clone());
         }
-        o
+        if let Some(tls) = &self.tls {
+            o.set_transport(Transport::tls_with_config(self.tls_config(tls)?));
+        }
+        Ok(o)
+    }
+
+    fn tls_config(&self, tls: &Tls) -> Result<TlsConfiguration, IoError> {
+        let read = |p: &PathBuf| {
+            std::fs::read(p).map_err(|e| IoError::io(format!("reading {}", p.display()), e))
+        };
+        if let Some(ca) = &tls.ca {
+            return Ok(TlsConfiguration::Simple {
+                ca: read(ca)?,
+                alpn: None,
+                client_auth: match &tls.client {
+                    Some((c, k)) => Some((read(c)?, read(k)?)),
+                    None => None,
+                },
+            });
+        }
+        // the system's roots
+        let mut roots = rustls::RootCertStore::empty();
+        let found = rustls_native_certs::load_native_certs();
+        roots.add_parsable_certificates(found.certs);
+        if roots.is_empty() {
+            return Err(IoError::Protocol(format!(
+                "{}: no CA certificates found on this system; give one with ?ca=FILE.pem",
+                self.display()
+            )));
+        }
+        let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+        let config = match &tls.client {
+            None => builder.with_no_client_auth(),
+            Some((c, k)) => {
+                let certs = rustls_pemfile::certs(&mut read(c)?.as_slice())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| IoError::io(format!("reading {}", c.display()), e))?;
+                let key = rustls_pemfile::private_key(&mut read(k)?.as_slice())
+                    .map_err(|e| IoError::io(format!("reading {}", k.display()), e))?
+                    .ok_or_else(|| {
+                        IoError::Protocol(format!("{}: no private key in it", k.display()))
+                    })?;
+                builder.with_client_auth_cert(certs, key).map_err(|e| {
+                    IoError::Protocol(format!("the client certificate is refused: {e}"))
+                })?
+            }
+        };
+        Ok(TlsConfiguration::Rustls(Arc::new(config)))
     }
 }
 
@@ -173,6 +250,16 @@ fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A file option (`ca=`, `cert=`, `key=`) must name a readable file: checked when the address
+/// is parsed, before anything runs.
+fn readable(key: &str, path: &str) -> Result<PathBuf, String> {
+    std::fs::metadata(path)
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|_| PathBuf::from(path))
+        .ok_or_else(|| format!("{key}={path}: no such file"))
 }
 
 /// How long to wait before reconnecting after `failures` failures in a row: 100 ms doubling
@@ -196,14 +283,26 @@ mod tests {
         assert_eq!(u.client_id.as_deref(), Some("x"));
         assert!(u.has_wildcards());
         let d = MqttUrl::parse("mqtt://localhost/wetter").unwrap();
-        assert_eq!((d.port, d.qos, d.per_row), (1883, 0, false));
+        assert_eq!(
+            (d.port, d.qos, d.per_row, d.tls.is_some()),
+            (1883, 0, false, false)
+        );
+        let t = MqttUrl::parse("mqtts://localhost/wetter?ca=/etc/hostname").unwrap();
+        assert_eq!(t.port, 8883);
+        assert_eq!(
+            t.tls.and_then(|t| t.ca),
+            Some(PathBuf::from("/etc/hostname"))
+        );
         for bad in [
             "mqtt://host:1883",
             "mqtt://host:1883/",
             "mqtt://host:x/t",
             "mqtt://host/t?qos=2",
             "mqtt://host/t?color=red",
-            "mqtts://host/t",
+            "mqtt://host/t?ca=/etc/hostname",
+            "mqtts://host/t?ca=/no/such.pem",
+            "mqtts://host/t?cert=/etc/hostname",
+            "http://host/t",
         ] {
             assert!(MqttUrl::parse(bad).is_err(), "{bad}");
         }

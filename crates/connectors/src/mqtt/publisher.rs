@@ -80,7 +80,7 @@ impl Publisher {
                 url.display()
             )));
         }
-        let (client, mut conn) = Client::new(url.options(role, false), 1024);
+        let (client, mut conn) = Client::new(url.options(role, false)?, 1024);
         connect(&mut conn, url)?;
         let shared = Arc::new(Shared {
             progress: Mutex::new(Progress {

@@ -67,7 +67,7 @@ impl MqttSource {
             )));
         }
         let persistent = url.qos == 1;
-        let mut opts = url.options("source", persistent);
+        let mut opts = url.options("source", persistent)?;
         opts.set_manual_acks(true);
         let (client, mut conn) = Client::new(opts, 1 << 16);
         connect(&mut conn, url)?;
