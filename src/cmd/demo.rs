@@ -71,8 +71,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     };
     cfg.max_wait = Some(parse_duration(&args.max_wait).context("--max-wait")?);
     cfg.validate()?;
+    // Ctrl-C (or --seconds) stops the simulator first; the pipeline (`stop`) stops once it has
+    // taken every row the simulator published, so the summary adds up
     let stop = cfg.stop.clone();
-    stop_on_ctrl_c(&stop)?;
+    let user_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    stop_on_ctrl_c(&user_stop)?;
+    let sim_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
 
     let base = match &args.broker {
         Some(b) => b.trim_end_matches('/').to_string(),
@@ -98,10 +102,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
     // the simulator
     let pub_url = url(&qos).map_err(|e| anyhow::anyhow!("--broker: {e}"))?;
-    let mut publisher = Publisher::connect(&pub_url, "simulator", stop.clone())
+    let mut publisher = Publisher::connect(&pub_url, "simulator", sim_stop.clone())
         .context("starting the simulator")?;
     let (rate, stations) = (args.rate, args.stations);
-    let sim_stop = stop.clone();
+    let sim_stop_for_thread = sim_stop.clone();
     let simulator = std::thread::Builder::new()
         .name("streamprep-simulator".into())
         .spawn(move || -> anyhow::Result<u64> {
@@ -111,14 +115,14 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 rate,
                 u64::MAX,
                 false,
-                &sim_stop,
+                &sim_stop_for_thread,
             )?;
             publisher.close()?;
             Ok(n)
         })
         .context("starting the simulator")?;
     if let Some(secs) = args.seconds {
-        let stop = stop.clone();
+        let stop = user_stop.clone();
         std::thread::spawn(move || {
             let end = Instant::now() + Duration::from_secs_f64(secs);
             while Instant::now() < end && !stop.load(Ordering::Relaxed) {
@@ -133,13 +137,38 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     );
     let stats = Arc::new(Stats::default());
     let status = StatusLine::start(stats.clone(), src.link(), "demo");
+    let shutdown = {
+        let (stats, stop) = (stats.clone(), stop.clone());
+        std::thread::spawn(move || -> anyhow::Result<u64> {
+            while !user_stop.load(Ordering::Relaxed) && !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            sim_stop.store(true, Ordering::SeqCst);
+            let published = simulator
+                .join()
+                .map_err(|_| anyhow::anyhow!("the simulator panicked"))?;
+            // let the pipeline take what was published (a few seconds at most)
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while let Ok(n) = &published {
+                if stats.snapshot().rows_read >= *n
+                    || Instant::now() > deadline
+                    || stop.load(Ordering::Relaxed)
+                {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            stop.store(true, Ordering::SeqCst);
+            published
+        })
+    };
     let result =
         streamprep_engine::run_with(&cfg, &mut src, sink.as_mut(), Some(dl.as_mut()), &stats);
     status.stop();
     stop.store(true, Ordering::SeqCst);
-    let published = simulator
+    let published = shutdown
         .join()
-        .map_err(|_| anyhow::anyhow!("the simulator panicked"))??;
+        .map_err(|_| anyhow::anyhow!("the shutdown thread panicked"))??;
     let summary = result?;
     eprintln!("streamprep demo: published {published} rows; {summary}");
     Ok(ExitCode::SUCCESS)

@@ -653,3 +653,50 @@ fn mosquitto_sink_publishes_rows_and_arrays() {
 fn embedded_broker_sink_publishes_rows_and_arrays() {
     sink_publishes_rows(Kind::Embedded);
 }
+
+/// README's main command: the embedded broker, the simulator and the paper's chain; it stops
+/// cleanly after --seconds with every published row taken by the chain.
+#[test]
+fn demo_runs_on_the_embedded_broker_and_stops_cleanly() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("demo.ndjson");
+    let port = free_port();
+    let run = bin()
+        .args([
+            "demo",
+            "--seconds",
+            "3",
+            "--rate",
+            "500",
+            "--port",
+            &port.to_string(),
+        ])
+        .arg("--sink")
+        .arg(format!("file:{}", out.display()))
+        .arg("--dead-letter")
+        .arg(format!("file:{}", dir.path().join("dead.ndjson").display()))
+        .output()
+        .expect("demo");
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{err}");
+    let summary = err
+        .lines()
+        .find(|l| l.contains("published"))
+        .unwrap_or_else(|| panic!("no summary: {err}"));
+    // "published N rows; rows in N, rows out M, ..."
+    let num = |after: &str| -> u64 {
+        let rest = &summary[summary.find(after).expect(after) + after.len()..];
+        rest.chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .expect("a number")
+    };
+    let (published, rows_in, rows_out) = (num("published "), num("rows in "), num("rows out "));
+    assert!(published > 500, "{summary}");
+    assert_eq!(published, rows_in, "{summary}");
+    assert_eq!(lines(&out).len() as u64, rows_out, "{summary}");
+    // the paper's chain: normalized rows (each numeric row has unit L2 norm)
+    let first: serde_json::Value = serde_json::from_str(&lines(&out)[0]).expect("json");
+    assert!(first["temp_out"].as_f64().expect("temp_out").abs() <= 1.0);
+}

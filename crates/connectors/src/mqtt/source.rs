@@ -48,6 +48,8 @@ pub struct MqttSource {
     retry_at: Option<Instant>,
     ended: bool,
     hinted: bool,
+    /// Messages in a row closed by time right after a burst of this many publishes.
+    stalls: (u64, u32),
     /// When the current connection was made (a redelivered backlog is not a stall).
     connected_at: Instant,
 }
@@ -86,6 +88,7 @@ impl MqttSource {
             retry_at: None,
             ended: false,
             hinted: false,
+            stalls: (0, 0),
             connected_at: Instant::now(),
         };
         src.health.connected.store(true, Ordering::Relaxed);
@@ -338,6 +341,7 @@ impl Source for MqttSource {
                 deadline = max_wait.map(|w| Instant::now() + w);
             }
             if block.ends.len() >= max {
+                self.stalls = (0, 0);
                 return Ok(());
             }
             if self.pending.is_none() {
@@ -357,11 +361,12 @@ impl Source for MqttSource {
             let now = Instant::now();
             if let Some(d) = deadline {
                 if now >= d {
-                    if let (Some(f), Some(l), Some(w)) = (first, last, max_wait) {
-                        // everything arrived at once, then nothing: the broker is waiting
-                        if l - f < w / 4 {
-                            self.hint_inflight_limit(publishes, max);
+                    match (first, last, max_wait) {
+                        // everything arrived at once, then nothing: the broker may be waiting
+                        (Some(f), Some(l), Some(w)) if l - f < w / 4 => {
+                            self.hint_inflight_limit(publishes, max)
                         }
+                        _ => self.stalls = (0, 0),
                     }
                     return Ok(());
                 }
@@ -387,11 +392,20 @@ impl Source for MqttSource {
 
 impl MqttSource {
     /// At QoS 1 a broker sends only so many unacknowledged publishes (mosquitto: 20 by
-    /// default); a buffer larger than that then closes by time only. Say so once.
+    /// default); a buffer larger than that then closes by time only. Say so once, when three
+    /// messages in a row ended that way after the same number of publishes.
     fn hint_inflight_limit(&mut self, publishes: u64, max: usize) {
         let unacked = self.unacked.load(Ordering::Relaxed);
         let settled = self.connected_at.elapsed() > Duration::from_secs(2);
-        if !self.hinted && settled && self.url.qos == 1 && publishes >= 10 && unacked == publishes {
+        if !(settled && self.url.qos == 1 && publishes >= 10 && unacked == publishes) {
+            self.stalls = (0, 0);
+            return;
+        }
+        self.stalls = match self.stalls {
+            (p, n) if p == publishes => (p, n + 1),
+            _ => (publishes, 1),
+        };
+        if !self.hinted && self.stalls.1 >= 3 {
             self.hinted = true;
             eprintln!(
                 "streamprep: mqtt: the broker stopped after {unacked} unacknowledged publishes \
