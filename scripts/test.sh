@@ -3,10 +3,10 @@
 #  1. a Python venv with the pinned pandas / scikit-learn (tests/oracle/venv.sh), and the golden
 #     files regenerated from it (tests/oracle/make_golden.py);
 #  2. formatting and lints (cargo fmt --check, cargo clippy -D warnings);
-#  3. Mosquitto (mosquitto, mosquitto_pub, mosquitto_sub) and openssl (the TLS test makes its
-#     certificates) on PATH, installed with apt-get when missing; the tests start their own
-#     broker on a free port;
-#  4. the whole test suite (unit, conformance, golden, CLI, framed TCP, MQTT).
+#  3. Mosquitto (mosquitto, mosquitto_pub, mosquitto_sub), openssl (the TLS test makes its
+#     certificates) and redis-server (the queue method) on PATH, installed with apt-get when
+#     missing; the tests start their own broker and Redis on free ports;
+#  4. the whole test suite (unit, conformance, golden, CLI, framed TCP, MQTT, queue).
 # Set STREAMPREP_SKIP_ORACLE=1 to reuse the committed golden files without Python.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,11 +24,11 @@ if [ "${STREAMPREP_SKIP_ORACLE:-0}" != 1 ]; then
   fi
 fi
 
-echo "== services: mosquitto, openssl"
+echo "== services: mosquitto, openssl, redis-server"
 # Debian's package keeps mosquitto in /usr/sbin
 export PATH="$PATH:/usr/sbin"
 missing=()
-for tool in mosquitto:mosquitto mosquitto_pub:mosquitto-clients mosquitto_sub:mosquitto-clients openssl:openssl; do
+for tool in mosquitto:mosquitto mosquitto_pub:mosquitto-clients mosquitto_sub:mosquitto-clients openssl:openssl redis-server:redis-server; do
   command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -36,9 +36,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null; then
     $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
-  for tool in mosquitto mosquitto_pub mosquitto_sub openssl; do
+  for tool in mosquitto mosquitto_pub mosquitto_sub openssl redis-server; do
     command -v $tool >/dev/null || {
-      echo "the MQTT tests need $tool: install the packages mosquitto, mosquitto-clients and openssl" >&2; exit 1; }
+      echo "the tests need $tool: install the packages mosquitto, mosquitto-clients, openssl and redis-server" >&2; exit 1; }
   done
 fi
 

@@ -30,6 +30,9 @@ enum Command {
     Demo(cmd::demo::DemoArgs),
     /// Run the embedded MQTT broker alone (what `demo` starts), until Ctrl-C.
     Broker(cmd::demo::BrokerArgs),
+    /// Serve `--method queue` pipelines: take tasks from Redis, run their chains, send the
+    /// results back (any number of workers, on any host).
+    Worker(cmd::worker::WorkerArgs),
     /// Write Davis-weather-station-like test data (NDJSON), or publish it to MQTT at a rate.
     Gen(cmd::gen::GenArgs),
     /// List the steps with one-line descriptions.
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => cmd::demo::run(args),
         Command::Broker(args) => cmd::demo::broker(args),
         Command::Gen(args) => cmd::gen::run(args),
+        Command::Worker(args) => cmd::worker::run(args),
         Command::List => cmd::list::run(),
     };
     match result {

@@ -6,3 +6,4 @@ pub mod list;
 pub mod project;
 pub mod run;
 pub mod status;
+pub mod worker;

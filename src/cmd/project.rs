@@ -6,7 +6,7 @@
 //! source_format = "ndjson"         # for stdin and TCP (files: from the extension)
 //! chain = ["fillna_zeros", "normalizer", "drop_duplicates"]
 //! buffer = 100
-//! method = "pool"                  # or "inline"
+//! method = "pool"                  # or "inline", or "queue" (with broker = "redis://...")
 //! workers = 2
 //! sink = "file:out.ndjson"
 //! dead_letter = "file:dead.ndjson" # default: stderr
@@ -35,6 +35,8 @@ pub enum MethodName {
     Inline,
     /// On a pool of worker threads.
     Pool,
+    /// As tasks through Redis to `streamprep worker` processes.
+    Queue,
 }
 
 /// A chain is a list, or one comma-separated string.
@@ -80,6 +82,10 @@ pub struct ProjectConfig {
     pub method: Option<MethodName>,
     /// Worker threads of the pool.
     pub workers: Option<usize>,
+    /// The queue method's Redis (`redis://HOST:PORT`).
+    pub broker: Option<String>,
+    /// The queue method: messages sent and not yet delivered, at most.
+    pub in_flight: Option<usize>,
     /// Where results go.
     pub sink: Option<String>,
     /// Format of a stdout or TCP sink.

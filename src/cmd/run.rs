@@ -34,6 +34,13 @@ pub struct RunArgs {
     /// Worker threads for `--method pool` (default: the number of cores).
     #[arg(long)]
     workers: Option<usize>,
+    /// Redis for `--method queue` (redis://HOST:PORT); `streamprep worker` processes on any
+    /// host serve it.
+    #[arg(long)]
+    broker: Option<String>,
+    /// `--method queue`: messages sent to workers and not yet delivered, at most (default 64).
+    #[arg(long)]
+    in_flight: Option<usize>,
     /// Sink: file:PATH (.ndjson/.jsonl, .csv, .parquet), `-` (stdout), tcp:HOST:PORT.
     #[arg(long)]
     sink: Option<String>,
@@ -135,6 +142,25 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                     .unwrap_or(2)
             }),
         },
+        MethodName::Queue => {
+            if workers.is_some() {
+                bail!("--workers is for --method pool; queue workers are `streamprep worker` processes (--concurrency)");
+            }
+            Method::Queue {
+                in_flight: args.in_flight.or(project.in_flight).unwrap_or(64),
+            }
+        }
+    };
+    let broker = args.broker.or(project.broker);
+    let remote: Option<std::sync::Arc<dyn streamprep_engine::Remote>> = match (&method, broker) {
+        (Method::Queue { .. }, Some(url)) => Some(std::sync::Arc::new(
+            streamprep_queue::Queue::new(&url).context("--broker")?,
+        )),
+        (Method::Queue { .. }, None) => {
+            bail!("--method queue needs --broker redis://HOST:PORT")
+        }
+        (_, Some(_)) => bail!("--broker is for --method queue"),
+        (_, None) => None,
     };
     let compression = match args.compression {
         Some(CompressionArg::None) => Compression::None,
@@ -157,6 +183,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     cfg.max_wait = Some(max_wait);
     cfg.backpressure = backpressure;
     cfg.latency_field = args.latency_field;
+    cfg.remote = remote;
     cfg.validate()?;
 
     let source_format = args

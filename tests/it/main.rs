@@ -5,4 +5,5 @@ mod conformance;
 mod golden;
 mod mqtt;
 mod pipeline;
+mod queue;
 mod tcp;

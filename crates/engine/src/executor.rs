@@ -21,11 +21,41 @@ pub enum Method {
         /// Number of worker threads (at least 1).
         workers: usize,
     },
+    /// As tasks through a broker to worker processes (`PipelineConfig::remote` says how).
+    Queue {
+        /// Messages sent and not yet delivered, at most (backpressure).
+        in_flight: usize,
+    },
+}
+
+/// What a remote worker needs to rebuild the chain: everything but the data.
+#[derive(Debug, Clone)]
+pub struct RemoteJob {
+    /// Step names.
+    pub chain: Vec<String>,
+    /// How `prepare` decodes.
+    pub prepare: streamprep_ops::prepare::PrepareConfig,
+    /// How `result` encodes.
+    pub encoding: streamprep_core::Encoding,
+}
+
+/// An executor outside this process (the queue method). It takes messages from `next` as long
+/// as fewer than `in_flight` are outstanding, and hands each result to `deliver` once, in
+/// input order.
+pub trait Remote: Send + Sync + std::fmt::Debug {
+    /// Run the whole input through the remote workers.
+    fn execute(
+        &self,
+        job: &RemoteJob,
+        in_flight: usize,
+        next: &mut (dyn FnMut() -> Result<Option<Message>, IoError> + Send),
+        deliver: &mut (dyn FnMut(Processed) -> Result<(), IoError> + Send),
+    ) -> Result<(), IoError>;
 }
 
 /// Run a chain on a message, turning a panic (a bug in a step) into a dead letter instead of
 /// a lost message and a hung pipeline.
-pub(crate) fn run_guarded(chain: &mut Chain, mut msg: Message) -> Processed {
+pub fn run_guarded(chain: &mut Chain, mut msg: Message) -> Processed {
     let seq = msg.seq;
     // what the source is owed and what was shed travel past the chain, even a panicking one
     let acks = std::mem::take(&mut msg.acks);

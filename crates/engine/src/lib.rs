@@ -10,7 +10,7 @@ pub mod pipeline;
 mod shed;
 pub mod stats;
 
-pub use executor::Method;
+pub use executor::{run_guarded, Method, Remote, RemoteJob};
 pub use latency::{LatencyProbe, LatencySummary};
 pub use pipeline::{run, run_with, Backpressure, PipelineConfig, PipelineError, Summary};
 pub use stats::{Snapshot, Stats};

@@ -55,6 +55,8 @@ pub struct PipelineConfig {
     pub stop: Arc<AtomicBool>,
     /// Measure end-to-end latency from this column's send time (microseconds since 1970).
     pub latency_field: Option<String>,
+    /// The executor of `Method::Queue`.
+    pub remote: Option<Arc<dyn crate::executor::Remote>>,
 }
 
 impl PipelineConfig {
@@ -71,6 +73,7 @@ impl PipelineConfig {
             backpressure: Backpressure::Block,
             stop: Arc::new(AtomicBool::new(false)),
             latency_field: None,
+            remote: None,
         }
     }
 }
@@ -82,8 +85,21 @@ impl PipelineConfig {
         if self.buffer == 0 {
             return Err(PipelineError::Config("--buffer must be at least 1".into()));
         }
-        if let Method::Pool { workers: 0 } = self.method {
-            return Err(PipelineError::Config("--workers must be at least 1".into()));
+        match self.method {
+            Method::Pool { workers: 0 } => {
+                return Err(PipelineError::Config("--workers must be at least 1".into()))
+            }
+            Method::Queue { in_flight: 0 } => {
+                return Err(PipelineError::Config(
+                    "--in-flight must be at least 1".into(),
+                ))
+            }
+            Method::Queue { .. } if self.remote.is_none() => {
+                return Err(PipelineError::Config(
+                    "--method queue needs --broker redis://HOST:PORT".into(),
+                ))
+            }
+            _ => {}
         }
         if self.max_wait == Some(Duration::ZERO) {
             return Err(PipelineError::Config(
@@ -248,7 +264,14 @@ pub fn run_with(
     let workers = match cfg.method {
         Method::Inline => 1,
         Method::Pool { workers } => workers,
+        Method::Queue { .. } => 0,
     };
+    let job = crate::executor::RemoteJob {
+        chain: cfg.chain.clone(),
+        prepare: prepare.clone(),
+        encoding,
+    };
+    let remote = cfg.remote.as_deref();
     let chains = (0..workers)
         .map(|_| Chain::new(&cfg.chain, prepare.clone(), encoding))
         .collect::<Result<Vec<_>, _>>()?;
@@ -299,7 +322,7 @@ pub fn run_with(
                 }
                 Ok(m)
             };
-            execute(cfg.method, chains, window, next, deliver)
+            execute(cfg.method, remote, &job, chains, window, next, deliver)
         }
         Backpressure::DropOldest => {
             let queue = SheddingQueue::new(window);
@@ -336,7 +359,7 @@ pub fn run_with(
                         m
                     }))
                 };
-                let r = execute(cfg.method, chains, window, next, deliver);
+                let r = execute(cfg.method, remote, &job, chains, window, next, deliver);
                 if r.is_err() {
                     // the reader must not wait for rows nobody will take
                     stop.store(true, Ordering::SeqCst);
@@ -365,12 +388,20 @@ pub fn run_with(
 
 fn execute(
     method: Method,
+    remote: Option<&dyn crate::executor::Remote>,
+    job: &crate::executor::RemoteJob,
     chains: Vec<Chain>,
     window: usize,
-    next: impl FnMut() -> Result<Option<Message>, IoError> + Send,
-    deliver: impl FnMut(Processed) -> Result<(), IoError> + Send,
+    mut next: impl FnMut() -> Result<Option<Message>, IoError> + Send,
+    mut deliver: impl FnMut(Processed) -> Result<(), IoError> + Send,
 ) -> Result<(), IoError> {
     match method {
+        Method::Queue { in_flight } => match remote {
+            Some(r) => r.execute(job, in_flight, &mut next, &mut deliver),
+            None => Err(IoError::Protocol(
+                "internal error: no remote executor".into(),
+            )),
+        },
         Method::Inline => match chains.into_iter().next() {
             Some(chain) => executor::inline(chain, next, deliver),
             None => Err(IoError::Protocol("internal error: no chain".into())),

@@ -1,0 +1,221 @@
+//! The coordinator: the process that reads the source sends each message as one task to the
+//! task stream, reads the results from its own reply stream, drops duplicates by sequence
+//! number and delivers in input order. It keeps every message until its result has arrived,
+//! so a task Redis lost (a restart without persistence) is sent again.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use redis::{Connection, ConnectionLike, Value};
+use streamprep_core::{AckToken, IoError, Message};
+use streamprep_engine::chain::Processed;
+use streamprep_engine::{Remote, RemoteJob};
+
+use crate::redis_io::{connect, ensure_group, err, is_lost, stream_entries, xadd, TASKS};
+use crate::wire::{job_spec, parse_result, task, Fields};
+
+/// The queue method's executor: `--method queue --broker redis://...`.
+#[derive(Debug, Clone)]
+pub struct Queue {
+    /// The Redis URL.
+    pub url: String,
+    /// A task with no result for this long is sent again (Redis may have lost it).
+    pub resend_after: Duration,
+}
+
+impl Queue {
+    /// Check that Redis answers (a clear error before anything runs).
+    pub fn new(url: &str) -> Result<Self, IoError> {
+        let mut con = connect(url)?;
+        ensure_group(&mut con)?;
+        Ok(Queue {
+            url: url.to_string(),
+            resend_after: Duration::from_secs(60),
+        })
+    }
+}
+
+struct Sent {
+    fields: Fields,
+    acks: Vec<AckToken>,
+    dropped: usize,
+    at: Instant,
+}
+
+/// A connection that reconnects with backoff, saying so once.
+struct Link {
+    url: String,
+    con: Option<Connection>,
+    /// Set when a lost connection came back: what Redis held may be gone.
+    reconnected: bool,
+}
+
+impl Link {
+    fn get(&mut self) -> &mut Option<Connection> {
+        let mut failures = 0u32;
+        while self.con.is_none() {
+            match connect(&self.url) {
+                Ok(c) => {
+                    if failures > 0 {
+                        eprintln!("streamprep: queue: reconnected to {}", self.url);
+                    }
+                    self.con = Some(c);
+                }
+                Err(e) => {
+                    if failures == 0 {
+                        eprintln!("streamprep: queue: {e}; retrying with backoff");
+                    }
+                    failures += 1;
+                    if failures > 60 {
+                        return &mut self.con;
+                    }
+                    std::thread::sleep(Duration::from_millis(
+                        (100u64 << failures.min(5)).min(2000),
+                    ));
+                }
+            }
+        }
+        &mut self.con
+    }
+
+    /// Run `f` on the connection; a lost connection is retried (60 attempts, up to 2 s apart).
+    fn with<T>(
+        &mut self,
+        mut f: impl FnMut(&mut Connection) -> Result<T, IoError>,
+    ) -> Result<T, IoError> {
+        loop {
+            let Some(con) = self.get().as_mut() else {
+                return Err(IoError::Protocol(format!(
+                    "lost Redis at {} and could not reconnect",
+                    self.url
+                )));
+            };
+            match f(con) {
+                Ok(v) => return Ok(v),
+                Err(e) if con.is_open() && !is_lost(&e) => return Err(e),
+                Err(e) => {
+                    eprintln!("streamprep: queue: {e}; reconnecting");
+                    self.con = None;
+                    self.reconnected = true;
+                }
+            }
+        }
+    }
+}
+
+impl Remote for Queue {
+    fn execute(
+        &self,
+        job: &RemoteJob,
+        in_flight: usize,
+        next: &mut (dyn FnMut() -> Result<Option<Message>, IoError> + Send),
+        deliver: &mut (dyn FnMut(Processed) -> Result<(), IoError> + Send),
+    ) -> Result<(), IoError> {
+        let mut link = Link {
+            url: self.url.clone(),
+            con: None,
+            reconnected: false,
+        };
+        link.with(ensure_group)?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let reply = format!("streamprep:results:{}:{nanos}", std::process::id());
+        let spec = job_spec(job);
+        let mut sent: BTreeMap<u64, Sent> = BTreeMap::new();
+        let mut done: BTreeMap<u64, Processed> = BTreeMap::new();
+        let (mut next_seq, mut eof, mut last_id) = (0u64, false, "0-0".to_string());
+        let result = (|| -> Result<(), IoError> {
+            loop {
+                // send while the window has room (sent and not yet delivered)
+                while !eof && sent.len() + done.len() < in_flight {
+                    let Some(mut msg) = next()? else {
+                        eof = true;
+                        break;
+                    };
+                    let acks = std::mem::take(&mut msg.acks);
+                    let dropped = msg.dropped;
+                    if msg.payload.rows() == 0 {
+                        // nothing for a worker to do (shed, or only refused rows)
+                        let mut p =
+                            Processed::refused(msg.seq, 0, std::mem::take(&mut msg.rejected));
+                        p.acks = acks;
+                        p.dropped = dropped;
+                        done.insert(msg.seq, p);
+                        continue;
+                    }
+                    let fields = task(&reply, &spec, &msg)?;
+                    link.with(|c| xadd(c, TASKS, &fields))?;
+                    sent.insert(
+                        msg.seq,
+                        Sent {
+                            fields,
+                            acks,
+                            dropped,
+                            at: Instant::now(),
+                        },
+                    );
+                }
+                while let Some(p) = done.remove(&next_seq) {
+                    deliver(p)?;
+                    next_seq += 1;
+                }
+                if eof && sent.is_empty() && done.is_empty() {
+                    return Ok(());
+                }
+                // results
+                let v: Value = link.with(|c| {
+                    redis::cmd("XREAD")
+                        .arg("COUNT")
+                        .arg(256)
+                        .arg("BLOCK")
+                        .arg(200)
+                        .arg("STREAMS")
+                        .arg(&reply)
+                        .arg(&last_id)
+                        .query(c)
+                        .map_err(|e| err("XREAD", e))
+                })?;
+                let entries = stream_entries(v);
+                if let Some((id, _)) = entries.last() {
+                    last_id = id.clone();
+                    let ids: Vec<&str> = entries.iter().map(|(id, _)| id.as_str()).collect();
+                    link.with(|c| {
+                        redis::cmd("XDEL")
+                            .arg(&reply)
+                            .arg(&ids)
+                            .query::<Value>(c)
+                            .map_err(|e| err("XDEL", e))
+                    })?;
+                }
+                for (_, fields) in entries {
+                    let mut p = parse_result(&fields)?;
+                    // a result for a message already delivered or received is a duplicate
+                    if let Some(s) = sent.remove(&p.seq) {
+                        p.acks = s.acks;
+                        p.dropped = s.dropped;
+                        done.insert(p.seq, p);
+                    }
+                }
+                // tasks without a result for too long, or sent before the connection was
+                // lost (Redis may have restarted empty): send them again; a second result is
+                // dropped as a duplicate
+                let now = Instant::now();
+                let all = std::mem::take(&mut link.reconnected);
+                if all {
+                    link.with(ensure_group)?;
+                }
+                for s in sent.values_mut() {
+                    if all || now.duration_since(s.at) > self.resend_after {
+                        link.with(|c| xadd(c, TASKS, &s.fields))?;
+                        s.at = now;
+                    }
+                }
+            }
+        })();
+        if let Some(c) = link.con.as_mut() {
+            let _ = redis::cmd("DEL").arg(&reply).query::<Value>(c);
+        }
+        result
+    }
+}

@@ -1,0 +1,13 @@
+//! The distributed method (`--method queue`): the coordinator sends each message as one task
+//! (the chain spec and the rows, or Arrow IPC for columnar input) to a Redis Stream; `streamprep
+//! worker` processes, any number and on any host, take tasks through one consumer group, run
+//! the whole chain and write the result (Arrow IPC plus the encoded bytes) to the
+//! coordinator's reply stream; the coordinator drops duplicates and delivers in input order.
+
+pub mod coordinator;
+pub mod redis_io;
+pub mod wire;
+pub mod worker;
+
+pub use coordinator::Queue;
+pub use worker::{WorkerConfig, WorkerStats};

@@ -1,0 +1,337 @@
+//! What travels through Redis: a task (the chain spec and one message) and its result (the
+//! output batch as Arrow IPC, the bytes `result` encoded for the sink, the dead letters).
+//! Both are flat lists of fields of one stream entry.
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use arrow_ipc::reader::StreamReader;
+use arrow_ipc::writer::StreamWriter;
+use arrow_schema::Schema;
+use serde_json::{json, Value};
+use streamprep_core::{Batch, DeadLetter, Encoding, IoError, Message, Output, Payload, RowFormat};
+use streamprep_engine::chain::Processed;
+use streamprep_engine::RemoteJob;
+use streamprep_ops::prepare::{Compression, PrepareConfig};
+
+fn bad(what: impl std::fmt::Display) -> IoError {
+    IoError::Protocol(format!("queue: malformed entry: {what}"))
+}
+
+/// The job as one JSON text: workers rebuild the chain from it through the registry (and
+/// cache it under this text).
+pub fn job_spec(job: &RemoteJob) -> String {
+    json!({
+        "chain": job.chain,
+        "format": job.prepare.format,
+        "compression": match job.prepare.compression {
+            Compression::None => "none",
+            Compression::ZlibBase64 => "zlib-base64",
+        },
+        "schema": serde_json::to_value(job.prepare.schema.as_ref()).unwrap_or(Value::Null),
+        "encoding": match job.encoding {
+            Encoding::Ndjson => "ndjson",
+            Encoding::Csv => "csv",
+            Encoding::Columnar => "columnar",
+        },
+    })
+    .to_string()
+}
+
+/// Read a job spec back.
+pub fn parse_job(spec: &[u8]) -> Result<RemoteJob, IoError> {
+    let v: Value = serde_json::from_slice(spec).map_err(bad)?;
+    let chain = v["chain"]
+        .as_array()
+        .ok_or_else(|| bad("no chain"))?
+        .iter()
+        .map(|s| s.as_str().map(String::from).ok_or_else(|| bad("chain")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let format: RowFormat = serde_json::from_value(v["format"].clone()).map_err(bad)?;
+    let compression = match v["compression"].as_str() {
+        Some("zlib-base64") => Compression::ZlibBase64,
+        _ => Compression::None,
+    };
+    let schema: Schema = serde_json::from_value(v["schema"].clone()).map_err(bad)?;
+    let encoding = match v["encoding"].as_str() {
+        Some("csv") => Encoding::Csv,
+        Some("columnar") => Encoding::Columnar,
+        _ => Encoding::Ndjson,
+    };
+    Ok(RemoteJob {
+        chain,
+        prepare: PrepareConfig {
+            format,
+            compression,
+            schema: Arc::new(schema),
+        },
+        encoding,
+    })
+}
+
+/// A batch as an Arrow IPC stream.
+pub fn to_ipc(batch: &Batch) -> Result<Vec<u8>, IoError> {
+    let mut out = Vec::new();
+    let mut w = StreamWriter::try_new(&mut out, batch.schema_ref()).map_err(bad)?;
+    w.write(batch).map_err(bad)?;
+    w.finish().map_err(bad)?;
+    drop(w);
+    Ok(out)
+}
+
+/// An Arrow IPC stream of one batch back.
+pub fn from_ipc(bytes: &[u8]) -> Result<Batch, IoError> {
+    let mut r = StreamReader::try_new(Cursor::new(bytes), None).map_err(bad)?;
+    match r.next() {
+        Some(b) => b.map_err(bad),
+        None => Ok(Batch::new_empty(r.schema())),
+    }
+}
+
+/// A stream entry's fields.
+pub type Fields = Vec<(&'static str, Vec<u8>)>;
+
+/// A message as task fields (`spec` is the job's text; `reply` the stream for the result).
+pub fn task(reply: &str, spec: &str, msg: &Message) -> Result<Fields, IoError> {
+    let mut f: Fields = vec![
+        ("reply", reply.as_bytes().to_vec()),
+        ("seq", msg.seq.to_string().into_bytes()),
+        ("spec", spec.as_bytes().to_vec()),
+    ];
+    match &msg.payload {
+        Payload::Raw {
+            format,
+            bytes,
+            ends,
+        } => {
+            f.push(("kind", b"raw".to_vec()));
+            f.push((
+                "format",
+                match format {
+                    RowFormat::Ndjson => b"ndjson".to_vec(),
+                    RowFormat::Csv => b"csv".to_vec(),
+                },
+            ));
+            f.push(("data", bytes.clone()));
+            f.push((
+                "ends",
+                ends.iter()
+                    .flat_map(|&e| (e as u64).to_le_bytes())
+                    .collect(),
+            ));
+        }
+        Payload::Columnar(b) => {
+            f.push(("kind", b"ipc".to_vec()));
+            f.push(("data", to_ipc(b)?));
+        }
+    }
+    if !msg.rejected.is_empty() {
+        f.push(("rejected", dead_json(&msg.rejected).into_bytes()));
+    }
+    Ok(f)
+}
+
+fn get<'a>(fields: &'a [(Vec<u8>, Vec<u8>)], key: &str) -> Option<&'a [u8]> {
+    fields
+        .iter()
+        .find(|(k, _)| k == key.as_bytes())
+        .map(|(_, v)| v.as_slice())
+}
+
+fn need<'a>(fields: &'a [(Vec<u8>, Vec<u8>)], key: &str) -> Result<&'a [u8], IoError> {
+    get(fields, key).ok_or_else(|| bad(format!("no field '{key}'")))
+}
+
+fn number(fields: &[(Vec<u8>, Vec<u8>)], key: &str) -> Result<u64, IoError> {
+    std::str::from_utf8(need(fields, key)?)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad(format!("field '{key}' is not a number")))
+}
+
+/// A task read back: the reply stream, the job spec and the message.
+pub struct Task {
+    /// Where the result goes.
+    pub reply: String,
+    /// The job's text.
+    pub spec: Vec<u8>,
+    /// The message.
+    pub msg: Message,
+}
+
+/// Read a task's fields.
+pub fn parse_task(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<Task, IoError> {
+    let reply = String::from_utf8_lossy(need(fields, "reply")?).into_owned();
+    let seq = number(fields, "seq")?;
+    let spec = need(fields, "spec")?.to_vec();
+    let payload = match need(fields, "kind")? {
+        b"raw" => {
+            let format = match need(fields, "format")? {
+                b"csv" => RowFormat::Csv,
+                _ => RowFormat::Ndjson,
+            };
+            let bytes = need(fields, "data")?.to_vec();
+            let ends = need(fields, "ends")?
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as usize)
+                .collect::<Vec<_>>();
+            if ends.iter().any(|&e| e > bytes.len()) {
+                return Err(bad("row ends past the data"));
+            }
+            Payload::Raw {
+                format,
+                bytes,
+                ends,
+            }
+        }
+        b"ipc" => Payload::Columnar(from_ipc(need(fields, "data")?)?),
+        k => return Err(bad(format!("kind '{}'", String::from_utf8_lossy(k)))),
+    };
+    let mut msg = Message::new(seq, payload);
+    if let Some(r) = get(fields, "rejected") {
+        msg.rejected = parse_dead(r)?;
+    }
+    Ok(Task { reply, spec, msg })
+}
+
+fn dead_json(dead: &[DeadLetter]) -> String {
+    Value::Array(
+        dead.iter()
+            .map(|d| {
+                json!({"seq": d.seq, "step": d.step, "reason": d.reason, "data": d.data, "rows": d.rows})
+            })
+            .collect(),
+    )
+    .to_string()
+}
+
+fn parse_dead(bytes: &[u8]) -> Result<Vec<DeadLetter>, IoError> {
+    let v: Value = serde_json::from_slice(bytes).map_err(bad)?;
+    v.as_array()
+        .ok_or_else(|| bad("dead letters"))?
+        .iter()
+        .map(|d| {
+            Ok(DeadLetter {
+                seq: d["seq"].as_u64().ok_or_else(|| bad("dead letter seq"))?,
+                step: d["step"].as_str().unwrap_or_default().to_string(),
+                reason: d["reason"].as_str().unwrap_or_default().to_string(),
+                data: d["data"].as_str().unwrap_or_default().to_string(),
+                rows: d["rows"].as_u64().unwrap_or(0) as usize,
+            })
+        })
+        .collect()
+}
+
+/// A result as fields.
+pub fn result(p: &Processed) -> Result<Fields, IoError> {
+    let mut f: Fields = vec![
+        ("seq", p.seq.to_string().into_bytes()),
+        ("rows_in", p.rows_in.to_string().into_bytes()),
+        ("dead", dead_json(&p.dead).into_bytes()),
+    ];
+    if let Some(out) = &p.output {
+        f.push(("out", to_ipc(&out.batch)?));
+        f.push(("enc", out.encoded.clone()));
+    }
+    Ok(f)
+}
+
+/// A result read back (acks and dropped rows are the coordinator's to add).
+pub fn parse_result(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<Processed, IoError> {
+    let seq = number(fields, "seq")?;
+    let rows_in = number(fields, "rows_in")? as usize;
+    let dead = parse_dead(need(fields, "dead")?)?;
+    let output = match get(fields, "out") {
+        Some(ipc) => Some(Output {
+            seq,
+            batch: from_ipc(ipc)?,
+            encoded: need(fields, "enc")?.to_vec(),
+        }),
+        None => None,
+    };
+    let mut p = Processed::refused(seq, rows_in, dead);
+    p.output = output;
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{ArrayRef, Float64Array, StringArray};
+
+    fn owned(f: Fields) -> Vec<(Vec<u8>, Vec<u8>)> {
+        f.into_iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v))
+            .collect()
+    }
+
+    #[test]
+    fn tasks_results_and_jobs_survive_the_trip() {
+        let batch = Batch::try_from_iter([
+            (
+                "x",
+                Arc::new(Float64Array::from(vec![Some(1.5), None])) as ArrayRef,
+            ),
+            ("s", Arc::new(StringArray::from(vec!["a", "b"])) as ArrayRef),
+        ])
+        .unwrap();
+        let job = RemoteJob {
+            chain: vec!["fillna_zeros".into(), "normalizer".into()],
+            prepare: PrepareConfig {
+                format: RowFormat::Csv,
+                compression: Compression::ZlibBase64,
+                schema: batch.schema(),
+            },
+            encoding: Encoding::Csv,
+        };
+        let back = parse_job(job_spec(&job).as_bytes()).unwrap();
+        assert_eq!(back.chain, job.chain);
+        assert_eq!(back.prepare.schema, job.prepare.schema);
+        assert_eq!(
+            (back.prepare.format, back.encoding),
+            (RowFormat::Csv, Encoding::Csv)
+        );
+
+        let mut msg = Message::new(
+            7,
+            Payload::Raw {
+                format: RowFormat::Ndjson,
+                bytes: b"{\"x\":1}\n{\"x\":2}\n".to_vec(),
+                ends: vec![8, 16],
+            },
+        );
+        msg.rejected = vec![DeadLetter {
+            seq: 7,
+            step: "source".into(),
+            reason: "too long".into(),
+            data: String::new(),
+            rows: 1,
+        }];
+        let t = parse_task(&owned(task("r", "{}", &msg).unwrap())).unwrap();
+        assert_eq!((t.reply.as_str(), t.msg.seq), ("r", 7));
+        assert_eq!(t.msg.payload.raw_rows().collect::<Vec<_>>().len(), 2);
+        assert_eq!(t.msg.rejected, msg.rejected);
+
+        let col = Message::new(8, Payload::Columnar(batch.clone()));
+        match parse_task(&owned(task("r", "{}", &col).unwrap()))
+            .unwrap()
+            .msg
+            .payload
+        {
+            Payload::Columnar(b) => assert_eq!(b, batch),
+            _ => panic!("not columnar"),
+        }
+
+        let mut p = Processed::refused(9, 2, msg.rejected.clone());
+        p.output = Some(Output {
+            seq: 9,
+            batch: batch.clone(),
+            encoded: b"x,s\n".to_vec(),
+        });
+        let r = parse_result(&owned(result(&p).unwrap())).unwrap();
+        assert_eq!((r.seq, r.rows_in, r.dead.clone()), (9, 2, p.dead.clone()));
+        let out = r.output.unwrap();
+        assert_eq!((out.batch, out.encoded), (batch, b"x,s\n".to_vec()));
+        assert!(parse_task(&[]).is_err());
+    }
+}

@@ -1,0 +1,220 @@
+//! `streamprep worker`: threads that take tasks from the workers' consumer group, run the
+//! whole chain (rebuilt from the task's spec through the registry, cached), write the result
+//! to the task's reply stream, and only then acknowledge and delete the task. Tasks left
+//! pending by a worker that stopped answering for `claim_after` are claimed by another one; a
+//! task delivered `max_attempts` times without completing becomes a dead letter.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::{Connection, ConnectionLike, Value};
+use streamprep_core::{DeadLetter, IoError};
+use streamprep_engine::chain::{Chain, Processed};
+use streamprep_engine::run_guarded;
+
+use crate::redis_io::{
+    claimed_entries, connect, deliveries, ensure_group, err, is_lost, stream_entries, xadd, Entry,
+    GROUP, TASKS,
+};
+use crate::wire::{parse_job, parse_task, result};
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// The Redis URL.
+    pub url: String,
+    /// Threads, each with its own connection and chains.
+    pub concurrency: usize,
+    /// A task pending this long on a silent worker is taken over.
+    pub claim_after: Duration,
+    /// Deliveries after which a task is given up as a dead letter.
+    pub max_attempts: u64,
+    /// Set to stop (Ctrl-C).
+    pub stop: Arc<AtomicBool>,
+}
+
+/// What the worker did.
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    /// Tasks completed.
+    pub tasks: AtomicU64,
+    /// Rows through the chain.
+    pub rows: AtomicU64,
+    /// Tasks taken over from a silent worker.
+    pub claimed: AtomicU64,
+    /// Tasks given up after `max_attempts`.
+    pub poisoned: AtomicU64,
+}
+
+/// Run until `stop`.
+pub fn run(cfg: &WorkerConfig, stats: &WorkerStats) -> Result<(), IoError> {
+    // refuse an unreachable Redis before starting threads
+    ensure_group(&mut connect(&cfg.url)?)?;
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "host".into());
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..cfg.concurrency.max(1))
+            .map(|i| {
+                let name = format!("{host}-{}-{i}", std::process::id());
+                s.spawn(move || {
+                    let r = thread(cfg, stats, &name);
+                    if r.is_err() {
+                        // one failed thread stops the worker (its tasks go to other workers)
+                        cfg.stop.store(true, Ordering::SeqCst);
+                    }
+                    r
+                })
+            })
+            .collect();
+        handles.into_iter().try_for_each(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(IoError::Protocol("a worker thread panicked".into())))
+        })
+    })
+}
+
+fn thread(cfg: &WorkerConfig, stats: &WorkerStats, consumer: &str) -> Result<(), IoError> {
+    let mut chains: HashMap<Vec<u8>, Chain> = HashMap::new();
+    let mut con: Option<Connection> = None;
+    let mut failures = 0u32;
+    let mut last_claim = Instant::now();
+    while !cfg.stop.load(Ordering::Relaxed) {
+        let c = match con.as_mut() {
+            Some(c) => c,
+            None => match connect(&cfg.url).and_then(|mut c| ensure_group(&mut c).map(|_| c)) {
+                Ok(c) => {
+                    if failures > 0 {
+                        eprintln!("streamprep worker: reconnected to {}", cfg.url);
+                    }
+                    failures = 0;
+                    con.insert(c)
+                }
+                Err(e) => {
+                    if failures == 0 {
+                        eprintln!("streamprep worker: {e}; retrying with backoff");
+                    }
+                    failures += 1;
+                    std::thread::sleep(Duration::from_millis(
+                        (100u64 << failures.min(5)).min(2000),
+                    ));
+                    continue;
+                }
+            },
+        };
+        let step = (|| -> Result<(), IoError> {
+            // take over tasks a silent worker left pending, now and then
+            let mut entries: Vec<(Entry, bool)> = Vec::new();
+            if last_claim.elapsed() >= cfg.claim_after / 4 {
+                last_claim = Instant::now();
+                let v: Value = redis::cmd("XAUTOCLAIM")
+                    .arg(TASKS)
+                    .arg(GROUP)
+                    .arg(consumer)
+                    .arg(cfg.claim_after.as_millis() as u64)
+                    .arg("0-0")
+                    .arg("COUNT")
+                    .arg(1)
+                    .query(c)
+                    .map_err(|e| err("XAUTOCLAIM", e))?;
+                entries.extend(claimed_entries(v).into_iter().map(|e| (e, true)));
+            }
+            if entries.is_empty() {
+                let v: Value = redis::cmd("XREADGROUP")
+                    .arg("GROUP")
+                    .arg(GROUP)
+                    .arg(consumer)
+                    .arg("COUNT")
+                    .arg(1)
+                    .arg("BLOCK")
+                    .arg(500)
+                    .arg("STREAMS")
+                    .arg(TASKS)
+                    .arg(">")
+                    .query(c)
+                    .map_err(|e| err("XREADGROUP", e))?;
+                entries.extend(stream_entries(v).into_iter().map(|e| (e, false)));
+            }
+            for ((id, fields), claimed) in entries {
+                if claimed {
+                    stats.claimed.fetch_add(1, Ordering::Relaxed);
+                }
+                let attempts = if claimed { deliveries(c, &id)? } else { 1 };
+                let task = match parse_task(&fields) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        // not ours to answer: no reply stream to write to
+                        eprintln!("streamprep worker: dropping task {id}: {e}");
+                        finish(c, &id)?;
+                        continue;
+                    }
+                };
+                let processed = if attempts > cfg.max_attempts {
+                    stats.poisoned.fetch_add(1, Ordering::Relaxed);
+                    let rows = task.msg.payload.rows();
+                    Processed::refused(
+                        task.msg.seq,
+                        rows,
+                        vec![DeadLetter {
+                            seq: task.msg.seq,
+                            step: "queue".into(),
+                            reason: format!(
+                                "given up after {} deliveries: each worker that took this message stopped before finishing it",
+                                attempts - 1
+                            ),
+                            data: String::from_utf8_lossy(match &task.msg.payload {
+                                streamprep_core::Payload::Raw { bytes, .. } => bytes,
+                                _ => &[],
+                            })
+                            .into_owned(),
+                            rows,
+                        }],
+                    )
+                } else {
+                    let chain = match chains.get_mut(&task.spec) {
+                        Some(ch) => ch,
+                        None => {
+                            let job = parse_job(&task.spec)?;
+                            let ch = Chain::new(&job.chain, job.prepare, job.encoding)
+                                .map_err(|e| IoError::Protocol(format!("task {id}: {e}")))?;
+                            chains.entry(task.spec.clone()).or_insert(ch)
+                        }
+                    };
+                    stats
+                        .rows
+                        .fetch_add(task.msg.payload.rows() as u64, Ordering::Relaxed);
+                    run_guarded(chain, task.msg)
+                };
+                xadd(c, &task.reply, &result(&processed)?)?;
+                finish(c, &id)?;
+                stats.tasks.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(())
+        })();
+        if let Err(e) = step {
+            if c.is_open() && !is_lost(&e) {
+                return Err(e);
+            }
+            eprintln!("streamprep worker: {e}; reconnecting");
+            con = None;
+        }
+    }
+    Ok(())
+}
+
+/// The result is written: acknowledge the task and delete it (Redis memory stays bounded).
+fn finish(c: &mut Connection, id: &str) -> Result<(), IoError> {
+    redis::pipe()
+        .cmd("XACK")
+        .arg(TASKS)
+        .arg(GROUP)
+        .arg(id)
+        .cmd("XDEL")
+        .arg(TASKS)
+        .arg(id)
+        .query::<Value>(c)
+        .map_err(|e| err("XACK", e))?;
+    Ok(())
+}

@@ -1,0 +1,239 @@
+//! The queue method against a real Redis (a private `redis-server` per test on a free port)
+//! and real `streamprep worker` processes: output identical to `inline` with 1 and 3 workers,
+//! after a worker is killed with SIGKILL mid-run, and after Redis restarts empty mid-run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::cli::bin;
+use super::tcp::free_port;
+
+const CHAIN: &str = "fillna_zeros,normalizer,drop_duplicates";
+
+/// A private redis-server (nothing kept on disk); killed when dropped.
+struct Redis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let found = Command::new("sh")
+            .args(["-c", "command -v redis-server"])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            found,
+            "`redis-server` is not on PATH: install Redis (Debian: apt-get install redis-server); scripts/test.sh does this"
+        );
+        let mut r = Redis {
+            port: free_port(),
+            child: None,
+        };
+        r.spawn();
+        r
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting redis-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kill it (everything it held is gone) and start an empty one on the same port.
+    fn restart_empty(&mut self, down: Duration) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        std::thread::sleep(down);
+        self.spawn();
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A `streamprep worker`; killed when dropped.
+struct Worker(Child);
+
+impl Worker {
+    fn start(url: &str, concurrency: usize) -> Worker {
+        Worker(
+            bin()
+                .args(["worker", "--broker", url, "--claim-after", "1s"])
+                .args(["--concurrency", &concurrency.to_string()])
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("streamprep worker"),
+        )
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn input(dir: &Path, rows: u64) -> PathBuf {
+    let p = dir.join("in.ndjson");
+    let st = bin()
+        .args(["gen", "--rows", &rows.to_string(), "--seed", "11", "--out"])
+        .arg(&p)
+        .status()
+        .expect("gen");
+    assert!(st.success());
+    p
+}
+
+fn run(input: &Path, out: &Path, buffer: usize, method: &[&str]) -> Child {
+    bin()
+        .args([
+            "run",
+            "--quiet",
+            "--chain",
+            CHAIN,
+            "--buffer",
+            &buffer.to_string(),
+        ])
+        .arg("--source")
+        .arg(format!("file:{}", input.display()))
+        .arg("--sink")
+        .arg(format!("file:{}", out.display()))
+        .args(method)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run")
+}
+
+fn finish(child: Child) {
+    let out = child.wait_with_output().expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn inline(dir: &Path, input: &Path, buffer: usize) -> Vec<u8> {
+    let out = dir.join(format!("inline-{buffer}.ndjson"));
+    finish(run(input, &out, buffer, &[]));
+    std::fs::read(out).expect("inline output")
+}
+
+#[test]
+fn queue_with_one_and_three_workers_equals_inline() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let redis = Redis::start();
+    let input = input(dir.path(), 3000);
+    let url = redis.url();
+    for workers in [1, 3] {
+        let pool: Vec<Worker> = (0..workers).map(|_| Worker::start(&url, 1)).collect();
+        for buffer in [1, 7, 100] {
+            let out = dir.path().join(format!("queue-{workers}-{buffer}.ndjson"));
+            finish(run(
+                &input,
+                &out,
+                buffer,
+                &["--method", "queue", "--broker", &url],
+            ));
+            assert!(
+                std::fs::read(&out).expect("output") == inline(dir.path(), &input, buffer),
+                "queue with {workers} worker(s) differs from inline at buffer {buffer}"
+            );
+        }
+        drop(pool);
+    }
+}
+
+#[test]
+fn a_worker_killed_mid_run_loses_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let redis = Redis::start();
+    let input = input(dir.path(), 60_000);
+    let url = redis.url();
+    let mut victim = Worker::start(&url, 2);
+    let _survivor = Worker::start(&url, 1);
+    let out = dir.path().join("queue.ndjson");
+    let child = run(&input, &out, 10, &["--method", "queue", "--broker", &url]);
+    // let the victim take tasks, then kill it without warning
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::metadata(&out).map_or(0, |m| m.len()) < 200_000 {
+        assert!(Instant::now() < deadline, "no output");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    victim.0.kill().expect("kill -9");
+    let _ = victim.0.wait();
+    finish(child);
+    assert!(
+        std::fs::read(&out).expect("output") == inline(dir.path(), &input, 10),
+        "output differs from inline after a worker was killed"
+    );
+}
+
+#[test]
+fn redis_restarted_empty_mid_run_loses_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut redis = Redis::start();
+    let input = input(dir.path(), 60_000);
+    let url = redis.url();
+    let _workers = Worker::start(&url, 2);
+    let out = dir.path().join("queue.ndjson");
+    let child = run(&input, &out, 10, &["--method", "queue", "--broker", &url]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::metadata(&out).map_or(0, |m| m.len()) < 200_000 {
+        assert!(Instant::now() < deadline, "no output");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    redis.restart_empty(Duration::from_millis(500));
+    finish(child);
+    assert!(
+        std::fs::read(&out).expect("output") == inline(dir.path(), &input, 10),
+        "output differs from inline after Redis restarted"
+    );
+}
+
+#[test]
+fn unreachable_redis_is_a_clear_error_before_anything_runs() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let input = input(dir.path(), 10);
+    let out = dir.path().join("never.ndjson");
+    let port = free_port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let r = run(&input, &out, 5, &["--method", "queue", "--broker", &url])
+        .wait_with_output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(2), "{err}");
+    assert!(err.contains(&url), "{err}");
+    assert!(!out.exists());
+    // and --method queue without a broker
+    let r = run(&input, &out, 5, &["--method", "queue"])
+        .wait_with_output()
+        .expect("run");
+    assert!(String::from_utf8_lossy(&r.stderr).contains("--broker"));
+}
