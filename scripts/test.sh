@@ -28,7 +28,7 @@ echo "== services: mosquitto, openssl, redis-server"
 # Debian's package keeps mosquitto in /usr/sbin
 export PATH="$PATH:/usr/sbin"
 missing=()
-for tool in mosquitto:mosquitto mosquitto_pub:mosquitto-clients mosquitto_sub:mosquitto-clients openssl:openssl redis-server:redis-server; do
+for tool in mosquitto:mosquitto mosquitto_pub:mosquitto-clients mosquitto_sub:mosquitto-clients openssl:openssl redis-server:redis-server redis-cli:redis-tools; do
   command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -36,7 +36,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null; then
     $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
-  for tool in mosquitto mosquitto_pub mosquitto_sub openssl redis-server; do
+  for tool in mosquitto mosquitto_pub mosquitto_sub openssl redis-server redis-cli; do
     command -v $tool >/dev/null || {
       echo "the tests need $tool: install the packages mosquitto, mosquitto-clients, openssl and redis-server" >&2; exit 1; }
   done

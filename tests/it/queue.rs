@@ -237,3 +237,117 @@ fn unreachable_redis_is_a_clear_error_before_anything_runs() {
         .expect("run");
     assert!(String::from_utf8_lossy(&r.stderr).contains("--broker"));
 }
+
+/// One worker serves two runs at once (different chains, different buffers), each exactly as
+/// `inline` would have made it.
+#[test]
+fn one_worker_serves_two_runs_at_once() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let redis = Redis::start();
+    let input = input(dir.path(), 20_000);
+    let url = redis.url();
+    let _worker = Worker::start(&url, 2);
+    let other = "abs,standard_scaler";
+    let out_a = dir.path().join("a.ndjson");
+    let out_b = dir.path().join("b.ndjson");
+    let a = run(&input, &out_a, 50, &["--method", "queue", "--broker", &url]);
+    let b = bin()
+        .args(["run", "--quiet", "--chain", other, "--buffer", "30"])
+        .args(["--method", "queue", "--broker", &url])
+        .arg("--source")
+        .arg(format!("file:{}", input.display()))
+        .arg("--sink")
+        .arg(format!("file:{}", out_b.display()))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run");
+    finish(a);
+    finish(b);
+    assert!(std::fs::read(&out_a).expect("a") == inline(dir.path(), &input, 50));
+    let want_b = dir.path().join("want-b.ndjson");
+    let st = bin()
+        .args(["run", "--quiet", "--chain", other, "--buffer", "30"])
+        .arg("--source")
+        .arg(format!("file:{}", input.display()))
+        .arg("--sink")
+        .arg(format!("file:{}", want_b.display()))
+        .status()
+        .expect("run");
+    assert!(st.success());
+    assert!(std::fs::read(&out_b).expect("b") == std::fs::read(&want_b).expect("want"));
+}
+
+/// A message whose task has been delivered more than --max-attempts times without being
+/// finished (workers that took it died) ends in dead letters; the rest of the run goes on.
+#[test]
+fn a_message_no_worker_finishes_ends_in_dead_letters() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let redis = Redis::start();
+    let input = input(dir.path(), 25);
+    let url = redis.url();
+    let out = dir.path().join("out.ndjson");
+    let dead = dir.path().join("dead.ndjson");
+    // the run sends its 3 messages (10 + 10 + 5 rows) before any worker exists
+    let child = bin()
+        .args(["run", "--quiet", "--chain", CHAIN, "--buffer", "10"])
+        .args(["--method", "queue", "--broker", &url])
+        .arg("--source")
+        .arg(format!("file:{}", input.display()))
+        .arg("--sink")
+        .arg(format!("file:{}", out.display()))
+        .arg("--dead-letter")
+        .arg(format!("file:{}", dead.display()))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run");
+    let cli = |args: &[&str]| -> String {
+        let o = Command::new("redis-cli")
+            .args(["-p", &redis.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli (Debian: apt-get install redis-tools)");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cli(&["XLEN", "streamprep:tasks"]).trim() != "3" {
+        assert!(Instant::now() < deadline, "the tasks never arrived");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // a worker that takes the first task and dies, five times over
+    let took = cli(&[
+        "XREADGROUP",
+        "GROUP",
+        "workers",
+        "dead-worker",
+        "COUNT",
+        "1",
+        "STREAMS",
+        "streamprep:tasks",
+        ">",
+    ]);
+    let id = took
+        .lines()
+        .find(|l| l.contains('-') && l.chars().next().is_some_and(|c| c.is_ascii_digit()))
+        .expect("a task id")
+        .trim()
+        .to_string();
+    cli(&[
+        "XCLAIM",
+        "streamprep:tasks",
+        "workers",
+        "dead-worker",
+        "0",
+        &id,
+        "RETRYCOUNT",
+        "5",
+    ]);
+    let _worker = Worker::start(&url, 1); // --claim-after 1s, --max-attempts 3 (default)
+    finish(child);
+    let dead = std::fs::read_to_string(&dead).expect("dead letters");
+    let dead: Vec<&str> = dead.lines().collect();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(dead[0].contains("given up after"), "{}", dead[0]);
+    // the other two messages went through (15 rows, fewer if some were duplicates)
+    let n = std::fs::read_to_string(&out).expect("out").lines().count();
+    assert!(n > 0 && n <= 15, "{n} rows out");
+}
