@@ -21,6 +21,9 @@ pub struct Queue {
     pub url: String,
     /// A task with no result for this long is sent again (Redis may have lost it).
     pub resend_after: Duration,
+    /// Bytes of tasks outstanding, at most (besides `in_flight` messages): large messages
+    /// must not pile up in Redis.
+    pub max_bytes: usize,
 }
 
 impl Queue {
@@ -31,6 +34,7 @@ impl Queue {
         Ok(Queue {
             url: url.to_string(),
             resend_after: Duration::from_secs(60),
+            max_bytes: 64 << 20,
         })
     }
 }
@@ -125,10 +129,15 @@ impl Remote for Queue {
         let mut sent: BTreeMap<u64, Sent> = BTreeMap::new();
         let mut done: BTreeMap<u64, Processed> = BTreeMap::new();
         let (mut next_seq, mut eof, mut last_id) = (0u64, false, "0-0".to_string());
+        let size = |f: &Fields| f.iter().map(|(_, v)| v.len()).sum::<usize>();
+        let mut bytes = 0usize;
         let result = (|| -> Result<(), IoError> {
             loop {
                 // send while the window has room (sent and not yet delivered)
-                while !eof && sent.len() + done.len() < in_flight {
+                while !eof
+                    && sent.len() + done.len() < in_flight
+                    && (sent.is_empty() || bytes < self.max_bytes)
+                {
                     let Some(mut msg) = next()? else {
                         eof = true;
                         break;
@@ -146,6 +155,7 @@ impl Remote for Queue {
                     }
                     let fields = task(&reply, &spec, &msg)?;
                     link.with(|c| xadd(c, TASKS, &fields))?;
+                    bytes += size(&fields);
                     sent.insert(
                         msg.seq,
                         Sent {
@@ -192,6 +202,7 @@ impl Remote for Queue {
                     let mut p = parse_result(&fields)?;
                     // a result for a message already delivered or received is a duplicate
                     if let Some(s) = sent.remove(&p.seq) {
+                        bytes -= size(&s.fields);
                         p.acks = s.acks;
                         p.dropped = s.dropped;
                         done.insert(p.seq, p);
