@@ -111,23 +111,30 @@ fn input(dir: &Path, rows: u64) -> PathBuf {
 }
 
 fn run(input: &Path, out: &Path, buffer: usize, method: &[&str]) -> Child {
+    run_chain(CHAIN, input, out, buffer, method)
+}
+
+fn run_chain(chain: &str, input: &Path, out: &Path, buffer: usize, extra: &[&str]) -> Child {
     bin()
-        .args([
-            "run",
-            "--quiet",
-            "--chain",
-            CHAIN,
-            "--buffer",
-            &buffer.to_string(),
-        ])
+        .args(["run", "--quiet", "--chain", chain])
+        .args(["--buffer", &buffer.to_string()])
         .arg("--source")
         .arg(format!("file:{}", input.display()))
         .arg("--sink")
         .arg(format!("file:{}", out.display()))
-        .args(method)
+        .args(extra)
         .stderr(Stdio::piped())
         .spawn()
         .expect("run")
+}
+
+/// Wait until the run has written some output (it is mid-run then).
+fn wait_output(out: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::metadata(out).map_or(0, |m| m.len()) < 200_000 {
+        assert!(Instant::now() < deadline, "no output");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 fn finish(child: Child) {
@@ -181,11 +188,7 @@ fn a_worker_killed_mid_run_loses_and_duplicates_nothing() {
     let out = dir.path().join("queue.ndjson");
     let child = run(&input, &out, 10, &["--method", "queue", "--broker", &url]);
     // let the victim take tasks, then kill it without warning
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::fs::metadata(&out).map_or(0, |m| m.len()) < 200_000 {
-        assert!(Instant::now() < deadline, "no output");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_output(&out);
     victim.0.kill().expect("kill -9");
     let _ = victim.0.wait();
     finish(child);
@@ -204,11 +207,7 @@ fn redis_restarted_empty_mid_run_loses_and_duplicates_nothing() {
     let _workers = Worker::start(&url, 2);
     let out = dir.path().join("queue.ndjson");
     let child = run(&input, &out, 10, &["--method", "queue", "--broker", &url]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::fs::metadata(&out).map_or(0, |m| m.len()) < 200_000 {
-        assert!(Instant::now() < deadline, "no output");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_output(&out);
     redis.restart_empty(Duration::from_millis(500));
     finish(child);
     assert!(
@@ -251,29 +250,18 @@ fn one_worker_serves_two_runs_at_once() {
     let out_a = dir.path().join("a.ndjson");
     let out_b = dir.path().join("b.ndjson");
     let a = run(&input, &out_a, 50, &["--method", "queue", "--broker", &url]);
-    let b = bin()
-        .args(["run", "--quiet", "--chain", other, "--buffer", "30"])
-        .args(["--method", "queue", "--broker", &url])
-        .arg("--source")
-        .arg(format!("file:{}", input.display()))
-        .arg("--sink")
-        .arg(format!("file:{}", out_b.display()))
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run");
+    let b = run_chain(
+        other,
+        &input,
+        &out_b,
+        30,
+        &["--method", "queue", "--broker", &url],
+    );
     finish(a);
     finish(b);
     assert!(std::fs::read(&out_a).expect("a") == inline(dir.path(), &input, 50));
     let want_b = dir.path().join("want-b.ndjson");
-    let st = bin()
-        .args(["run", "--quiet", "--chain", other, "--buffer", "30"])
-        .arg("--source")
-        .arg(format!("file:{}", input.display()))
-        .arg("--sink")
-        .arg(format!("file:{}", want_b.display()))
-        .status()
-        .expect("run");
-    assert!(st.success());
+    finish(run_chain(other, &input, &want_b, 30, &[]));
     assert!(std::fs::read(&out_b).expect("b") == std::fs::read(&want_b).expect("want"));
 }
 
@@ -288,18 +276,20 @@ fn a_message_no_worker_finishes_ends_in_dead_letters() {
     let out = dir.path().join("out.ndjson");
     let dead = dir.path().join("dead.ndjson");
     // the run sends its 3 messages (10 + 10 + 5 rows) before any worker exists
-    let child = bin()
-        .args(["run", "--quiet", "--chain", CHAIN, "--buffer", "10"])
-        .args(["--method", "queue", "--broker", &url])
-        .arg("--source")
-        .arg(format!("file:{}", input.display()))
-        .arg("--sink")
-        .arg(format!("file:{}", out.display()))
-        .arg("--dead-letter")
-        .arg(format!("file:{}", dead.display()))
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run");
+    let dead_letters = format!("file:{}", dead.display());
+    let child = run(
+        &input,
+        &out,
+        10,
+        &[
+            "--method",
+            "queue",
+            "--broker",
+            &url,
+            "--dead-letter",
+            &dead_letters,
+        ],
+    );
     let cli = |args: &[&str]| -> String {
         let o = Command::new("redis-cli")
             .args(["-p", &redis.port.to_string()])
