@@ -19,7 +19,8 @@ use crate::wire::{job_spec, parse_result, task, Fields};
 pub struct Queue {
     /// The Redis URL.
     pub url: String,
-    /// A task with no result for this long is sent again (Redis may have lost it).
+    /// A task with no result for this long is sent again if it is no longer in the stream
+    /// (Redis lost it); after a reconnect, at once.
     pub resend_after: Duration,
     /// Bytes of tasks outstanding, at most (besides `in_flight` messages): large messages
     /// must not pile up in Redis.
@@ -40,6 +41,8 @@ impl Queue {
 }
 
 struct Sent {
+    /// The task's entry id.
+    id: String,
     fields: Fields,
     acks: Vec<AckToken>,
     dropped: usize,
@@ -154,11 +157,12 @@ impl Remote for Queue {
                         continue;
                     }
                     let fields = task(&reply, &spec, &msg)?;
-                    link.with(|c| xadd(c, TASKS, &fields))?;
+                    let id = link.with(|c| xadd(c, TASKS, &fields))?;
                     bytes += size(&fields);
                     sent.insert(
                         msg.seq,
                         Sent {
+                            id,
                             fields,
                             acks,
                             dropped,
@@ -217,10 +221,23 @@ impl Remote for Queue {
                     link.with(ensure_group)?;
                 }
                 for s in sent.values_mut() {
-                    if all || now.duration_since(s.at) > self.resend_after {
-                        link.with(|c| xadd(c, TASKS, &s.fields))?;
-                        s.at = now;
+                    if !all && now.duration_since(s.at) <= self.resend_after {
+                        continue;
                     }
+                    s.at = now;
+                    // a task still in the stream is only waiting for a worker
+                    let present: Value = link.with(|c| {
+                        redis::cmd("XRANGE")
+                            .arg(TASKS)
+                            .arg(&s.id)
+                            .arg(&s.id)
+                            .query(c)
+                            .map_err(|e| err("XRANGE", e))
+                    })?;
+                    if matches!(&present, Value::Array(a) if !a.is_empty()) {
+                        continue;
+                    }
+                    s.id = link.with(|c| xadd(c, TASKS, &s.fields))?;
                 }
             }
         })();

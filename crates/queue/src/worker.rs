@@ -173,15 +173,39 @@ fn thread(cfg: &WorkerConfig, stats: &WorkerStats, consumer: &str) -> Result<(),
                         }],
                     )
                 } else {
-                    let chain = match chains.get_mut(&task.spec) {
-                        Some(ch) => ch,
-                        None => {
-                            let job = parse_job(&task.spec)?;
-                            let ch = Chain::new(&job.chain, job.prepare, job.encoding)
-                                .map_err(|e| IoError::Protocol(format!("task {id}: {e}")))?;
-                            chains.entry(task.spec.clone()).or_insert(ch)
+                    if !chains.contains_key(&task.spec) {
+                        // a chain this worker cannot build (e.g. a step it does not know):
+                        // the message's rows become dead letters, the worker goes on
+                        let built = parse_job(&task.spec).and_then(|job| {
+                            Chain::new(&job.chain, job.prepare, job.encoding)
+                                .map_err(|e| IoError::Protocol(e.to_string()))
+                        });
+                        match built {
+                            Ok(ch) => {
+                                chains.insert(task.spec.clone(), ch);
+                            }
+                            Err(e) => {
+                                let rows = task.msg.payload.rows();
+                                let p = Processed::refused(
+                                    task.msg.seq,
+                                    rows,
+                                    vec![DeadLetter {
+                                        seq: task.msg.seq,
+                                        step: "queue".into(),
+                                        reason: format!(
+                                            "worker {consumer} cannot build the chain: {e} (is it the same streamprep version?)"
+                                        ),
+                                        data: String::new(),
+                                        rows,
+                                    }],
+                                );
+                                xadd(c, &task.reply, &result(&p)?)?;
+                                finish(c, &id)?;
+                                continue;
+                            }
                         }
-                    };
+                    }
+                    let chain = chains.get_mut(&task.spec).expect("built above");
                     stats
                         .rows
                         .fetch_add(task.msg.payload.rows() as u64, Ordering::Relaxed);
