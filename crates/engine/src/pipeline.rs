@@ -293,10 +293,10 @@ pub fn run_with(
             Stats::add(&stats.rows_out, out.batch.num_rows() as u64);
             if let Some(probe) = probe.as_mut() {
                 probe.before_sink(&out.batch);
-                sink.write(out)?;
+            }
+            sink.write(out)?;
+            if let Some(probe) = probe.as_mut() {
                 probe.at_sink();
-            } else {
-                sink.write(out)?;
             }
         }
         if let (Some(acker), false) = (acker.as_mut(), p.acks.is_empty()) {

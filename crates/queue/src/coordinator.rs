@@ -203,7 +203,7 @@ impl Remote for Queue {
                     })?;
                 }
                 for (_, fields) in entries {
-                    let mut p = parse_result(&fields)?;
+                    let mut p = parse_result(fields)?;
                     // a result for a message already delivered or received is a duplicate
                     if let Some(s) = sent.remove(&p.seq) {
                         bytes -= size(&s.fields);

@@ -131,6 +131,15 @@ pub fn task(reply: &str, spec: &str, msg: &Message) -> Result<Fields, IoError> {
     Ok(f)
 }
 
+/// Move a field's value out of an entry (large payloads are not copied).
+fn take(fields: &mut [(Vec<u8>, Vec<u8>)], key: &str) -> Result<Vec<u8>, IoError> {
+    fields
+        .iter_mut()
+        .find(|(k, _)| k == key.as_bytes())
+        .map(|(_, v)| std::mem::take(v))
+        .ok_or_else(|| bad(format!("no field '{key}'")))
+}
+
 fn get<'a>(fields: &'a [(Vec<u8>, Vec<u8>)], key: &str) -> Option<&'a [u8]> {
     fields
         .iter()
@@ -159,22 +168,22 @@ pub struct Task {
     pub msg: Message,
 }
 
-/// Read a task's fields.
-pub fn parse_task(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<Task, IoError> {
-    let reply = String::from_utf8_lossy(need(fields, "reply")?).into_owned();
-    let seq = number(fields, "seq")?;
-    let spec = need(fields, "spec")?.to_vec();
-    let payload = match need(fields, "kind")? {
+/// Read a task's fields (taking the payload out of them).
+pub fn parse_task(mut fields: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Task, IoError> {
+    let reply = String::from_utf8_lossy(need(&fields, "reply")?).into_owned();
+    let seq = number(&fields, "seq")?;
+    let spec = take(&mut fields, "spec")?;
+    let payload = match need(&fields, "kind")? {
         b"raw" => {
-            let format = match need(fields, "format")? {
+            let format = match need(&fields, "format")? {
                 b"csv" => RowFormat::Csv,
                 _ => RowFormat::Ndjson,
             };
-            let bytes = need(fields, "data")?.to_vec();
-            let ends = need(fields, "ends")?
+            let ends = need(&fields, "ends")?
                 .chunks_exact(8)
                 .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as usize)
                 .collect::<Vec<_>>();
+            let bytes = take(&mut fields, "data")?;
             if ends.iter().any(|&e| e > bytes.len()) {
                 return Err(bad("row ends past the data"));
             }
@@ -184,11 +193,11 @@ pub fn parse_task(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<Task, IoError> {
                 ends,
             }
         }
-        b"ipc" => Payload::Columnar(from_ipc(need(fields, "data")?)?),
+        b"ipc" => Payload::Columnar(from_ipc(need(&fields, "data")?)?),
         k => return Err(bad(format!("kind '{}'", String::from_utf8_lossy(k)))),
     };
     let mut msg = Message::new(seq, payload);
-    if let Some(r) = get(fields, "rejected") {
+    if let Some(r) = get(&fields, "rejected") {
         msg.rejected = parse_dead(r)?;
     }
     Ok(Task { reply, spec, msg })
@@ -222,31 +231,34 @@ fn parse_dead(bytes: &[u8]) -> Result<Vec<DeadLetter>, IoError> {
         .collect()
 }
 
-/// A result as fields.
-pub fn result(p: &Processed) -> Result<Fields, IoError> {
+/// A result as fields (the encoded rows are moved, not copied).
+pub fn result(p: Processed) -> Result<Fields, IoError> {
     let mut f: Fields = vec![
         ("seq", p.seq.to_string().into_bytes()),
         ("rows_in", p.rows_in.to_string().into_bytes()),
         ("dead", dead_json(&p.dead).into_bytes()),
     ];
-    if let Some(out) = &p.output {
+    if let Some(out) = p.output {
         f.push(("out", to_ipc(&out.batch)?));
-        f.push(("enc", out.encoded.clone()));
+        f.push(("enc", out.encoded));
     }
     Ok(f)
 }
 
 /// A result read back (acks and dropped rows are the coordinator's to add).
-pub fn parse_result(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<Processed, IoError> {
-    let seq = number(fields, "seq")?;
-    let rows_in = number(fields, "rows_in")? as usize;
-    let dead = parse_dead(need(fields, "dead")?)?;
-    let output = match get(fields, "out") {
-        Some(ipc) => Some(Output {
-            seq,
-            batch: from_ipc(ipc)?,
-            encoded: need(fields, "enc")?.to_vec(),
-        }),
+pub fn parse_result(mut fields: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Processed, IoError> {
+    let seq = number(&fields, "seq")?;
+    let rows_in = number(&fields, "rows_in")? as usize;
+    let dead = parse_dead(need(&fields, "dead")?)?;
+    let output = match get(&fields, "out") {
+        Some(ipc) => {
+            let batch = from_ipc(ipc)?;
+            Some(Output {
+                seq,
+                batch,
+                encoded: take(&mut fields, "enc")?,
+            })
+        }
         None => None,
     };
     let mut p = Processed::refused(seq, rows_in, dead);
@@ -307,13 +319,13 @@ mod tests {
             data: String::new(),
             rows: 1,
         }];
-        let t = parse_task(&owned(task("r", "{}", &msg).unwrap())).unwrap();
+        let t = parse_task(owned(task("r", "{}", &msg).unwrap())).unwrap();
         assert_eq!((t.reply.as_str(), t.msg.seq), ("r", 7));
         assert_eq!(t.msg.payload.raw_rows().collect::<Vec<_>>().len(), 2);
         assert_eq!(t.msg.rejected, msg.rejected);
 
         let col = Message::new(8, Payload::Columnar(batch.clone()));
-        match parse_task(&owned(task("r", "{}", &col).unwrap()))
+        match parse_task(owned(task("r", "{}", &col).unwrap()))
             .unwrap()
             .msg
             .payload
@@ -328,10 +340,11 @@ mod tests {
             batch: batch.clone(),
             encoded: b"x,s\n".to_vec(),
         });
-        let r = parse_result(&owned(result(&p).unwrap())).unwrap();
-        assert_eq!((r.seq, r.rows_in, r.dead.clone()), (9, 2, p.dead.clone()));
+        let want_dead = p.dead.clone();
+        let r = parse_result(owned(result(p).unwrap())).unwrap();
+        assert_eq!((r.seq, r.rows_in, r.dead.clone()), (9, 2, want_dead));
         let out = r.output.unwrap();
         assert_eq!((out.batch, out.encoded), (batch, b"x,s\n".to_vec()));
-        assert!(parse_task(&[]).is_err());
+        assert!(parse_task(Vec::new()).is_err());
     }
 }

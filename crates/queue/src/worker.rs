@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis::{Connection, ConnectionLike, Value};
-use streamprep_core::{DeadLetter, IoError};
+use streamprep_core::{DeadLetter, IoError, Message, Payload};
 use streamprep_engine::chain::{Chain, Processed};
 use streamprep_engine::run_guarded;
 
@@ -142,7 +142,7 @@ fn thread(cfg: &WorkerConfig, stats: &WorkerStats, consumer: &str) -> Result<(),
                     stats.claimed.fetch_add(1, Ordering::Relaxed);
                 }
                 let attempts = if claimed { deliveries(c, &id)? } else { 1 };
-                let task = match parse_task(&fields) {
+                let task = match parse_task(fields) {
                     Ok(t) => t,
                     Err(e) => {
                         // not ours to answer: no reply stream to write to
@@ -153,65 +153,32 @@ fn thread(cfg: &WorkerConfig, stats: &WorkerStats, consumer: &str) -> Result<(),
                 };
                 let processed = if attempts > cfg.max_attempts {
                     stats.poisoned.fetch_add(1, Ordering::Relaxed);
-                    let rows = task.msg.payload.rows();
-                    Processed::refused(
-                        task.msg.seq,
-                        rows,
-                        vec![DeadLetter {
-                            seq: task.msg.seq,
-                            step: "queue".into(),
-                            reason: format!(
-                                "given up after {} deliveries: each worker that took this message stopped before finishing it",
-                                attempts - 1
-                            ),
-                            data: String::from_utf8_lossy(match &task.msg.payload {
-                                streamprep_core::Payload::Raw { bytes, .. } => bytes,
-                                _ => &[],
-                            })
-                            .into_owned(),
-                            rows,
-                        }],
+                    given_up(
+                        task.msg,
+                        format!(
+                            "given up after {} deliveries: each worker that took this message stopped before finishing it",
+                            attempts - 1
+                        ),
                     )
                 } else {
-                    if !chains.contains_key(&task.spec) {
+                    match chain_for(&mut chains, &task.spec) {
+                        Ok(chain) => {
+                            stats
+                                .rows
+                                .fetch_add(task.msg.payload.rows() as u64, Ordering::Relaxed);
+                            run_guarded(chain, task.msg)
+                        }
                         // a chain this worker cannot build (e.g. a step it does not know):
                         // the message's rows become dead letters, the worker goes on
-                        let built = parse_job(&task.spec).and_then(|job| {
-                            Chain::new(&job.chain, job.prepare, job.encoding)
-                                .map_err(|e| IoError::Protocol(e.to_string()))
-                        });
-                        match built {
-                            Ok(ch) => {
-                                chains.insert(task.spec.clone(), ch);
-                            }
-                            Err(e) => {
-                                let rows = task.msg.payload.rows();
-                                let p = Processed::refused(
-                                    task.msg.seq,
-                                    rows,
-                                    vec![DeadLetter {
-                                        seq: task.msg.seq,
-                                        step: "queue".into(),
-                                        reason: format!(
-                                            "worker {consumer} cannot build the chain: {e} (is it the same streamprep version?)"
-                                        ),
-                                        data: String::new(),
-                                        rows,
-                                    }],
-                                );
-                                xadd(c, &task.reply, &result(&p)?)?;
-                                finish(c, &id)?;
-                                continue;
-                            }
-                        }
+                        Err(e) => given_up(
+                            task.msg,
+                            format!(
+                                "worker {consumer} cannot build the chain: {e} (is it the same streamprep version?)"
+                            ),
+                        ),
                     }
-                    let chain = chains.get_mut(&task.spec).expect("built above");
-                    stats
-                        .rows
-                        .fetch_add(task.msg.payload.rows() as u64, Ordering::Relaxed);
-                    run_guarded(chain, task.msg)
                 };
-                xadd(c, &task.reply, &result(&processed)?)?;
+                xadd(c, &task.reply, &result(processed)?)?;
                 finish(c, &id)?;
                 stats.tasks.fetch_add(1, Ordering::Relaxed);
             }
@@ -226,6 +193,37 @@ fn thread(cfg: &WorkerConfig, stats: &WorkerStats, consumer: &str) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// The chain of a job, built through the registry on first use and cached under its spec.
+fn chain_for<'a>(
+    chains: &'a mut HashMap<Vec<u8>, Chain>,
+    spec: &[u8],
+) -> Result<&'a mut Chain, IoError> {
+    if !chains.contains_key(spec) {
+        let job = parse_job(spec)?;
+        let chain = Chain::new(&job.chain, job.prepare, job.encoding)
+            .map_err(|e| IoError::Protocol(e.to_string()))?;
+        chains.insert(spec.to_vec(), chain);
+    }
+    Ok(chains.get_mut(spec).expect("inserted above"))
+}
+
+/// A message no worker will process: all its rows to dead letters with `reason`.
+fn given_up(msg: Message, reason: String) -> Processed {
+    let rows = msg.payload.rows();
+    let data = match msg.payload {
+        Payload::Raw { bytes, .. } => String::from_utf8_lossy(&bytes).into_owned(),
+        Payload::Columnar(_) => String::new(),
+    };
+    let dead = DeadLetter {
+        seq: msg.seq,
+        step: "queue".into(),
+        reason,
+        data,
+        rows,
+    };
+    Processed::refused(msg.seq, rows, vec![dead])
 }
 
 /// The result is written: acknowledge the task and delete it (Redis memory stays bounded).

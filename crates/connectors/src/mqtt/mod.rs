@@ -201,43 +201,41 @@ impl MqttUrl {
         Ok(o)
     }
 
+    /// One path for both cases: the roots (the `ca` file, or the system's) and, if given,
+    /// the client certificate.
     fn tls_config(&self, tls: &Tls) -> Result<TlsConfiguration, IoError> {
-        let read = |p: &PathBuf| {
+        let pem = |p: &PathBuf| -> Result<Vec<u8>, IoError> {
             std::fs::read(p).map_err(|e| IoError::io(format!("reading {}", p.display()), e))
         };
-        if let Some(ca) = &tls.ca {
-            return Ok(TlsConfiguration::Simple {
-                ca: read(ca)?,
-                alpn: None,
-                client_auth: match &tls.client {
-                    Some((c, k)) => Some((read(c)?, read(k)?)),
-                    None => None,
-                },
-            });
-        }
-        // the system's roots
+        let certs = |p: &PathBuf| {
+            rustls_pemfile::certs(&mut pem(p)?.as_slice())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| IoError::io(format!("reading {}", p.display()), e))
+        };
         let mut roots = rustls::RootCertStore::empty();
-        let found = rustls_native_certs::load_native_certs();
-        roots.add_parsable_certificates(found.certs);
+        match &tls.ca {
+            Some(ca) => roots.add_parsable_certificates(certs(ca)?),
+            None => roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs),
+        };
         if roots.is_empty() {
             return Err(IoError::Protocol(format!(
-                "{}: no CA certificates found on this system; give one with ?ca=FILE.pem",
-                self.display()
+                "{}: no CA certificate found (in {}); give one with ?ca=FILE.pem",
+                self.display(),
+                tls.ca
+                    .as_ref()
+                    .map_or("the system's store".into(), |p| p.display().to_string())
             )));
         }
         let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
         let config = match &tls.client {
             None => builder.with_no_client_auth(),
             Some((c, k)) => {
-                let certs = rustls_pemfile::certs(&mut read(c)?.as_slice())
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| IoError::io(format!("reading {}", c.display()), e))?;
-                let key = rustls_pemfile::private_key(&mut read(k)?.as_slice())
+                let key = rustls_pemfile::private_key(&mut pem(k)?.as_slice())
                     .map_err(|e| IoError::io(format!("reading {}", k.display()), e))?
                     .ok_or_else(|| {
                         IoError::Protocol(format!("{}: no private key in it", k.display()))
                     })?;
-                builder.with_client_auth_cert(certs, key).map_err(|e| {
+                builder.with_client_auth_cert(certs(c)?, key).map_err(|e| {
                     IoError::Protocol(format!("the client certificate is refused: {e}"))
                 })?
             }

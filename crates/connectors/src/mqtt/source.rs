@@ -36,7 +36,7 @@ pub struct MqttSource {
     url: MqttUrl,
     format: RowFormat,
     stop: Arc<AtomicBool>,
-    /// Incremented at every new connection: packet ids of an older one are not acknowledged
+    /// Incremented when a connection is lost: packet ids of an older one are not acknowledged
     /// (the broker redelivers those publishes instead).
     epoch: Arc<AtomicU64>,
     /// Tokens handed out and not yet acknowledged (to explain a stall at QoS 1).
@@ -188,7 +188,7 @@ impl MqttSource {
         match self.conn.recv_timeout(wait) {
             Ok(Ok(Event::Incoming(Packet::Publish(p)))) => self.inbox.push_back(p),
             Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
-                self.epoch.fetch_add(1, Ordering::SeqCst);
+                // (the epoch moved on when the connection was lost)
                 self.connected_at = Instant::now();
                 self.health.connected.store(true, Ordering::Relaxed);
                 eprintln!("streamprep: mqtt: reconnected to {}", self.url.display());
