@@ -33,6 +33,9 @@ enum Command {
     /// Serve `--method queue` pipelines: take tasks from Redis, run their chains, send the
     /// results back (any number of workers, on any host).
     Worker(cmd::worker::WorkerArgs),
+    /// Measure the chain's service time per message and per row at several buffer sizes,
+    /// one message at a time (the paper's procedure): a table, a CSV and an SVG plot.
+    Profile(cmd::profile::ProfileArgs),
     /// Write Davis-weather-station-like test data (NDJSON), or publish it to MQTT at a rate.
     Gen(cmd::gen::GenArgs),
     /// List the steps with one-line descriptions.
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
         Command::Broker(args) => cmd::demo::broker(args),
         Command::Gen(args) => cmd::gen::run(args),
         Command::Worker(args) => cmd::worker::run(args),
+        Command::Profile(args) => cmd::profile::run(args),
         Command::List => cmd::list::run(),
     };
     match result {

@@ -1,5 +1,7 @@
 //! A chain: `prepare`, the user's steps in order, `result`. One instance per worker.
 
+use std::time::{Duration, Instant};
+
 use streamprep_core::{Batch, DeadLetter, Encoding, Message, Output, Step, StepError};
 use streamprep_ops::prepare::{Prepare, PrepareConfig};
 use streamprep_ops::registry::{build_chain, ChainError};
@@ -41,6 +43,8 @@ pub struct Chain {
     prepare: Prepare,
     steps: Vec<Box<dyn Step>>,
     result: ResultStep,
+    /// Time spent in each stage (`prepare`, the steps, `result`), when profiling.
+    timings: Option<Vec<Duration>>,
 }
 
 impl Chain {
@@ -54,7 +58,38 @@ impl Chain {
             prepare: Prepare::new(prepare),
             steps: build_chain(names)?,
             result: ResultStep::new(encoding),
+            timings: None,
         })
+    }
+
+    /// The stages' names in order: `prepare`, the steps, `result`.
+    pub fn stage_names(&self) -> Vec<String> {
+        std::iter::once("prepare".to_string())
+            .chain(self.steps.iter().map(|s| s.name().to_string()))
+            .chain(std::iter::once("result".to_string()))
+            .collect()
+    }
+
+    /// Time each stage from now on (`profile`); a message costs two clock reads a stage more.
+    pub fn time_stages(&mut self) {
+        self.timings = Some(vec![Duration::ZERO; self.steps.len() + 2]);
+    }
+
+    /// The time each stage took since the last call (in [`Chain::stage_names`] order), and
+    /// reset; empty unless [`Chain::time_stages`] was called.
+    pub fn take_timings(&mut self) -> Vec<Duration> {
+        match &mut self.timings {
+            Some(t) => std::mem::replace(t, vec![Duration::ZERO; t.len()]),
+            None => Vec::new(),
+        }
+    }
+
+    fn lap(&mut self, stage: usize, since: &mut Option<Instant>) {
+        if let (Some(t), Some(at)) = (&mut self.timings, since.as_mut()) {
+            let now = Instant::now();
+            t[stage] += now - *at;
+            *at = now;
+        }
     }
 
     /// Run every step on one message. Never fails: a refused message becomes dead letters.
@@ -74,6 +109,7 @@ impl Chain {
             data,
             rows,
         };
+        let mut clock = self.timings.is_some().then(Instant::now);
         let prepared = match self.prepare.apply(&msg) {
             Ok(p) => p,
             Err(e) => {
@@ -87,10 +123,13 @@ impl Chain {
                 return Processed::refused(seq, rows_in, dead);
             }
         };
+        self.lap(0, &mut clock);
         dead.extend(prepared.dead);
         let mut batch = prepared.batch;
-        for step in &mut self.steps {
-            match step.apply(batch.clone()) {
+        for i in 0..self.steps.len() {
+            let applied = self.steps[i].apply(batch.clone());
+            self.lap(i + 1, &mut clock);
+            match applied {
                 Ok(b) => batch = b,
                 Err(e) => {
                     let rows = batch.num_rows();
@@ -99,7 +138,9 @@ impl Chain {
                 }
             }
         }
-        match self.result.encode(&batch) {
+        let encoded = self.result.encode(&batch);
+        self.lap(self.steps.len() + 1, &mut clock);
+        match encoded {
             Ok(encoded) => Processed {
                 seq,
                 rows_in,

@@ -7,6 +7,7 @@ pub mod chain;
 pub mod executor;
 pub mod latency;
 pub mod pipeline;
+pub mod profile;
 mod shed;
 pub mod stats;
 

@@ -134,8 +134,15 @@ impl Remote for Queue {
         let (mut next_seq, mut eof, mut last_id) = (0u64, false, "0-0".to_string());
         let size = |f: &Fields| f.iter().map(|(_, v)| v.len()).sum::<usize>();
         let mut bytes = 0usize;
+        // result entries read and not yet deleted from the reply stream
+        let mut read: Vec<String> = Vec::new();
         let result = (|| -> Result<(), IoError> {
             loop {
+                // deliver what is ready first: it makes room in the window
+                while let Some(p) = done.remove(&next_seq) {
+                    deliver(p)?;
+                    next_seq += 1;
+                }
                 // send while the window has room (sent and not yet delivered)
                 while !eof
                     && sent.len() + done.len() < in_flight
@@ -170,6 +177,7 @@ impl Remote for Queue {
                         },
                     );
                 }
+                let delivered = next_seq;
                 while let Some(p) = done.remove(&next_seq) {
                     deliver(p)?;
                     next_seq += 1;
@@ -177,30 +185,30 @@ impl Remote for Queue {
                 if eof && sent.is_empty() && done.is_empty() {
                     return Ok(());
                 }
-                // results
+                if next_seq != delivered && !eof {
+                    continue; // that made room: send before waiting for results
+                }
+                // results, in one round trip with the deletion of the ones read last time
                 let v: Value = link.with(|c| {
-                    redis::cmd("XREAD")
+                    let mut pipe = redis::pipe();
+                    if !read.is_empty() {
+                        pipe.cmd("XDEL").arg(&reply).arg(&read).ignore();
+                    }
+                    pipe.cmd("XREAD")
                         .arg("COUNT")
                         .arg(256)
                         .arg("BLOCK")
                         .arg(200)
                         .arg("STREAMS")
                         .arg(&reply)
-                        .arg(&last_id)
-                        .query(c)
-                        .map_err(|e| err("XREAD", e))
+                        .arg(&last_id);
+                    let (v,): (Value,) = pipe.query(c).map_err(|e| err("XREAD", e))?;
+                    Ok(v)
                 })?;
                 let entries = stream_entries(v);
-                if let Some((id, _)) = entries.last() {
+                read = entries.iter().map(|(id, _)| id.clone()).collect();
+                if let Some(id) = read.last() {
                     last_id = id.clone();
-                    let ids: Vec<&str> = entries.iter().map(|(id, _)| id.as_str()).collect();
-                    link.with(|c| {
-                        redis::cmd("XDEL")
-                            .arg(&reply)
-                            .arg(&ids)
-                            .query::<Value>(c)
-                            .map_err(|e| err("XDEL", e))
-                    })?;
                 }
                 for (_, fields) in entries {
                     let mut p = parse_result(fields)?;

@@ -15,10 +15,10 @@ use streamprep_engine::chain::{Chain, Processed};
 use streamprep_engine::run_guarded;
 
 use crate::redis_io::{
-    claimed_entries, connect, deliveries, ensure_group, err, is_lost, stream_entries, xadd, Entry,
-    GROUP, TASKS,
+    claimed_entries, connect, deliveries, ensure_group, err, is_lost, stream_entries, Entry, GROUP,
+    TASKS,
 };
-use crate::wire::{parse_job, parse_task, result};
+use crate::wire::{parse_job, parse_task, result, Fields};
 
 /// How a worker runs.
 #[derive(Debug, Clone)]
@@ -178,8 +178,7 @@ fn thread(cfg: &WorkerConfig, stats: &WorkerStats, consumer: &str) -> Result<(),
                         ),
                     }
                 };
-                xadd(c, &task.reply, &result(processed)?)?;
-                finish(c, &id)?;
+                answer(c, &task.reply, &result(processed)?, &id)?;
                 stats.tasks.fetch_add(1, Ordering::Relaxed);
             }
             Ok(())
@@ -226,7 +225,29 @@ fn given_up(msg: Message, reason: String) -> Processed {
     Processed::refused(msg.seq, rows, vec![dead])
 }
 
-/// The result is written: acknowledge the task and delete it (Redis memory stays bounded).
+/// Write the result, then acknowledge the task and delete it (Redis memory stays bounded), in
+/// one round trip. Redis runs the three in order; should the XADD fail and the XACK still run,
+/// the task is gone without a result, and the coordinator sends it again (it resends a task
+/// that is no longer in the stream).
+fn answer(c: &mut Connection, reply: &str, fields: &Fields, id: &str) -> Result<(), IoError> {
+    let mut pipe = redis::pipe();
+    let add = pipe.cmd("XADD").arg(reply).arg("*");
+    for (k, v) in fields {
+        add.arg(*k).arg(v.as_slice());
+    }
+    pipe.cmd("XACK")
+        .arg(TASKS)
+        .arg(GROUP)
+        .arg(id)
+        .cmd("XDEL")
+        .arg(TASKS)
+        .arg(id)
+        .query::<Value>(c)
+        .map_err(|e| err("XADD", e))?;
+    Ok(())
+}
+
+/// Acknowledge a task and delete it (Redis memory stays bounded).
 fn finish(c: &mut Connection, id: &str) -> Result<(), IoError> {
     redis::pipe()
         .cmd("XACK")

@@ -1,0 +1,222 @@
+//! The paper's measurement procedure (`streamprep profile`): messages of `b` rows go through a
+//! method one at a time, and the service time of each is taken from handing it over to having
+//! its result back. Inline also times each stage of the chain.
+
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::bounded;
+use streamprep_core::{IoError, Message};
+
+use crate::chain::{Chain, Processed};
+use crate::executor::{self, Method, Remote, RemoteJob};
+
+/// The measurements of one message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// From handing the message over to having its result.
+    pub service: Duration,
+    /// Per stage (`prepare`, the steps, `result`); inline only, empty otherwise.
+    pub stages: Vec<Duration>,
+    /// Rows that became dead letters.
+    pub dead_rows: usize,
+}
+
+/// How long to wait for one result before giving up (a queue without workers).
+pub const RESULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Put `messages` through `method` one at a time; the first `warmup` are run but not returned.
+/// `remote` is the executor of `Method::Queue`.
+pub fn service_times(
+    method: Method,
+    job: &RemoteJob,
+    remote: Option<&dyn Remote>,
+    messages: Vec<Message>,
+    warmup: usize,
+) -> Result<Vec<Sample>, IoError> {
+    let mut samples = match method {
+        Method::Inline => {
+            let mut chain = new_chain(job)?;
+            chain.time_stages();
+            let mut out = Vec::with_capacity(messages.len());
+            for msg in messages {
+                let at = Instant::now();
+                let p = executor::run_guarded(&mut chain, msg);
+                let service = at.elapsed();
+                out.push(Sample {
+                    service,
+                    stages: chain.take_timings(),
+                    dead_rows: dead_rows(&p),
+                });
+            }
+            out
+        }
+        Method::Pool { workers } => {
+            let chains = (0..workers.max(1))
+                .map(|_| new_chain(job))
+                .collect::<Result<Vec<_>, _>>()?;
+            lock_step(messages, |next, deliver| {
+                executor::pool(chains, workers.max(1), next, deliver)
+            })?
+        }
+        Method::Queue { .. } => {
+            let remote = remote.ok_or_else(|| {
+                IoError::Protocol("internal error: the queue method without a broker".into())
+            })?;
+            lock_step(messages, |next, deliver| {
+                remote.execute(job, 1, next, deliver)
+            })?
+        }
+    };
+    Ok(samples.split_off(warmup.min(samples.len())))
+}
+
+fn new_chain(job: &RemoteJob) -> Result<Chain, IoError> {
+    Chain::new(&job.chain, job.prepare.clone(), job.encoding)
+        .map_err(|e| IoError::Protocol(e.to_string()))
+}
+
+fn dead_rows(p: &Processed) -> usize {
+    p.dead.iter().map(|d| d.rows).sum()
+}
+
+type Next<'a> = dyn FnMut() -> Result<Option<Message>, IoError> + Send + 'a;
+type Deliver<'a> = dyn FnMut(Processed) -> Result<(), IoError> + Send + 'a;
+
+/// Drive an executor so that one message is in it at a time: the next message is handed over
+/// only once the previous one's result has been delivered.
+fn lock_step(
+    messages: Vec<Message>,
+    exec: impl FnOnce(&mut Next<'_>, &mut Deliver<'_>) -> Result<(), IoError>,
+) -> Result<Vec<Sample>, IoError> {
+    let (tx, rx) = bounded::<(Instant, usize)>(1);
+    let mut todo = messages.into_iter();
+    let mut samples = Vec::new();
+    let mut handed: Option<Instant> = None;
+    let mut next = || -> Result<Option<Message>, IoError> {
+        if let Some(at) = handed.take() {
+            let (done, dead) = rx.recv_timeout(RESULT_TIMEOUT).map_err(|_| {
+                IoError::Protocol(format!(
+                    "no result within {} s: is a worker running?",
+                    RESULT_TIMEOUT.as_secs()
+                ))
+            })?;
+            samples.push(Sample {
+                service: done - at,
+                stages: Vec::new(),
+                dead_rows: dead,
+            });
+        }
+        Ok(todo.next().map(|m| {
+            handed = Some(Instant::now());
+            m
+        }))
+    };
+    let mut deliver = |p: Processed| -> Result<(), IoError> {
+        let done = Instant::now();
+        tx.send((done, dead_rows(&p)))
+            .map_err(|_| IoError::Protocol("internal error: profile stopped".into()))
+    };
+    exec(&mut next, &mut deliver)?;
+    drop(next);
+    Ok(samples)
+}
+
+/// Mean and (sample) standard deviation.
+pub fn mean_sd(xs: &[f64]) -> (f64, f64) {
+    if xs.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let n = xs.len() as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    let sd = if xs.len() > 1 {
+        (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+    } else {
+        0.0
+    };
+    (mean, sd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use streamprep_core::{Encoding, Payload, RowFormat};
+    use streamprep_ops::prepare::PrepareConfig;
+
+    fn job() -> RemoteJob {
+        let schema = std::sync::Arc::new(arrow_schema::Schema::new(vec![
+            arrow_schema::Field::new("a", arrow_schema::DataType::Float64, true),
+            arrow_schema::Field::new("b", arrow_schema::DataType::Float64, true),
+        ]));
+        RemoteJob {
+            chain: vec!["fillna_zeros".into(), "normalizer".into()],
+            prepare: PrepareConfig {
+                format: RowFormat::Ndjson,
+                compression: Default::default(),
+                schema,
+            },
+            encoding: Encoding::Ndjson,
+        }
+    }
+
+    fn messages(n: usize, rows: usize) -> Vec<Message> {
+        (0..n)
+            .map(|i| {
+                let mut bytes = Vec::new();
+                let mut ends = Vec::new();
+                for r in 0..rows {
+                    bytes.extend_from_slice(format!("{{\"a\":{r},\"b\":{i}}}\n").as_bytes());
+                    ends.push(bytes.len());
+                }
+                Message::new(
+                    i as u64,
+                    Payload::Raw {
+                        format: RowFormat::Ndjson,
+                        bytes,
+                        ends,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn inline_times_every_message_and_stage_after_the_warmup() {
+        let s = service_times(Method::Inline, &job(), None, messages(7, 10), 2).unwrap();
+        assert_eq!(s.len(), 5);
+        for x in &s {
+            assert_eq!(x.stages.len(), 4, "prepare, two steps, result");
+            let staged: Duration = x.stages.iter().sum();
+            assert!(staged <= x.service, "{staged:?} > {:?}", x.service);
+            assert!(x.stages.iter().all(|d| *d > Duration::ZERO));
+            assert_eq!(x.dead_rows, 0);
+        }
+    }
+
+    #[test]
+    fn pool_runs_one_message_at_a_time_and_times_each() {
+        let s =
+            service_times(Method::Pool { workers: 2 }, &job(), None, messages(9, 5), 1).unwrap();
+        assert_eq!(s.len(), 8);
+        assert!(s
+            .iter()
+            .all(|x| x.service > Duration::ZERO && x.stages.is_empty()));
+    }
+
+    #[test]
+    fn refused_rows_are_counted() {
+        let mut m = messages(1, 3);
+        if let Payload::Raw { bytes, .. } = &mut m[0].payload {
+            bytes[1] = b'x'; // the first row is no longer JSON
+        }
+        let s = service_times(Method::Inline, &job(), None, m, 0).unwrap();
+        assert_eq!(s[0].dead_rows, 1);
+    }
+
+    #[test]
+    fn mean_and_sample_sd() {
+        let (m, sd) = mean_sd(&[1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(m, 2.5);
+        assert!((sd - 1.290_994_448_735_805_6).abs() < 1e-12);
+        assert_eq!(mean_sd(&[5.0]), (5.0, 0.0));
+    }
+}
