@@ -41,6 +41,9 @@ pub struct ProfileArgs {
     /// Redis for the queue method (redis://HOST:PORT); start `streamprep worker` on it first.
     #[arg(long)]
     broker: Option<String>,
+    /// The queue method: fail when no result arrives for this long.
+    #[arg(long, default_value = "30s")]
+    timeout: String,
     /// Rows to measure with (NDJSON or CSV); by default `gen --seed 1` rows.
     #[arg(long)]
     input: Option<PathBuf>,
@@ -103,7 +106,9 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<ExitCode> {
         let Some(url) = &args.broker else {
             bail!("--method queue needs --broker redis://HOST:PORT (with `streamprep worker` serving it)");
         };
-        Some(streamprep_queue::Queue::new(url)?)
+        let mut q = streamprep_queue::Queue::new(url)?;
+        q.give_up_after = Some(super::project::parse_duration(&args.timeout).context("--timeout")?);
+        Some(q)
     } else {
         None
     };
@@ -154,6 +159,12 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<ExitCode> {
                 line.mean_us,
                 line.mean_us / b as f64
             );
+            if line.dead_rows > 0 {
+                eprintln!(
+                    "streamprep profile: warning: {} row(s) became dead letters at b={b}, so these times leave out the steps those rows did not reach (does the chain need a fillna step first?)",
+                    line.dead_rows
+                );
+            }
             lines.push(line);
             if *method == Method::Inline {
                 for (i, stage) in names.iter().enumerate() {
@@ -366,6 +377,8 @@ fn plot(
             .map_err(|e| fail(&e))?;
         chart
             .configure_mesh()
+            .x_label_formatter(&|x| format!("{x}"))
+            .y_label_formatter(&|y| format!("{y}"))
             .x_desc("buffering factor b (rows a message)")
             .y_desc(if per_row {
                 "µs a row"

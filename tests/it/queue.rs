@@ -341,3 +341,178 @@ fn a_message_no_worker_finishes_ends_in_dead_letters() {
     let n = std::fs::read_to_string(&out).expect("out").lines().count();
     assert!(n > 0 && n <= 15, "{n} rows out");
 }
+
+/// One line of `profile`'s CSV.
+struct ProfileLine {
+    method: String,
+    buffer: usize,
+    stage: String,
+    messages: usize,
+    mean_us: f64,
+    sd_us: f64,
+    dead_rows: usize,
+}
+
+fn profile_lines(csv: &Path) -> Vec<ProfileLine> {
+    let text = std::fs::read_to_string(csv).expect("profile CSV");
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("method,buffer,stage,messages,mean_us,sd_us,mean_us_per_row,sd_us_per_row,dead_rows")
+    );
+    lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            assert_eq!(f.len(), 9, "{l}");
+            let per_row: f64 = f[6].parse().expect("a number");
+            let mean: f64 = f[4].parse().expect("a number");
+            let buffer: usize = f[1].parse().expect("a number");
+            assert!(
+                (per_row * buffer as f64 - mean).abs() <= 1e-3 * mean.max(1.0),
+                "{l}"
+            );
+            ProfileLine {
+                method: f[0].into(),
+                buffer,
+                stage: f[2].into(),
+                messages: f[3].parse().expect("a number"),
+                mean_us: mean,
+                sd_us: f[5].parse().expect("a number"),
+                dead_rows: f[8].parse().expect("a number"),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn profile_measures_inline_pool_and_queue_one_message_at_a_time() {
+    let redis = Redis::start();
+    let _w = Worker::start(&redis.url(), 1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = input(dir.path(), 500);
+    let (csv, svg) = (dir.path().join("p.csv"), dir.path().join("p.svg"));
+    let out = bin()
+        .args([
+            "profile",
+            "--method",
+            "inline,pool,queue",
+            "--broker",
+            &redis.url(),
+        ])
+        .args(["--buffers", "1,50,200", "--messages", "6", "--warmup", "2"])
+        .arg("--input")
+        .arg(&input)
+        .arg("--csv")
+        .arg(&csv)
+        .arg("--plot")
+        .arg(&svg)
+        .output()
+        .expect("streamprep profile");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("queue us/msg"), "{stdout}");
+    let lines = profile_lines(&csv);
+    let stages = [
+        "prepare",
+        "fillna_zeros",
+        "normalizer",
+        "drop_duplicates",
+        "result",
+    ];
+    for m in ["inline", "pool", "queue"] {
+        for b in [1, 50, 200] {
+            let chain = lines
+                .iter()
+                .find(|l| l.method == m && l.buffer == b && l.stage == "chain")
+                .unwrap_or_else(|| panic!("no chain line for {m} at {b}"));
+            assert_eq!(chain.messages, 6);
+            assert_eq!(chain.dead_rows, 0);
+            assert!(chain.mean_us > 0.0 && chain.sd_us >= 0.0);
+            let staged: Vec<&ProfileLine> = lines
+                .iter()
+                .filter(|l| l.method == m && l.buffer == b && l.stage != "chain")
+                .collect();
+            if m == "inline" {
+                let names: Vec<&str> = staged.iter().map(|l| l.stage.as_str()).collect();
+                assert_eq!(names, stages);
+                let sum: f64 = staged.iter().map(|l| l.mean_us).sum();
+                assert!(sum <= chain.mean_us * 1.0001, "{sum} > {}", chain.mean_us);
+                assert!(
+                    sum >= chain.mean_us * 0.5,
+                    "the stages miss most of the chain"
+                );
+            } else {
+                assert!(staged.is_empty(), "{m} has no per-stage times");
+            }
+        }
+    }
+    // a 200-row message costs more than a 1-row one, through every method
+    for m in ["inline", "pool", "queue"] {
+        let at = |b| {
+            lines
+                .iter()
+                .find(|l| l.method == m && l.buffer == b && l.stage == "chain")
+                .expect("a chain line")
+                .mean_us
+        };
+        assert!(at(200) > at(1), "{m}: {} <= {}", at(200), at(1));
+    }
+    let plot = std::fs::read_to_string(&svg).expect("the plot");
+    assert!(plot.starts_with("<svg") && plot.contains("</svg>"));
+    for label in ["inline", "pool", "queue", "service time per row"] {
+        assert!(plot.contains(label), "the plot has no '{label}'");
+    }
+}
+
+#[test]
+fn profile_without_a_worker_says_so_and_profile_counts_dead_rows() {
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = input(dir.path(), 200);
+    let csv = dir.path().join("p.csv");
+    let run = |extra: &[&str]| {
+        bin()
+            .args([
+                "profile",
+                "--buffers",
+                "20",
+                "--messages",
+                "3",
+                "--warmup",
+                "0",
+                "--timeout",
+                "2s",
+            ])
+            .arg("--input")
+            .arg(&input)
+            .arg("--csv")
+            .arg(&csv)
+            .arg("--plot")
+            .arg(dir.path().join("p.svg"))
+            .args(extra)
+            .output()
+            .expect("streamprep profile")
+    };
+    // the normalizer refuses messages with missing values (2% of gen's values are missing)
+    let out = run(&["--chain", "normalizer"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dead letters"));
+    let lines = profile_lines(&csv);
+    assert!(lines.iter().any(|l| l.stage == "chain" && l.dead_rows > 0));
+    // a queue nobody serves
+    let out = run(&["--method", "queue", "--broker", &redis.url()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no result from any worker for 2 s"), "{err}");
+    assert!(err.contains("streamprep worker --broker redis://"), "{err}");
+    // and it withdrew its task: a worker started later finds nothing to do
+    let len = Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string(), "XLEN", "streamprep:tasks"])
+        .output()
+        .expect("redis-cli");
+    assert_eq!(String::from_utf8_lossy(&len.stdout).trim(), "0");
+}

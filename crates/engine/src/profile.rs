@@ -21,11 +21,9 @@ pub struct Sample {
     pub dead_rows: usize,
 }
 
-/// How long to wait for one result before giving up (a queue without workers).
-pub const RESULT_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// Put `messages` through `method` one at a time; the first `warmup` are run but not returned.
-/// `remote` is the executor of `Method::Queue`.
+/// `remote` is the executor of `Method::Queue` (which must itself give up when no worker
+/// answers).
 pub fn service_times(
     method: Method,
     job: &RemoteJob,
@@ -94,22 +92,22 @@ fn lock_step(
     let mut handed: Option<Instant> = None;
     let mut next = || -> Result<Option<Message>, IoError> {
         if let Some(at) = handed.take() {
-            let (done, dead) = rx.recv_timeout(RESULT_TIMEOUT).map_err(|_| {
-                IoError::Protocol(format!(
-                    "no result within {} s: is a worker running?",
-                    RESULT_TIMEOUT.as_secs()
-                ))
-            })?;
+            // the executor hands over the next message only after delivering this one's
+            // result (pool: from its collector thread; queue: with one message in flight)
+            let (done, dead) = rx
+                .recv()
+                .map_err(|_| IoError::Protocol("internal error: no result".into()))?;
             samples.push(Sample {
                 service: done - at,
                 stages: Vec::new(),
                 dead_rows: dead,
             });
         }
-        Ok(todo.next().map(|m| {
+        let m = todo.next();
+        if m.is_some() {
             handed = Some(Instant::now());
-            m
-        }))
+        }
+        Ok(m)
     };
     let mut deliver = |p: Processed| -> Result<(), IoError> {
         let done = Instant::now();
@@ -117,7 +115,6 @@ fn lock_step(
             .map_err(|_| IoError::Protocol("internal error: profile stopped".into()))
     };
     exec(&mut next, &mut deliver)?;
-    drop(next);
     Ok(samples)
 }
 

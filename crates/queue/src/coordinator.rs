@@ -14,6 +14,9 @@ use streamprep_engine::{Remote, RemoteJob};
 use crate::redis_io::{connect, ensure_group, err, is_lost, stream_entries, xadd, TASKS};
 use crate::wire::{job_spec, parse_result, task, Fields};
 
+/// With tasks outstanding and no result for this long, say that no worker seems to run.
+const NO_WORKER_HINT: Duration = Duration::from_secs(10);
+
 /// The queue method's executor: `--method queue --broker redis://...`.
 #[derive(Debug, Clone)]
 pub struct Queue {
@@ -25,6 +28,9 @@ pub struct Queue {
     /// Bytes of tasks outstanding, at most (besides `in_flight` messages): large messages
     /// must not pile up in Redis.
     pub max_bytes: usize,
+    /// With tasks outstanding and no result for this long: fail (`profile`); `None` waits,
+    /// saying once that no worker seems to be running.
+    pub give_up_after: Option<Duration>,
 }
 
 impl Queue {
@@ -36,6 +42,7 @@ impl Queue {
             url: url.to_string(),
             resend_after: Duration::from_secs(60),
             max_bytes: 64 << 20,
+            give_up_after: None,
         })
     }
 }
@@ -136,6 +143,9 @@ impl Remote for Queue {
         let mut bytes = 0usize;
         // result entries read and not yet deleted from the reply stream
         let mut read: Vec<String> = Vec::new();
+        // the last result (or the last moment nothing was outstanding), and whether the user
+        // was told that no result comes
+        let (mut progress, mut warned) = (Instant::now(), false);
         let result = (|| -> Result<(), IoError> {
             loop {
                 // deliver what is ready first: it makes room in the window
@@ -166,6 +176,9 @@ impl Remote for Queue {
                     let fields = task(&reply, &spec, &msg)?;
                     let id = link.with(|c| xadd(c, TASKS, &fields))?;
                     bytes += size(&fields);
+                    if sent.is_empty() {
+                        progress = Instant::now(); // the wait for a result starts now
+                    }
                     sent.insert(
                         msg.seq,
                         Sent {
@@ -206,6 +219,25 @@ impl Remote for Queue {
                     Ok(v)
                 })?;
                 let entries = stream_entries(v);
+                if !entries.is_empty() || sent.is_empty() {
+                    progress = Instant::now();
+                    warned = false;
+                }
+                let silent = progress.elapsed();
+                let hint = || {
+                    format!(
+                        "no result from any worker for {} s: is `streamprep worker --broker {}` running?",
+                        silent.as_secs(),
+                        self.url
+                    )
+                };
+                if self.give_up_after.is_some_and(|t| silent >= t) {
+                    return Err(IoError::Protocol(hint()));
+                }
+                if !warned && silent >= NO_WORKER_HINT {
+                    eprintln!("streamprep: queue: {}", hint());
+                    warned = true;
+                }
                 read = entries.iter().map(|(id, _)| id.clone()).collect();
                 if let Some(id) = read.last() {
                     last_id = id.clone();
@@ -250,6 +282,11 @@ impl Remote for Queue {
             }
         })();
         if let Some(c) = link.con.as_mut() {
+            // on the way out after an error, tasks nobody will wait for are withdrawn
+            let ids: Vec<&str> = sent.values().map(|s| s.id.as_str()).collect();
+            if !ids.is_empty() {
+                let _ = redis::cmd("XDEL").arg(TASKS).arg(&ids).query::<Value>(c);
+            }
             let _ = redis::cmd("DEL").arg(&reply).query::<Value>(c);
         }
         result
