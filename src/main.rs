@@ -36,6 +36,9 @@ enum Command {
     /// Measure the chain's service time per message and per row at several buffer sizes,
     /// one message at a time (the paper's procedure): a table, a CSV and an SVG plot.
     Profile(cmd::profile::ProfileArgs),
+    /// Size a pipeline from a profile: predicted utilisation and latency for each buffer size
+    /// and worker count at an arrival rate (queueing theory), and a recommendation.
+    Plan(cmd::plan::PlanArgs),
     /// Write Davis-weather-station-like test data (NDJSON), or publish it to MQTT at a rate.
     Gen(cmd::gen::GenArgs),
     /// List the steps with one-line descriptions.
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         Command::Gen(args) => cmd::gen::run(args),
         Command::Worker(args) => cmd::worker::run(args),
         Command::Profile(args) => cmd::profile::run(args),
+        Command::Plan(args) => cmd::plan::run(args),
         Command::List => cmd::list::run(),
     };
     match result {

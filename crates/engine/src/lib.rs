@@ -3,6 +3,7 @@
 //! [`pipeline`] that ties a source to its sinks.
 
 pub mod buffer;
+pub mod capacity;
 pub mod chain;
 pub mod executor;
 pub mod latency;

@@ -1,0 +1,116 @@
+//! Queueing theory for sizing a pipeline (the paper's "Application of Queueing Theory"): with
+//! row rate `lambda_r`, buffering factor `b`, `c` workers and `S(b)` the service time of the
+//! whole chain on a `b`-row message, messages arrive at `lambda_r / b`, the utilisation is
+//! `rho = lambda_r * S(b) / (b * c)`, and a row waits on average for its message to fill,
+//! then in the queue (Erlang C, M/M/c), then for the service.
+
+/// What one setting `(b, c)` predicts at an arrival rate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Prediction {
+    /// Rows a message.
+    pub buffer: usize,
+    /// Workers.
+    pub workers: usize,
+    /// Service time of a message, seconds.
+    pub service_s: f64,
+    /// Utilisation; at or above 1 the queue grows without bound.
+    pub rho: f64,
+    /// Mean time a row waits for its message to fill, seconds: `(b - 1) / (2 lambda_r)`.
+    pub fill_s: f64,
+    /// Mean time a message waits for a worker, seconds (Erlang C); infinite when unstable.
+    pub wait_s: f64,
+    /// `fill_s + wait_s + service_s`.
+    pub latency_s: f64,
+    /// The largest row rate this setting sustains at all (`rho = 1`): `b * c / S(b)`.
+    pub max_rate: f64,
+}
+
+impl Prediction {
+    /// Whether the queue stays bounded.
+    pub fn stable(&self) -> bool {
+        self.rho < 1.0
+    }
+}
+
+/// Predict `(b, c)` with service time `service_s` at `rate` rows a second.
+pub fn predict(rate: f64, buffer: usize, workers: usize, service_s: f64) -> Prediction {
+    let b = buffer.max(1) as f64;
+    let c = workers.max(1);
+    let lambda = rate / b; // messages a second
+    let rho = lambda * service_s / c as f64;
+    let fill_s = if rate > 0.0 {
+        (b - 1.0) / (2.0 * rate)
+    } else {
+        0.0
+    };
+    let wait_s = if rho < 1.0 {
+        erlang_c(c, lambda * service_s) * service_s / (c as f64 * (1.0 - rho))
+    } else {
+        f64::INFINITY
+    };
+    Prediction {
+        buffer,
+        workers: c,
+        service_s,
+        rho,
+        fill_s,
+        wait_s,
+        latency_s: fill_s + wait_s + service_s,
+        max_rate: b * c as f64 / service_s,
+    }
+}
+
+/// Erlang C: the probability that an arrival waits in an M/M/c queue with offered load
+/// `a = lambda / mu` (requires `a < c`). Computed through the Erlang B recursion, which stays
+/// finite for any `c`.
+pub fn erlang_c(c: usize, a: f64) -> f64 {
+    if a <= 0.0 {
+        return 0.0;
+    }
+    let mut b = 1.0; // Erlang B with 0 servers
+    for k in 1..=c {
+        b = a * b / (k as f64 + a * b);
+    }
+    let rho = a / c as f64;
+    b / (1.0 - rho + rho * b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_worker_is_m_m_1() {
+        // M/M/1: P(wait) = rho, Wq = rho / (mu - lambda)
+        let (lambda, s) = (80.0, 0.01); // rho = 0.8
+        assert!((erlang_c(1, lambda * s) - 0.8).abs() < 1e-12);
+        let p = predict(lambda, 1, 1, s);
+        assert!((p.rho - 0.8).abs() < 1e-12);
+        assert!((p.wait_s - 0.8 / (100.0 - 80.0)).abs() < 1e-12);
+        assert_eq!(p.fill_s, 0.0);
+        assert!((p.latency_s - (0.04 + 0.01)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn erlang_c_matches_the_closed_form() {
+        // c = 2, a = 1: C = (a^2/2 * 1/(1-rho)) / (1 + a + a^2/2 * 1/(1-rho)) = 1/3
+        assert!((erlang_c(2, 1.0) - 1.0 / 3.0).abs() < 1e-12);
+        // c = 3, a = 2: a^3/3! = 4/3, 1/(1-2/3) = 3 -> 4; sum = 1 + 2 + 2 = 5 -> 4/9
+        assert!((erlang_c(3, 2.0) - 4.0 / 9.0).abs() < 1e-12);
+        // many servers stay finite
+        let c = erlang_c(500, 450.0);
+        assert!(c.is_finite() && (0.0..1.0).contains(&c));
+    }
+
+    #[test]
+    fn buffer_divides_the_load_and_adds_fill_time() {
+        // 10,000 rows/s, 1,000-row messages of 50 ms each on 1 worker: 10 messages/s, rho 0.5
+        let p = predict(10_000.0, 1000, 1, 0.05);
+        assert!((p.rho - 0.5).abs() < 1e-12);
+        assert!((p.fill_s - 999.0 / 20_000.0).abs() < 1e-12);
+        assert!((p.max_rate - 20_000.0).abs() < 1e-9);
+        assert!(p.stable());
+        let over = predict(30_000.0, 1000, 1, 0.05);
+        assert!(!over.stable() && over.wait_s.is_infinite() && over.latency_s.is_infinite());
+    }
+}
