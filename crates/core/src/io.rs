@@ -38,6 +38,9 @@ pub struct RowBlock {
     pub acks: Vec<AckToken>,
     /// The input is over (no more rows will come after these).
     pub ended: bool,
+    /// When the first of these rows arrived, set by sources that wait for rows (MQTT, a
+    /// paced replay); otherwise the buffer takes the time it asked for them.
+    pub first_at: Option<std::time::Instant>,
 }
 
 /// [`Source::read_block`] for a source that never waits: up to `max` rows through

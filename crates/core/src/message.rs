@@ -76,6 +76,8 @@ pub struct Message {
     /// Rows shed by the `drop_oldest` policy: the payload is gone, only the count and the
     /// acknowledgements travel on, so the counters and the source's acks stay in order.
     pub dropped: usize,
+    /// When its first row arrived and when the buffer closed it (for end-to-end latency).
+    pub arrived: Option<(std::time::Instant, std::time::Instant)>,
 }
 
 impl Message {
@@ -87,6 +89,7 @@ impl Message {
             rejected: Vec::new(),
             acks: Vec::new(),
             dropped: 0,
+            arrived: None,
         }
     }
 

@@ -1,7 +1,7 @@
 //! The buffer: gathers rows from a source into messages of `size` rows (the buffering
 //! factor `b`); the last message may be shorter.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use streamprep_core::{DeadLetter, IoError, Message, Payload, RowBlock, Source, SourceKind};
 
@@ -35,9 +35,10 @@ impl Buffer {
         if self.ended {
             return Ok(None);
         }
-        let (payload, rejected, acks) = match src.kind() {
+        let asked = Instant::now();
+        let (payload, rejected, acks, first_at) = match src.kind() {
             SourceKind::Columnar => match src.next_batch(self.size)? {
-                Some(b) => (Payload::Columnar(b), Vec::new(), Vec::new()),
+                Some(b) => (Payload::Columnar(b), Vec::new(), Vec::new(), None),
                 None => return Ok(None),
             },
             SourceKind::Rows(format) => {
@@ -73,6 +74,7 @@ impl Buffer {
                     },
                     rejected,
                     block.acks,
+                    block.first_at,
                 )
             }
         };
@@ -81,6 +83,7 @@ impl Buffer {
         let mut msg = Message::new(seq, payload);
         msg.rejected = rejected;
         msg.acks = acks;
+        msg.arrived = Some((first_at.unwrap_or(asked), Instant::now()));
         Ok(Some(msg))
     }
 }

@@ -22,6 +22,15 @@ pub struct Processed {
     pub acks: Vec<streamprep_core::AckToken>,
     /// Rows shed by `drop_oldest` before the chain ran.
     pub dropped: usize,
+    /// How long the whole chain took on this message (zero when it did not run).
+    pub service: Duration,
+    /// How long each stage took (`prepare`, the steps, `result`), when the chain times them.
+    pub stages: Vec<Duration>,
+    /// Which worker ran it (the pool's thread, or a queue worker as the coordinator numbers
+    /// them).
+    pub worker: usize,
+    /// When the message's first row arrived and when the buffer closed it.
+    pub arrived: Option<(Instant, Instant)>,
 }
 
 impl Processed {
@@ -34,6 +43,10 @@ impl Processed {
             dead,
             acks: Vec::new(),
             dropped: 0,
+            service: Duration::ZERO,
+            stages: Vec::new(),
+            worker: 0,
+            arrived: None,
         }
     }
 }
@@ -141,18 +154,15 @@ impl Chain {
         let encoded = self.result.encode(&batch);
         self.lap(self.steps.len() + 1, &mut clock);
         match encoded {
-            Ok(encoded) => Processed {
-                seq,
-                rows_in,
-                output: Some(Output {
+            Ok(encoded) => {
+                let mut p = Processed::refused(seq, rows_in, dead);
+                p.output = Some(Output {
                     seq,
                     batch,
                     encoded,
-                }),
-                dead,
-                acks: Vec::new(),
-                dropped: 0,
-            },
+                });
+                p
+            }
             Err(e) => {
                 let rows = batch.num_rows();
                 dead.push(refused(e, String::new(), rows));

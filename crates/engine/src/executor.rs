@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use crossbeam_channel::bounded;
 use streamprep_core::{DeadLetter, IoError, Message};
@@ -61,6 +62,8 @@ pub fn run_guarded(chain: &mut Chain, mut msg: Message) -> Processed {
     let acks = std::mem::take(&mut msg.acks);
     let dropped = msg.dropped;
     let rows_in = msg.payload.rows();
+    let arrived = msg.arrived;
+    let started = Instant::now();
     let mut p = match catch_unwind(AssertUnwindSafe(|| chain.run(msg))) {
         Ok(p) => p,
         Err(panic) => {
@@ -79,8 +82,11 @@ pub fn run_guarded(chain: &mut Chain, mut msg: Message) -> Processed {
             Processed::refused(seq, rows_in, vec![dead])
         }
     };
+    p.service = started.elapsed();
+    p.stages = chain.take_timings();
     p.acks = acks;
     p.dropped = dropped;
+    p.arrived = arrived;
     p
 }
 
@@ -112,12 +118,14 @@ pub(crate) fn pool(
     let (credit_tx, credit_rx) = bounded::<()>(window);
     let failed = AtomicBool::new(false);
     std::thread::scope(|s| {
-        for mut chain in chains {
+        for (worker, mut chain) in chains.into_iter().enumerate() {
             let task_rx = task_rx.clone();
             let res_tx = res_tx.clone();
             s.spawn(move || {
                 for msg in task_rx {
-                    if res_tx.send(run_guarded(&mut chain, msg)).is_err() {
+                    let mut p = run_guarded(&mut chain, msg);
+                    p.worker = worker;
+                    if res_tx.send(p).is_err() {
                         break;
                     }
                 }

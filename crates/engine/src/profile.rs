@@ -42,7 +42,7 @@ pub fn service_times(
                 let service = at.elapsed();
                 out.push(Sample {
                     service,
-                    stages: chain.take_timings(),
+                    stages: p.stages.clone(),
                     dead_rows: dead_rows(&p),
                 });
             }

@@ -3,7 +3,7 @@
 //! number and delivers in input order. It keeps every message until its result has arrived,
 //! so a task Redis lost (a restart without persistence) is sent again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use redis::{Connection, ConnectionLike, Value};
@@ -12,7 +12,7 @@ use streamprep_engine::chain::Processed;
 use streamprep_engine::{Remote, RemoteJob};
 
 use crate::redis_io::{connect, ensure_group, err, is_lost, stream_entries, xadd, TASKS};
-use crate::wire::{job_spec, parse_result, task, Fields};
+use crate::wire::{job_spec, parse_result, task, worker_of, Fields};
 
 /// With tasks outstanding and no result for this long, say that no worker seems to run.
 const NO_WORKER_HINT: Duration = Duration::from_secs(10);
@@ -53,6 +53,7 @@ struct Sent {
     fields: Fields,
     acks: Vec<AckToken>,
     dropped: usize,
+    arrived: Option<(Instant, Instant)>,
     at: Instant,
 }
 
@@ -138,6 +139,8 @@ impl Remote for Queue {
         let spec = job_spec(job);
         let mut sent: BTreeMap<u64, Sent> = BTreeMap::new();
         let mut done: BTreeMap<u64, Processed> = BTreeMap::new();
+        // workers numbered in the order their first result came (metrics count them)
+        let mut workers: HashMap<Vec<u8>, usize> = HashMap::new();
         let (mut next_seq, mut eof, mut last_id) = (0u64, false, "0-0".to_string());
         let size = |f: &Fields| f.iter().map(|(_, v)| v.len()).sum::<usize>();
         let mut bytes = 0usize;
@@ -164,6 +167,7 @@ impl Remote for Queue {
                     };
                     let acks = std::mem::take(&mut msg.acks);
                     let dropped = msg.dropped;
+                    let arrived = msg.arrived;
                     if msg.payload.rows() == 0 {
                         // nothing for a worker to do (shed, or only refused rows)
                         let mut p =
@@ -186,6 +190,7 @@ impl Remote for Queue {
                             fields,
                             acks,
                             dropped,
+                            arrived,
                             at: Instant::now(),
                         },
                     );
@@ -243,12 +248,16 @@ impl Remote for Queue {
                     last_id = id.clone();
                 }
                 for (_, fields) in entries {
+                    let worker = worker_of(&fields).to_vec();
                     let mut p = parse_result(fields)?;
                     // a result for a message already delivered or received is a duplicate
                     if let Some(s) = sent.remove(&p.seq) {
                         bytes -= size(&s.fields);
                         p.acks = s.acks;
                         p.dropped = s.dropped;
+                        p.arrived = s.arrived;
+                        let n = workers.len();
+                        p.worker = *workers.entry(worker).or_insert(n);
                         done.insert(p.seq, p);
                     }
                 }

@@ -232,17 +232,26 @@ fn parse_dead(bytes: &[u8]) -> Result<Vec<DeadLetter>, IoError> {
 }
 
 /// A result as fields (the encoded rows are moved, not copied).
-pub fn result(p: Processed) -> Result<Fields, IoError> {
+pub fn result(p: Processed, worker: &str) -> Result<Fields, IoError> {
+    let stages: Vec<String> = p.stages.iter().map(|d| d.as_nanos().to_string()).collect();
     let mut f: Fields = vec![
         ("seq", p.seq.to_string().into_bytes()),
         ("rows_in", p.rows_in.to_string().into_bytes()),
         ("dead", dead_json(&p.dead).into_bytes()),
+        ("service_ns", p.service.as_nanos().to_string().into_bytes()),
+        ("stages_ns", stages.join(",").into_bytes()),
+        ("worker", worker.as_bytes().to_vec()),
     ];
     if let Some(out) = p.output {
         f.push(("out", to_ipc(&out.batch)?));
         f.push(("enc", out.encoded));
     }
     Ok(f)
+}
+
+/// The name of the worker that wrote a result (empty from an older worker).
+pub fn worker_of(fields: &[(Vec<u8>, Vec<u8>)]) -> &[u8] {
+    get(fields, "worker").unwrap_or_default()
 }
 
 /// A result read back (acks and dropped rows are the coordinator's to add).
@@ -263,6 +272,20 @@ pub fn parse_result(mut fields: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Processed, Io
     };
     let mut p = Processed::refused(seq, rows_in, dead);
     p.output = output;
+    // times (absent from an older worker's results)
+    let nanos = |t: &[u8]| {
+        std::str::from_utf8(t)
+            .ok()
+            .and_then(|t| t.parse::<u64>().ok())
+            .map(std::time::Duration::from_nanos)
+    };
+    p.service = get(&fields, "service_ns")
+        .and_then(nanos)
+        .unwrap_or_default();
+    p.stages = get(&fields, "stages_ns")
+        .filter(|t| !t.is_empty())
+        .map(|t| t.split(|&c| c == b',').filter_map(nanos).collect())
+        .unwrap_or_default();
     Ok(p)
 }
 
@@ -340,9 +363,18 @@ mod tests {
             batch: batch.clone(),
             encoded: b"x,s\n".to_vec(),
         });
+        p.service = std::time::Duration::from_nanos(123_456);
+        p.stages = vec![
+            std::time::Duration::from_nanos(7),
+            std::time::Duration::from_nanos(8),
+        ];
         let want_dead = p.dead.clone();
-        let r = parse_result(owned(result(p).unwrap())).unwrap();
+        let fields = owned(result(p, "host-1-0").unwrap());
+        assert_eq!(worker_of(&fields), b"host-1-0");
+        let r = parse_result(fields).unwrap();
         assert_eq!((r.seq, r.rows_in, r.dead.clone()), (9, 2, want_dead));
+        assert_eq!(r.service, std::time::Duration::from_nanos(123_456));
+        assert_eq!(r.stages, [7, 8].map(std::time::Duration::from_nanos));
         let out = r.output.unwrap();
         assert_eq!((out.batch, out.encoded), (batch, b"x,s\n".to_vec()));
         assert!(parse_task(Vec::new()).is_err());

@@ -178,7 +178,7 @@ fn thread(cfg: &WorkerConfig, stats: &WorkerStats, consumer: &str) -> Result<(),
                         ),
                     }
                 };
-                answer(c, &task.reply, &result(processed)?, &id)?;
+                answer(c, &task.reply, &result(processed, consumer)?, &id)?;
                 stats.tasks.fetch_add(1, Ordering::Relaxed);
             }
             Ok(())
@@ -201,8 +201,9 @@ fn chain_for<'a>(
 ) -> Result<&'a mut Chain, IoError> {
     if !chains.contains_key(spec) {
         let job = parse_job(spec)?;
-        let chain = Chain::new(&job.chain, job.prepare, job.encoding)
+        let mut chain = Chain::new(&job.chain, job.prepare, job.encoding)
             .map_err(|e| IoError::Protocol(e.to_string()))?;
+        chain.time_stages(); // the coordinator's metrics show each step's time
         chains.insert(spec.to_vec(), chain);
     }
     Ok(chains.get_mut(spec).expect("inserted above"))

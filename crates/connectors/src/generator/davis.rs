@@ -410,6 +410,8 @@ impl Source for DavisSource {
             }
             let limit = deadline.unwrap_or(now + Duration::from_millis(100));
             if pacer.wait(limit) {
+                // a row arrives at its scheduled time, even when the pipeline reads it late
+                block.first_at.get_or_insert(pacer.due());
                 self.stations.write_row(&mut block.bytes);
                 block.bytes.push(b'\n');
                 block.ends.push(block.bytes.len());

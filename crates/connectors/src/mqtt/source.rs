@@ -322,6 +322,7 @@ impl Source for MqttSource {
             // rows already received first
             if let Some(p) = &mut self.pending {
                 while p.next < p.rows.len() && block.ends.len() < max {
+                    block.first_at.get_or_insert_with(Instant::now);
                     block
                         .bytes
                         .extend_from_slice(&p.text[p.rows[p.next].clone()]);
