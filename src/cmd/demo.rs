@@ -136,7 +136,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         args.qos, cfg.method, args.buffer, args.sink
     );
     let stats = Arc::new(Stats::default());
-    let status = StatusLine::start(stats.clone(), src.link(), "demo");
+    let status = StatusLine::start(stats.clone(), src.link(), "demo", true);
     let shutdown = {
         let (stats, stop) = (stats.clone(), stop.clone());
         std::thread::spawn(move || -> anyhow::Result<u64> {

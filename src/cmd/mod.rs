@@ -3,6 +3,7 @@
 pub mod demo;
 pub mod gen;
 pub mod list;
+pub mod metrics;
 pub mod plan;
 pub mod profile;
 pub mod project;

@@ -72,6 +72,10 @@ pub struct RunArgs {
     /// summary gives p50, p99 and max from send to sink.
     #[arg(long)]
     latency_field: Option<String>,
+    /// Serve the metrics in Prometheus' text format at http://HOST:PORT/metrics while the
+    /// pipeline runs (e.g. 127.0.0.1:9464).
+    #[arg(long)]
+    metrics_addr: Option<String>,
     /// Print a live status line every second (on by default for live sources on a terminal).
     #[arg(long)]
     status: bool,
@@ -183,6 +187,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     cfg.max_wait = Some(max_wait);
     cfg.backpressure = backpressure;
     cfg.latency_field = args.latency_field;
+    let metrics_addr = args.metrics_addr.clone();
     cfg.remote = remote;
     cfg.validate()?;
 
@@ -227,20 +232,24 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut dl = open_dead_letter(&dl_ep).context("opening the dead-letter output")?;
 
     let stats = std::sync::Arc::new(Stats::default());
+    let server = match &metrics_addr {
+        Some(a) => Some(super::metrics::MetricsServer::start(a, stats.clone())?),
+        None => None,
+    };
     let show =
         args.status || (src.is_live() && std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let status = show.then(|| StatusLine::start(stats.clone(), src.link(), "run"));
+    let status = StatusLine::start(stats.clone(), src.link(), "run", show);
     let result =
         streamprep_engine::run_with(&cfg, src.as_mut(), sink.as_mut(), Some(dl.as_mut()), &stats);
-    if let Some(s) = status {
-        s.stop();
-    }
+    status.stop();
+    drop(server);
     let summary = result?;
     if !args.quiet {
         eprintln!("streamprep: {summary}");
         if let Some(l) = &summary.latency {
             eprintln!("streamprep: {l}");
         }
+        eprintln!("streamprep: {}", summary.metrics);
     }
     Ok(ExitCode::SUCCESS)
 }

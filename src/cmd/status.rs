@@ -34,7 +34,14 @@ pub struct StatusLine {
 }
 
 impl StatusLine {
-    pub fn start(stats: Arc<Stats>, link: Option<Arc<LinkHealth>>, label: &'static str) -> Self {
+    /// Sample the metrics every second (and warn when the pipeline stays saturated); with
+    /// `show`, also print the status line.
+    pub fn start(
+        stats: Arc<Stats>,
+        link: Option<Arc<LinkHealth>>,
+        label: &'static str,
+        show: bool,
+    ) -> Self {
         let done = Arc::new(AtomicBool::new(false));
         let d = done.clone();
         let thread = std::thread::Builder::new()
@@ -43,6 +50,7 @@ impl StatusLine {
                 let tty = std::io::stderr().is_terminal();
                 let mut last = stats.snapshot();
                 let mut at = Instant::now();
+                stats.metrics.sample(last);
                 while !d.load(Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(200));
                     if at.elapsed() < Duration::from_secs(1) {
@@ -51,6 +59,17 @@ impl StatusLine {
                     let now = stats.snapshot();
                     let dt = at.elapsed().as_secs_f64();
                     at = Instant::now();
+                    let warning = stats.metrics.sample(now);
+                    if let Some(w) = &warning {
+                        if show && tty {
+                            eprintln!();
+                        }
+                        eprintln!("streamprep: warning: {w}");
+                    }
+                    if !show {
+                        last = now;
+                        continue;
+                    }
                     let link = link.as_ref().map_or(String::new(), |l| {
                         let state = if l.connected.load(Ordering::Relaxed) {
                             "connected"
@@ -62,11 +81,15 @@ impl StatusLine {
                             l.disconnects.load(Ordering::Relaxed)
                         )
                     });
+                    let live = stats.metrics.live();
                     let line = format!(
-                        "[{label}] in {:.0} rows/s, out {:.0} rows/s | backlog {} msg | messages {} | dead letters {} | dropped {}{link}",
+                        "[{label}] in {:.0} rows/s, out {:.0} rows/s | backlog {} msg | rho {:.2} (predicted {:.2}, {} worker(s)) | messages {} | dead letters {} | dropped {}{link}",
                         (now.rows_read - last.rows_read) as f64 / dt,
                         (now.rows_out - last.rows_out) as f64 / dt,
                         now.backlog,
+                        live.rho_measured,
+                        live.rho_predicted,
+                        live.workers,
                         now.messages,
                         now.dead_letters,
                         now.dropped,
@@ -80,7 +103,7 @@ impl StatusLine {
                     }
                     let _ = err.flush();
                 }
-                if tty {
+                if show && tty {
                     eprintln!();
                 }
             })

@@ -166,3 +166,121 @@ fn plan_refuses_bad_input() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no 'method' column"));
 }
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(c, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").ok()?;
+    let mut s = String::new();
+    c.read_to_string(&mut s).ok()?;
+    Some(s)
+}
+
+fn value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+}
+
+#[test]
+fn run_serves_prometheus_metrics_while_it_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = super::tcp::free_port();
+    // 2,000 rows/s for 3 s, messages of 50 rows
+    let child = bin()
+        .args(["run", "--source", "generator:davis?rate=2000&rows=6000"])
+        .args([
+            "--chain",
+            "fillna_zeros,normalizer,drop_duplicates",
+            "--buffer",
+            "50",
+        ])
+        .args(["--method", "pool", "--workers", "2", "--max-wait", "1s"])
+        .arg("--sink")
+        .arg(format!("file:{}", dir.path().join("out.ndjson").display()))
+        .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("streamprep run");
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    let text = http_get(port, "/metrics").expect("the metrics endpoint answers");
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    assert!(text.contains("Content-Type: text/plain; version=0.0.4"));
+    let read = value(&text, "streamprep_rows_read_total");
+    assert!(read > 1000.0 && read < 6000.0, "mid-run: {read}");
+    // the smoothed arrival rate is near the paced 2,000 rows/s
+    let rate = value(&text, "streamprep_arrival_rows_per_second");
+    assert!((1400.0..2600.0).contains(&rate), "{rate}");
+    assert_eq!(value(&text, "streamprep_workers"), 2.0);
+    assert_eq!(value(&text, "streamprep_buffer_rows"), 50.0);
+    let rho = value(&text, "streamprep_rho_measured");
+    assert!(rho > 0.0 && rho < 0.5, "a light load: {rho}");
+    for step in [
+        "prepare",
+        "fillna_zeros",
+        "normalizer",
+        "drop_duplicates",
+        "result",
+    ] {
+        let n = value(
+            &text,
+            &format!("streamprep_step_service_seconds_count{{step=\"{step}\"}}"),
+        );
+        assert!(n >= 20.0, "{step}: {n}");
+    }
+    let p99 = value(&text, "streamprep_latency_seconds{quantile=\"0.99\"}");
+    // a 50-row message fills in 25 ms at 2,000 rows/s: the mean row waits about 12 ms
+    assert!(p99 > 0.005 && p99 < 1.0, "{p99}");
+    assert!(http_get(port, "/nothing")
+        .expect("answers")
+        .starts_with("HTTP/1.1 404"));
+    let out = child.wait_with_output().expect("run ends");
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("per step (mean ms/msg): prepare"), "{err}");
+    assert!(err.contains("over 2 worker(s)"), "{err}");
+    // the port is released when the run ends
+    assert!(http_get(port, "/metrics").is_none());
+}
+
+#[test]
+fn a_saturated_pipeline_warns_and_names_the_remedy() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // one worker on a heavy chain, fed as fast as the generator goes: busy all the time;
+    // stopped as soon as it has warned
+    let mut child = bin()
+        .args(["run", "--source", "generator:davis?rows=100000000"])
+        .args([
+            "--chain",
+            "quantile_transformer_normal,robust_scaler",
+            "--buffer",
+            "100",
+        ])
+        .args(["--method", "pool", "--workers", "1", "--quiet"])
+        .arg("--sink")
+        .arg(format!("file:{}", dir.path().join("out.ndjson").display()))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("streamprep run");
+    let pid = child.id();
+    let watchdog = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(60));
+        let _ = std::process::Command::new("kill")
+            .arg(pid.to_string())
+            .status();
+    });
+    let stderr = child.stderr.take().expect("stderr");
+    let warning = std::io::BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.contains("warning: saturated"));
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(watchdog);
+    let w = warning.expect("a saturation warning within 60 s");
+    assert!(w.contains("measured rho"), "{w}");
+    assert!(w.contains("1 worker(s)"), "{w}");
+    assert!(w.contains("more workers (about"), "{w}");
+    assert!(w.contains("larger buffer than 100"), "{w}");
+}

@@ -7,6 +7,7 @@ pub mod capacity;
 pub mod chain;
 pub mod executor;
 pub mod latency;
+pub mod metrics;
 pub mod pipeline;
 pub mod profile;
 mod shed;

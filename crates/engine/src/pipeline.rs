@@ -127,6 +127,8 @@ pub struct Summary {
     pub seconds: f64,
     /// End-to-end latency, when `latency_field` was set.
     pub latency: Option<LatencySummary>,
+    /// Service times per step and chain, row latency and utilisation.
+    pub metrics: crate::metrics::Report,
 }
 
 impl std::fmt::Display for Summary {
@@ -272,13 +274,20 @@ pub fn run_with(
         encoding,
     };
     let remote = cfg.remote.as_deref();
-    let chains = (0..workers)
+    let mut chains = (0..workers)
         .map(|_| Chain::new(&cfg.chain, prepare.clone(), encoding))
         .collect::<Result<Vec<_>, _>>()?;
+    // each stage is timed for the metrics (two clock reads a stage and message)
+    chains.iter_mut().for_each(Chain::time_stages);
+    let stage_names = match chains.first() {
+        Some(c) => c.stage_names(),
+        None => Chain::new(&cfg.chain, prepare.clone(), encoding)?.stage_names(),
+    };
+    stats.metrics.configure(stage_names, workers, cfg.buffer);
 
     let stop = &cfg.stop;
     let mut probe = cfg.latency_field.as_deref().map(LatencyProbe::new);
-    let deliver = |p: Processed| -> Result<(), IoError> {
+    let deliver = |mut p: Processed| -> Result<(), IoError> {
         Stats::add(&stats.messages, 1);
         Stats::add(&stats.rows_in, p.rows_in as u64);
         let mut dead = 0;
@@ -289,7 +298,7 @@ pub fn run_with(
             }
         }
         Stats::add(&stats.dead_letters, dead);
-        if let Some(out) = p.output {
+        if let Some(out) = p.output.take() {
             Stats::add(&stats.rows_out, out.batch.num_rows() as u64);
             if let Some(probe) = probe.as_mut() {
                 probe.before_sink(&out.batch);
@@ -299,6 +308,7 @@ pub fn run_with(
                 probe.at_sink();
             }
         }
+        stats.metrics.record(&p, Instant::now());
         if let (Some(acker), false) = (acker.as_mut(), p.acks.is_empty()) {
             // at least once: acknowledge only what the sinks hold
             sink.flush()?;
@@ -383,6 +393,7 @@ pub fn run_with(
         dropped: snap.dropped,
         seconds: started.elapsed().as_secs_f64(),
         latency: probe.map(|p| p.summary()),
+        metrics: stats.metrics.report(),
     })
 }
 

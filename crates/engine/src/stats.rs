@@ -19,6 +19,8 @@ pub struct Stats {
     pub dead_letters: AtomicU64,
     /// Rows shed by the `drop_oldest` policy.
     pub dropped: AtomicU64,
+    /// Service times, latency and utilisation (recorded per delivered message).
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// A copy of the counters at one moment.
@@ -26,6 +28,8 @@ pub struct Stats {
 pub struct Snapshot {
     /// See [`Stats::rows_read`].
     pub rows_read: u64,
+    /// See [`Stats::messages_read`].
+    pub messages_read: u64,
     /// See [`Stats::rows_in`].
     pub rows_in: u64,
     /// See [`Stats::rows_out`].
@@ -44,12 +48,14 @@ impl Stats {
     /// Read every counter.
     pub fn snapshot(&self) -> Snapshot {
         let messages = self.messages.load(Relaxed);
+        let messages_read = self.messages_read.load(Relaxed);
         Snapshot {
             rows_read: self.rows_read.load(Relaxed),
+            messages_read,
             rows_in: self.rows_in.load(Relaxed),
             rows_out: self.rows_out.load(Relaxed),
             messages,
-            backlog: self.messages_read.load(Relaxed).saturating_sub(messages),
+            backlog: messages_read.saturating_sub(messages),
             dead_letters: self.dead_letters.load(Relaxed),
             dropped: self.dropped.load(Relaxed),
         }
