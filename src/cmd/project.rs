@@ -100,6 +100,8 @@ pub struct ProjectConfig {
     pub max_wait: Option<String>,
     /// `block` or `drop_oldest`.
     pub backpressure: Option<BackpressureName>,
+    /// Replay a file or stdin at this many rows a second.
+    pub rate: Option<f64>,
     /// Declared schema: column name -> type, in column order.
     pub schema: Option<toml::Table>,
 }

@@ -72,6 +72,10 @@ pub struct RunArgs {
     /// summary gives p50, p99 and max from send to sink.
     #[arg(long)]
     latency_field: Option<String>,
+    /// Replay the source (a file or stdin) at this many rows a second, as if its rows were
+    /// arriving live (messages then also close after --max-wait).
+    #[arg(long)]
+    rate: Option<f64>,
     /// Serve the metrics in Prometheus' text format at http://HOST:PORT/metrics while the
     /// pipeline runs (e.g. 127.0.0.1:9464).
     #[arg(long)]
@@ -188,6 +192,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     cfg.backpressure = backpressure;
     cfg.latency_field = args.latency_field;
     let metrics_addr = args.metrics_addr.clone();
+    let rate = args.rate.or(project.rate);
+    if let Some(r) = rate {
+        anyhow::ensure!(
+            r.is_finite() && r > 0.0,
+            "--rate is rows a second (a positive number), got {r}"
+        );
+    }
     cfg.remote = remote;
     cfg.validate()?;
 
@@ -219,6 +230,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     super::status::stop_on_ctrl_c(&cfg.stop)?;
 
     let mut src = open_source(&source_ep, opts.clone()).context("opening the source")?;
+    if let Some(r) = rate {
+        anyhow::ensure!(
+            !src.is_live() && src.kind() != streamprep_core::SourceKind::Columnar,
+            "--rate replays a row file or stdin; this source sets its own pace"
+        );
+        src = Box::new(streamprep_connectors::paced::Paced::new(
+            src,
+            r,
+            cfg.stop.clone(),
+        ));
+    }
     match &source_ep {
         spec::Endpoint::TcpListen { addr, .. } => {
             eprintln!("streamprep: listening on {addr} for framed rows")

@@ -7,6 +7,7 @@ pub mod dead_letter;
 pub mod file;
 pub mod generator;
 pub mod mqtt;
+pub mod paced;
 pub mod spec;
 pub mod tcp;
 
