@@ -37,6 +37,10 @@ pub struct PlanArgs {
     /// mean the queue method.
     #[arg(long)]
     cores: Option<usize>,
+    /// Evaluate this method only (inline means one worker), instead of the pool up to
+    /// cores - 1 workers and the queue beyond.
+    #[arg(long, value_parser = ["inline", "pool", "queue"])]
+    method: Option<String>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -67,14 +71,21 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let pool_max = cores.saturating_sub(1).max(1);
     let profile = read_profile(&args.profile)?;
-    let counts: Vec<usize> = match (args.workers, args.max_workers) {
-        (Some(c), _) => vec![c],
-        (None, m) => (1..=m.unwrap_or(8)).collect(),
+    let counts: Vec<usize> = match (args.method.as_deref(), args.workers, args.max_workers) {
+        (Some("inline"), _, _) => vec![1],
+        (_, Some(c), _) => vec![c],
+        (_, None, m) => (1..=m.unwrap_or(8)).collect(),
     };
     let mut rows = Vec::new();
     for (&b, by_method) in &profile {
         for &c in &counts {
-            let method = if c <= pool_max { "pool" } else { "queue" };
+            let method = match args.method.as_deref() {
+                Some("inline") => "inline",
+                Some("pool") => "pool",
+                Some(_) => "queue",
+                None if c <= pool_max => "pool",
+                None => "queue",
+            };
             // the service time measured with the method the setting would use, else inline's
             let (measured_with, s_us) = [method, "inline", "pool", "queue"]
                 .iter()
@@ -197,11 +208,15 @@ fn table(args: &PlanArgs, cores: usize, rows: &[Row], best: Option<&Row>) -> Str
         Some(r) => {
             let _ = writeln!(
                 s,
-                "\nrecommendation: --buffer {} --method {} {}{}: rho {:.2}, latency {:.2} ms; sustains up to {:.0} rows/s at rho {} ({:.0} rows/s at rho 1)",
+                "\nrecommendation: --buffer {} --method {}{}{}: rho {:.2}, latency {:.2} ms; sustains up to {:.0} rows/s at rho {} ({:.0} rows/s at rho 1)",
                 r.p.buffer,
                 r.method,
-                if r.method == "pool" { "--workers " } else { "with worker processes: " },
-                r.p.workers,
+                match r.method {
+                    "pool" => format!(" --workers {}", r.p.workers),
+                    "inline" => String::new(),
+                    _ => format!(" with {} worker process(es)", r.p.workers),
+                },
+                "",
                 r.p.rho,
                 r.p.latency_s * 1e3,
                 r.p.max_rate * args.target_rho,

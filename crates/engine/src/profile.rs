@@ -36,6 +36,11 @@ pub fn service_times(
             let mut chain = new_chain(job)?;
             chain.time_stages();
             let mut out = Vec::with_capacity(messages.len());
+            // results are handed to another thread, as the pipeline hands them to its sink
+            // thread: freeing them where they were made flatters the chain (measured: a
+            // quarter less time a message at b=100)
+            let (tx, rx) = bounded::<Processed>(4);
+            let sink = std::thread::spawn(move || rx.into_iter().for_each(drop));
             for msg in messages {
                 let at = Instant::now();
                 let p = executor::run_guarded(&mut chain, msg);
@@ -45,7 +50,10 @@ pub fn service_times(
                     stages: p.stages.clone(),
                     dead_rows: dead_rows(&p),
                 });
+                let _ = tx.send(p);
             }
+            drop(tx);
+            let _ = sink.join();
             out
         }
         Method::Pool { workers } => {
