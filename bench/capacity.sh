@@ -4,7 +4,8 @@
 #      and pool (2 threads) at buffers 1..10000: table, CSV and plot in docs/capacity/;
 #   2. the paper's validation (figures 10 and 11): the `gen` rows replayed with `run --rate`
 #      for several (buffer, workers, method, rate) settings; measured rho and mean row latency
-#      (the run's summary) against `streamprep plan`'s prediction from that profile.
+#      (the run's summary) against `streamprep plan`'s prediction from a profile of that
+#      buffer and method taken just before the run.
 # Usage: bench/capacity.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,14 +32,16 @@ echo
 settings=(
   "10 1 inline 100000"
   "100 1 inline 100000"
-  "100 1 inline 300000"
-  "1000 1 inline 300000"
-  "100 2 pool 300000"
-  "1000 2 pool 400000"
+  "100 1 inline 200000"
+  "1000 1 inline 100000"
+  "1000 1 inline 200000"
+  "100 2 pool 100000"
+  "1000 2 pool 200000"
   "10 1 inline 400000"
+  "1000 2 pool 400000"
 )
-echo "| buffer | workers | method | rows/s asked | rows/s achieved | predicted rho | measured rho | rho error | predicted latency ms | measured mean latency ms | p99 ms |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| buffer | workers | method | rows/s asked | rows/s achieved | S(b) profiled ms | S(b) in the run ms | predicted rho | measured rho | rho error | predicted latency ms | measured mean latency ms | p99 ms |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for s in "${settings[@]}"; do
   read -r b c m rate <<< "$s"
   # about 6 s of rows, at most the file
@@ -50,8 +53,14 @@ for s in "${settings[@]}"; do
   secs=$(sed -n 's/.* \([0-9.]*\) s, .*/\1/p' <<< "$sum")
   rho=$(sed -n 's/.*; rho \([0-9.]*\) over.*/\1/p' <<< "$sum")
   lat=$(sed -n 's/.*row latency mean \([0-9.]*\) ms.*/\1/p' <<< "$sum")
+  srun=$(sed -n 's/.*chain \([0-9.]*\) ms\/msg mean.*/\1/p' <<< "$sum")
+  sprof=$(awk -F, '$3 == "chain" {printf "%.3f", $5 / 1000}' "$work/s.csv")
   p99=$(sed -n 's/.*row latency mean [0-9.]* ms, p50 [0-9.]* ms, p99 \([0-9.]*\) ms.*/\1/p' <<< "$sum")
-  plan=$("$bin" plan --profile "$docs/profile.csv" --arrival-rate "$rate" --workers "$c" --method "$m" --json)
+  # the service time is profiled again just before the run: this shared machine's speed
+  # drifts by a third within minutes, and the prediction can be no better than S(b)
+  "$bin" profile --chain "$chain" --method "$m" --workers "$c" --buffers "$b" --messages 75 \
+    --input "$work/in.ndjson" --csv "$work/s.csv" --plot "$work/s.svg" >/dev/null 2>&1
+  plan=$("$bin" plan --profile "$work/s.csv" --arrival-rate "$rate" --workers "$c" --method "$m" --json)
   pred=$(python3 -c '
 import json, sys
 v = json.loads(sys.argv[1]); b = int(sys.argv[2])
@@ -60,6 +69,6 @@ lat = s["latency_ms"]
 print("%.3f %s" % (s["rho"], "unstable" if lat is None else "%.2f" % lat))' "$plan" "$b")
   read -r prho plat <<< "$pred"
   err=$(awk -v p="$prho" -v m="$rho" 'BEGIN{printf "%+.0f%%", (p-m)/m*100}')
-  printf '| %s | %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %s |\n' "$b" "$c" "$m" "$rate" \
-    "$(awk -v n="$rows" -v s="$secs" 'BEGIN{print n/s}')" "$prho" "$rho" "$err" "$plat" "$lat" "$p99"
+  printf '| %s | %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$b" "$c" "$m" "$rate" \
+    "$(awk -v n="$rows" -v s="$secs" 'BEGIN{print n/s}')" "$sprof" "$srun" "$prho" "$rho" "$err" "$plat" "$lat" "$p99"
 done

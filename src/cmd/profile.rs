@@ -150,6 +150,7 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<ExitCode> {
     for (name, method) in &methods {
         for &b in &buffers {
             let messages = cut(&rows, format, b, args.warmup + args.messages);
+            burn_in(&job, &messages)?;
             let remote = queue.as_ref().map(|q| q as &dyn Remote);
             let samples = service_times(*method, &job, remote, messages, args.warmup)
                 .with_context(|| format!("{name} at buffer {b}"))?;
@@ -183,6 +184,24 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<ExitCode> {
     );
     Ok(ExitCode::SUCCESS)
 }
+
+/// Run the chain on copies of the messages for [`BURN_IN`] first: a core that was idle runs
+/// slowly for a while (frequency scaling, a virtual machine's scheduler), and short
+/// measurements at small buffers would measure that instead of the chain.
+fn burn_in(job: &RemoteJob, messages: &[Message]) -> anyhow::Result<()> {
+    let mut chain = Chain::new(&job.chain, job.prepare.clone(), job.encoding)?;
+    let started = std::time::Instant::now();
+    for m in messages.iter().cycle() {
+        if started.elapsed() >= BURN_IN {
+            break;
+        }
+        drop(streamprep_engine::run_guarded(&mut chain, m.clone()));
+    }
+    Ok(())
+}
+
+/// How long [`burn_in`] runs before each measurement.
+const BURN_IN: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// Up to `limit` rows of a row file, without their line ends, and its CSV header.
 #[allow(clippy::type_complexity)]
