@@ -48,6 +48,10 @@ for s in "${settings[@]}"; do
   rows=$(awk -v r="$rate" 'BEGIN{n=int(r*6); if (n>750000) n=750000; print n}')
   head -n "$rows" "$work/in.ndjson" > "$work/run.ndjson"
   args=(--method "$m"); [ "$m" = pool ] && args+=(--workers "$c")
+  # the service time is profiled again just before the run: this shared machine's speed
+  # drifts by a third within minutes, and the prediction can be no better than S(b)
+  "$bin" profile --chain "$chain" --method "$m" --workers "$c" --buffers "$b" --messages 75 \
+    --input "$work/in.ndjson" --csv "$work/s.csv" --plot "$work/s.svg" >/dev/null 2>&1
   sum=$("$bin" run --source "file:$work/run.ndjson" --rate "$rate" --chain "$chain" --buffer "$b" \
     "${args[@]}" --max-wait 1s --sink "file:$work/o.ndjson" 2>&1)
   secs=$(sed -n 's/.* \([0-9.]*\) s, .*/\1/p' <<< "$sum")
@@ -56,10 +60,6 @@ for s in "${settings[@]}"; do
   srun=$(sed -n 's/.*chain \([0-9.]*\) ms\/msg mean.*/\1/p' <<< "$sum")
   sprof=$(awk -F, '$3 == "chain" {printf "%.3f", $5 / 1000}' "$work/s.csv")
   p99=$(sed -n 's/.*row latency mean [0-9.]* ms, p50 [0-9.]* ms, p99 \([0-9.]*\) ms.*/\1/p' <<< "$sum")
-  # the service time is profiled again just before the run: this shared machine's speed
-  # drifts by a third within minutes, and the prediction can be no better than S(b)
-  "$bin" profile --chain "$chain" --method "$m" --workers "$c" --buffers "$b" --messages 75 \
-    --input "$work/in.ndjson" --csv "$work/s.csv" --plot "$work/s.svg" >/dev/null 2>&1
   plan=$("$bin" plan --profile "$work/s.csv" --arrival-rate "$rate" --workers "$c" --method "$m" --json)
   pred=$(python3 -c '
 import json, sys
