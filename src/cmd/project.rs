@@ -76,8 +76,10 @@ pub struct ProjectConfig {
     pub source_format: Option<FileFormat>,
     /// The steps, in order.
     pub chain: Option<ChainSpec>,
-    /// Buffering factor: rows a message.
-    pub buffer: Option<usize>,
+    /// Buffering factor: rows a message, or "auto".
+    pub buffer: Option<BufferSetting>,
+    /// With `buffer = "auto"`: the latency a row should stay under ("50ms").
+    pub max_latency: Option<String>,
     /// `inline` or `pool`.
     pub method: Option<MethodName>,
     /// Worker threads of the pool.
@@ -100,10 +102,63 @@ pub struct ProjectConfig {
     pub max_wait: Option<String>,
     /// `block` or `drop_oldest`.
     pub backpressure: Option<BackpressureName>,
-    /// Replay a file or stdin at this many rows a second.
-    pub rate: Option<f64>,
+    /// Replay a file or stdin at this many rows a second, or in steps ("20000:10s,200000:10s").
+    pub rate: Option<RateSetting>,
     /// Declared schema: column name -> type, in column order.
     pub schema: Option<toml::Table>,
+}
+
+/// `buffer = 100` or `buffer = "auto"`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(untagged)]
+pub enum BufferSetting {
+    /// Rows a message.
+    Rows(usize),
+    /// "auto" (anything else is refused when the run starts).
+    Word(String),
+}
+
+/// `rate = 20000` or `rate = "20000:10s,200000:10s"`.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(untagged)]
+pub enum RateSetting {
+    /// Rows a second.
+    Rows(f64),
+    /// Steps of `RATE:DURATION`, comma-separated; the last rate goes on.
+    Steps(String),
+}
+
+impl RateSetting {
+    /// `(rows a second, seconds)` steps.
+    pub fn steps(&self) -> anyhow::Result<Vec<(f64, f64)>> {
+        let steps = match self {
+            RateSetting::Rows(r) => vec![(*r, f64::INFINITY)],
+            RateSetting::Steps(s) => s
+                .split(',')
+                .map(|step| {
+                    let (r, d) = match step.split_once(':') {
+                        Some((r, d)) => (r, Some(d)),
+                        None => (step, None),
+                    };
+                    let rate: f64 = r.trim().parse().map_err(|_| {
+                        anyhow::anyhow!("--rate: '{r}' is not a number of rows a second")
+                    })?;
+                    let secs = match d {
+                        Some(d) => parse_duration(d.trim())?.as_secs_f64(),
+                        None => f64::INFINITY,
+                    };
+                    Ok((rate, secs))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?,
+        };
+        for &(r, _) in &steps {
+            anyhow::ensure!(
+                r.is_finite() && r > 0.0,
+                "--rate is rows a second (a positive number), or steps like 20000:10s,200000:10s"
+            );
+        }
+        Ok(steps)
+    }
 }
 
 /// What a saturated pipeline does, as users write it.

@@ -11,6 +11,7 @@ use streamprep_engine::{Backpressure, Method, PipelineConfig, Stats};
 use streamprep_ops::prepare::Compression;
 
 use super::project::{
+    BufferSetting, RateSetting,
     declared_schema, parse_duration, split_chain, BackpressureName, MethodName, ProjectConfig,
 };
 use super::status::StatusLine;
@@ -25,9 +26,13 @@ pub struct RunArgs {
     /// Steps, comma-separated (prepare and result are implied). See `streamprep list`.
     #[arg(long)]
     chain: Option<String>,
-    /// Buffering factor: rows a message.
+    /// Buffering factor: rows a message, or `auto` to follow the load (see --max-latency).
     #[arg(long)]
-    buffer: Option<usize>,
+    buffer: Option<String>,
+    /// With --buffer auto: the latency a row should stay under (default 100ms); the buffer
+    /// stays as small as keeps rho under 0.7.
+    #[arg(long)]
+    max_latency: Option<String>,
     /// Where the chain runs.
     #[arg(long, value_enum)]
     method: Option<MethodName>,
@@ -73,9 +78,10 @@ pub struct RunArgs {
     #[arg(long)]
     latency_field: Option<String>,
     /// Replay the source (a file or stdin) at this many rows a second, as if its rows were
-    /// arriving live (messages then also close after --max-wait).
+    /// arriving live (messages then also close after --max-wait); or in steps,
+    /// RATE:DURATION,... (e.g. 20000:10s,200000:10s,20000:10s; the last rate goes on).
     #[arg(long)]
-    rate: Option<f64>,
+    rate: Option<String>,
     /// Serve the metrics in Prometheus' text format at http://HOST:PORT/metrics while the
     /// pipeline runs (e.g. 127.0.0.1:9464).
     #[arg(long)]
@@ -131,10 +137,33 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .map(|c| c.steps())
             .context("no chain: give --chain or `chain =` in the project file")?,
     };
-    let buffer = args
-        .buffer
-        .or(project.buffer)
-        .context("no buffer size: give --buffer or `buffer =` in the project file")?;
+    let setting = match args.buffer {
+        Some(b) => Some(match b.trim().parse::<usize>() {
+            Ok(n) => BufferSetting::Rows(n),
+            Err(_) => BufferSetting::Word(b),
+        }),
+        None => project.buffer.clone(),
+    }
+    .context("no buffer size: give --buffer or `buffer =` in the project file")?;
+    let adaptive = match &setting {
+        BufferSetting::Rows(_) => None,
+        BufferSetting::Word(w) if w.trim() == "auto" => {
+            let t = args
+                .max_latency
+                .or(project.max_latency.clone())
+                .unwrap_or_else(|| "100ms".into());
+            Some(streamprep_engine::adaptive::Adaptive::new(
+                parse_duration(&t).context("--max-latency")?,
+            ))
+        }
+        BufferSetting::Word(w) => {
+            bail!("--buffer: '{w}' is neither a number of rows nor 'auto'")
+        }
+    };
+    let buffer = match setting {
+        BufferSetting::Rows(n) => n,
+        BufferSetting::Word(_) => 1,
+    };
     let workers = args.workers.or(project.workers);
     let method = match args.method.or(project.method).unwrap_or(MethodName::Inline) {
         MethodName::Inline => {
@@ -178,7 +207,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let schema = project.schema.as_ref().map(declared_schema).transpose()?;
     let max_wait = match args.max_wait.or(project.max_wait) {
         Some(t) => parse_duration(&t).context("--max-wait")?,
-        None => std::time::Duration::from_millis(50),
+        // adaptive: a slow stream's message closes in time to keep the latency
+        None => match &adaptive {
+            Some(a) => a.max_latency / 2,
+            None => std::time::Duration::from_millis(50),
+        },
     };
     let backpressure = match args.backpressure.or(project.backpressure) {
         Some(BackpressureName::DropOldest) => Backpressure::DropOldest,
@@ -191,14 +224,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     cfg.max_wait = Some(max_wait);
     cfg.backpressure = backpressure;
     cfg.latency_field = args.latency_field;
+    cfg.adaptive = adaptive;
     let metrics_addr = args.metrics_addr.clone();
-    let rate = args.rate.or(project.rate);
-    if let Some(r) = rate {
-        anyhow::ensure!(
-            r.is_finite() && r > 0.0,
-            "--rate is rows a second (a positive number), got {r}"
-        );
-    }
+    let rate = match args.rate.map(RateSetting::Steps).or(project.rate.clone()) {
+        Some(r) => Some(r.steps()?),
+        None => None,
+    };
     cfg.remote = remote;
     cfg.validate()?;
 
@@ -230,14 +261,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     super::status::stop_on_ctrl_c(&cfg.stop)?;
 
     let mut src = open_source(&source_ep, opts.clone()).context("opening the source")?;
-    if let Some(r) = rate {
+    if let Some(steps) = rate {
         anyhow::ensure!(
             !src.is_live() && src.kind() != streamprep_core::SourceKind::Columnar,
             "--rate replays a row file or stdin; this source sets its own pace"
         );
-        src = Box::new(streamprep_connectors::paced::Paced::new(
+        src = Box::new(streamprep_connectors::paced::Paced::stepped(
             src,
-            r,
+            steps,
             cfg.stop.clone(),
         ));
     }

@@ -15,7 +15,7 @@ use crate::generator::Pacer;
 pub struct Paced {
     inner: Box<dyn Source>,
     pacer: Option<Pacer>,
-    rate: f64,
+    steps: Vec<(f64, f64)>,
     stop: Arc<AtomicBool>,
     ended: bool,
 }
@@ -24,10 +24,15 @@ impl Paced {
     /// Replay `inner` at `rate` rows a second (the clock starts at the first read); `stop`
     /// ends it early.
     pub fn new(inner: Box<dyn Source>, rate: f64, stop: Arc<AtomicBool>) -> Self {
+        Paced::stepped(inner, vec![(rate, f64::INFINITY)], stop)
+    }
+
+    /// Replay `inner` at rates in steps, `(rows a second, seconds)`; the last rate goes on.
+    pub fn stepped(inner: Box<dyn Source>, steps: Vec<(f64, f64)>, stop: Arc<AtomicBool>) -> Self {
         Paced {
             inner,
             pacer: None,
-            rate,
+            steps,
             stop,
             ended: false,
         }
@@ -57,8 +62,10 @@ impl Source for Paced {
         max_wait: Option<Duration>,
         block: &mut RowBlock,
     ) -> Result<(), IoError> {
-        let rate = self.rate;
-        let pacer = self.pacer.get_or_insert_with(|| Pacer::new(rate));
+        let steps = &self.steps;
+        let pacer = self
+            .pacer
+            .get_or_insert_with(|| Pacer::stepped(steps.clone()));
         let mut deadline: Option<Instant> = None;
         while block.ends.len() < max {
             if self.ended || self.stop.load(Ordering::Relaxed) {
@@ -110,6 +117,22 @@ mod tests {
     use super::*;
     use crate::file::LineSource;
     use streamprep_core::RowFormat;
+
+    #[test]
+    fn steps_change_the_rate() {
+        let p = Pacer::stepped(vec![(100.0, 1.0), (1000.0, 1.0), (10.0, 1.0)]);
+        let at = |n: u64| {
+            let mut q = p.clone();
+            (0..n).for_each(|_| q.sent());
+            q.due().duration_since(p.due()).as_secs_f64()
+        };
+        assert!((at(50) - 0.5).abs() < 1e-9);
+        assert!((at(100) - 1.0).abs() < 1e-9);
+        assert!((at(600) - 1.5).abs() < 1e-9);
+        assert!((at(1100) - 2.0).abs() < 1e-9);
+        // after the last step its rate goes on
+        assert!((at(1120) - 4.0).abs() < 1e-9);
+    }
 
     #[test]
     fn replays_every_row_at_the_rate() {

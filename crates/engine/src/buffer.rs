@@ -25,6 +25,11 @@ impl Buffer {
         }
     }
 
+    /// Change the number of rows a message from the next message on (at least 1).
+    pub fn set_size(&mut self, size: usize) {
+        self.size = size.max(1);
+    }
+
     /// Read the next message; `None` when the source is exhausted. A live source's message
     /// also closes when its oldest row has waited `max_wait`.
     pub fn next_message(

@@ -2,6 +2,7 @@
 //! `prepare`, the steps and `result` on one message, the executors (`inline`, `pool`) and the
 //! [`pipeline`] that ties a source to its sinks.
 
+pub mod adaptive;
 pub mod buffer;
 pub mod capacity;
 pub mod chain;

@@ -40,6 +40,8 @@ struct Inner {
     live: Live,
     /// Service time and rows of the messages since the last sample.
     window: (Duration, u64, u64),
+    /// Row latency summed, and messages, since the last sample.
+    latency_window: (Duration, u64),
     last: Option<(Instant, Snapshot, Duration)>,
     warned_at: Option<Instant>,
     high: u32,
@@ -62,6 +64,11 @@ pub struct Live {
     pub rho_measured: f64,
     /// `lambda_r * S(b) / (b * c)` with the smoothed values.
     pub rho_predicted: f64,
+    /// Mean row latency (arrival to sink) of the messages delivered since the last sample,
+    /// seconds.
+    pub latency_s: f64,
+    /// Samples taken so far.
+    pub samples: u64,
 }
 
 fn hist() -> Histogram<u64> {
@@ -82,6 +89,7 @@ impl Default for Inner {
             busy: Vec::new(),
             live: Live::default(),
             window: (Duration::ZERO, 0, 0),
+            latency_window: (Duration::ZERO, 0),
             last: None,
             warned_at: None,
             high: 0,
@@ -193,7 +201,10 @@ impl Metrics {
             // rows arrive between the first and the closing of the message: the mean row
             // waited from the middle of that span
             let mid = first + closed.saturating_duration_since(first) / 2;
-            let _ = m.latency.record(us(at_sink.saturating_duration_since(mid)));
+            let waited = at_sink.saturating_duration_since(mid);
+            let _ = m.latency.record(us(waited));
+            m.latency_window.0 += waited;
+            m.latency_window.1 += 1;
         }
     }
 
@@ -247,6 +258,11 @@ impl Metrics {
         } else {
             0.0
         };
+        let (waited, n) = std::mem::take(&mut m.latency_window);
+        if n > 0 {
+            live.latency_s = waited.as_secs_f64() / n as f64;
+        }
+        live.samples += 1;
         m.live = live;
         m.last = Some((now, now_counts, busy));
         m.high = if live.rho_measured > SATURATED_RHO {
@@ -262,6 +278,16 @@ impl Metrics {
             return Some(remedy(&live, m.buffer));
         }
         None
+    }
+
+    /// The buffer size now in use (adaptive buffering changes it).
+    pub fn set_buffer(&self, b: usize) {
+        self.lock().buffer = b.max(1);
+    }
+
+    /// The buffer size in use.
+    pub fn buffer(&self) -> usize {
+        self.lock().buffer
     }
 
     /// The utilisation as of the last sample.

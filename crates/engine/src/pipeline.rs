@@ -12,6 +12,7 @@ use streamprep_ops::prepare::{infer_schema, Compression, PrepareConfig};
 use streamprep_ops::registry::{validate_chain, ChainError};
 use thiserror::Error;
 
+use crate::adaptive::Controller;
 use crate::buffer::Buffer;
 use crate::chain::{Chain, Processed};
 use crate::executor::{self, Method};
@@ -57,6 +58,8 @@ pub struct PipelineConfig {
     pub latency_field: Option<String>,
     /// The executor of `Method::Queue`.
     pub remote: Option<Arc<dyn crate::executor::Remote>>,
+    /// `--buffer auto`: the buffer size follows the load (starting from `buffer`).
+    pub adaptive: Option<crate::adaptive::Adaptive>,
 }
 
 impl PipelineConfig {
@@ -74,6 +77,7 @@ impl PipelineConfig {
             stop: Arc::new(AtomicBool::new(false)),
             latency_field: None,
             remote: None,
+            adaptive: None,
         }
     }
 }
@@ -320,12 +324,22 @@ pub fn run_with(
         Ok(())
     };
     let window = workers * 4;
+    let mut tuner = Tuner {
+        ctl: cfg.adaptive.map(|a| (Controller::new(a), 0)),
+    };
+    if let Some((c, _)) = &tuner.ctl {
+        buffer.set_size(c.size());
+        stats.metrics.set_buffer(c.size());
+    }
     let result = match cfg.backpressure {
         Backpressure::Block => {
             let next = || -> Result<Option<Message>, IoError> {
                 let m = match ahead.pop_front() {
                     Some(m) => return Ok(Some(m)),
-                    None => buffer.next_message(source, max_wait)?,
+                    None => {
+                        tuner.tune(&mut buffer, stats);
+                        buffer.next_message(source, max_wait)?
+                    }
                 };
                 if let Some(m) = &m {
                     count_read(m);
@@ -339,6 +353,7 @@ pub fn run_with(
             std::thread::scope(|s| {
                 let queue = &queue;
                 s.spawn(move || loop {
+                    tuner.tune(&mut buffer, stats);
                     match buffer.next_message(source, max_wait) {
                         Ok(Some(m)) => {
                             count_read(&m);
@@ -418,5 +433,29 @@ fn execute(
             None => Err(IoError::Protocol("internal error: no chain".into())),
         },
         Method::Pool { .. } => executor::pool(chains, window, next, deliver),
+    }
+}
+
+/// Adaptive buffering's hook on the reading thread: after each new metrics sample, the
+/// controller sets the buffer size for the next messages.
+struct Tuner {
+    ctl: Option<(Controller, u64)>,
+}
+
+impl Tuner {
+    fn tune(&mut self, buffer: &mut Buffer, stats: &Stats) {
+        let Some((ctl, seen)) = self.ctl.as_mut() else {
+            return;
+        };
+        if let Some(w) = stats.metrics.sample(stats.snapshot()) {
+            eprintln!("streamprep: warning: {w}");
+        }
+        let live = stats.metrics.live();
+        if live.samples != *seen {
+            *seen = live.samples;
+            let b = ctl.update(&live);
+            buffer.set_size(b);
+            stats.metrics.set_buffer(b);
+        }
     }
 }

@@ -298,23 +298,41 @@ impl Stations {
 #[derive(Debug, Clone)]
 pub struct Pacer {
     start: std::time::Instant,
-    rate: f64,
+    /// `(rows a second, seconds)` steps; the last rate goes on after its step.
+    steps: Vec<(f64, f64)>,
     emitted: u64,
 }
 
 impl Pacer {
     /// `rate` rows a second from now.
     pub fn new(rate: f64) -> Self {
+        Pacer::stepped(vec![(rate, f64::INFINITY)])
+    }
+
+    /// Rates in steps from now: `(rows a second, for how many seconds)`; the last rate goes
+    /// on after its step. Rates must be positive.
+    pub fn stepped(steps: Vec<(f64, f64)>) -> Self {
         Pacer {
             start: std::time::Instant::now(),
-            rate,
+            steps,
             emitted: 0,
         }
     }
 
     /// When the next row is due.
     pub fn due(&self) -> std::time::Instant {
-        self.start + std::time::Duration::from_secs_f64(self.emitted as f64 / self.rate)
+        let mut left = self.emitted as f64;
+        let mut at = 0.0;
+        for (i, &(rate, secs)) in self.steps.iter().enumerate() {
+            let rows = rate * secs;
+            if left < rows || i + 1 == self.steps.len() {
+                at += left / rate;
+                break;
+            }
+            left -= rows;
+            at += secs;
+        }
+        self.start + std::time::Duration::from_secs_f64(at)
     }
 
     /// Count one row as sent.
