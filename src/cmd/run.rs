@@ -11,8 +11,8 @@ use streamprep_engine::{Backpressure, Method, PipelineConfig, Stats};
 use streamprep_ops::prepare::Compression;
 
 use super::project::{
-    BufferSetting, RateSetting,
-    declared_schema, parse_duration, split_chain, BackpressureName, MethodName, ProjectConfig,
+    declared_schema, parse_duration, split_chain, BackpressureName, BufferSetting, MethodName,
+    ProjectConfig, RateSetting,
 };
 use super::status::StatusLine;
 
@@ -86,6 +86,10 @@ pub struct RunArgs {
     /// pipeline runs (e.g. 127.0.0.1:9464).
     #[arg(long)]
     metrics_addr: Option<String>,
+    /// Write one CSV line a second to this file: rows/s in, buffer size, measured and
+    /// predicted rho, mean row latency, backlog.
+    #[arg(long)]
+    timeline: Option<std::path::PathBuf>,
     /// Print a live status line every second (on by default for live sources on a terminal).
     #[arg(long)]
     status: bool,
@@ -226,6 +230,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     cfg.latency_field = args.latency_field;
     cfg.adaptive = adaptive;
     let metrics_addr = args.metrics_addr.clone();
+    let timeline = args.timeline.clone();
     let rate = match args.rate.map(RateSetting::Steps).or(project.rate.clone()) {
         Some(r) => Some(r.steps()?),
         None => None,
@@ -291,7 +296,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let show =
         args.status || (src.is_live() && std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let status = StatusLine::start(stats.clone(), src.link(), "run", show);
+    let timeline = match &timeline {
+        Some(p) => {
+            Some(std::fs::File::create(p).with_context(|| format!("--timeline: {}", p.display()))?)
+        }
+        None => None,
+    };
+    let status = StatusLine::with_timeline(stats.clone(), src.link(), "run", show, timeline);
     let result =
         streamprep_engine::run_with(&cfg, src.as_mut(), sink.as_mut(), Some(dl.as_mut()), &stats);
     status.stop();

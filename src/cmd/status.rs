@@ -42,8 +42,28 @@ impl StatusLine {
         label: &'static str,
         show: bool,
     ) -> Self {
+        Self::with_timeline(stats, link, label, show, None)
+    }
+
+    /// [`StatusLine::start`], also appending one CSV line a second to `timeline`: seconds
+    /// since the start, rows a second in, the buffer size, measured and predicted rho, the
+    /// mean row latency of that second, the backlog.
+    pub fn with_timeline(
+        stats: Arc<Stats>,
+        link: Option<Arc<LinkHealth>>,
+        label: &'static str,
+        show: bool,
+        mut timeline: Option<std::fs::File>,
+    ) -> Self {
         let done = Arc::new(AtomicBool::new(false));
         let d = done.clone();
+        if let Some(f) = timeline.as_mut() {
+            let _ = writeln!(
+                f,
+                "seconds,rows_per_s,buffer,rho_measured,rho_predicted,latency_ms,backlog"
+            );
+        }
+        let began = Instant::now();
         let thread = std::thread::Builder::new()
             .name("streamprep-status".into())
             .spawn(move || {
@@ -60,6 +80,20 @@ impl StatusLine {
                     let dt = at.elapsed().as_secs_f64();
                     at = Instant::now();
                     let warning = stats.metrics.sample(now);
+                    if let Some(f) = timeline.as_mut() {
+                        let live = stats.metrics.live();
+                        let _ = writeln!(
+                            f,
+                            "{:.1},{:.0},{},{:.3},{:.3},{:.3},{}",
+                            began.elapsed().as_secs_f64(),
+                            (now.rows_read - last.rows_read) as f64 / dt,
+                            stats.metrics.buffer(),
+                            live.rho_measured,
+                            live.rho_predicted,
+                            live.latency_s * 1e3,
+                            now.backlog
+                        );
+                    }
                     if let Some(w) = &warning {
                         if show && tty {
                             eprintln!();

@@ -95,15 +95,22 @@ impl Controller {
         let slack = self.cfg.max_latency.as_secs_f64() - s0 + 1.0 / (2.0 * lambda);
         let b_lat = (slack / (1.0 / (2.0 * lambda) + s1)).floor().max(1.0);
         let max = self.cfg.max_buffer as f64;
-        let want = if b_rho <= b_lat {
+        let mut want = if b_rho <= b_lat {
             // stable and fast enough: the smallest stable size, for the lowest latency
             b_rho
         } else {
             // no size meets both: stability first (an unstable queue's latency has no bound)
             b_rho.min(max)
         };
-        // move by at most x4 up or /2 down a step: the model is refitted as sizes change
         let cur = self.size as f64;
+        let late = live.latency_s > self.cfg.max_latency.as_secs_f64();
+        if live.rho_measured > target || (late && live.rho_measured > target / 2.0) {
+            // saturated now, or rows are late while the chain is busy: the source is held
+            // back, so the arrival rate it shows is only what the chain takes; grow whatever
+            // the model says
+            want = want.max(cur * 4.0);
+        }
+        // move by at most x4 up or /2 down a step: the model is refitted as sizes change
         let next = want.clamp((cur / 2.0).max(1.0), cur * 4.0).clamp(1.0, max);
         self.size = next as usize;
         self.size
@@ -163,6 +170,15 @@ mod tests {
         });
         // 400,000 rows/s of 2 µs rows is rho 0.8 at any size: no stable size exists
         assert_eq!(settle(&mut c, 400_000.0), 5000);
+    }
+
+    #[test]
+    fn a_saturated_pipeline_grows_even_when_the_held_back_rate_looks_low() {
+        let mut c = Controller::new(Adaptive::new(Duration::from_millis(50)));
+        // backpressure shows only what the chain takes: 1 / 12 µs = 83,000 rows/s, busy 0.95
+        let mut l = live(20_000.0, 1);
+        l.rho_measured = 0.95;
+        assert_eq!(c.update(&l), 4);
     }
 
     #[test]
