@@ -208,7 +208,7 @@ fn table(args: &PlanArgs, cores: usize, rows: &[Row], best: Option<&Row>) -> Str
         Some(r) => {
             let _ = writeln!(
                 s,
-                "\nrecommendation: --buffer {} --method {}{}{}: rho {:.2}, latency {:.2} ms; sustains up to {:.0} rows/s at rho {} ({:.0} rows/s at rho 1)",
+                "\nrecommendation: --buffer {} --method {}{}: rho {:.2}, latency {:.2} ms; sustains up to {:.0} rows/s at rho {} ({:.0} rows/s at rho 1)",
                 r.p.buffer,
                 r.method,
                 match r.method {
@@ -216,7 +216,6 @@ fn table(args: &PlanArgs, cores: usize, rows: &[Row], best: Option<&Row>) -> Str
                     "inline" => String::new(),
                     _ => format!(" with {} worker process(es)", r.p.workers),
                 },
-                "",
                 r.p.rho,
                 r.p.latency_s * 1e3,
                 r.p.max_rate * args.target_rho,

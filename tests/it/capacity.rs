@@ -284,3 +284,98 @@ fn a_saturated_pipeline_warns_and_names_the_remedy() {
     assert!(w.contains("more workers (about"), "{w}");
     assert!(w.contains("larger buffer than 100"), "{w}");
 }
+
+#[test]
+fn adaptive_buffer_grows_with_the_load_and_shrinks_after_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = super::cli::gen(dir.path(), 61_800);
+    let timeline = dir.path().join("timeline.csv");
+    let out_file = dir.path().join("out.ndjson");
+    // slow, then faster than one-row messages can take (this is a debug build), then slow
+    let out = bin()
+        .args([
+            "run",
+            "--rate",
+            "200:3s,30000:2s,200:6s",
+            "--buffer",
+            "auto",
+        ])
+        .args(["--max-latency", "50ms"])
+        .args(["--chain", "fillna_zeros,normalizer,drop_duplicates"])
+        .arg("--source")
+        .arg(format!("file:{}", input.display()))
+        .arg("--sink")
+        .arg(format!("file:{}", out_file.display()))
+        .arg("--timeline")
+        .arg(&timeline)
+        .output()
+        .expect("streamprep run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // every row arrives (minus exact duplicates within a message, which depend on b, so
+    // compare with the rows read instead)
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("rows in 61800"), "{err}");
+    let text = std::fs::read_to_string(&timeline).expect("timeline");
+    let rows: Vec<(f64, usize)> = text
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (
+                f[0].parse().expect("seconds"),
+                f[2].parse().expect("buffer"),
+            )
+        })
+        .collect();
+    let at = |lo: f64, hi: f64| -> Vec<usize> {
+        rows.iter()
+            .filter(|(t, _)| *t > lo && *t <= hi)
+            .map(|r| r.1)
+            .collect()
+    };
+    assert!(at(0.0, 3.0).iter().all(|&b| b <= 2), "slow start: {text}");
+    let peak = rows.iter().map(|r| r.1).max().unwrap_or(0);
+    assert!(peak >= 8, "the buffer never grew: {text}");
+    let end = rows.last().expect("a line a second").1;
+    assert!(end < peak / 2, "the buffer did not shrink again: {text}");
+}
+
+#[test]
+fn buffer_and_rate_settings_are_checked_before_anything_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = super::cli::gen(dir.path(), 10);
+    for (args, says) in [
+        (
+            vec!["--buffer", "lots"],
+            "neither a number of rows nor 'auto'",
+        ),
+        (
+            vec!["--buffer", "auto", "--max-latency", "soon"],
+            "--max-latency",
+        ),
+        (
+            vec!["--buffer", "10", "--rate", "fast"],
+            "not a number of rows a second",
+        ),
+        (
+            vec!["--buffer", "10", "--rate", "100:5s,-3"],
+            "positive number",
+        ),
+    ] {
+        let out = bin()
+            .args(["run", "--chain", "abs", "--sink", "file:/dev/null"])
+            .arg("--source")
+            .arg(format!("file:{}", input.display()))
+            .args(&args)
+            .output()
+            .expect("streamprep run");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(!err.contains("rows in"), "{args:?} ran: {err}");
+    }
+}

@@ -5,7 +5,8 @@
 //! while the stream is slow; it grows `b` as the load rises (fewer, larger messages cost less
 //! a row), keeping the pipeline stable, and shrinks it again when the load falls. A `b` whose
 //! fill time plus service time would exceed `max_latency` is avoided unless no smaller one is
-//! stable.
+//! stable. While the chain is saturated (the source held back, so its rate understates the
+//! load) the buffer grows as long as a larger one still lowers the cost of a row.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -95,23 +96,34 @@ impl Controller {
         let slack = self.cfg.max_latency.as_secs_f64() - s0 + 1.0 / (2.0 * lambda);
         let b_lat = (slack / (1.0 / (2.0 * lambda) + s1)).floor().max(1.0);
         let max = self.cfg.max_buffer as f64;
+        // beyond this size the fixed cost of a message is under 5% of a row's cost: larger
+        // buffers only add latency
+        let knee = if s1 > 0.0 {
+            (19.0 * s0 / s1).ceil().max(1.0)
+        } else {
+            max
+        };
         let mut want = if b_rho <= b_lat {
             // stable and fast enough: the smallest stable size, for the lowest latency
             b_rho
         } else {
-            // no size meets both: stability first (an unstable queue's latency has no bound)
-            b_rho.min(max)
+            // no size meets both: stability first (an unstable queue's latency has no bound),
+            // as far as a larger buffer still lowers the cost of a row
+            b_rho.min(knee).min(max)
         };
         let cur = self.size as f64;
         let late = live.latency_s > self.cfg.max_latency.as_secs_f64();
-        if live.rho_measured > target || (late && live.rho_measured > target / 2.0) {
+        // a larger buffer helps only while the fixed cost of a message is still a visible
+        // part of the cost of a row
+        let helps = s0 / cur > 0.05 * (s0 / cur + s1);
+        if helps && (live.rho_measured > target || (late && live.rho_measured > target / 2.0)) {
             // saturated now, or rows are late while the chain is busy: the source is held
             // back, so the arrival rate it shows is only what the chain takes; grow whatever
             // the model says
             want = want.max(cur * 4.0);
         }
-        // move by at most x4 up or /2 down a step: the model is refitted as sizes change
-        let next = want.clamp((cur / 2.0).max(1.0), cur * 4.0).clamp(1.0, max);
+        // move by at most x4 a step: the model is refitted as sizes change
+        let next = want.clamp((cur / 4.0).max(1.0), cur * 4.0).clamp(1.0, max);
         self.size = next as usize;
         self.size
     }
@@ -162,14 +174,29 @@ mod tests {
     }
 
     #[test]
-    fn beyond_what_any_size_sustains_it_takes_the_largest() {
+    fn it_stops_growing_when_rows_cost_the_same_at_any_size() {
+        let mut c = Controller::new(Adaptive::new(Duration::from_millis(50)));
+        // saturated, and messages have (almost) no fixed cost: 30 µs a row at any size
+        for _ in 0..20 {
+            let b = c.size();
+            let mut l = live(30_000.0, b);
+            l.service_s = 30e-6 * b as f64 + 1e-9;
+            l.rho_measured = 0.95;
+            c.update(&l);
+        }
+        assert!(c.size() <= 16, "grew to {} for nothing", c.size());
+    }
+
+    #[test]
+    fn beyond_what_any_size_sustains_it_stops_where_larger_no_longer_helps() {
         let mut c = Controller::new(Adaptive {
             max_latency: Duration::from_millis(50),
             target_rho: 0.7,
             max_buffer: 5000,
         });
-        // 400,000 rows/s of 2 µs rows is rho 0.8 at any size: no stable size exists
-        assert_eq!(settle(&mut c, 400_000.0), 5000);
+        // 400,000 rows/s of 2 µs rows is rho 0.8 at any size: no stable size exists; past
+        // b = 19 * 10 / 2 = 95 the 10 µs a message is under 5% of a row's cost
+        assert_eq!(settle(&mut c, 400_000.0), 95);
     }
 
     #[test]
