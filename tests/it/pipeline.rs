@@ -98,12 +98,17 @@ fn pool_output_is_identical_to_inline_for_any_workers_and_buffer() {
             );
         }
         assert_eq!(s.messages, 3000u64.div_ceil(buffer as u64));
+        // every message was timed, each of its six stages too
+        assert_eq!(s.metrics.chain.count, s.messages);
+        assert_eq!(s.metrics.stages.len(), 6);
+        assert!(s.metrics.stages.iter().all(|(_, p)| p.count == s.messages));
         for workers in [1, 2, 3, 5] {
             let (got, s2) = run_davis(chain, 3000, buffer, Method::Pool { workers });
             assert_eq!(
                 s2,
                 streamprep_engine::Summary {
                     seconds: s2.seconds,
+                    metrics: s2.metrics.clone(), // times differ run to run
                     ..s.clone()
                 }
             );
