@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Issue 4's figures, in one run on this machine, with a private redis-server on a free port:
+#   0. service time of the chain one message at a time (`streamprep profile`) for inline, pool
+#      and queue at buffer 1, 10, 100, 1000, 10000, and queue / pool (the issue's targets);
 #   1. time per message of the chain fillna_zeros,normalizer,drop_duplicates at buffer 1, 10,
 #      100, 1000, 10000 for inline, pool (2 threads) and queue (one `streamprep worker` with
 #      --concurrency 2, the coordinator on the same host): the run's seconds / messages, with
@@ -43,9 +45,26 @@ per_msg() { awk '{printf "%.1f", $1 / $2 * 1e6}'; }
 
 echo "machine: $(nproc) cores; $(redis-server --version | cut -d' ' -f1-3); $(date -u +%F)"
 echo
+start_workers 1 2
+# service time, one message at a time (the paper's procedure; `streamprep profile`)
+mkdir -p docs/capacity
+"$bin" profile --chain "$chain" --method inline,pool,queue --workers 2 --broker "$url" \
+  --buffers 1,10,100,1000,10000 --messages 75 --input "$out/750k.ndjson" \
+  --csv "$out/queue_profile.csv" --plot docs/capacity/queue_profile.svg 2>/dev/null | sed -n '1,7p'
+echo
+echo "| buffer | inline ms | pool ms | queue ms | queue / pool | target |"
+echo "|---|---|---|---|---|---|"
+awk -F, '$3 == "chain" { t[$1 "," $2] = $5 / 1000; b[$2] = 1 }
+  END { n = split("1 10 100 1000 10000", bs, " ");
+        for (i = 1; i <= n; i++) { k = bs[i];
+          tgt = (k == 100) ? "2x" : (k == 10000) ? "1.2x" : "";
+          printf "| %s | %.3f | %.3f | %.3f | %.2f | %s |\n", k, t["inline," k], t["pool," k], t["queue," k],
+                 t["queue," k] / t["pool," k], tgt } }' "$out/queue_profile.csv"
+echo
+echo "throughput: the run's seconds / messages, everything at once"
+echo
 echo "| buffer | rows | messages | inline us/msg | pool (2) us/msg | queue (1 worker x 2) us/msg | queue / pool |"
 echo "|---|---|---|---|---|---|---|"
-start_workers 1 2
 for b in 1 10 100 1000 10000; do
   case $b in 1) n=5000;; 10) n=30000;; 100) n=200000;; *) n=750000;; esac
   head -n "$n" "$out/750k.ndjson" > "$work/in.ndjson"
