@@ -50,7 +50,9 @@ for s in "${settings[@]}"; do
   args=(--method "$m"); [ "$m" = pool ] && args+=(--workers "$c")
   # the service time is profiled again just before the run: this shared machine's speed
   # drifts by a third within minutes, and the prediction can be no better than S(b)
-  "$bin" profile --chain "$chain" --method "$m" --workers "$c" --buffers "$b" --messages 75 \
+  # (about 0.5 s of messages: 75 messages of 10 rows last 3 ms, at the mercy of one hiccup)
+  n=$(( 200000 / b > 75 ? 200000 / b : 75 ))
+  "$bin" profile --chain "$chain" --method "$m" --workers "$c" --buffers "$b" --messages "$n" \
     --input "$work/in.ndjson" --csv "$work/s.csv" --plot "$work/s.svg" >/dev/null 2>&1
   sum=$("$bin" run --source "file:$work/run.ndjson" --rate "$rate" --chain "$chain" --buffer "$b" \
     "${args[@]}" --max-wait 1s --sink "file:$work/o.ndjson" 2>&1)
