@@ -302,7 +302,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
-    let status = StatusLine::with_timeline(stats.clone(), src.link(), "run", show, timeline);
+    let broker_health = cfg.remote.as_ref().and_then(|r| r.health());
+    let status = StatusLine::with_timeline(
+        stats.clone(),
+        src.link(),
+        broker_health,
+        "run",
+        show,
+        timeline,
+    );
     let result =
         streamprep_engine::run_with(&cfg, src.as_mut(), sink.as_mut(), Some(dl.as_mut()), &stats);
     status.stop();

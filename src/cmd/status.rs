@@ -42,7 +42,7 @@ impl StatusLine {
         label: &'static str,
         show: bool,
     ) -> Self {
-        Self::with_timeline(stats, link, label, show, None)
+        Self::with_timeline(stats, link, None, label, show, None)
     }
 
     /// [`StatusLine::start`], also appending one CSV line a second to `timeline`: seconds
@@ -51,6 +51,7 @@ impl StatusLine {
     pub fn with_timeline(
         stats: Arc<Stats>,
         link: Option<Arc<LinkHealth>>,
+        broker: Option<Arc<LinkHealth>>,
         label: &'static str,
         show: bool,
         mut timeline: Option<std::fs::File>,
@@ -115,9 +116,20 @@ impl StatusLine {
                             l.disconnects.load(Ordering::Relaxed)
                         )
                     });
+                    let broker = broker.as_ref().map_or(String::new(), |b| {
+                        let state = if b.connected.load(Ordering::Relaxed) {
+                            "connected"
+                        } else {
+                            "RECONNECTING"
+                        };
+                        format!(
+                            " | broker {state}, {} disconnect(s)",
+                            b.disconnects.load(Ordering::Relaxed)
+                        )
+                    });
                     let live = stats.metrics.live();
                     let line = format!(
-                        "[{label}] in {:.0} rows/s, out {:.0} rows/s | backlog {} msg | rho {:.2} (predicted {:.2}, {} worker(s)) | messages {} | dead letters {} | dropped {}{link}",
+                        "[{label}] in {:.0} rows/s, out {:.0} rows/s | backlog {} msg | rho {:.2} (predicted {:.2}, {} worker(s)) | messages {} | dead letters {} | dropped {}{link}{broker}",
                         (now.rows_read - last.rows_read) as f64 / dt,
                         (now.rows_out - last.rows_out) as f64 / dt,
                         now.backlog,

@@ -206,14 +206,23 @@ fn redis_restarted_empty_mid_run_loses_and_duplicates_nothing() {
     let url = redis.url();
     let _workers = Worker::start(&url, 2);
     let out = dir.path().join("queue.ndjson");
-    let child = run(&input, &out, 10, &["--method", "queue", "--broker", &url]);
+    let child = run(
+        &input,
+        &out,
+        10,
+        &["--method", "queue", "--broker", &url, "--status"],
+    );
     wait_output(&out);
-    redis.restart_empty(Duration::from_millis(500));
-    finish(child);
+    redis.restart_empty(Duration::from_millis(1500));
+    let done = child.wait_with_output().expect("run");
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{err}");
     assert!(
         std::fs::read(&out).expect("output") == inline(dir.path(), &input, 10),
         "output differs from inline after Redis restarted"
     );
+    // the status line said so while it was down
+    assert!(err.contains("| broker RECONNECTING"), "{err}");
 }
 
 #[test]

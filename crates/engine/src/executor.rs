@@ -52,6 +52,11 @@ pub trait Remote: Send + Sync + std::fmt::Debug {
         next: &mut (dyn FnMut() -> Result<Option<Message>, IoError> + Send),
         deliver: &mut (dyn FnMut(Processed) -> Result<(), IoError> + Send),
     ) -> Result<(), IoError>;
+
+    /// The broker connection's state, for status lines.
+    fn health(&self) -> Option<std::sync::Arc<streamprep_core::LinkHealth>> {
+        None
+    }
 }
 
 /// Run a chain on a message, turning a panic (a bug in a step) into a dead letter instead of

@@ -4,10 +4,12 @@
 //! so a task Redis lost (a restart without persistence) is sent again.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis::{Connection, ConnectionLike, Value};
-use streamprep_core::{AckToken, IoError, Message};
+use streamprep_core::{AckToken, IoError, LinkHealth, Message};
 use streamprep_engine::chain::Processed;
 use streamprep_engine::{Remote, RemoteJob};
 
@@ -31,6 +33,8 @@ pub struct Queue {
     /// With tasks outstanding and no result for this long: fail (`profile`); `None` waits,
     /// saying once that no worker seems to be running.
     pub give_up_after: Option<Duration>,
+    /// Connected to Redis or not, and connections lost (the status line shows it).
+    pub health: Arc<LinkHealth>,
 }
 
 impl Queue {
@@ -43,6 +47,10 @@ impl Queue {
             resend_after: Duration::from_secs(60),
             max_bytes: 64 << 20,
             give_up_after: None,
+            health: Arc::new(LinkHealth {
+                connected: AtomicBool::new(true),
+                ..LinkHealth::default()
+            }),
         })
     }
 }
@@ -60,6 +68,7 @@ struct Sent {
 /// A connection that reconnects with backoff, saying so once.
 struct Link {
     url: String,
+    health: Arc<LinkHealth>,
     con: Option<Connection>,
     /// Set when a lost connection came back: what Redis held may be gone.
     reconnected: bool,
@@ -75,6 +84,7 @@ impl Link {
                         eprintln!("streamprep: queue: reconnected to {}", self.url);
                     }
                     self.con = Some(c);
+                    self.health.connected.store(true, Ordering::Relaxed);
                 }
                 Err(e) => {
                     if failures == 0 {
@@ -112,6 +122,8 @@ impl Link {
                     eprintln!("streamprep: queue: {e}; reconnecting");
                     self.con = None;
                     self.reconnected = true;
+                    self.health.connected.store(false, Ordering::Relaxed);
+                    self.health.disconnects.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }
@@ -119,6 +131,10 @@ impl Link {
 }
 
 impl Remote for Queue {
+    fn health(&self) -> Option<Arc<LinkHealth>> {
+        Some(self.health.clone())
+    }
+
     fn execute(
         &self,
         job: &RemoteJob,
@@ -128,6 +144,7 @@ impl Remote for Queue {
     ) -> Result<(), IoError> {
         let mut link = Link {
             url: self.url.clone(),
+            health: self.health.clone(),
             con: None,
             reconnected: false,
         };
