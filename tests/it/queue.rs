@@ -525,3 +525,71 @@ fn profile_without_a_worker_says_so_and_profile_counts_dead_rows() {
         .expect("redis-cli");
     assert_eq!(String::from_utf8_lossy(&len.stdout).trim(), "0");
 }
+
+#[test]
+fn a_worker_that_cannot_build_the_chain_answers_with_dead_letters_and_goes_on() {
+    use streamprep_core::{Encoding, Message, Payload, RowFormat};
+    let redis = Redis::start();
+    let mut worker = Worker::start(&redis.url(), 1);
+    // a task whose chain this worker does not know (another streamprep version, say): the
+    // coordinator refuses unknown steps itself, so the task is written here directly
+    let schema = std::sync::Arc::new(arrow_schema::Schema::new(vec![arrow_schema::Field::new(
+        "x",
+        arrow_schema::DataType::Float64,
+        true,
+    )]));
+    let job = streamprep_engine::RemoteJob {
+        chain: vec!["no_such_step".into()],
+        prepare: streamprep_ops::prepare::PrepareConfig {
+            format: RowFormat::Ndjson,
+            compression: Default::default(),
+            schema,
+        },
+        encoding: Encoding::Ndjson,
+    };
+    let row = b"{\"x\":1.5}\n".to_vec();
+    let msg = Message::new(
+        0,
+        Payload::Raw {
+            format: RowFormat::Ndjson,
+            ends: vec![row.len()],
+            bytes: row,
+        },
+    );
+    let spec = streamprep_queue::wire::job_spec(&job);
+    let fields = streamprep_queue::wire::task("test:reply", &spec, &msg).expect("task");
+    let mut con = streamprep_queue::redis_io::connect(&redis.url()).expect("redis");
+    streamprep_queue::redis_io::ensure_group(&mut con).expect("group");
+    streamprep_queue::redis_io::xadd(&mut con, "streamprep:tasks", &fields).expect("xadd");
+    let reply = Command::new("redis-cli")
+        .args([
+            "-p",
+            &redis.port.to_string(),
+            "XREAD",
+            "COUNT",
+            "1",
+            "BLOCK",
+            "10000",
+        ])
+        .args(["STREAMS", "test:reply", "0"])
+        .output()
+        .expect("redis-cli (Debian: apt-get install redis-tools)");
+    let text = String::from_utf8_lossy(&reply.stdout);
+    assert!(text.contains("cannot build the chain"), "{text}");
+    assert!(text.contains("no_such_step"), "{text}");
+    assert!(text.contains("same streamprep version"), "{text}");
+    assert!(
+        text.contains(r#"{\"x\":1.5}"#) || text.contains(r#"{"x":1.5}"#),
+        "the row travels with it: {text}"
+    );
+    // the worker acknowledged the task and is still serving
+    assert!(
+        worker.0.try_wait().expect("worker").is_none(),
+        "the worker stopped"
+    );
+    let len = Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string(), "XLEN", "streamprep:tasks"])
+        .output()
+        .expect("redis-cli");
+    assert_eq!(String::from_utf8_lossy(&len.stdout).trim(), "0");
+}
