@@ -41,6 +41,9 @@ pub struct ProfileArgs {
     /// Redis for the queue method (redis://HOST:PORT); start `streamprep worker` on it first.
     #[arg(long)]
     broker: Option<String>,
+    /// The queue method: compress tasks and results with LZ4 (`lz4`) or not (`none`).
+    #[arg(long, default_value = "none", value_parser = ["none", "lz4"])]
+    task_compression: String,
     /// The queue method: fail when no result arrives for this long.
     #[arg(long, default_value = "30s")]
     timeout: String,
@@ -107,6 +110,7 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<ExitCode> {
             bail!("--method queue needs --broker redis://HOST:PORT (with `streamprep worker` serving it)");
         };
         let mut q = streamprep_queue::Queue::new(url)?;
+        q.lz4 = args.task_compression == "lz4";
         q.give_up_after = Some(super::project::parse_duration(&args.timeout).context("--timeout")?);
         Some(q)
     } else {

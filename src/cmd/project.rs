@@ -88,6 +88,8 @@ pub struct ProjectConfig {
     pub broker: Option<String>,
     /// The queue method: messages sent and not yet delivered, at most.
     pub in_flight: Option<usize>,
+    /// The queue method's task and result compression: "none" or "lz4".
+    pub task_compression: Option<String>,
     /// Where results go.
     pub sink: Option<String>,
     /// Format of a stdout or TCP sink.

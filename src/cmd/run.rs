@@ -46,6 +46,10 @@ pub struct RunArgs {
     /// `--method queue`: messages sent to workers and not yet delivered, at most (default 64).
     #[arg(long)]
     in_flight: Option<usize>,
+    /// The queue method: compress tasks and results with LZ4 (`lz4`; default `none`): less to
+    /// carry between hosts, more CPU at both ends.
+    #[arg(long, value_parser = ["none", "lz4"])]
+    task_compression: Option<String>,
     /// Sink: file:PATH (.ndjson/.jsonl, .csv, .parquet), `-` (stdout), tcp:HOST:PORT.
     #[arg(long)]
     sink: Option<String>,
@@ -194,9 +198,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let broker = args.broker.or(project.broker);
     let remote: Option<std::sync::Arc<dyn streamprep_engine::Remote>> = match (&method, broker) {
-        (Method::Queue { .. }, Some(url)) => Some(std::sync::Arc::new(
-            streamprep_queue::Queue::new(&url).context("--broker")?,
-        )),
+        (Method::Queue { .. }, Some(url)) => {
+            let mut q = streamprep_queue::Queue::new(&url).context("--broker")?;
+            q.lz4 = match args.task_compression.or(project.task_compression.clone()) {
+                None => false,
+                Some(z) if z == "none" => false,
+                Some(z) if z == "lz4" => true,
+                Some(z) => bail!("task_compression: '{z}' is not 'none' or 'lz4'"),
+            };
+            Some(std::sync::Arc::new(q))
+        }
         (Method::Queue { .. }, None) => {
             bail!("--method queue needs --broker redis://HOST:PORT")
         }

@@ -160,17 +160,26 @@ fn queue_with_one_and_three_workers_equals_inline() {
     let url = redis.url();
     for workers in [1, 3] {
         let pool: Vec<Worker> = (0..workers).map(|_| Worker::start(&url, 1)).collect();
-        for buffer in [1, 7, 100] {
-            let out = dir.path().join(format!("queue-{workers}-{buffer}.ndjson"));
+        for (buffer, z) in [(1, "none"), (7, "none"), (100, "none"), (100, "lz4")] {
+            let out = dir
+                .path()
+                .join(format!("queue-{workers}-{buffer}-{z}.ndjson"));
             finish(run(
                 &input,
                 &out,
                 buffer,
-                &["--method", "queue", "--broker", &url],
+                &[
+                    "--method",
+                    "queue",
+                    "--broker",
+                    &url,
+                    "--task-compression",
+                    z,
+                ],
             ));
             assert!(
                 std::fs::read(&out).expect("output") == inline(dir.path(), &input, buffer),
-                "queue with {workers} worker(s) differs from inline at buffer {buffer}"
+                "queue with {workers} worker(s) differs from inline at buffer {buffer} ({z})"
             );
         }
         drop(pool);
@@ -557,7 +566,7 @@ fn a_worker_that_cannot_build_the_chain_answers_with_dead_letters_and_goes_on() 
         },
     );
     let spec = streamprep_queue::wire::job_spec(&job);
-    let fields = streamprep_queue::wire::task("test:reply", &spec, &msg).expect("task");
+    let fields = streamprep_queue::wire::task("test:reply", &spec, &msg, false).expect("task");
     let mut con = streamprep_queue::redis_io::connect(&redis.url()).expect("redis");
     streamprep_queue::redis_io::ensure_group(&mut con).expect("group");
     streamprep_queue::redis_io::xadd(&mut con, "streamprep:tasks", &fields).expect("xadd");

@@ -35,6 +35,9 @@ pub struct Queue {
     pub give_up_after: Option<Duration>,
     /// Connected to Redis or not, and connections lost (the status line shows it).
     pub health: Arc<LinkHealth>,
+    /// Send tasks, and have results sent, LZ4-compressed (`--task-compression lz4`): less to
+    /// carry between hosts, more CPU at both ends.
+    pub lz4: bool,
 }
 
 impl Queue {
@@ -51,6 +54,7 @@ impl Queue {
                 connected: AtomicBool::new(true),
                 ..LinkHealth::default()
             }),
+            lz4: false,
         })
     }
 }
@@ -194,7 +198,7 @@ impl Remote for Queue {
                         done.insert(msg.seq, p);
                         continue;
                     }
-                    let fields = task(&reply, &spec, &msg)?;
+                    let fields = task(&reply, &spec, &msg, self.lz4)?;
                     let id = link.with(|c| xadd(c, TASKS, &fields))?;
                     bytes += size(&fields);
                     if sent.is_empty() {

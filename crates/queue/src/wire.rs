@@ -91,13 +91,43 @@ pub fn from_ipc(bytes: &[u8]) -> Result<Batch, IoError> {
 /// A stream entry's fields.
 pub type Fields = Vec<(&'static str, Vec<u8>)>;
 
-/// A message as task fields (`spec` is the job's text; `reply` the stream for the result).
-pub fn task(reply: &str, spec: &str, msg: &Message) -> Result<Fields, IoError> {
+/// LZ4 (block format, the size first) when `lz4`, else as it is.
+fn pack(data: Vec<u8>, lz4: bool) -> Vec<u8> {
+    if lz4 {
+        lz4_flex::compress_prepend_size(&data)
+    } else {
+        data
+    }
+}
+
+/// Undo [`pack`]; a size the data cannot hold is refused before anything is allocated.
+fn unpack(data: Vec<u8>) -> Result<Vec<u8>, IoError> {
+    let Some(head) = data.get(..4) else {
+        return Err(bad("compressed data too short"));
+    };
+    let size = u32::from_le_bytes(head.try_into().unwrap_or([0; 4])) as usize;
+    // LZ4 expands at most 255 times
+    if size > data.len().saturating_mul(255) {
+        return Err(bad("compressed data claims an impossible size"));
+    }
+    lz4_flex::decompress_size_prepended(&data).map_err(bad)
+}
+
+fn is_lz4(fields: &[(Vec<u8>, Vec<u8>)]) -> bool {
+    get(fields, "z") == Some(b"lz4")
+}
+
+/// A message as task fields (`spec` is the job's text; `reply` the stream for the result);
+/// with `lz4`, its data (and then the result's) is LZ4-compressed.
+pub fn task(reply: &str, spec: &str, msg: &Message, lz4: bool) -> Result<Fields, IoError> {
     let mut f: Fields = vec![
         ("reply", reply.as_bytes().to_vec()),
         ("seq", msg.seq.to_string().into_bytes()),
         ("spec", spec.as_bytes().to_vec()),
     ];
+    if lz4 {
+        f.push(("z", b"lz4".to_vec()));
+    }
     match &msg.payload {
         Payload::Raw {
             format,
@@ -112,7 +142,7 @@ pub fn task(reply: &str, spec: &str, msg: &Message) -> Result<Fields, IoError> {
                     RowFormat::Csv => b"csv".to_vec(),
                 },
             ));
-            f.push(("data", bytes.clone()));
+            f.push(("data", pack(bytes.clone(), lz4)));
             f.push((
                 "ends",
                 ends.iter()
@@ -122,7 +152,7 @@ pub fn task(reply: &str, spec: &str, msg: &Message) -> Result<Fields, IoError> {
         }
         Payload::Columnar(b) => {
             f.push(("kind", b"ipc".to_vec()));
-            f.push(("data", to_ipc(b)?));
+            f.push(("data", pack(to_ipc(b)?, lz4)));
         }
     }
     if !msg.rejected.is_empty() {
@@ -166,6 +196,8 @@ pub struct Task {
     pub spec: Vec<u8>,
     /// The message.
     pub msg: Message,
+    /// The task came LZ4-compressed: so goes the result.
+    pub lz4: bool,
 }
 
 /// Read a task's fields (taking the payload out of them).
@@ -173,6 +205,9 @@ pub fn parse_task(mut fields: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Task, IoError> 
     let reply = String::from_utf8_lossy(need(&fields, "reply")?).into_owned();
     let seq = number(&fields, "seq")?;
     let spec = take(&mut fields, "spec")?;
+    let lz4 = is_lz4(&fields);
+    let data = take(&mut fields, "data")?;
+    let data = if lz4 { unpack(data)? } else { data };
     let payload = match need(&fields, "kind")? {
         b"raw" => {
             let format = match need(&fields, "format")? {
@@ -183,7 +218,7 @@ pub fn parse_task(mut fields: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Task, IoError> 
                 .chunks_exact(8)
                 .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as usize)
                 .collect::<Vec<_>>();
-            let bytes = take(&mut fields, "data")?;
+            let bytes = data;
             if ends.iter().any(|&e| e > bytes.len()) {
                 return Err(bad("row ends past the data"));
             }
@@ -193,14 +228,19 @@ pub fn parse_task(mut fields: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Task, IoError> 
                 ends,
             }
         }
-        b"ipc" => Payload::Columnar(from_ipc(need(&fields, "data")?)?),
+        b"ipc" => Payload::Columnar(from_ipc(&data)?),
         k => return Err(bad(format!("kind '{}'", String::from_utf8_lossy(k)))),
     };
     let mut msg = Message::new(seq, payload);
     if let Some(r) = get(&fields, "rejected") {
         msg.rejected = parse_dead(r)?;
     }
-    Ok(Task { reply, spec, msg })
+    Ok(Task {
+        reply,
+        spec,
+        msg,
+        lz4,
+    })
 }
 
 fn dead_json(dead: &[DeadLetter]) -> String {
@@ -232,7 +272,7 @@ fn parse_dead(bytes: &[u8]) -> Result<Vec<DeadLetter>, IoError> {
 }
 
 /// A result as fields (the encoded rows are moved, not copied).
-pub fn result(p: Processed, worker: &str) -> Result<Fields, IoError> {
+pub fn result(p: Processed, worker: &str, lz4: bool) -> Result<Fields, IoError> {
     let stages: Vec<String> = p.stages.iter().map(|d| d.as_nanos().to_string()).collect();
     let mut f: Fields = vec![
         ("seq", p.seq.to_string().into_bytes()),
@@ -242,9 +282,12 @@ pub fn result(p: Processed, worker: &str) -> Result<Fields, IoError> {
         ("stages_ns", stages.join(",").into_bytes()),
         ("worker", worker.as_bytes().to_vec()),
     ];
+    if lz4 {
+        f.push(("z", b"lz4".to_vec()));
+    }
     if let Some(out) = p.output {
-        f.push(("out", to_ipc(&out.batch)?));
-        f.push(("enc", out.encoded));
+        f.push(("out", pack(to_ipc(&out.batch)?, lz4)));
+        f.push(("enc", pack(out.encoded, lz4)));
     }
     Ok(f)
 }
@@ -259,13 +302,19 @@ pub fn parse_result(mut fields: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Processed, Io
     let seq = number(&fields, "seq")?;
     let rows_in = number(&fields, "rows_in")? as usize;
     let dead = parse_dead(need(&fields, "dead")?)?;
+    let lz4 = is_lz4(&fields);
     let output = match get(&fields, "out") {
-        Some(ipc) => {
-            let batch = from_ipc(ipc)?;
+        Some(_) => {
+            let (ipc, encoded) = (take(&mut fields, "out")?, take(&mut fields, "enc")?);
+            let (ipc, encoded) = if lz4 {
+                (unpack(ipc)?, unpack(encoded)?)
+            } else {
+                (ipc, encoded)
+            };
             Some(Output {
                 seq,
-                batch,
-                encoded: take(&mut fields, "enc")?,
+                batch: from_ipc(&ipc)?,
+                encoded,
             })
         }
         None => None,
@@ -342,19 +391,22 @@ mod tests {
             data: String::new(),
             rows: 1,
         }];
-        let t = parse_task(owned(task("r", "{}", &msg).unwrap())).unwrap();
-        assert_eq!((t.reply.as_str(), t.msg.seq), ("r", 7));
-        assert_eq!(t.msg.payload.raw_rows().collect::<Vec<_>>().len(), 2);
-        assert_eq!(t.msg.rejected, msg.rejected);
+        for lz4 in [false, true] {
+            let t = parse_task(owned(task("r", "{}", &msg, lz4).unwrap())).unwrap();
+            assert_eq!((t.reply.as_str(), t.msg.seq, t.lz4), ("r", 7, lz4));
+            let rows: Vec<&[u8]> = t.msg.payload.raw_rows().collect();
+            assert_eq!(rows, [&b"{\"x\":1}"[..], &b"{\"x\":2}"[..]]);
+            assert_eq!(t.msg.rejected, msg.rejected);
 
-        let col = Message::new(8, Payload::Columnar(batch.clone()));
-        match parse_task(owned(task("r", "{}", &col).unwrap()))
-            .unwrap()
-            .msg
-            .payload
-        {
-            Payload::Columnar(b) => assert_eq!(b, batch),
-            _ => panic!("not columnar"),
+            let col = Message::new(8, Payload::Columnar(batch.clone()));
+            match parse_task(owned(task("r", "{}", &col, lz4).unwrap()))
+                .unwrap()
+                .msg
+                .payload
+            {
+                Payload::Columnar(b) => assert_eq!(b, batch),
+                _ => panic!("not columnar"),
+            }
         }
 
         let mut p = Processed::refused(9, 2, msg.rejected.clone());
@@ -369,14 +421,48 @@ mod tests {
             std::time::Duration::from_nanos(8),
         ];
         let want_dead = p.dead.clone();
-        let fields = owned(result(p, "host-1-0").unwrap());
-        assert_eq!(worker_of(&fields), b"host-1-0");
-        let r = parse_result(fields).unwrap();
-        assert_eq!((r.seq, r.rows_in, r.dead.clone()), (9, 2, want_dead));
-        assert_eq!(r.service, std::time::Duration::from_nanos(123_456));
-        assert_eq!(r.stages, [7, 8].map(std::time::Duration::from_nanos));
-        let out = r.output.unwrap();
-        assert_eq!((out.batch, out.encoded), (batch, b"x,s\n".to_vec()));
+        let p2 = Processed {
+            output: p.output.as_ref().map(|o| Output {
+                seq: o.seq,
+                batch: o.batch.clone(),
+                encoded: o.encoded.clone(),
+            }),
+            dead: p.dead.clone(),
+            stages: p.stages.clone(),
+            ..Processed::refused(9, 2, Vec::new())
+        };
+        for (p, lz4) in [(p, false), (p2, true)] {
+            let fields = owned(result(p, "host-1-0", lz4).unwrap());
+            assert_eq!(worker_of(&fields), b"host-1-0");
+            let r = parse_result(fields).unwrap();
+            assert_eq!(
+                (r.seq, r.rows_in, r.dead.clone()),
+                (9, 2, want_dead.clone())
+            );
+            assert_eq!(r.stages, [7, 8].map(std::time::Duration::from_nanos));
+            if !lz4 {
+                assert_eq!(r.service, std::time::Duration::from_nanos(123_456));
+            }
+            let out = r.output.unwrap();
+            assert_eq!((out.batch, out.encoded), (batch.clone(), b"x,s\n".to_vec()));
+        }
         assert!(parse_task(Vec::new()).is_err());
+    }
+
+    #[test]
+    fn compressed_data_that_lies_about_its_size_is_refused() {
+        // claims 4 GiB from 8 bytes: refused before any allocation
+        let mut lie = u32::MAX.to_le_bytes().to_vec();
+        lie.extend_from_slice(b"abcd");
+        assert!(unpack(lie)
+            .unwrap_err()
+            .to_string()
+            .contains("impossible size"));
+        assert!(unpack(vec![1, 2]).is_err());
+        // and real data survives
+        let text = b"{\"temp\":21.5,\"hum\":40}\n".repeat(100);
+        let packed = pack(text.clone(), true);
+        assert!(packed.len() < text.len() / 4);
+        assert_eq!(unpack(packed).unwrap(), text);
     }
 }

@@ -151,6 +151,7 @@ fn thread(cfg: &WorkerConfig, stats: &WorkerStats, consumer: &str) -> Result<(),
                         continue;
                     }
                 };
+                let lz4 = task.lz4;
                 let processed = if attempts > cfg.max_attempts {
                     stats.poisoned.fetch_add(1, Ordering::Relaxed);
                     given_up(
@@ -178,7 +179,7 @@ fn thread(cfg: &WorkerConfig, stats: &WorkerStats, consumer: &str) -> Result<(),
                         ),
                     }
                 };
-                answer(c, &task.reply, &result(processed, consumer)?, &id)?;
+                answer(c, &task.reply, &result(processed, consumer, lz4)?, &id)?;
                 stats.tasks.fetch_add(1, Ordering::Relaxed);
             }
             Ok(())
