@@ -105,28 +105,8 @@ impl StatusLine {
                         last = now;
                         continue;
                     }
-                    let link = link.as_ref().map_or(String::new(), |l| {
-                        let state = if l.connected.load(Ordering::Relaxed) {
-                            "connected"
-                        } else {
-                            "RECONNECTING"
-                        };
-                        format!(
-                            " | source {state}, {} disconnect(s)",
-                            l.disconnects.load(Ordering::Relaxed)
-                        )
-                    });
-                    let broker = broker.as_ref().map_or(String::new(), |b| {
-                        let state = if b.connected.load(Ordering::Relaxed) {
-                            "connected"
-                        } else {
-                            "RECONNECTING"
-                        };
-                        format!(
-                            " | broker {state}, {} disconnect(s)",
-                            b.disconnects.load(Ordering::Relaxed)
-                        )
-                    });
+                    let link = link.as_ref().map_or(String::new(), |l| health("source", l));
+                    let broker = broker.as_ref().map_or(String::new(), |b| health("broker", b));
                     let live = stats.metrics.live();
                     let line = format!(
                         "[{label}] in {:.0} rows/s, out {:.0} rows/s | backlog {} msg | rho {:.2} (predicted {:.2}, {} worker(s)) | messages {} | dead letters {} | dropped {}{link}{broker}",
@@ -163,4 +143,17 @@ impl StatusLine {
             let _ = t.join();
         }
     }
+}
+
+/// ` | NAME connected, N disconnect(s)` (or RECONNECTING) for a status line.
+fn health(name: &str, l: &LinkHealth) -> String {
+    let state = if l.connected.load(Ordering::Relaxed) {
+        "connected"
+    } else {
+        "RECONNECTING"
+    };
+    format!(
+        " | {name} {state}, {} disconnect(s)",
+        l.disconnects.load(Ordering::Relaxed)
+    )
 }

@@ -300,13 +300,13 @@ pub fn open_source(ep: &Endpoint, opts: SourceOptions) -> Result<Box<dyn Source>
             seed,
             rate,
             stations,
-        } => Box::new(DavisSource::paced(
-            *seed,
-            *rows,
-            *stations,
-            *rate,
-            opts.stop.clone(),
-        )),
+        } => {
+            let g = Box::new(DavisSource::stations(*seed, *rows, *stations));
+            match rate {
+                Some(r) => Box::new(crate::paced::Paced::new(g, *r, opts.stop.clone())),
+                None => g,
+            }
+        }
         Endpoint::Mqtt { url, format } => Box::new(MqttSource::connect(
             url,
             format.rows().unwrap_or(RowFormat::Ndjson),

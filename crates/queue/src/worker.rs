@@ -237,13 +237,7 @@ fn answer(c: &mut Connection, reply: &str, fields: &Fields, id: &str) -> Result<
     for (k, v) in fields {
         add.arg(*k).arg(v.as_slice());
     }
-    pipe.cmd("XACK")
-        .arg(TASKS)
-        .arg(GROUP)
-        .arg(id)
-        .cmd("XDEL")
-        .arg(TASKS)
-        .arg(id)
+    ack_and_delete(&mut pipe, id)
         .query::<Value>(c)
         .map_err(|e| err("XADD", e))?;
     Ok(())
@@ -251,15 +245,18 @@ fn answer(c: &mut Connection, reply: &str, fields: &Fields, id: &str) -> Result<
 
 /// Acknowledge a task and delete it (Redis memory stays bounded).
 fn finish(c: &mut Connection, id: &str) -> Result<(), IoError> {
-    redis::pipe()
-        .cmd("XACK")
+    ack_and_delete(&mut redis::pipe(), id)
+        .query::<Value>(c)
+        .map_err(|e| err("XACK", e))?;
+    Ok(())
+}
+
+fn ack_and_delete<'a>(pipe: &'a mut redis::Pipeline, id: &str) -> &'a mut redis::Pipeline {
+    pipe.cmd("XACK")
         .arg(TASKS)
         .arg(GROUP)
         .arg(id)
         .cmd("XDEL")
         .arg(TASKS)
         .arg(id)
-        .query::<Value>(c)
-        .map_err(|e| err("XACK", e))?;
-    Ok(())
 }

@@ -5,11 +5,7 @@
 
 use std::io::Write;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use streamprep_core::{IoError, Read, RowBlock, RowFormat, Source, SourceKind};
+use streamprep_core::{IoError, Read, RowFormat, Source, SourceKind};
 
 /// Field kinds, in row order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -352,39 +348,24 @@ impl Pacer {
     }
 }
 
-/// The generator as a source of `rows` rows, as fast as they are read, or paced at a rate
-/// (then it is a live source: messages also close by time, and `stop` ends it).
+/// The generator as a source of `rows` rows, as fast as they are read (wrap it in
+/// [`crate::paced::Paced`] for a rate: `generator:davis?rate=`).
 pub struct DavisSource {
     stations: Stations,
     left: u64,
-    pacer: Option<Pacer>,
-    stop: Arc<AtomicBool>,
 }
 
 impl DavisSource {
     /// `rows` rows from the generator seeded with `seed`.
     pub fn new(seed: u64, rows: u64) -> Self {
-        DavisSource {
-            stations: Stations::new(seed, 1),
-            left: rows,
-            pacer: None,
-            stop: Arc::new(AtomicBool::new(false)),
-        }
+        DavisSource::stations(seed, rows, 1)
     }
 
-    /// `rows` rows from `stations` stations, at `rate` rows a second when given.
-    pub fn paced(
-        seed: u64,
-        rows: u64,
-        stations: usize,
-        rate: Option<f64>,
-        stop: Arc<AtomicBool>,
-    ) -> Self {
+    /// `rows` rows from `stations` stations.
+    pub fn stations(seed: u64, rows: u64, stations: usize) -> Self {
         DavisSource {
             stations: Stations::new(seed, stations),
             left: rows,
-            pacer: rate.map(Pacer::new),
-            stop,
         }
     }
 }
@@ -394,10 +375,6 @@ impl Source for DavisSource {
         SourceKind::Rows(RowFormat::Ndjson)
     }
 
-    fn is_live(&self) -> bool {
-        self.pacer.is_some()
-    }
-
     fn next_row(&mut self, buf: &mut Vec<u8>) -> Result<Read, IoError> {
         if self.left == 0 {
             return Ok(Read::End);
@@ -405,42 +382,6 @@ impl Source for DavisSource {
         self.left -= 1;
         self.stations.write_row(buf);
         Ok(Read::Row)
-    }
-
-    fn read_block(
-        &mut self,
-        max: usize,
-        max_wait: Option<Duration>,
-        block: &mut RowBlock,
-    ) -> Result<(), IoError> {
-        let Some(pacer) = self.pacer.as_mut() else {
-            return streamprep_core::io::read_block_now(self, max, block);
-        };
-        let mut deadline: Option<Instant> = None;
-        while block.ends.len() < max {
-            if self.left == 0 || self.stop.load(Ordering::Relaxed) {
-                block.ended = true;
-                return Ok(());
-            }
-            let now = Instant::now();
-            if deadline.is_some_and(|d| now >= d) {
-                return Ok(());
-            }
-            let limit = deadline.unwrap_or(now + Duration::from_millis(100));
-            if pacer.wait(limit) {
-                // a row arrives at its scheduled time, even when the pipeline reads it late
-                block.first_at.get_or_insert(pacer.due());
-                self.stations.write_row(&mut block.bytes);
-                block.bytes.push(b'\n');
-                block.ends.push(block.bytes.len());
-                self.left -= 1;
-                pacer.sent();
-                if deadline.is_none() {
-                    deadline = max_wait.map(|w| Instant::now() + w);
-                }
-            }
-        }
-        Ok(())
     }
 }
 
