@@ -8,12 +8,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis::{Connection, ConnectionLike, Value};
+use redis::Value;
 use streamprep_core::{AckToken, IoError, LinkHealth, Message};
 use streamprep_engine::chain::Processed;
 use streamprep_engine::{Remote, RemoteJob};
 
-use crate::redis_io::{connect, ensure_group, err, is_lost, stream_entries, xadd, TASKS};
+use crate::redis_io::{connect, ensure_group, is_lost, stream_entries, xadd, Conn, TASKS};
 use crate::wire::{job_spec, parse_result, task, worker_of, Fields};
 
 /// With tasks outstanding and no result for this long, say that no worker seems to run.
@@ -73,13 +73,13 @@ struct Sent {
 struct Link {
     url: String,
     health: Arc<LinkHealth>,
-    con: Option<Connection>,
+    con: Option<Conn>,
     /// Set when a lost connection came back: what Redis held may be gone.
     reconnected: bool,
 }
 
 impl Link {
-    fn get(&mut self) -> &mut Option<Connection> {
+    fn get(&mut self) -> &mut Option<Conn> {
         let mut failures = 0u32;
         while self.con.is_none() {
             match connect(&self.url) {
@@ -110,7 +110,7 @@ impl Link {
     /// Run `f` on the connection; a lost connection is retried (60 attempts, up to 2 s apart).
     fn with<T>(
         &mut self,
-        mut f: impl FnMut(&mut Connection) -> Result<T, IoError>,
+        mut f: impl FnMut(&mut Conn) -> Result<T, IoError>,
     ) -> Result<T, IoError> {
         loop {
             let Some(con) = self.get().as_mut() else {
@@ -229,20 +229,25 @@ impl Remote for Queue {
                 }
                 // results, in one round trip with the deletion of the ones read last time
                 let v: Value = link.with(|c| {
-                    let mut pipe = redis::pipe();
-                    if !read.is_empty() {
-                        pipe.cmd("XDEL").arg(&reply).arg(&read).ignore();
-                    }
-                    pipe.cmd("XREAD")
-                        .arg("COUNT")
-                        .arg(256)
-                        .arg("BLOCK")
-                        .arg(200)
-                        .arg("STREAMS")
-                        .arg(&reply)
-                        .arg(&last_id);
-                    let (v,): (Value,) = pipe.query(c).map_err(|e| err("XREAD", e))?;
-                    Ok(v)
+                    let xread: [&[u8]; 7] = [
+                        b"XREAD",
+                        b"COUNT",
+                        b"256",
+                        b"BLOCK",
+                        b"200",
+                        b"STREAMS",
+                        reply.as_bytes(),
+                    ];
+                    let mut xread = xread.to_vec();
+                    xread.push(last_id.as_bytes());
+                    let mut xdel: Vec<&[u8]> = vec![b"XDEL", reply.as_bytes()];
+                    xdel.extend(read.iter().map(|id| id.as_bytes()));
+                    let cmds: Vec<&[&[u8]]> = if read.is_empty() {
+                        vec![&xread]
+                    } else {
+                        vec![&xdel, &xread]
+                    };
+                    Ok(c.pipe("XREAD", &cmds)?.pop().unwrap_or(Value::Nil))
                 })?;
                 let entries = stream_entries(v);
                 if !entries.is_empty() || sent.is_empty() {
@@ -297,12 +302,8 @@ impl Remote for Queue {
                     s.at = now;
                     // a task still in the stream is only waiting for a worker
                     let present: Value = link.with(|c| {
-                        redis::cmd("XRANGE")
-                            .arg(TASKS)
-                            .arg(&s.id)
-                            .arg(&s.id)
-                            .query(c)
-                            .map_err(|e| err("XRANGE", e))
+                        let id = s.id.as_bytes();
+                        c.cmd("XRANGE", &[b"XRANGE", TASKS.as_bytes(), id, id])
                     })?;
                     if matches!(&present, Value::Array(a) if !a.is_empty()) {
                         continue;
@@ -313,11 +314,12 @@ impl Remote for Queue {
         })();
         if let Some(c) = link.con.as_mut() {
             // on the way out after an error, tasks nobody will wait for are withdrawn
-            let ids: Vec<&str> = sent.values().map(|s| s.id.as_str()).collect();
-            if !ids.is_empty() {
-                let _ = redis::cmd("XDEL").arg(TASKS).arg(&ids).query::<Value>(c);
+            if !sent.is_empty() {
+                let mut xdel: Vec<&[u8]> = vec![b"XDEL", TASKS.as_bytes()];
+                xdel.extend(sent.values().map(|s| s.id.as_bytes()));
+                let _ = c.cmd("XDEL", &xdel);
             }
-            let _ = redis::cmd("DEL").arg(&reply).query::<Value>(c);
+            let _ = c.cmd("DEL", &[b"DEL", reply.as_bytes()]);
         }
         result
     }

@@ -6,6 +6,7 @@
 
 pub mod coordinator;
 pub mod redis_io;
+pub mod resp;
 pub mod wire;
 pub mod worker;
 

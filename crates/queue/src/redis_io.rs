@@ -1,11 +1,10 @@
-//! The few Redis Streams commands the queue uses, on the synchronous client, and the parsing
-//! of their replies.
+//! The few Redis Streams commands the queue uses, on its own lean connection ([`Conn`]), and
+//! the parsing of their replies.
 
-use std::time::Duration;
-
-use redis::{Connection, Value};
+use redis::Value;
 use streamprep_core::IoError;
 
+pub use crate::resp::Conn;
 use crate::wire::Fields;
 
 /// The stream every coordinator sends tasks to and every worker reads (one consumer group).
@@ -17,64 +16,47 @@ pub const GROUP: &str = "workers";
 pub type Entry = (String, Vec<(Vec<u8>, Vec<u8>)>);
 
 /// Connect, with the URL in the error.
-pub fn connect(url: &str) -> Result<Connection, IoError> {
-    let client = redis::Client::open(url)
-        .map_err(|e| IoError::Protocol(format!("{url}: not a Redis URL: {e}")))?;
-    client
-        .get_connection_with_timeout(Duration::from_secs(5))
-        .map_err(|e| IoError::Protocol(format!("cannot connect to Redis at {url}: {e}")))
+pub fn connect(url: &str) -> Result<Conn, IoError> {
+    Conn::connect(url)
 }
 
-/// A lost or refused connection becomes `IoError::Io` (the caller reconnects); anything else
-/// (a command Redis refused) `IoError::Protocol`.
-pub(crate) fn err(what: &str, e: redis::RedisError) -> IoError {
-    if lost(&e) {
-        IoError::io(
-            format!("redis {what}"),
-            std::io::Error::new(std::io::ErrorKind::ConnectionAborted, e.to_string()),
-        )
-    } else {
-        IoError::Protocol(format!("redis {what}: {e}"))
-    }
-}
-
-fn lost(e: &redis::RedisError) -> bool {
-    e.is_io_error()
-        || e.is_connection_dropped()
-        || e.is_connection_refusal()
-        || e.is_timeout()
-        || e.is_unrecoverable_error()
-}
-
-/// Whether an error means the connection is gone.
+/// Whether an error means the connection is gone (the caller reconnects); a command Redis
+/// refused is not.
 pub fn is_lost(e: &IoError) -> bool {
     matches!(e, IoError::Io { .. })
 }
 
 /// Create the task stream and the workers' group unless they exist.
-pub fn ensure_group(con: &mut Connection) -> Result<(), IoError> {
-    let r: Result<Value, _> = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(TASKS)
-        .arg(GROUP)
-        .arg("0")
-        .arg("MKSTREAM")
-        .query(con);
-    match r {
+pub fn ensure_group(con: &mut Conn) -> Result<(), IoError> {
+    let args: [&[u8]; 6] = [
+        b"XGROUP",
+        b"CREATE",
+        TASKS.as_bytes(),
+        GROUP.as_bytes(),
+        b"0",
+        b"MKSTREAM",
+    ];
+    match con.cmd("XGROUP CREATE", &args) {
         Ok(_) => Ok(()),
         Err(e) if e.to_string().contains("BUSYGROUP") => Ok(()),
-        Err(e) => Err(err("XGROUP CREATE", e)),
+        Err(e) => Err(e),
     }
 }
 
-/// XADD an entry; returns its id.
-pub fn xadd(con: &mut Connection, stream: &str, fields: &Fields) -> Result<String, IoError> {
-    let mut c = redis::cmd("XADD");
-    c.arg(stream).arg("*");
+/// The arguments of `XADD stream * field value ...` (the values are not copied).
+pub fn xadd_args<'a>(stream: &'a str, fields: &'a Fields) -> Vec<&'a [u8]> {
+    let mut a: Vec<&[u8]> = vec![b"XADD", stream.as_bytes(), b"*"];
     for (k, v) in fields {
-        c.arg(*k).arg(v.as_slice());
+        a.push(k.as_bytes());
+        a.push(v);
     }
-    c.query(con).map_err(|e| err("XADD", e))
+    a
+}
+
+/// XADD an entry; returns its id.
+pub fn xadd(con: &mut Conn, stream: &str, fields: &Fields) -> Result<String, IoError> {
+    let v = con.cmd("XADD", &xadd_args(stream, fields))?;
+    text(&v).ok_or_else(|| IoError::Protocol("redis XADD: no entry id in the reply".into()))
 }
 
 fn text(v: &Value) -> Option<String> {
@@ -144,15 +126,16 @@ pub fn claimed_entries(v: Value) -> Vec<Entry> {
 }
 
 /// How many times the group has delivered entry `id` (XPENDING's count).
-pub fn deliveries(con: &mut Connection, id: &str) -> Result<u64, IoError> {
-    let v: Value = redis::cmd("XPENDING")
-        .arg(TASKS)
-        .arg(GROUP)
-        .arg(id)
-        .arg(id)
-        .arg(1)
-        .query(con)
-        .map_err(|e| err("XPENDING", e))?;
+pub fn deliveries(con: &mut Conn, id: &str) -> Result<u64, IoError> {
+    let args: [&[u8]; 6] = [
+        b"XPENDING",
+        TASKS.as_bytes(),
+        GROUP.as_bytes(),
+        id.as_bytes(),
+        id.as_bytes(),
+        b"1",
+    ];
+    let v = con.cmd("XPENDING", &args)?;
     if let Value::Array(rows) = v {
         if let Some(Value::Array(row)) = rows.into_iter().next() {
             if let Some(Value::Int(n)) = row.get(3) {

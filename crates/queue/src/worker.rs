@@ -9,14 +9,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis::{Connection, ConnectionLike, Value};
 use streamprep_core::{DeadLetter, IoError, Message, Payload};
 use streamprep_engine::chain::{Chain, Processed};
 use streamprep_engine::run_guarded;
 
 use crate::redis_io::{
-    claimed_entries, connect, deliveries, ensure_group, err, is_lost, stream_entries, Entry, GROUP,
-    TASKS,
+    claimed_entries, connect, deliveries, ensure_group, is_lost, stream_entries, xadd_args, Conn,
+    Entry, GROUP, TASKS,
 };
 use crate::wire::{parse_job, parse_task, result, Fields};
 
@@ -78,7 +77,7 @@ pub fn run(cfg: &WorkerConfig, stats: &WorkerStats) -> Result<(), IoError> {
 
 fn thread(cfg: &WorkerConfig, stats: &WorkerStats, consumer: &str) -> Result<(), IoError> {
     let mut chains: HashMap<Vec<u8>, Chain> = HashMap::new();
-    let mut con: Option<Connection> = None;
+    let mut con: Option<Conn> = None;
     let mut failures = 0u32;
     let mut last_claim = Instant::now();
     while !cfg.stop.load(Ordering::Relaxed) {
@@ -109,32 +108,35 @@ fn thread(cfg: &WorkerConfig, stats: &WorkerStats, consumer: &str) -> Result<(),
             let mut entries: Vec<(Entry, bool)> = Vec::new();
             if last_claim.elapsed() >= cfg.claim_after / 4 {
                 last_claim = Instant::now();
-                let v: Value = redis::cmd("XAUTOCLAIM")
-                    .arg(TASKS)
-                    .arg(GROUP)
-                    .arg(consumer)
-                    .arg(cfg.claim_after.as_millis() as u64)
-                    .arg("0-0")
-                    .arg("COUNT")
-                    .arg(1)
-                    .query(c)
-                    .map_err(|e| err("XAUTOCLAIM", e))?;
+                let idle = (cfg.claim_after.as_millis() as u64).to_string();
+                let args: [&[u8]; 8] = [
+                    b"XAUTOCLAIM",
+                    TASKS.as_bytes(),
+                    GROUP.as_bytes(),
+                    consumer.as_bytes(),
+                    idle.as_bytes(),
+                    b"0-0",
+                    b"COUNT",
+                    b"1",
+                ];
+                let v = c.cmd("XAUTOCLAIM", &args)?;
                 entries.extend(claimed_entries(v).into_iter().map(|e| (e, true)));
             }
             if entries.is_empty() {
-                let v: Value = redis::cmd("XREADGROUP")
-                    .arg("GROUP")
-                    .arg(GROUP)
-                    .arg(consumer)
-                    .arg("COUNT")
-                    .arg(1)
-                    .arg("BLOCK")
-                    .arg(500)
-                    .arg("STREAMS")
-                    .arg(TASKS)
-                    .arg(">")
-                    .query(c)
-                    .map_err(|e| err("XREADGROUP", e))?;
+                let args: [&[u8]; 11] = [
+                    b"XREADGROUP",
+                    b"GROUP",
+                    GROUP.as_bytes(),
+                    consumer.as_bytes(),
+                    b"COUNT",
+                    b"1",
+                    b"BLOCK",
+                    b"500",
+                    b"STREAMS",
+                    TASKS.as_bytes(),
+                    b">",
+                ];
+                let v = c.cmd("XREADGROUP", &args)?;
                 entries.extend(stream_entries(v).into_iter().map(|e| (e, false)));
             }
             for ((id, fields), claimed) in entries {
@@ -231,32 +233,24 @@ fn given_up(msg: Message, reason: String) -> Processed {
 /// one round trip. Redis runs the three in order; should the XADD fail and the XACK still run,
 /// the task is gone without a result, and the coordinator sends it again (it resends a task
 /// that is no longer in the stream).
-fn answer(c: &mut Connection, reply: &str, fields: &Fields, id: &str) -> Result<(), IoError> {
-    let mut pipe = redis::pipe();
-    let add = pipe.cmd("XADD").arg(reply).arg("*");
-    for (k, v) in fields {
-        add.arg(*k).arg(v.as_slice());
-    }
-    ack_and_delete(&mut pipe, id)
-        .query::<Value>(c)
-        .map_err(|e| err("XADD", e))?;
+fn answer(c: &mut Conn, reply: &str, fields: &Fields, id: &str) -> Result<(), IoError> {
+    let add = xadd_args(reply, fields);
+    let (ack, del) = ack_and_delete(id);
+    c.pipe("XADD", &[&add, &ack, &del])?;
     Ok(())
 }
 
 /// Acknowledge a task and delete it (Redis memory stays bounded).
-fn finish(c: &mut Connection, id: &str) -> Result<(), IoError> {
-    ack_and_delete(&mut redis::pipe(), id)
-        .query::<Value>(c)
-        .map_err(|e| err("XACK", e))?;
+fn finish(c: &mut Conn, id: &str) -> Result<(), IoError> {
+    let (ack, del) = ack_and_delete(id);
+    c.pipe("XACK", &[&ack, &del])?;
     Ok(())
 }
 
-fn ack_and_delete<'a>(pipe: &'a mut redis::Pipeline, id: &str) -> &'a mut redis::Pipeline {
-    pipe.cmd("XACK")
-        .arg(TASKS)
-        .arg(GROUP)
-        .arg(id)
-        .cmd("XDEL")
-        .arg(TASKS)
-        .arg(id)
+/// `XACK` and `XDEL` of a task.
+fn ack_and_delete(id: &str) -> ([&[u8]; 4], [&[u8]; 3]) {
+    (
+        [b"XACK", TASKS.as_bytes(), GROUP.as_bytes(), id.as_bytes()],
+        [b"XDEL", TASKS.as_bytes(), id.as_bytes()],
+    )
 }
