@@ -145,6 +145,7 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<ExitCode> {
             schema,
         },
         encoding: Encoding::Ndjson,
+        want_batch: false,
     };
     let names = Chain::new(&job.chain, job.prepare.clone(), job.encoding)
         .context("--chain")?

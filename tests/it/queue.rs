@@ -182,6 +182,21 @@ fn queue_with_one_and_three_workers_equals_inline() {
                 "queue with {workers} worker(s) differs from inline at buffer {buffer} ({z})"
             );
         }
+        // CSV: the header comes from the schema, which travels without the batch
+        let (q, i) = (dir.path().join("q.csv"), dir.path().join("i.csv"));
+        finish(run(
+            &input,
+            &q,
+            50,
+            &["--method", "queue", "--broker", &url],
+        ));
+        finish(run(&input, &i, 50, &[]));
+        let got = std::fs::read(&q).expect("queue CSV");
+        assert!(got.starts_with(b"ts,station,"), "no CSV header");
+        assert!(
+            got == std::fs::read(&i).expect("inline CSV"),
+            "CSV differs ({workers})"
+        );
         drop(pool);
     }
 }
@@ -555,6 +570,7 @@ fn a_worker_that_cannot_build_the_chain_answers_with_dead_letters_and_goes_on() 
             schema,
         },
         encoding: Encoding::Ndjson,
+        want_batch: true,
     };
     let row = b"{\"x\":1.5}\n".to_vec();
     let msg = Message::new(

@@ -141,8 +141,12 @@ pub enum Encoding {
 pub struct Output {
     /// Sequence number of the message.
     pub seq: u64,
-    /// The transformed batch.
+    /// The transformed batch. From a queue worker, when the sink takes only the encoded rows,
+    /// an empty batch of the output's schema (the rows' columns stay on the worker): count with
+    /// `rows`.
     pub batch: Batch,
     /// The batch encoded as the sink asked (empty for [`Encoding::Columnar`]).
     pub encoded: Vec<u8>,
+    /// Rows in the output.
+    pub rows: usize,
 }

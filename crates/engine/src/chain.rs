@@ -158,6 +158,7 @@ impl Chain {
                 let mut p = Processed::refused(seq, rows_in, dead);
                 p.output = Some(Output {
                     seq,
+                    rows: batch.num_rows(),
                     batch,
                     encoded,
                 });

@@ -38,6 +38,8 @@ pub struct RemoteJob {
     pub prepare: streamprep_ops::prepare::PrepareConfig,
     /// How `result` encodes.
     pub encoding: streamprep_core::Encoding,
+    /// Whether the output batch must come back, or only the encoded rows (and the schema).
+    pub want_batch: bool,
 }
 
 /// An executor outside this process (the queue method). It takes messages from `next` as long

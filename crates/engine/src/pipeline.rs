@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow_schema::SchemaRef;
-use streamprep_core::{DeadLetterSink, IoError, Message, Sink, Source, SourceKind};
+use streamprep_core::{DeadLetterSink, Encoding, IoError, Message, Sink, Source, SourceKind};
 use streamprep_ops::prepare::{infer_schema, Compression, PrepareConfig};
 use streamprep_ops::registry::{validate_chain, ChainError};
 use thiserror::Error;
@@ -276,6 +276,9 @@ pub fn run_with(
         chain: cfg.chain.clone(),
         prepare: prepare.clone(),
         encoding,
+        // a Parquet sink writes the batch and the latency probe reads a column of it; other
+        // sinks write the encoded rows only
+        want_batch: encoding == Encoding::Columnar || cfg.latency_field.is_some(),
     };
     let remote = cfg.remote.as_deref();
     let mut chains = (0..workers)
@@ -303,7 +306,7 @@ pub fn run_with(
         }
         Stats::add(&stats.dead_letters, dead);
         if let Some(out) = p.output.take() {
-            Stats::add(&stats.rows_out, out.batch.num_rows() as u64);
+            Stats::add(&stats.rows_out, out.rows as u64);
             if let Some(probe) = probe.as_mut() {
                 probe.before_sink(&out.batch);
             }

@@ -169,6 +169,7 @@ mod tests {
                 schema,
             },
             encoding: Encoding::Ndjson,
+            want_batch: false,
         }
     }
 

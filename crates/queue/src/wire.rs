@@ -34,6 +34,7 @@ pub fn job_spec(job: &RemoteJob) -> String {
             Encoding::Csv => "csv",
             Encoding::Columnar => "columnar",
         },
+        "batch": job.want_batch,
     })
     .to_string()
 }
@@ -66,6 +67,7 @@ pub fn parse_job(spec: &[u8]) -> Result<RemoteJob, IoError> {
             schema: Arc::new(schema),
         },
         encoding,
+        want_batch: v["batch"].as_bool().unwrap_or(true),
     })
 }
 
@@ -272,7 +274,7 @@ fn parse_dead(bytes: &[u8]) -> Result<Vec<DeadLetter>, IoError> {
 }
 
 /// A result as fields (the encoded rows are moved, not copied).
-pub fn result(p: Processed, worker: &str, lz4: bool) -> Result<Fields, IoError> {
+pub fn result(p: Processed, worker: &str, lz4: bool, want_batch: bool) -> Result<Fields, IoError> {
     let stages: Vec<String> = p.stages.iter().map(|d| d.as_nanos().to_string()).collect();
     let mut f: Fields = vec![
         ("seq", p.seq.to_string().into_bytes()),
@@ -286,8 +288,15 @@ pub fn result(p: Processed, worker: &str, lz4: bool) -> Result<Fields, IoError> 
         f.push(("z", b"lz4".to_vec()));
     }
     if let Some(out) = p.output {
-        f.push(("out", pack(to_ipc(&out.batch)?, lz4)));
+        // without the batch, its schema (for a CSV header) and the row count
+        let batch = if want_batch {
+            out.batch
+        } else {
+            out.batch.slice(0, 0)
+        };
+        f.push(("out", pack(to_ipc(&batch)?, lz4)));
         f.push(("enc", pack(out.encoded, lz4)));
+        f.push(("rows_out", out.rows.to_string().into_bytes()));
     }
     Ok(f)
 }
@@ -311,10 +320,16 @@ pub fn parse_result(mut fields: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Processed, Io
             } else {
                 (ipc, encoded)
             };
+            let batch = from_ipc(&ipc)?;
+            let rows = match get(&fields, "rows_out") {
+                Some(_) => number(&fields, "rows_out")? as usize,
+                None => batch.num_rows(),
+            };
             Some(Output {
                 seq,
-                batch: from_ipc(&ipc)?,
+                batch,
                 encoded,
+                rows,
             })
         }
         None => None,
@@ -367,9 +382,11 @@ mod tests {
                 schema: batch.schema(),
             },
             encoding: Encoding::Csv,
+            want_batch: false,
         };
         let back = parse_job(job_spec(&job).as_bytes()).unwrap();
         assert_eq!(back.chain, job.chain);
+        assert!(!back.want_batch);
         assert_eq!(back.prepare.schema, job.prepare.schema);
         assert_eq!(
             (back.prepare.format, back.encoding),
@@ -414,6 +431,7 @@ mod tests {
             seq: 9,
             batch: batch.clone(),
             encoded: b"x,s\n".to_vec(),
+            rows: 2,
         });
         p.service = std::time::Duration::from_nanos(123_456);
         p.stages = vec![
@@ -426,13 +444,16 @@ mod tests {
                 seq: o.seq,
                 batch: o.batch.clone(),
                 encoded: o.encoded.clone(),
+                rows: o.rows,
             }),
             dead: p.dead.clone(),
             stages: p.stages.clone(),
             ..Processed::refused(9, 2, Vec::new())
         };
+        // plain with the batch; LZ4 without it (only its schema and row count come back)
         for (p, lz4) in [(p, false), (p2, true)] {
-            let fields = owned(result(p, "host-1-0", lz4).unwrap());
+            let want_batch = !lz4;
+            let fields = owned(result(p, "host-1-0", lz4, want_batch).unwrap());
             assert_eq!(worker_of(&fields), b"host-1-0");
             let r = parse_result(fields).unwrap();
             assert_eq!(
@@ -444,7 +465,14 @@ mod tests {
                 assert_eq!(r.service, std::time::Duration::from_nanos(123_456));
             }
             let out = r.output.unwrap();
-            assert_eq!((out.batch, out.encoded), (batch.clone(), b"x,s\n".to_vec()));
+            assert_eq!(out.rows, 2);
+            assert_eq!(out.encoded, b"x,s\n".to_vec());
+            if want_batch {
+                assert_eq!(out.batch, batch);
+            } else {
+                assert_eq!(out.batch.num_rows(), 0);
+                assert_eq!(out.batch.schema(), batch.schema());
+            }
         }
         assert!(parse_task(Vec::new()).is_err());
     }

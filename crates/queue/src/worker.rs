@@ -76,7 +76,7 @@ pub fn run(cfg: &WorkerConfig, stats: &WorkerStats) -> Result<(), IoError> {
 }
 
 fn thread(cfg: &WorkerConfig, stats: &WorkerStats, consumer: &str) -> Result<(), IoError> {
-    let mut chains: HashMap<Vec<u8>, Chain> = HashMap::new();
+    let mut chains: HashMap<Vec<u8>, (Chain, bool)> = HashMap::new();
     let mut con: Option<Conn> = None;
     let mut failures = 0u32;
     let mut last_claim = Instant::now();
@@ -154,6 +154,7 @@ fn thread(cfg: &WorkerConfig, stats: &WorkerStats, consumer: &str) -> Result<(),
                     }
                 };
                 let lz4 = task.lz4;
+                let mut want_batch = true;
                 let processed = if attempts > cfg.max_attempts {
                     stats.poisoned.fetch_add(1, Ordering::Relaxed);
                     given_up(
@@ -165,7 +166,8 @@ fn thread(cfg: &WorkerConfig, stats: &WorkerStats, consumer: &str) -> Result<(),
                     )
                 } else {
                     match chain_for(&mut chains, &task.spec) {
-                        Ok(chain) => {
+                        Ok((chain, batch)) => {
+                            want_batch = *batch;
                             stats
                                 .rows
                                 .fetch_add(task.msg.payload.rows() as u64, Ordering::Relaxed);
@@ -181,7 +183,8 @@ fn thread(cfg: &WorkerConfig, stats: &WorkerStats, consumer: &str) -> Result<(),
                         ),
                     }
                 };
-                answer(c, &task.reply, &result(processed, consumer, lz4)?, &id)?;
+                let fields = result(processed, consumer, lz4, want_batch)?;
+                answer(c, &task.reply, &fields, &id)?;
                 stats.tasks.fetch_add(1, Ordering::Relaxed);
             }
             Ok(())
@@ -197,17 +200,18 @@ fn thread(cfg: &WorkerConfig, stats: &WorkerStats, consumer: &str) -> Result<(),
     Ok(())
 }
 
-/// The chain of a job, built through the registry on first use and cached under its spec.
+/// The chain of a job, built through the registry on first use and cached under its spec, and
+/// whether the job wants the output batch back.
 fn chain_for<'a>(
-    chains: &'a mut HashMap<Vec<u8>, Chain>,
+    chains: &'a mut HashMap<Vec<u8>, (Chain, bool)>,
     spec: &[u8],
-) -> Result<&'a mut Chain, IoError> {
+) -> Result<&'a mut (Chain, bool), IoError> {
     if !chains.contains_key(spec) {
         let job = parse_job(spec)?;
         let mut chain = Chain::new(&job.chain, job.prepare, job.encoding)
             .map_err(|e| IoError::Protocol(e.to_string()))?;
         chain.time_stages(); // the coordinator's metrics show each step's time
-        chains.insert(spec.to_vec(), chain);
+        chains.insert(spec.to_vec(), (chain, job.want_batch));
     }
     Ok(chains.get_mut(spec).expect("inserted above"))
 }
