@@ -179,12 +179,20 @@ impl Conn {
                 if n < 0 {
                     return Ok(Ok(Value::Nil));
                 }
+                // every item is read, even after an error in one, so the next reply starts
+                // where it should
                 let mut items = Vec::with_capacity((n as usize).min(1 << 16));
+                let mut refused = None;
                 for _ in 0..n {
                     match self.read()? {
                         Ok(v) => items.push(v),
-                        Err(msg) => return Ok(Err(msg)),
+                        Err(msg) => {
+                            refused.get_or_insert(msg);
+                        }
                     }
+                }
+                if let Some(msg) = refused {
+                    return Ok(Err(msg));
                 }
                 Value::Array(items)
             }
@@ -225,6 +233,8 @@ mod tests {
         bulk.extend_from_slice(b"\r\n");
         let url = fake(vec![
             b"*3\r\n$3\r\nabc\r\n*1\r\n:5\r\n$-1\r\n".to_vec(),
+            // an error inside an array (EXEC can send one): the whole array is read
+            b"*2\r\n-ERR inner\r\n:7\r\n".to_vec(),
             b"-BUSYGROUP Consumer Group name already exists\r\n".to_vec(),
             bulk,
             b"+OK\r\n".to_vec(),
@@ -238,6 +248,8 @@ mod tests {
                 Value::Nil
             ])
         );
+        let e = c.cmd("EXEC", &[b"EXEC"]).unwrap_err();
+        assert!(e.to_string().contains("inner"), "{e}");
         let e = c.cmd("XGROUP", &[b"XGROUP"]).unwrap_err();
         assert!(e.to_string().contains("BUSYGROUP"), "{e}");
         assert!(
