@@ -618,3 +618,34 @@ fn a_worker_that_cannot_build_the_chain_answers_with_dead_letters_and_goes_on() 
         .expect("redis-cli");
     assert_eq!(String::from_utf8_lossy(&len.stdout).trim(), "0");
 }
+
+#[test]
+fn a_worker_that_joins_mid_run_takes_a_share_of_the_messages() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let redis = Redis::start();
+    let input = input(dir.path(), 60_000);
+    let url = redis.url();
+    let _first = Worker::start(&url, 1);
+    let out = dir.path().join("queue.ndjson");
+    let child = bin()
+        .args(["run", "--chain", CHAIN, "--buffer", "10"])
+        .args(["--method", "queue", "--broker", &url])
+        .arg("--source")
+        .arg(format!("file:{}", input.display()))
+        .arg("--sink")
+        .arg(format!("file:{}", out.display()))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run");
+    wait_output(&out);
+    let _second = Worker::start(&url, 1);
+    let done = child.wait_with_output().expect("run");
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{err}");
+    assert!(
+        std::fs::read(&out).expect("output") == inline(dir.path(), &input, 10),
+        "output differs from inline after a worker joined"
+    );
+    // the summary counts the workers whose results came back
+    assert!(err.contains("over 2 worker(s)"), "{err}");
+}
