@@ -197,7 +197,8 @@ impl Metrics {
             m.window.1 += p.rows_in as u64;
             m.window.2 += 1;
         }
-        if let Some((first, closed)) = p.arrived {
+        // a message that brought no rows (only refusals, or shed by drop_oldest) has no latency
+        if let (Some((first, closed)), true) = (p.arrived, p.rows_in > 0) {
             // rows arrive between the first and the closing of the message: the mean row
             // waited from the middle of that span
             let mid = first + closed.saturating_duration_since(first) / 2;
