@@ -185,11 +185,16 @@ fn table(args: &PlanArgs, cores: usize, rows: &[Row], best: Option<&Row>) -> Str
         } else {
             ""
         };
-        let from = if r.measured_with == r.method {
+        let mut from = if r.measured_with == r.method {
             String::new()
         } else {
             format!(" (S(b) measured with {})", r.measured_with)
         };
+        if r.method == "pool" && p.workers >= cores {
+            // measured here: the workers, the reader and the sink share the cores, and a
+            // preempted worker's service time grows (BENCHMARKS.md, docs/capacity.md)
+            from.push_str(" (as many pool workers as cores: S(b) will grow)");
+        }
         let _ = writeln!(
             s,
             "{:>7} {:>7} {:>6} {:>8.3} {:>10.3} {:>10} {:>10.3} {:>11} {:>14.0}  {note}{from}",

@@ -120,6 +120,10 @@ fn plan_table_flags_unstable_settings_and_limits() {
     let text = String::from_utf8_lossy(&out.stdout);
     // b=1000 on 1 worker: 600 msg/s of 2.5 ms = rho 1.5
     assert!(text.contains("UNSTABLE"), "{text}");
+    assert!(
+        !text.contains("S(b) will grow"),
+        "1 worker on 3 cores: {text}"
+    );
     assert!(text.contains("recommendation: none"), "{text}");
     // a latency limit no setting meets
     let v = plan_json(
@@ -378,4 +382,18 @@ fn buffer_and_rate_settings_are_checked_before_anything_runs() {
         assert!(err.contains(says), "{args:?}: {err}");
         assert!(!err.contains("rows in"), "{args:?} ran: {err}");
     }
+}
+
+#[test]
+fn plan_warns_when_pool_workers_take_every_core() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = bin()
+        .args(["plan", "--cores", "2", "--method", "pool", "--workers", "2"])
+        .args(["--arrival-rate", "1000", "--profile"])
+        .arg(profile(dir.path()))
+        .output()
+        .expect("streamprep plan");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("as many pool workers as cores"), "{text}");
 }
