@@ -65,6 +65,18 @@ impl Redis {
     fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
+
+    /// Entries in the task stream (XLEN, through redis-cli).
+    fn tasks_waiting(&self) -> u64 {
+        let len = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "XLEN", "streamprep:tasks"])
+            .output()
+            .expect("redis-cli (Debian: apt-get install redis-tools)");
+        String::from_utf8_lossy(&len.stdout)
+            .trim()
+            .parse()
+            .expect("XLEN answers a number")
+    }
 }
 
 impl Drop for Redis {
@@ -543,11 +555,7 @@ fn profile_without_a_worker_says_so_and_profile_counts_dead_rows() {
     assert!(err.contains("no result from any worker for 2 s"), "{err}");
     assert!(err.contains("streamprep worker --broker redis://"), "{err}");
     // and it withdrew its task: a worker started later finds nothing to do
-    let len = Command::new("redis-cli")
-        .args(["-p", &redis.port.to_string(), "XLEN", "streamprep:tasks"])
-        .output()
-        .expect("redis-cli");
-    assert_eq!(String::from_utf8_lossy(&len.stdout).trim(), "0");
+    assert_eq!(redis.tasks_waiting(), 0);
 }
 
 #[test]
@@ -612,11 +620,7 @@ fn a_worker_that_cannot_build_the_chain_answers_with_dead_letters_and_goes_on() 
         worker.0.try_wait().expect("worker").is_none(),
         "the worker stopped"
     );
-    let len = Command::new("redis-cli")
-        .args(["-p", &redis.port.to_string(), "XLEN", "streamprep:tasks"])
-        .output()
-        .expect("redis-cli");
-    assert_eq!(String::from_utf8_lossy(&len.stdout).trim(), "0");
+    assert_eq!(redis.tasks_waiting(), 0);
 }
 
 #[test]
