@@ -171,6 +171,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .map_err(|_| anyhow::anyhow!("the shutdown thread panicked"))??;
     let summary = result?;
     eprintln!("streamprep demo: published {published} rows; {summary}");
+    eprintln!("streamprep demo: {}", summary.metrics);
     Ok(ExitCode::SUCCESS)
 }
 

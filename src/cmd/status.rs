@@ -109,7 +109,7 @@ impl StatusLine {
                     let broker = broker.as_ref().map_or(String::new(), |b| health("broker", b));
                     let live = stats.metrics.live();
                     let line = format!(
-                        "[{label}] in {:.0} rows/s, out {:.0} rows/s | backlog {} msg | rho {:.2} (predicted {:.2}, {} worker(s)) | messages {} | dead letters {} | dropped {}{link}{broker}",
+                        "[{label}] in {:.0} rows/s, out {:.0} rows/s | backlog {} msg | rho {:.3} (predicted {:.3}, {} worker(s)) | messages {} | dead letters {} | dropped {}{link}{broker}",
                         (now.rows_read - last.rows_read) as f64 / dt,
                         (now.rows_out - last.rows_out) as f64 / dt,
                         now.backlog,

@@ -146,7 +146,7 @@ impl std::fmt::Display for Report {
         let ms = |us: f64| us / 1000.0;
         write!(
             f,
-            "chain {:.3} ms/msg mean, p99 {:.3} ms; row latency mean {:.2} ms, p50 {:.2} ms, p99 {:.2} ms; rho {:.2} over {} worker(s)",
+            "chain {:.3} ms/msg mean, p99 {:.3} ms; row latency mean {:.2} ms, p50 {:.2} ms, p99 {:.2} ms; rho {:.3} over {} worker(s)",
             ms(self.chain.mean_us),
             ms(self.chain.p99_us as f64),
             ms(self.latency.mean_us),
