@@ -128,7 +128,7 @@ fn run(input: &Path, out: &Path, buffer: usize, method: &[&str]) -> Child {
 
 fn run_chain(chain: &str, input: &Path, out: &Path, buffer: usize, extra: &[&str]) -> Child {
     bin()
-        .args(["run", "--quiet", "--chain", chain])
+        .args(["run", "--chain", chain])
         .args(["--buffer", &buffer.to_string()])
         .arg("--source")
         .arg(format!("file:{}", input.display()))
@@ -149,12 +149,19 @@ fn wait_output(out: &Path) {
     }
 }
 
-fn finish(child: Child) {
+/// Wait for a run to succeed; returns what it said on stderr (status lines, summary).
+fn finish(child: Child) -> String {
     let out = child.wait_with_output().expect("run");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    err
+}
+
+/// The run's output is byte for byte what `inline` writes.
+fn assert_like_inline(dir: &Path, input: &Path, out: &Path, buffer: usize, after: &str) {
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        std::fs::read(out).expect("output") == inline(dir, input, buffer),
+        "output differs from inline {after}"
     );
 }
 
@@ -228,10 +235,7 @@ fn a_worker_killed_mid_run_loses_and_duplicates_nothing() {
     victim.0.kill().expect("kill -9");
     let _ = victim.0.wait();
     finish(child);
-    assert!(
-        std::fs::read(&out).expect("output") == inline(dir.path(), &input, 10),
-        "output differs from inline after a worker was killed"
-    );
+    assert_like_inline(dir.path(), &input, &out, 10, "after a worker was killed");
 }
 
 #[test]
@@ -250,13 +254,8 @@ fn redis_restarted_empty_mid_run_loses_and_duplicates_nothing() {
     );
     wait_output(&out);
     redis.restart_empty(Duration::from_millis(1500));
-    let done = child.wait_with_output().expect("run");
-    let err = String::from_utf8_lossy(&done.stderr);
-    assert!(done.status.success(), "{err}");
-    assert!(
-        std::fs::read(&out).expect("output") == inline(dir.path(), &input, 10),
-        "output differs from inline after Redis restarted"
-    );
+    let err = finish(child);
+    assert_like_inline(dir.path(), &input, &out, 10, "after Redis restarted");
     // the status line said so while it was down
     assert!(err.contains("| broker RECONNECTING"), "{err}");
 }
@@ -590,7 +589,7 @@ fn a_worker_that_cannot_build_the_chain_answers_with_dead_letters_and_goes_on() 
         },
     );
     let spec = streamprep_queue::wire::job_spec(&job);
-    let fields = streamprep_queue::wire::task("test:reply", &spec, &msg, false).expect("task");
+    let fields = streamprep_queue::wire::task("test:reply", &spec, msg, false).expect("task");
     let mut con = streamprep_queue::redis_io::connect(&redis.url()).expect("redis");
     streamprep_queue::redis_io::ensure_group(&mut con).expect("group");
     streamprep_queue::redis_io::xadd(&mut con, "streamprep:tasks", &fields).expect("xadd");
@@ -631,25 +630,11 @@ fn a_worker_that_joins_mid_run_takes_a_share_of_the_messages() {
     let url = redis.url();
     let _first = Worker::start(&url, 1);
     let out = dir.path().join("queue.ndjson");
-    let child = bin()
-        .args(["run", "--chain", CHAIN, "--buffer", "10"])
-        .args(["--method", "queue", "--broker", &url])
-        .arg("--source")
-        .arg(format!("file:{}", input.display()))
-        .arg("--sink")
-        .arg(format!("file:{}", out.display()))
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run");
+    let child = run(&input, &out, 10, &["--method", "queue", "--broker", &url]);
     wait_output(&out);
     let _second = Worker::start(&url, 1);
-    let done = child.wait_with_output().expect("run");
-    let err = String::from_utf8_lossy(&done.stderr);
-    assert!(done.status.success(), "{err}");
-    assert!(
-        std::fs::read(&out).expect("output") == inline(dir.path(), &input, 10),
-        "output differs from inline after a worker joined"
-    );
+    let err = finish(child);
+    assert_like_inline(dir.path(), &input, &out, 10, "after a worker joined");
     // the summary counts the workers whose results came back
     assert!(err.contains("over 2 worker(s)"), "{err}");
 }

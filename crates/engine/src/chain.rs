@@ -56,7 +56,8 @@ pub struct Chain {
     prepare: Prepare,
     steps: Vec<Box<dyn Step>>,
     result: ResultStep,
-    /// Time spent in each stage (`prepare`, the steps, `result`), when profiling.
+    /// Time spent in each stage (`prepare`, the steps, `result`), once [`Chain::time_stages`]
+    /// turned it on (the pipeline, the queue worker and `profile` do).
     timings: Option<Vec<Duration>>,
 }
 
@@ -83,7 +84,7 @@ impl Chain {
             .collect()
     }
 
-    /// Time each stage from now on (`profile`); a message costs two clock reads a stage more.
+    /// Time each stage from now on; a message costs two clock reads a stage more.
     pub fn time_stages(&mut self) {
         self.timings = Some(vec![Duration::ZERO; self.steps.len() + 2]);
     }

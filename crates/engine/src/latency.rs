@@ -69,8 +69,7 @@ impl LatencyProbe {
     pub fn new(field: &str) -> Self {
         LatencyProbe {
             field: field.to_string(),
-            // 1 us to 1 hour, 3 significant digits
-            hist: Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds"),
+            hist: crate::metrics::hist(),
             sent: Vec::new(),
             first_sent: u64::MAX,
             last_sink: 0,

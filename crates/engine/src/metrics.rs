@@ -71,8 +71,9 @@ pub struct Live {
     pub samples: u64,
 }
 
-fn hist() -> Histogram<u64> {
-    // 1 µs to 1 hour, 3 significant digits
+/// A histogram of microseconds from 1 µs to 1 hour, 3 significant digits (also the latency
+/// probe's).
+pub(crate) fn hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds")
 }
 

@@ -198,14 +198,15 @@ impl Remote for Queue {
                         done.insert(msg.seq, p);
                         continue;
                     }
-                    let fields = task(&reply, &spec, &msg, self.lz4)?;
+                    let seq = msg.seq;
+                    let fields = task(&reply, &spec, msg, self.lz4)?;
                     let id = link.with(|c| xadd(c, TASKS, &fields))?;
                     bytes += size(&fields);
                     if sent.is_empty() {
                         progress = Instant::now(); // the wait for a result starts now
                     }
                     sent.insert(
-                        msg.seq,
+                        seq,
                         Sent {
                             id,
                             fields,

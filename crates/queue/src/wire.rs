@@ -120,8 +120,9 @@ fn is_lz4(fields: &[(Vec<u8>, Vec<u8>)]) -> bool {
 }
 
 /// A message as task fields (`spec` is the job's text; `reply` the stream for the result);
-/// with `lz4`, its data (and then the result's) is LZ4-compressed.
-pub fn task(reply: &str, spec: &str, msg: &Message, lz4: bool) -> Result<Fields, IoError> {
+/// with `lz4`, its data (and then the result's) is LZ4-compressed. The rows move into the
+/// task: a message of megabytes is not copied.
+pub fn task(reply: &str, spec: &str, msg: Message, lz4: bool) -> Result<Fields, IoError> {
     let mut f: Fields = vec![
         ("reply", reply.as_bytes().to_vec()),
         ("seq", msg.seq.to_string().into_bytes()),
@@ -130,7 +131,7 @@ pub fn task(reply: &str, spec: &str, msg: &Message, lz4: bool) -> Result<Fields,
     if lz4 {
         f.push(("z", b"lz4".to_vec()));
     }
-    match &msg.payload {
+    match msg.payload {
         Payload::Raw {
             format,
             bytes,
@@ -144,7 +145,7 @@ pub fn task(reply: &str, spec: &str, msg: &Message, lz4: bool) -> Result<Fields,
                     RowFormat::Csv => b"csv".to_vec(),
                 },
             ));
-            f.push(("data", pack(bytes.clone(), lz4)));
+            f.push(("data", pack(bytes, lz4)));
             f.push((
                 "ends",
                 ends.iter()
@@ -154,7 +155,7 @@ pub fn task(reply: &str, spec: &str, msg: &Message, lz4: bool) -> Result<Fields,
         }
         Payload::Columnar(b) => {
             f.push(("kind", b"ipc".to_vec()));
-            f.push(("data", pack(to_ipc(b)?, lz4)));
+            f.push(("data", pack(to_ipc(&b)?, lz4)));
         }
     }
     if !msg.rejected.is_empty() {
@@ -409,14 +410,14 @@ mod tests {
             rows: 1,
         }];
         for lz4 in [false, true] {
-            let t = parse_task(owned(task("r", "{}", &msg, lz4).unwrap())).unwrap();
+            let t = parse_task(owned(task("r", "{}", msg.clone(), lz4).unwrap())).unwrap();
             assert_eq!((t.reply.as_str(), t.msg.seq, t.lz4), ("r", 7, lz4));
             let rows: Vec<&[u8]> = t.msg.payload.raw_rows().collect();
             assert_eq!(rows, [&b"{\"x\":1}"[..], &b"{\"x\":2}"[..]]);
             assert_eq!(t.msg.rejected, msg.rejected);
 
             let col = Message::new(8, Payload::Columnar(batch.clone()));
-            match parse_task(owned(task("r", "{}", &col, lz4).unwrap()))
+            match parse_task(owned(task("r", "{}", col.clone(), lz4).unwrap()))
                 .unwrap()
                 .msg
                 .payload
