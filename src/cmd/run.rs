@@ -276,6 +276,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     super::status::stop_on_ctrl_c(&cfg.stop)?;
 
+    // what can fail is tried before the source is opened and the sink's file created
+    let stats = std::sync::Arc::new(Stats::default());
+    let server = match &metrics_addr {
+        Some(a) => Some(super::metrics::MetricsServer::start(a, stats.clone())?),
+        None => None,
+    };
+    let timeline = match &timeline {
+        Some(p) => {
+            Some(std::fs::File::create(p).with_context(|| format!("--timeline: {}", p.display()))?)
+        }
+        None => None,
+    };
     let mut src = open_source(&source_ep, opts.clone()).context("opening the source")?;
     if let Some(steps) = rate {
         anyhow::ensure!(
@@ -300,19 +312,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut sink = open_sink(&sink_ep, &opts).context("opening the sink")?;
     let mut dl = open_dead_letter(&dl_ep).context("opening the dead-letter output")?;
 
-    let stats = std::sync::Arc::new(Stats::default());
-    let server = match &metrics_addr {
-        Some(a) => Some(super::metrics::MetricsServer::start(a, stats.clone())?),
-        None => None,
-    };
     let show =
         args.status || (src.is_live() && std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let timeline = match &timeline {
-        Some(p) => {
-            Some(std::fs::File::create(p).with_context(|| format!("--timeline: {}", p.display()))?)
-        }
-        None => None,
-    };
     let broker_health = cfg.remote.as_ref().and_then(|r| r.health());
     let status = StatusLine::with_timeline(
         stats.clone(),

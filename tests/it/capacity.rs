@@ -397,3 +397,24 @@ fn plan_warns_when_pool_workers_take_every_core() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("as many pool workers as cores"), "{text}");
 }
+
+#[test]
+fn a_taken_metrics_port_is_refused_before_the_sink_is_created() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = super::cli::gen(dir.path(), 10);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let sink = dir.path().join("out.ndjson");
+    let out = bin()
+        .args(["run", "--chain", "abs", "--buffer", "5"])
+        .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+        .arg("--source")
+        .arg(format!("file:{}", input.display()))
+        .arg("--sink")
+        .arg(format!("file:{}", sink.display()))
+        .output()
+        .expect("streamprep run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--metrics-addr"));
+    assert!(!sink.exists(), "the sink was created before the refusal");
+}
