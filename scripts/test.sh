@@ -4,7 +4,7 @@
 #     files regenerated from it (tests/oracle/make_golden.py);
 #  2. formatting and lints (cargo fmt --check, cargo clippy -D warnings);
 #  3. Mosquitto (mosquitto, mosquitto_pub, mosquitto_sub), openssl (the TLS test makes its
-#     certificates) and redis-server (the queue method) on PATH, installed with apt-get when
+#     certificates), redis-server and redis-cli (the queue method) on PATH, installed with apt-get when
 #     missing; the tests start their own broker and Redis on free ports;
 #  4. the whole test suite (unit, conformance, golden, CLI, framed TCP, MQTT, queue).
 # Set STREAMPREP_SKIP_ORACLE=1 to reuse the committed golden files without Python.
@@ -38,7 +38,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   for tool in mosquitto mosquitto_pub mosquitto_sub openssl redis-server redis-cli; do
     command -v $tool >/dev/null || {
-      echo "the tests need $tool: install the packages mosquitto, mosquitto-clients, openssl and redis-server" >&2; exit 1; }
+      echo "the tests need $tool: install the packages mosquitto, mosquitto-clients, openssl, redis-server and redis-tools" >&2; exit 1; }
   done
 fi
 
