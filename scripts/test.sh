@@ -6,7 +6,7 @@
 #  3. Mosquitto (mosquitto, mosquitto_pub, mosquitto_sub), openssl (the TLS test makes its
 #     certificates), redis-server and redis-cli (the queue method) on PATH, installed with apt-get when
 #     missing; the tests start their own broker and Redis on free ports;
-#  4. the whole test suite (unit, conformance, golden, CLI, framed TCP, MQTT, queue).
+#  4. the whole test suite (unit, conformance, golden, CLI, framed TCP, MQTT, queue, capacity).
 # Set STREAMPREP_SKIP_ORACLE=1 to reuse the committed golden files without Python.
 set -euo pipefail
 cd "$(dirname "$0")/.."
