@@ -40,37 +40,60 @@ settings=(
   "10 1 inline 400000"
   "1000 2 pool 400000"
 )
-echo "| buffer | workers | method | rows/s asked | rows/s achieved | S(b) profiled ms | S(b) in the run ms | predicted rho | measured rho | rho error | predicted latency ms | measured mean latency ms | p99 ms |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+# Each setting is measured in ROUNDS rounds (default 5), each a profile of that buffer and
+# method followed at once by the run: this shared VM's speed drifts by a third within seconds
+# (a profile and a run a second apart can differ by 30% in S(b)), so one pair compares two
+# different machines. The table gives the median over the rounds of the predicted and the
+# measured rho (and of each side's S(b) and latency), the error of those medians, and the
+# median of the per-round errors (each round's prediction against its own run, a second
+# apart, so the drift between rounds cancels), with every round's error.
+rounds=${ROUNDS:-11}
+run_s=${RUN_SECONDS:-1.5}
+median() { sort -g | awk '{v[NR]=$1} END{print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
+echo "$rounds rounds a setting (profile, then run); medians over the rounds"
+echo
+echo "| buffer | workers | method | rows/s asked | rows/s achieved | S(b) profiled ms | S(b) in the run ms | predicted rho | measured rho | rho error (of medians) | median of per-round errors | per-round errors | predicted latency ms | measured mean latency ms | p99 ms |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for s in "${settings[@]}"; do
   read -r b c m rate <<< "$s"
-  # about 6 s of rows, at most the file
-  rows=$(awk -v r="$rate" 'BEGIN{n=int(r*6); if (n>750000) n=750000; print n}')
+  # RUN_SECONDS of rows (at most the file): short, so that a round's profile and run see
+  # the same machine
+  rows=$(awk -v r="$rate" -v s="$run_s" 'BEGIN{n=int(r*s); if (n>750000) n=750000; print n}')
   head -n "$rows" "$work/in.ndjson" > "$work/run.ndjson"
   args=(--method "$m"); [ "$m" = pool ] && args+=(--workers "$c")
-  # the service time is profiled again just before the run: this shared machine's speed
-  # drifts by a third within minutes, and the prediction can be no better than S(b)
-  # (about 0.5 s of messages: 75 messages of 10 rows last 3 ms, at the mercy of one hiccup)
-  n=$(( 200000 / b > 75 ? 200000 / b : 75 ))
-  "$bin" profile --chain "$chain" --method "$m" --workers "$c" --buffers "$b" --messages "$n" \
-    --input "$work/in.ndjson" --csv "$work/s.csv" --plot "$work/s.svg" >/dev/null 2>&1
-  sum=$("$bin" run --source "file:$work/run.ndjson" --rate "$rate" --chain "$chain" --buffer "$b" \
-    "${args[@]}" --max-wait 1s --sink "file:$work/o.ndjson" 2>&1)
-  secs=$(sed -n 's/.* \([0-9.]*\) s, .*/\1/p' <<< "$sum")
-  rho=$(sed -n 's/.*; rho \([0-9.]*\) over.*/\1/p' <<< "$sum")
-  lat=$(sed -n 's/.*row latency mean \([0-9.]*\) ms.*/\1/p' <<< "$sum")
-  srun=$(sed -n 's/.*chain \([0-9.]*\) ms\/msg mean.*/\1/p' <<< "$sum")
-  sprof=$(awk -F, '$3 == "chain" {printf "%.3f", $5 / 1000}' "$work/s.csv")
-  p99=$(sed -n 's/.*row latency mean [0-9.]* ms, p50 [0-9.]* ms, p99 \([0-9.]*\) ms.*/\1/p' <<< "$sum")
-  plan=$("$bin" plan --profile "$work/s.csv" --arrival-rate "$rate" --workers "$c" --method "$m" --json)
-  pred=$(python3 -c '
+  # the profile hands messages over at the run's pace (--arrival-rate): the chain idles
+  # between messages as in the run, which costs it a fifth more a message than back to back;
+  # at least 75 messages and about 0.4 s of them
+  n=$(awk -v b="$b" -v r="$rate" 'BEGIN{n=int(0.4*r/b); if (n<75) n=75; print n}')
+  : > "$work/rounds"
+  for r in $(seq "$rounds"); do
+    "$bin" profile --chain "$chain" --method "$m" --workers "$c" --buffers "$b" --messages "$n" \
+      --arrival-rate "$rate" --input "$work/in.ndjson" --csv "$work/s.csv" --plot "$work/s.svg" >/dev/null 2>&1
+    sum=$("$bin" run --source "file:$work/run.ndjson" --rate "$rate" --chain "$chain" --buffer "$b" \
+      "${args[@]}" --max-wait 1s --sink "file:$work/o.ndjson" 2>&1)
+    secs=$(sed -n 's/.* \([0-9.]*\) s, .*/\1/p' <<< "$sum")
+    rho=$(sed -n 's/.*; rho \([0-9.]*\) over.*/\1/p' <<< "$sum")
+    lat=$(sed -n 's/.*row latency mean \([0-9.]*\) ms.*/\1/p' <<< "$sum")
+    srun=$(sed -n 's/.*chain \([0-9.]*\) ms\/msg mean.*/\1/p' <<< "$sum")
+    p99=$(sed -n 's/.*row latency mean [0-9.]* ms, p50 [0-9.]* ms, p99 \([0-9.]*\) ms.*/\1/p' <<< "$sum")
+    sprof=$(awk -F, '$3 == "chain" {printf "%.4f", $5 / 1000}' "$work/s.csv")
+    plan=$("$bin" plan --profile "$work/s.csv" --arrival-rate "$rate" --workers "$c" --method "$m" --json)
+    pred=$(python3 -c '
 import json, sys
 v = json.loads(sys.argv[1]); b = int(sys.argv[2])
 s = next(x for x in v["settings"] if x["buffer"] == b)
 lat = s["latency_ms"]
-print("%.3f %s" % (s["rho"], "unstable" if lat is None else "%.2f" % lat))' "$plan" "$b")
-  read -r prho plat <<< "$pred"
+print("%.4f %s" % (s["rho"], "inf" if lat is None else "%.3f" % lat))' "$plan" "$b")
+    read -r prho plat <<< "$pred"
+    achieved=$(awk -v n="$rows" -v s="$secs" 'BEGIN{print n/s}')
+    echo "$prho $rho $sprof $srun $plat $lat $p99 $achieved" >> "$work/rounds"
+  done
+  col() { cut -d' ' -f"$1" "$work/rounds" | median; }
+  prho=$(col 1); rho=$(col 2)
   err=$(awk -v p="$prho" -v m="$rho" 'BEGIN{printf "%+.0f%%", (p-m)/m*100}')
-  printf '| %s | %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$b" "$c" "$m" "$rate" \
-    "$(awk -v n="$rows" -v s="$secs" 'BEGIN{print n/s}')" "$sprof" "$srun" "$prho" "$rho" "$err" "$plat" "$lat" "$p99"
+  merr=$(awk '{print ($1-$2)/$2*100}' "$work/rounds" | median | awk '{printf "%+.0f%%", $1}')
+  errs=$(awk '{printf "%s%+.0f", (NR>1 ? ", " : ""), ($1-$2)/$2*100} END{printf "%%"}' "$work/rounds" | sed 's/, /%, /g')
+  plat=$(col 5); [ "$plat" = inf ] || awk -v x="$plat" 'BEGIN{exit !(x > 1e300)}' && plat=unstable || plat=$(printf '%.2f' "$plat")
+  printf '| %s | %s | %s | %s | %.0f | %.3f | %.3f | %.3f | %.3f | %s | %s | %s | %s | %.2f | %.2f |\n' "$b" "$c" "$m" "$rate" \
+    "$(col 8)" "$(col 3)" "$(col 4)" "$prho" "$rho" "$err" "$merr" "$errs" "$plat" "$(col 6)" "$(col 7)"
 done

@@ -50,6 +50,12 @@ pub struct ProfileArgs {
     /// Rows to measure with (NDJSON or CSV); by default `gen --seed 1` rows.
     #[arg(long)]
     input: Option<PathBuf>,
+    /// Hand messages over at the pace of a stream of this many rows a second (a `b`-row
+    /// message every `b / rate` seconds, or as soon as the previous one is done), so the
+    /// method idles between messages as it does in a run at that rate. By default each message
+    /// follows the previous one at once, as in the paper.
+    #[arg(long, value_name = "ROWS_PER_S")]
+    arrival_rate: Option<f64>,
     /// Where to write the measurements.
     #[arg(long, default_value = "profile.csv")]
     csv: PathBuf,
@@ -90,6 +96,12 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(!buffers.is_empty(), "--buffers: give at least one size");
     anyhow::ensure!(args.messages >= 1, "--messages must be at least 1");
     anyhow::ensure!(args.workers >= 1, "--workers must be at least 1");
+    if let Some(r) = args.arrival_rate {
+        anyhow::ensure!(
+            r.is_finite() && r > 0.0,
+            "--arrival-rate: '{r}' is not a rate (rows a second, above 0)"
+        );
+    }
     let methods = args
         .method
         .split(',')
@@ -157,7 +169,10 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<ExitCode> {
             let messages = cut(&rows, format, b, args.warmup + args.messages);
             burn_in(&job, &messages)?;
             let remote = queue.as_ref().map(|q| q as &dyn Remote);
-            let samples = service_times(*method, &job, remote, messages, args.warmup)
+            let gap = args
+                .arrival_rate
+                .map(|r| std::time::Duration::from_secs_f64(b as f64 / r));
+            let samples = service_times(*method, &job, remote, messages, args.warmup, gap)
                 .with_context(|| format!("{name} at buffer {b}"))?;
             let line = summarise(name, b, "chain", &samples, |s| s.service);
             eprintln!(

@@ -418,3 +418,51 @@ fn a_taken_metrics_port_is_refused_before_the_sink_is_created() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--metrics-addr"));
     assert!(!sink.exists(), "the sink was created before the refusal");
 }
+
+#[test]
+fn profile_at_an_arrival_rate_hands_messages_over_at_that_pace() {
+    let dir = tempfile::tempdir().unwrap();
+    let (csv, svg) = (dir.path().join("p.csv"), dir.path().join("p.svg"));
+    // 3 warm-up and 40 measured messages of 10 rows at 500 rows/s: one every 20 ms, so the
+    // 43 messages take at least 42 x 20 ms; back to back they take a few milliseconds
+    let started = std::time::Instant::now();
+    let out = bin()
+        .args(["profile", "--buffers", "10", "--messages", "40"])
+        .args(["--arrival-rate", "500", "--csv"])
+        .arg(&csv)
+        .arg("--plot")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(took >= std::time::Duration::from_millis(840), "{took:?}");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let chain = text
+        .lines()
+        .find(|l| l.starts_with("inline,10,chain,40,"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let mean_us: f64 = chain.split(',').nth(4).unwrap().parse().unwrap();
+    // the service time leaves out the waits between messages
+    assert!(mean_us > 0.0 && mean_us < 20_000.0, "{chain}");
+
+    for rate in ["0", "-3", "nan"] {
+        let out = bin()
+            .args(["profile", "--buffers", "10", "--messages", "2"])
+            .arg(format!("--arrival-rate={rate}"))
+            .arg("--csv")
+            .arg(&csv)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{rate}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("--arrival-rate"),
+            "{rate}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

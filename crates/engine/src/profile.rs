@@ -23,14 +23,19 @@ pub struct Sample {
 
 /// Put `messages` through `method` one at a time; the first `warmup` are run but not returned.
 /// `remote` is the executor of `Method::Queue` (which must itself give up when no worker
-/// answers).
+/// answers). With `gap`, message `k` is handed over no earlier than `k * gap` after the first,
+/// as a stream at that pace would bring it (the method idles in between, as it does in a run);
+/// without, each follows the previous result at once (the paper's procedure).
 pub fn service_times(
     method: Method,
     job: &RemoteJob,
     remote: Option<&dyn Remote>,
     messages: Vec<Message>,
     warmup: usize,
+    gap: Option<Duration>,
 ) -> Result<Vec<Sample>, IoError> {
+    let rows = messages.first().map_or(1, |m| m.payload.rows());
+    let mut pace = Pace::new(gap, rows);
     let mut samples = match method {
         Method::Inline => {
             let mut chain = new_chain(job)?;
@@ -43,6 +48,7 @@ pub fn service_times(
             let sink = std::thread::spawn(move || rx.into_iter().for_each(drop));
             let (mut chunk, mut bytes) = (Vec::new(), 0usize);
             for msg in messages {
+                pace.wait();
                 let at = Instant::now();
                 let mut p = executor::run_guarded(&mut chain, msg);
                 let service = at.elapsed();
@@ -69,7 +75,7 @@ pub fn service_times(
             let chains = (0..workers.max(1))
                 .map(|_| new_chain(job))
                 .collect::<Result<Vec<_>, _>>()?;
-            lock_step(messages, |next, deliver| {
+            lock_step(messages, &mut pace, |next, deliver| {
                 executor::pool(chains, workers.max(1), next, deliver)
             })?
         }
@@ -77,7 +83,7 @@ pub fn service_times(
             let remote = remote.ok_or_else(|| {
                 IoError::Protocol("internal error: the queue method without a broker".into())
             })?;
-            lock_step(messages, |next, deliver| {
+            lock_step(messages, &mut pace, |next, deliver| {
                 remote.execute(job, 1, next, deliver)
             })?
         }
@@ -101,6 +107,7 @@ type Deliver<'a> = dyn FnMut(Processed) -> Result<(), IoError> + Send + 'a;
 /// only once the previous one's result has been delivered.
 fn lock_step(
     messages: Vec<Message>,
+    pace: &mut Pace,
     exec: impl FnOnce(&mut Next<'_>, &mut Deliver<'_>) -> Result<(), IoError>,
 ) -> Result<Vec<Sample>, IoError> {
     let (tx, rx) = bounded::<(Instant, usize)>(1);
@@ -122,6 +129,7 @@ fn lock_step(
         }
         let m = todo.next();
         if m.is_some() {
+            pace.wait();
             handed = Some(Instant::now());
         }
         Ok(m)
@@ -133,6 +141,36 @@ fn lock_step(
     };
     exec(&mut next, &mut deliver)?;
     Ok(samples)
+}
+
+/// Hands messages over at a steady pace: the `k`-th no earlier than `k * gap` after the first.
+/// It waits as a paced source does in a run: row by row, each row `gap / rows` after the last.
+struct Pace {
+    gap: Option<(Duration, Duration)>,
+    next: Option<Instant>,
+}
+
+impl Pace {
+    fn new(gap: Option<Duration>, rows: usize) -> Self {
+        Pace {
+            gap: gap.map(|g| (g, g / rows.max(1) as u32)),
+            next: None,
+        }
+    }
+
+    /// Sleep until the next message is due.
+    fn wait(&mut self) {
+        let Some((gap, row)) = self.gap else { return };
+        let due = *self.next.get_or_insert_with(Instant::now);
+        loop {
+            let now = Instant::now();
+            if now >= due {
+                break;
+            }
+            std::thread::sleep(row.min(due - now));
+        }
+        self.next = Some(due + gap);
+    }
 }
 
 /// Mean and (sample) standard deviation.
@@ -196,7 +234,7 @@ mod tests {
 
     #[test]
     fn inline_times_every_message_and_stage_after_the_warmup() {
-        let s = service_times(Method::Inline, &job(), None, messages(7, 10), 2).unwrap();
+        let s = service_times(Method::Inline, &job(), None, messages(7, 10), 2, None).unwrap();
         assert_eq!(s.len(), 5);
         for x in &s {
             assert_eq!(x.stages.len(), 4, "prepare, two steps, result");
@@ -209,8 +247,15 @@ mod tests {
 
     #[test]
     fn pool_runs_one_message_at_a_time_and_times_each() {
-        let s =
-            service_times(Method::Pool { workers: 2 }, &job(), None, messages(9, 5), 1).unwrap();
+        let s = service_times(
+            Method::Pool { workers: 2 },
+            &job(),
+            None,
+            messages(9, 5),
+            1,
+            None,
+        )
+        .unwrap();
         assert_eq!(s.len(), 8);
         assert!(s
             .iter()
@@ -223,7 +268,7 @@ mod tests {
         if let Payload::Raw { bytes, .. } = &mut m[0].payload {
             bytes[1] = b'x'; // the first row is no longer JSON
         }
-        let s = service_times(Method::Inline, &job(), None, m, 0).unwrap();
+        let s = service_times(Method::Inline, &job(), None, m, 0, None).unwrap();
         assert_eq!(s[0].dead_rows, 1);
     }
 
