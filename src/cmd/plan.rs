@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use serde_json::json;
-use streamprep_engine::capacity::{predict, Prediction};
+use streamprep_engine::capacity::{predict_busy, Prediction};
 
 #[derive(clap::Args)]
 pub struct PlanArgs {
@@ -87,11 +87,17 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
                 None => "queue",
             };
             // the service time measured with the method the setting would use, else inline's
-            let (measured_with, s_us) = [method, "inline", "pool", "queue"]
+            let (measured_with, t) = [method, "inline", "pool", "queue"]
                 .iter()
-                .find_map(|m| by_method.get(*m).map(|s| (m.to_string(), *s)))
+                .find_map(|m| by_method.get(*m).map(|t| (m.to_string(), *t)))
                 .expect("every buffer has a measurement");
-            let p = predict(args.arrival_rate, b, c, s_us / 1e6);
+            let p = predict_busy(
+                args.arrival_rate,
+                b,
+                c,
+                t.service_us / 1e6,
+                t.busy_us.unwrap_or(t.service_us) / 1e6,
+            );
             let fits = p.rho < args.target_rho
                 && args.max_latency.is_none_or(|ms| p.latency_s * 1e3 <= ms);
             rows.push(Row {
@@ -116,6 +122,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
                 "method": r.method,
                 "service_time_from": r.measured_with,
                 "service_ms": r.p.service_s * 1e3,
+                "busy_ms": r.p.busy_s * 1e3,
                 "rho": r.p.rho,
                 "stable": r.p.stable(),
                 "fill_ms": r.p.fill_s * 1e3,
@@ -250,8 +257,17 @@ fn ms(s: f64) -> String {
     }
 }
 
-/// buffer -> method -> mean service time of the chain (µs), from `profile`'s CSV.
-fn read_profile(path: &PathBuf) -> anyhow::Result<BTreeMap<usize, BTreeMap<String, f64>>> {
+/// The mean times of one (buffer, method) in a profile, µs.
+#[derive(Debug, Clone, Copy, Default)]
+struct Times {
+    /// The chain's service time, from hand-over to result (stage `chain`).
+    service_us: f64,
+    /// The part that kept a worker busy (stage `busy`; profiles before it had none).
+    busy_us: Option<f64>,
+}
+
+/// buffer -> method -> mean times of the chain, from `profile`'s CSV.
+fn read_profile(path: &PathBuf) -> anyhow::Result<BTreeMap<usize, BTreeMap<String, Times>>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("--profile: reading {}", path.display()))?;
     let mut lines = text.lines();
@@ -270,7 +286,7 @@ fn read_profile(path: &PathBuf) -> anyhow::Result<BTreeMap<usize, BTreeMap<Strin
         col("stage")?,
         col("mean_us")?,
     );
-    let mut out: BTreeMap<usize, BTreeMap<String, f64>> = BTreeMap::new();
+    let mut out: BTreeMap<usize, BTreeMap<String, Times>> = BTreeMap::new();
     for (i, line) in lines.enumerate() {
         let f: Vec<&str> = line.split(',').collect();
         let field = |k: usize| {
@@ -278,7 +294,8 @@ fn read_profile(path: &PathBuf) -> anyhow::Result<BTreeMap<usize, BTreeMap<Strin
                 .copied()
                 .with_context(|| format!("--profile: line {} is short", i + 2))
         };
-        if field(st)? != "chain" {
+        let stage = field(st)?;
+        if stage != "chain" && stage != "busy" {
             continue;
         }
         let buffer: usize = field(b)?
@@ -290,10 +307,22 @@ fn read_profile(path: &PathBuf) -> anyhow::Result<BTreeMap<usize, BTreeMap<Strin
         if !(us.is_finite() && us > 0.0) || buffer == 0 {
             bail!("--profile: line {}: not a measurement", i + 2);
         }
-        out.entry(buffer)
+        let t = out
+            .entry(buffer)
             .or_default()
-            .insert(field(m)?.to_string(), us);
+            .entry(field(m)?.to_string())
+            .or_default();
+        if stage == "chain" {
+            t.service_us = us;
+        } else {
+            t.busy_us = Some(us);
+        }
     }
+    // a method measured with a busy time but no chain line is not a measurement
+    out.retain(|_, by_method| {
+        by_method.retain(|_, t| t.service_us > 0.0);
+        !by_method.is_empty()
+    });
     anyhow::ensure!(
         !out.is_empty(),
         "--profile: {} holds no chain measurements",

@@ -187,6 +187,8 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<ExitCode> {
                 );
             }
             lines.push(line);
+            // the time the chain kept a worker busy (plan's rho counts this, as run's does)
+            lines.push(summarise(name, b, "busy", &samples, |s| s.busy));
             if *method == Method::Inline {
                 for (i, stage) in names.iter().enumerate() {
                     lines.push(summarise(name, b, stage, &samples, |s| s.stages[i]));

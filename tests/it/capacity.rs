@@ -466,3 +466,41 @@ fn profile_at_an_arrival_rate_hands_messages_over_at_that_pace() {
         );
     }
 }
+
+#[test]
+fn plan_counts_the_busy_time_in_rho_and_the_whole_service_time_in_latency() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("busy.csv");
+    // the pool: 300 µs from hand-over to result, of which the chain kept the worker busy 200
+    std::fs::write(
+        &p,
+        "method,buffer,stage,messages,mean_us,sd_us,mean_us_per_row,sd_us_per_row,dead_rows\n\
+         pool,100,chain,75,300,1,3,0.01,0\n\
+         pool,100,busy,75,200,1,2,0.01,0\n",
+    )
+    .unwrap();
+    let out = bin()
+        .args(["plan", "--json", "--workers", "1", "--method", "pool"])
+        .args(["--arrival-rate", "100000", "--profile"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = setting(&v, 100, 1);
+    // 1,000 messages a second of 200 µs busy: rho 0.2 (300 µs would make it 0.3)
+    assert!((s["rho"].as_f64().unwrap() - 0.2).abs() < 1e-9, "{s}");
+    assert!((s["busy_ms"].as_f64().unwrap() - 0.2).abs() < 1e-9, "{s}");
+    assert!((s["max_rate_rows_per_s"].as_f64().unwrap() - 500_000.0).abs() < 1e-3);
+    // latency: fill 99/200000 s + M/M/1 wait on the busy time + the whole 300 µs
+    let wait_ms = 0.2 * 0.2 / (1.0 - 0.2);
+    let want = 99.0 / 200.0 + wait_ms + 0.3;
+    assert!(
+        (s["latency_ms"].as_f64().unwrap() - want).abs() < 1e-9,
+        "{s}"
+    );
+}

@@ -476,9 +476,25 @@ fn profile_measures_inline_pool_and_queue_one_message_at_a_time() {
             assert_eq!(chain.messages, 6);
             assert_eq!(chain.dead_rows, 0);
             assert!(chain.mean_us > 0.0 && chain.sd_us >= 0.0);
+            // the time the chain kept the worker busy: at most the whole service time (the
+            // queue's round trips and the pool's hand-off are not in it)
+            let busy = lines
+                .iter()
+                .find(|l| l.method == m && l.buffer == b && l.stage == "busy")
+                .unwrap_or_else(|| panic!("no busy line for {m} at {b}"));
+            assert_eq!(busy.messages, 6);
+            assert!(busy.mean_us > 0.0 && busy.mean_us <= chain.mean_us * 1.0001);
+            if m == "queue" {
+                assert!(
+                    busy.mean_us < chain.mean_us,
+                    "the round trips are not busy time"
+                );
+            }
             let staged: Vec<&ProfileLine> = lines
                 .iter()
-                .filter(|l| l.method == m && l.buffer == b && l.stage != "chain")
+                .filter(|l| {
+                    l.method == m && l.buffer == b && l.stage != "chain" && l.stage != "busy"
+                })
                 .collect();
             if m == "inline" {
                 let names: Vec<&str> = staged.iter().map(|l| l.stage.as_str()).collect();

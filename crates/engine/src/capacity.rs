@@ -11,8 +11,11 @@ pub struct Prediction {
     pub buffer: usize,
     /// Workers.
     pub workers: usize,
-    /// Service time of a message, seconds.
+    /// Service time of a message, seconds: from handing it over to having its result.
     pub service_s: f64,
+    /// The part of it that keeps a worker busy (the chain itself), seconds; a pool's hand-off
+    /// or the queue's round trips delay the message without occupying the worker.
+    pub busy_s: f64,
     /// Utilisation; at or above 1 the queue grows without bound.
     pub rho: f64,
     /// Mean time a row waits for its message to fill, seconds: `(b - 1) / (2 lambda_r)`.
@@ -32,19 +35,32 @@ impl Prediction {
     }
 }
 
-/// Predict `(b, c)` with service time `service_s` at `rate` rows a second.
+/// Predict `(b, c)` with service time `service_s` at `rate` rows a second, all of it busy.
 pub fn predict(rate: f64, buffer: usize, workers: usize, service_s: f64) -> Prediction {
+    predict_busy(rate, buffer, workers, service_s, service_s)
+}
+
+/// Predict `(b, c)` when a message takes `service_s` from hand-over to result, of which the
+/// worker is busy `busy_s`: the worker is the server of the M/M/c queue, so `rho`, the wait
+/// and the largest rate follow `busy_s`, and the latency adds the whole `service_s`.
+pub fn predict_busy(
+    rate: f64,
+    buffer: usize,
+    workers: usize,
+    service_s: f64,
+    busy_s: f64,
+) -> Prediction {
     let b = buffer.max(1) as f64;
     let c = workers.max(1);
     let lambda = rate / b; // messages a second
-    let rho = lambda * service_s / c as f64;
+    let rho = lambda * busy_s / c as f64;
     let fill_s = if rate > 0.0 {
         (b - 1.0) / (2.0 * rate)
     } else {
         0.0
     };
     let wait_s = if rho < 1.0 {
-        erlang_c(c, lambda * service_s) * service_s / (c as f64 * (1.0 - rho))
+        erlang_c(c, lambda * busy_s) * busy_s / (c as f64 * (1.0 - rho))
     } else {
         f64::INFINITY
     };
@@ -52,11 +68,12 @@ pub fn predict(rate: f64, buffer: usize, workers: usize, service_s: f64) -> Pred
         buffer,
         workers: c,
         service_s,
+        busy_s,
         rho,
         fill_s,
         wait_s,
         latency_s: fill_s + wait_s + service_s,
-        max_rate: b * c as f64 / service_s,
+        max_rate: b * c as f64 / busy_s,
     }
 }
 
@@ -112,5 +129,21 @@ mod tests {
         assert!(p.stable());
         let over = predict(30_000.0, 1000, 1, 0.05);
         assert!(!over.stable() && over.wait_s.is_infinite() && over.latency_s.is_infinite());
+    }
+
+    #[test]
+    fn a_hand_off_delays_the_message_without_loading_the_worker() {
+        // 50 ms from hand-over to result, of which the chain ran 40 ms: rho and the largest
+        // rate follow the 40 ms, the latency adds the whole 50 ms
+        let p = predict_busy(10_000.0, 1000, 1, 0.05, 0.04);
+        assert!((p.rho - 0.4).abs() < 1e-12);
+        assert!((p.max_rate - 25_000.0).abs() < 1e-9);
+        let wait = 0.4 * 0.04 / (1.0 - 0.4); // M/M/1 with the busy time as service
+        assert!((p.wait_s - wait).abs() < 1e-12);
+        assert!((p.latency_s - (999.0 / 20_000.0 + wait + 0.05)).abs() < 1e-12);
+        assert_eq!(
+            predict(10_000.0, 1000, 1, 0.05),
+            predict_busy(10_000.0, 1000, 1, 0.05, 0.05)
+        );
     }
 }

@@ -15,6 +15,10 @@ use crate::executor::{self, Method, Remote, RemoteJob};
 pub struct Sample {
     /// From handing the message over to having its result.
     pub service: Duration,
+    /// How long the chain itself ran on the worker: the time the message kept a worker busy,
+    /// which is what utilisation counts (the hand-off to a pool thread or the round trips
+    /// through Redis add to `service`, not to this).
+    pub busy: Duration,
     /// Per stage (`prepare`, the steps, `result`); inline only, empty otherwise.
     pub stages: Vec<Duration>,
     /// Rows that became dead letters.
@@ -54,6 +58,7 @@ pub fn service_times(
                 let service = at.elapsed();
                 out.push(Sample {
                     service,
+                    busy: p.service,
                     stages: std::mem::take(&mut p.stages),
                     dead_rows: dead_rows(&p),
                 });
@@ -110,7 +115,7 @@ fn lock_step(
     pace: &mut Pace,
     exec: impl FnOnce(&mut Next<'_>, &mut Deliver<'_>) -> Result<(), IoError>,
 ) -> Result<Vec<Sample>, IoError> {
-    let (tx, rx) = bounded::<(Instant, usize)>(1);
+    let (tx, rx) = bounded::<(Instant, Duration, usize)>(1);
     let mut todo = messages.into_iter();
     let mut samples = Vec::new();
     let mut handed: Option<Instant> = None;
@@ -118,11 +123,12 @@ fn lock_step(
         if let Some(at) = handed.take() {
             // the executor hands over the next message only after delivering this one's
             // result (pool: from its collector thread; queue: with one message in flight)
-            let (done, dead) = rx
+            let (done, busy, dead) = rx
                 .recv()
                 .map_err(|_| IoError::Protocol("internal error: no result".into()))?;
             samples.push(Sample {
                 service: done - at,
+                busy,
                 stages: Vec::new(),
                 dead_rows: dead,
             });
@@ -136,7 +142,7 @@ fn lock_step(
     };
     let mut deliver = |p: Processed| -> Result<(), IoError> {
         let done = Instant::now();
-        tx.send((done, dead_rows(&p)))
+        tx.send((done, p.service, dead_rows(&p)))
             .map_err(|_| IoError::Protocol("internal error: profile stopped".into()))
     };
     exec(&mut next, &mut deliver)?;
@@ -239,6 +245,7 @@ mod tests {
         for x in &s {
             assert_eq!(x.stages.len(), 4, "prepare, two steps, result");
             let staged: Duration = x.stages.iter().sum();
+            assert!(x.busy > Duration::ZERO && x.busy <= x.service, "{x:?}");
             assert!(staged <= x.service, "{staged:?} > {:?}", x.service);
             assert!(x.stages.iter().all(|d| *d > Duration::ZERO));
             assert_eq!(x.dead_rows, 0);
@@ -259,7 +266,7 @@ mod tests {
         assert_eq!(s.len(), 8);
         assert!(s
             .iter()
-            .all(|x| x.service > Duration::ZERO && x.stages.is_empty()));
+            .all(|x| x.busy > Duration::ZERO && x.busy <= x.service && x.stages.is_empty()));
     }
 
     #[test]
