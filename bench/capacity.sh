@@ -29,16 +29,20 @@ echo '```'
 echo '```'
 echo
 
-# buffer workers method rate
+# buffer workers method rate. plan's model gives each worker a core of its own (it recommends
+# at most cores - 1 pool workers, the reader takes one); the last three settings run as many
+# pool workers as cores, which plan flags ("S(b) will grow"), to show how far off it then is.
 settings=(
   "10 1 inline 100000"
   "100 1 inline 100000"
   "100 1 inline 200000"
   "1000 1 inline 100000"
   "1000 1 inline 200000"
+  "100 1 pool 100000"
+  "1000 1 pool 200000"
+  "10 1 inline 400000"
   "100 2 pool 100000"
   "1000 2 pool 200000"
-  "10 1 inline 400000"
   "1000 2 pool 400000"
 )
 # Each setting is measured in ROUNDS rounds (default 5), each a profile of that buffer and
