@@ -170,13 +170,14 @@ fn table(args: &PlanArgs, cores: usize, rows: &[Row], best: Option<&Row>) -> Str
     );
     let _ = writeln!(
         s,
-        "{:>7} {:>7} {:>6} {:>8} {:>10} {:>10} {:>10} {:>11} {:>14}  note",
+        "{:>7} {:>7} {:>6} {:>8} {:>10} {:>10} {:>10} {:>10} {:>11} {:>14}  note",
         "buffer",
         "workers",
         "method",
         "rho",
         "fill ms",
         "wait ms",
+        "busy ms",
         "service ms",
         "latency ms",
         "max rows/s"
@@ -204,13 +205,14 @@ fn table(args: &PlanArgs, cores: usize, rows: &[Row], best: Option<&Row>) -> Str
         }
         let _ = writeln!(
             s,
-            "{:>7} {:>7} {:>6} {:>8.3} {:>10.3} {:>10} {:>10.3} {:>11} {:>14.0}  {note}{from}",
+            "{:>7} {:>7} {:>6} {:>8.3} {:>10.3} {:>10} {:>10.3} {:>10.3} {:>11} {:>14.0}  {note}{from}",
             p.buffer,
             p.workers,
             r.method,
             p.rho,
             p.fill_s * 1e3,
             ms(p.wait_s),
+            p.busy_s * 1e3,
             p.service_s * 1e3,
             ms(p.latency_s),
             p.max_rate,

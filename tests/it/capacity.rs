@@ -503,4 +503,21 @@ fn plan_counts_the_busy_time_in_rho_and_the_whole_service_time_in_latency() {
         (s["latency_ms"].as_f64().unwrap() - want).abs() < 1e-9,
         "{s}"
     );
+    // the table shows both times beside rho
+    let out = bin()
+        .args(["plan", "--workers", "1", "--method", "pool"])
+        .args(["--arrival-rate", "100000", "--profile"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("busy ms service ms"), "{table}");
+    let row: Vec<&str> = table
+        .lines()
+        .find(|l| l.trim_start().starts_with("100 "))
+        .unwrap_or_else(|| panic!("{table}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(&row[3..7], ["0.200", "0.495", "0.050", "0.200"], "{table}");
+    assert_eq!(row[7], "0.300", "{table}");
 }
