@@ -29,7 +29,8 @@ pub struct Sample {
 /// `remote` is the executor of `Method::Queue` (which must itself give up when no worker
 /// answers). With `gap`, message `k` is handed over no earlier than `k * gap` after the first,
 /// as a stream at that pace would bring it (the method idles in between, as it does in a run);
-/// without, each follows the previous result at once (the paper's procedure).
+/// without, each follows the previous result at once (the paper's procedure). With `gap`, a
+/// pool's busy times come from a second, open-loop pass at that pace (see [`open_loop`]).
 pub fn service_times(
     method: Method,
     job: &RemoteJob,
@@ -81,9 +82,31 @@ pub fn service_times(
             let chains = (0..workers.max(1))
                 .map(|_| new_chain(job))
                 .collect::<Result<Vec<_>, _>>()?;
-            lock_step(messages, &mut pace, |next, deliver| {
+            // at a pace, the busy time comes from a second pass in which messages arrive at
+            // that pace whether or not the earlier ones are done, as in a run: the workers then
+            // run side by side and share the cores, which one message at a time never shows
+            let busy = match gap {
+                Some(_) => {
+                    let chains = (0..workers.max(1))
+                        .map(|_| new_chain(job))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let again = messages.clone();
+                    let mut pace = Pace::new(gap, rows);
+                    Some(open_loop(again, &mut pace, |next, deliver| {
+                        executor::pool(chains, workers.max(1), next, deliver)
+                    })?)
+                }
+                None => None,
+            };
+            let mut samples = lock_step(messages, &mut pace, |next, deliver| {
                 executor::pool(chains, workers.max(1), next, deliver)
-            })?
+            })?;
+            if let Some(busy) = busy {
+                for (s, b) in samples.iter_mut().zip(busy) {
+                    s.busy = b;
+                }
+            }
+            samples
         }
         Method::Queue { .. } => {
             let remote = remote.ok_or_else(|| {
@@ -151,6 +174,30 @@ fn lock_step(
     };
     exec(&mut next, &mut deliver)?;
     Ok(samples)
+}
+
+/// Drive an executor open loop: each message is handed over when it is due, whether or not the
+/// earlier ones are done, as a source at that pace does. Returns each message's busy time.
+fn open_loop(
+    messages: Vec<Message>,
+    pace: &mut Pace,
+    exec: impl FnOnce(&mut Next<'_>, &mut Deliver<'_>) -> Result<(), IoError>,
+) -> Result<Vec<Duration>, IoError> {
+    let mut todo = messages.into_iter();
+    let mut busy = Vec::new();
+    let mut next = || -> Result<Option<Message>, IoError> {
+        let m = todo.next();
+        if m.is_some() {
+            pace.wait();
+        }
+        Ok(m.map(as_read))
+    };
+    let mut deliver = |p: Processed| -> Result<(), IoError> {
+        busy.push(p.service);
+        Ok(())
+    };
+    exec(&mut next, &mut deliver)?;
+    Ok(busy)
 }
 
 /// A fresh copy of the message, as the reader of a run has just written it: its rows are in
@@ -279,6 +326,33 @@ mod tests {
         assert!(s
             .iter()
             .all(|x| x.busy > Duration::ZERO && x.busy <= x.service && x.stages.is_empty()));
+    }
+
+    #[test]
+    fn at_a_pace_the_pool_is_measured_one_at_a_time_and_open_loop() {
+        // 6 messages 5 ms apart, measured twice (lock step for the service time, open loop for
+        // the busy time): at least 2 x 5 gaps of 5 ms
+        let started = Instant::now();
+        let gap = Some(Duration::from_millis(5));
+        let s = service_times(
+            Method::Pool { workers: 2 },
+            &job(),
+            None,
+            messages(6, 5),
+            1,
+            gap,
+        )
+        .unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        assert_eq!(s.len(), 5);
+        assert!(s
+            .iter()
+            .all(|x| x.busy > Duration::ZERO && x.service > Duration::ZERO));
+        // inline at a pace: one pass, 5 gaps
+        let started = Instant::now();
+        let s = service_times(Method::Inline, &job(), None, messages(6, 5), 1, gap).unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(25));
+        assert_eq!(s.len(), 5);
     }
 
     #[test]
