@@ -45,7 +45,7 @@ settings=(
   "1000 2 pool 200000"
   "1000 2 pool 400000"
 )
-# Each setting is measured in ROUNDS rounds (default 5), each a profile of that buffer and
+# Each setting is measured in ROUNDS rounds (default 11), each a profile of that buffer and
 # method followed at once by the run: this shared VM's speed drifts by a third within seconds
 # (a profile and a run a second apart can differ by 30% in S(b)), so one pair compares two
 # different machines. The table gives the median over the rounds of the predicted and the
@@ -68,8 +68,8 @@ for s in "${settings[@]}"; do
   args=(--method "$m"); [ "$m" = pool ] && args+=(--workers "$c")
   # the profile hands messages over at the run's pace (--arrival-rate): the chain idles
   # between messages as in the run, which costs it more a message than back to back (40% at
-  # b=100 and 100,000 rows/s);
-  # at least 75 messages and about 0.4 s of them
+  # b=100 and 100,000 rows/s); a pool is also measured open loop, its workers side by side.
+  # At least 75 messages and about 0.4 s of them.
   n=$(awk -v b="$b" -v r="$rate" 'BEGIN{n=int(0.4*r/b); if (n<75) n=75; print n}')
   : > "$work/rounds"
   for r in $(seq "$rounds"); do
