@@ -52,8 +52,9 @@ pub struct ProfileArgs {
     input: Option<PathBuf>,
     /// Hand messages over at the pace of a stream of this many rows a second (a `b`-row
     /// message every `b / rate` seconds, or as soon as the previous one is done), so the
-    /// method idles between messages as it does in a run at that rate. By default each message
-    /// follows the previous one at once, as in the paper.
+    /// method idles between messages as it does in a run at that rate; a pool is also measured
+    /// open loop at that pace (its workers side by side) for its busy time. By default each
+    /// message follows the previous one at once, as in the paper.
     #[arg(long, value_name = "ROWS_PER_S")]
     arrival_rate: Option<f64>,
     /// Where to write the measurements.
