@@ -2,7 +2,8 @@
 //! at buffering factors 1, 10, 100, 1000, 10000 on Davis-station rows (the paper's figures 8
 //! and 9: time per message; criterion's throughput line gives rows/s, i.e. time per row).
 //!
-//! `cargo bench --bench steps` (all) or `cargo bench --bench steps -- chain` (the chain only).
+//! `cargo bench --bench steps` (all), `cargo bench --bench steps -- chain` (the chain only) or
+//! `cargo bench --bench steps -- codec` (JSON decode and encode alone).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use streamprep_core::{Batch, Encoding, Message, Payload, RowFormat};
 use streamprep_engine::chain::Chain;
 use streamprep_ops::prepare::{infer_schema, Compression, Prepare, PrepareConfig};
 use streamprep_ops::registry::{build_chain, StepKind, STEPS};
+use streamprep_ops::result::ResultStep;
 
 const SIZES: [usize; 5] = [1, 10, 100, 1000, 10_000];
 const CHAIN: [&str; 3] = ["fillna_zeros", "normalizer", "drop_duplicates"];
@@ -113,6 +115,34 @@ fn chain(c: &mut Criterion) {
     group.finish();
 }
 
+/// The two codecs alone: `prepare` (JSON rows -> batch) and `result` (batch after the chain -> NDJSON).
+fn codec(c: &mut Criterion) {
+    let cfg = prepare_config();
+    let mut group = c.benchmark_group("codec/decode");
+    for &b in &SIZES {
+        let msg = message(b);
+        let mut prepare = Prepare::new(cfg.clone());
+        group.throughput(Throughput::Elements(b as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(b), &msg, |bench, msg| {
+            bench.iter(|| black_box(prepare.apply(msg).expect("decodes")))
+        });
+    }
+    group.finish();
+    let mut group = c.benchmark_group("codec/encode");
+    for &b in &SIZES {
+        let mut batch = decoded(&cfg, b);
+        for s in build_chain(&CHAIN).expect("chain").iter_mut() {
+            batch = s.apply(batch).expect("step");
+        }
+        let mut result = ResultStep::new(Encoding::Ndjson);
+        group.throughput(Throughput::Elements(b as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(b), &batch, |bench, batch| {
+            bench.iter(|| black_box(result.encode(batch).expect("encodes")))
+        });
+    }
+    group.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(300))
@@ -120,5 +150,5 @@ fn config() -> Criterion {
         .sample_size(20)
 }
 
-criterion_group! { name = benches; config = config(); targets = chain, steps }
+criterion_group! { name = benches; config = config(); targets = chain, codec, steps }
 criterion_main!(benches);

@@ -241,7 +241,7 @@ pub fn parse(spec: &str, format: Option<FileFormat>) -> Result<Endpoint, SpecErr
     let path = PathBuf::from(path);
     let format = match format.or_else(|| FileFormat::from_path(&path)) {
         Some(f) => f,
-        None => return Err(bad(spec, "cannot tell the format from the extension; use .ndjson/.jsonl, .csv or .parquet, or --format")),
+        None => return Err(bad(spec, "cannot tell the format from the extension; use .ndjson/.jsonl, .csv or .parquet, or name the format with --source-format / --sink-format (source_format / sink_format in a project file)")),
     };
     Ok(Endpoint::File { path, format })
 }
@@ -403,6 +403,21 @@ mod tests {
             })
         );
         assert!(parse("file:x.txt", None).is_err());
+        // No extension: the error names the flags that set the format, and they work.
+        let e = parse("file:/dev/null", None)
+            .expect_err("no extension")
+            .to_string();
+        assert!(
+            e.contains("--sink-format") && e.contains("--source-format"),
+            "{e}"
+        );
+        assert_eq!(
+            parse("file:/dev/null", Some(FileFormat::Ndjson)),
+            Ok(Endpoint::File {
+                path: "/dev/null".into(),
+                format: FileFormat::Ndjson
+            })
+        );
         assert!(parse("mqtt://h/t", None).is_ok());
         assert!(parse("mqtt://h", None).is_err());
         assert!(parse("nats://h/t", None).is_err());
