@@ -3,7 +3,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -27,9 +27,13 @@ pub fn stop_on_ctrl_c(stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
     }
 }
 
-/// A thread printing the status every second until stopped.
+/// How often the status thread wakes to see whether a second has passed.
+const TICK: Duration = Duration::from_millis(200);
+
+/// A thread printing the status every second until stopped. Stopping wakes it at once (it
+/// waits on a channel, not in a sleep), so a short run does not end up to a tick later.
 pub struct StatusLine {
-    done: Arc<AtomicBool>,
+    done: Option<mpsc::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -54,10 +58,21 @@ impl StatusLine {
         broker: Option<Arc<LinkHealth>>,
         label: &'static str,
         show: bool,
-        mut timeline: Option<std::fs::File>,
+        timeline: Option<std::fs::File>,
     ) -> Self {
-        let done = Arc::new(AtomicBool::new(false));
-        let d = done.clone();
+        Self::spawn(stats, link, broker, label, show, timeline, TICK)
+    }
+
+    fn spawn(
+        stats: Arc<Stats>,
+        link: Option<Arc<LinkHealth>>,
+        broker: Option<Arc<LinkHealth>>,
+        label: &'static str,
+        show: bool,
+        mut timeline: Option<std::fs::File>,
+        tick: Duration,
+    ) -> Self {
+        let (done, d) = mpsc::channel::<()>();
         if let Some(f) = timeline.as_mut() {
             let _ = writeln!(
                 f,
@@ -72,8 +87,8 @@ impl StatusLine {
                 let mut last = stats.snapshot();
                 let mut at = Instant::now();
                 stats.metrics.sample(last);
-                while !d.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(200));
+                // a tick every TICK; stop() drops the sender, which ends the wait at once
+                while let Err(mpsc::RecvTimeoutError::Timeout) = d.recv_timeout(tick) {
                     if at.elapsed() < Duration::from_secs(1) {
                         continue;
                     }
@@ -134,11 +149,14 @@ impl StatusLine {
                 }
             })
             .ok();
-        StatusLine { done, thread }
+        StatusLine {
+            done: Some(done),
+            thread,
+        }
     }
 
     pub fn stop(mut self) {
-        self.done.store(true, Ordering::Relaxed);
+        drop(self.done.take());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -156,4 +174,20 @@ fn health(name: &str, l: &LinkHealth) -> String {
         " | {name} {state}, {} disconnect(s)",
         l.disconnects.load(Ordering::Relaxed)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Stopping does not wait for the next tick: with a 60 s tick, a thread that slept would
+    /// hold `stop` for a minute (every `streamprep run` used to end up to 200 ms late).
+    #[test]
+    fn stop_wakes_the_status_thread_at_once() {
+        let stats = Arc::new(Stats::default());
+        let line = StatusLine::spawn(stats, None, None, "t", false, None, Duration::from_secs(60));
+        let t0 = Instant::now();
+        line.stop();
+        assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
+    }
 }
