@@ -271,19 +271,13 @@ pub fn open_source(ep: &Endpoint, opts: SourceOptions) -> Result<Box<dyn Source>
             Some(rf) => {
                 let f = std::fs::File::open(path)
                     .map_err(|e| IoError::io(format!("opening {}", path.display()), e))?;
-                Box::new(LineSource::new(
-                    std::io::BufReader::with_capacity(1 << 20, f),
-                    rf,
-                ))
+                Box::new(LineSource::new(f, rf))
             }
             None => Box::new(ParquetSource::open(path)?),
         },
         Endpoint::Stdio { format } => {
             let rf = format.rows().unwrap_or(RowFormat::Ndjson);
-            Box::new(LineSource::new(
-                std::io::BufReader::with_capacity(1 << 20, std::io::stdin()),
-                rf,
-            ))
+            Box::new(LineSource::new(std::io::stdin(), rf))
         }
         Endpoint::TcpListen { addr, format } => Box::new(FramedSource::bind(
             addr,

@@ -3,37 +3,41 @@ use streamprep_core::{IoError, Read, RowFormat, Source, SourceKind};
 /// Bytes read from the input at a time.
 const CHUNK: usize = 256 * 1024;
 
-/// Rows from any reader, one per line (files, stdin). Reads in large blocks, finds row
+/// Rows from any reader, one per line (files, stdin). Reads in large blocks straight into its
+/// own buffer (no `BufReader` in front: that would be one more copy of every byte), finds row
 /// boundaries with memchr and copies each message's rows out in one piece.
 pub struct LineSource<R> {
     reader: R,
     format: RowFormat,
     header: Option<Vec<u8>>,
     header_read: bool,
-    /// Read-ahead block; `carry[pos..]` is not yet handed out.
-    carry: Vec<u8>,
+    /// Read-ahead block, zeroed once; `buf[pos..hi]` is read but not yet handed out.
+    buf: Vec<u8>,
     pos: usize,
-    scratch: Box<[u8]>,
+    hi: usize,
+    /// `buf[pos..scan]` is known to hold no '\n' (a long line arriving in short reads is
+    /// searched once, not once a read).
+    scan: usize,
     eof: bool,
 }
 
 impl<R: std::io::Read + Send> LineSource<R> {
-    /// Rows of `format` from `reader`; for CSV the first non-blank line is the header.
     pub fn new(reader: R, format: RowFormat) -> Self {
         LineSource {
             reader,
             format,
             header: None,
             header_read: format != RowFormat::Csv,
-            carry: Vec::new(),
+            buf: vec![0u8; CHUNK],
             pos: 0,
-            scratch: vec![0u8; CHUNK].into_boxed_slice(),
+            hi: 0,
+            scan: 0,
             eof: false,
         }
     }
 
-    /// Fill `bytes`/`ends` with up to `max` non-blank lines, each ending in `\n`. Rows are found
-    /// in the read-ahead block with memchr and copied out in one piece per message.
+    /// Append up to `max` rows (each ending in '\n') to `bytes`, their ends to `ends`. Blank
+    /// lines are skipped; a last line without '\n' gets one.
     fn fill(
         &mut self,
         max: usize,
@@ -41,53 +45,61 @@ impl<R: std::io::Read + Send> LineSource<R> {
         ends: &mut Vec<usize>,
     ) -> Result<(), IoError> {
         loop {
-            // Copy whole rows out of carry[pos..]; `seg` is the start of the uncopied stretch.
-            let mut seg = self.pos;
-            let mut base = bytes.len();
-            while ends.len() < max {
-                let Some(i) = memchr::memchr(b'\n', &self.carry[self.pos..]) else {
-                    break;
-                };
-                let end = self.pos + i + 1;
-                if self.carry[self.pos..end]
-                    .iter()
-                    .all(u8::is_ascii_whitespace)
-                {
-                    // a blank line is not a row: copy what precedes it and skip it
-                    bytes.extend_from_slice(&self.carry[seg..self.pos]);
-                    seg = end;
-                    base = bytes.len();
-                } else {
-                    ends.push(base + (end - seg));
+            {
+                // Copy whole rows out of buf[pos..hi]; `seg` is the start of the uncopied stretch.
+                let data = &self.buf[..self.hi];
+                let mut seg = self.pos;
+                let mut base = bytes.len();
+                while ends.len() < max {
+                    let from = self.scan.max(self.pos);
+                    let Some(i) = memchr::memchr(b'\n', &data[from..]) else {
+                        self.scan = self.hi;
+                        break;
+                    };
+                    let end = from + i + 1;
+                    if data[self.pos..end].iter().all(u8::is_ascii_whitespace) {
+                        // a blank line: copy what came before it, skip it
+                        bytes.extend_from_slice(&data[seg..self.pos]);
+                        seg = end;
+                        base = bytes.len();
+                    } else {
+                        ends.push(base + (end - seg));
+                    }
+                    self.pos = end;
                 }
-                self.pos = end;
+                bytes.extend_from_slice(&data[seg..self.pos]);
             }
-            bytes.extend_from_slice(&self.carry[seg..self.pos]);
             if ends.len() == max {
                 return Ok(());
             }
-            // Keep the partial last line, read more behind it.
-            self.carry.drain(..self.pos);
+            // No '\n' left: what remains is the start of a line. Move it to the front.
+            self.buf.copy_within(self.pos..self.hi, 0);
+            self.hi -= self.pos;
+            self.scan = self.hi;
             self.pos = 0;
             if self.eof {
-                if !self.carry.iter().all(u8::is_ascii_whitespace) {
-                    bytes.extend_from_slice(&self.carry);
+                let rest = &self.buf[..self.hi];
+                if !rest.iter().all(u8::is_ascii_whitespace) {
+                    bytes.extend_from_slice(rest);
                     bytes.push(b'\n');
                     ends.push(bytes.len());
                 }
-                self.carry.clear();
+                self.hi = 0;
+                self.scan = 0;
                 return Ok(());
             }
-            // Read into the scratch block (zeroed once) and append what came: cheaper than
-            // zero-filling the carry before every read.
+            if self.buf.len() - self.hi < CHUNK / 2 {
+                // a line longer than the block so far: grow it
+                self.buf.resize(self.hi + CHUNK, 0);
+            }
             let n = loop {
-                match self.reader.read(&mut self.scratch[..]) {
+                match self.reader.read(&mut self.buf[self.hi..]) {
                     Ok(n) => break n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                     Err(e) => return Err(IoError::io("reading input", e)),
                 }
             };
-            self.carry.extend_from_slice(&self.scratch[..n]);
+            self.hi += n;
             self.eof = n == 0;
         }
     }
@@ -163,5 +175,57 @@ mod tests {
         let (mut b, mut e) = (Vec::new(), Vec::new());
         s.next_rows(2, &mut b, &mut e, &mut r).unwrap();
         assert!(b.is_empty() && e.is_empty());
+    }
+
+    /// A reader that hands out at most 7 bytes a read.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let n = out.len().min(7).min(self.0.len());
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    /// Lines longer than the read-ahead block (it grows) and rows that arrive a few bytes a
+    /// read come out whole and in order, whatever the message size.
+    #[test]
+    fn long_lines_and_short_reads_come_out_whole() {
+        let mut text = Vec::new();
+        let mut want = Vec::new();
+        for i in 0..40 {
+            let len = if i % 9 == 0 { 3 * CHUNK + i } else { 50 + i };
+            let line = format!("{{\"i\":{i},\"s\":\"{}\"}}\n", "x".repeat(len));
+            text.extend_from_slice(line.as_bytes());
+            want.push(line);
+            if i % 5 == 0 {
+                text.extend_from_slice(b"  \n");
+            }
+        }
+        for max in [1, 3, 40] {
+            let mut s = LineSource::new(Trickle(&text), RowFormat::Ndjson);
+            let mut got = Vec::new();
+            loop {
+                let (mut b, mut e, mut r) = (Vec::new(), Vec::new(), Vec::new());
+                s.next_rows(max, &mut b, &mut e, &mut r).unwrap();
+                let mut start = 0;
+                for end in &e {
+                    got.push(String::from_utf8(b[start..*end].to_vec()).unwrap());
+                    start = *end;
+                }
+                assert_eq!(start, b.len());
+                if e.len() < max {
+                    break;
+                }
+            }
+            assert_eq!(got, want, "max {max}");
+        }
+        let mut s = LineSource::new(&text[..], RowFormat::Ndjson);
+        let (mut b, mut e, mut r) = (Vec::new(), Vec::new(), Vec::new());
+        s.next_rows(1000, &mut b, &mut e, &mut r).unwrap();
+        assert_eq!(e.len(), 40);
+        assert_eq!(b, want.concat().into_bytes());
     }
 }
