@@ -11,11 +11,11 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type};
-use arrow_array::{Array, ArrayRef, UInt32Array};
+use arrow_array::{Array, ArrayRef, BooleanArray};
 use arrow_row::{RowConverter, SortField};
 use arrow_schema::DataType;
 use arrow_schema::SchemaRef;
-use arrow_select::take::take_record_batch;
+use arrow_select::filter::filter_record_batch;
 use streamprep_core::{Batch, Step, StepError};
 
 /// Removes repeated rows, keeping the first.
@@ -214,7 +214,14 @@ impl Step for DropDuplicates {
         if keep.len() == batch.num_rows() {
             return Ok(batch);
         }
-        take_record_batch(&batch, &UInt32Array::from(keep)).map_err(|e| StepError::arrow(NAME, e))
+        // `keep` is ascending: a mask lets the filter kernel copy the runs between dropped rows
+        // in pieces (most rows are kept), where `take` gathers row by row
+        let mut mask = vec![false; batch.num_rows()];
+        for &i in &keep {
+            mask[i as usize] = true;
+        }
+        filter_record_batch(&batch, &BooleanArray::from(mask))
+            .map_err(|e| StepError::arrow(NAME, e))
     }
 }
 
