@@ -6,6 +6,11 @@
 //! `cargo bench --bench steps -- codec` (JSON decode and encode alone).
 
 use std::hint::black_box;
+
+// The allocator the binary uses (src/main.rs): the benches measure what `streamprep run` runs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
