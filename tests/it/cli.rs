@@ -116,6 +116,10 @@ fn bad_flags_and_projects_fail_before_reading_anything() {
             "unknown step 'nonsense'",
         ),
         (
+            vec!["--chain".into(), "fillna_zero".into()],
+            "unknown step 'fillna_zero' (did you mean 'fillna_zeros'?",
+        ),
+        (
             vec![
                 "--chain".into(),
                 "abs".into(),
@@ -154,6 +158,7 @@ fn bad_flags_and_projects_fail_before_reading_anything() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?} should fail");
         assert!(err.contains(want), "{args:?}: expected '{want}' in: {err}");
+        assert_eq!(err.matches(want).count(), 1, "{args:?}: said twice: {err}");
         assert!(
             !out_file.exists(),
             "{args:?}: the sink was created before the config was checked"

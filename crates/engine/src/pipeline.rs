@@ -162,13 +162,21 @@ pub enum PipelineError {
     Config(String),
     /// The chain names an unknown or misplaced step.
     #[error("bad chain: {0}")]
-    Chain(#[from] ChainError),
+    Chain(ChainError),
     /// The schema could not be inferred from the first rows.
     #[error("cannot infer the stream's schema: {0}")]
     Schema(String),
     /// A source or sink failed.
     #[error(transparent)]
     Io(#[from] IoError),
+}
+
+// Not `#[from]`: that would make the ChainError the source too, and `{:#}` would print its
+// text twice ("bad chain: unknown step 'x' ...: unknown step 'x' ...").
+impl From<ChainError> for PipelineError {
+    fn from(e: ChainError) -> Self {
+        PipelineError::Chain(e)
+    }
 }
 
 /// Run a pipeline to the end of its source.

@@ -57,11 +57,40 @@ pub const STEPS: &[StepInfo] = &[
 #[derive(Debug, Error, PartialEq)]
 pub enum ChainError {
     /// A name that is not in the registry.
-    #[error("unknown step '{0}' (see `streamprep list`)")]
+    #[error("unknown step '{0}' ({hint}see `streamprep list`)", hint = did_you_mean(.0))]
     Unknown(String),
     /// `prepare` or `result` anywhere but at its end of the chain.
     #[error("'{0}' may only open (prepare) or close (result) a chain")]
     Misplaced(String),
+}
+
+/// `did you mean 'x'? ` for the registered step closest to a misspelt name (at most a third of
+/// its letters off), or nothing.
+fn did_you_mean(name: &str) -> String {
+    STEPS
+        .iter()
+        .map(|s| (edit_distance(name, s.name), s.name))
+        .filter(|(d, s)| *d > 0 && *d <= s.len().max(name.len()) / 3)
+        .min()
+        .map_or(String::new(), |(_, s)| format!("did you mean '{s}'? "))
+}
+
+/// Levenshtein distance in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diag = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (diag + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
+            diag = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
 }
 
 /// Look a step up by name.
@@ -133,5 +162,20 @@ mod tests {
             build_chain(&["abs", "prepare"]).err(),
             Some(ChainError::Misplaced("prepare".into()))
         );
+    }
+
+    #[test]
+    fn a_misspelt_step_gets_the_closest_name() {
+        let msg = |n: &str| ChainError::Unknown(n.into()).to_string();
+        assert_eq!(
+            msg("fillna_zero"),
+            "unknown step 'fillna_zero' (did you mean 'fillna_zeros'? see `streamprep list`)"
+        );
+        assert!(msg("standard_scalar").contains("did you mean 'standard_scaler'?"));
+        assert!(msg("min_max_scaler_01").contains("did you mean 'min_max_scaler_0_1'?"));
+        // nothing close: no guess
+        assert_eq!(msg("nope"), "unknown step 'nope' (see `streamprep list`)");
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
     }
 }
