@@ -22,6 +22,7 @@ pub struct LineSource<R> {
 }
 
 impl<R: std::io::Read + Send> LineSource<R> {
+    /// Rows of `format` from `reader`; for CSV the first non-blank line is the header.
     pub fn new(reader: R, format: RowFormat) -> Self {
         LineSource {
             reader,
