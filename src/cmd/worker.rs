@@ -41,6 +41,8 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     };
     let stats = WorkerStats::default();
     let started = Instant::now();
+    // say "serving" only once Redis has answered
+    streamprep_queue::worker::check(&cfg.url)?;
     eprintln!(
         "streamprep worker: serving {} with {} thread(s) (Ctrl-C to stop)",
         args.broker, args.concurrency

@@ -279,6 +279,18 @@ fn unreachable_redis_is_a_clear_error_before_anything_runs() {
         .wait_with_output()
         .expect("run");
     assert!(String::from_utf8_lossy(&r.stderr).contains("--broker"));
+    // a worker: the same clear error, and it does not claim to be serving first
+    let w = bin()
+        .args(["worker", "--broker", &url])
+        .output()
+        .expect("worker");
+    let err = String::from_utf8_lossy(&w.stderr);
+    assert_eq!(w.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("cannot connect to Redis at {url}")),
+        "{err}"
+    );
+    assert!(!err.contains("serving"), "{err}");
 }
 
 /// One worker serves two runs at once (different chains, different buffers), each exactly as
