@@ -6,11 +6,6 @@
 //! `cargo bench --bench steps -- codec` (JSON decode and encode alone).
 
 use std::hint::black_box;
-
-// The allocator the binary uses (src/main.rs): the benches measure what `streamprep run` runs.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -20,6 +15,10 @@ use streamprep_engine::chain::Chain;
 use streamprep_ops::prepare::{infer_schema, Compression, Prepare, PrepareConfig};
 use streamprep_ops::registry::{build_chain, StepKind, STEPS};
 use streamprep_ops::result::ResultStep;
+
+// The allocator the binary uses (src/main.rs): the benches measure what `streamprep run` runs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const SIZES: [usize; 5] = [1, 10, 100, 1000, 10_000];
 const CHAIN: [&str; 3] = ["fillna_zeros", "normalizer", "drop_duplicates"];
