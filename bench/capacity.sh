@@ -54,7 +54,9 @@ settings=(
 # apart, so the drift between rounds cancels), with every round's error.
 rounds=${ROUNDS:-11}
 run_s=${RUN_SECONDS:-1.5}
-median() { sort -g | awk '{v[NR]=$1} END{print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
+# the median of numbers, one a line ("inf" allowed: awk would read it as 0 in a sum)
+median() { sort -g | awk '{v[NR]=$1} END{a=v[int((NR+1)/2)]; b=v[int(NR/2)+1];
+  print (NR%2 ? a : (a == "inf" || b == "inf") ? "inf" : (a+b)/2)}'; }
 echo "$rounds rounds a setting (profile, then run); medians over the rounds"
 echo
 echo "| buffer | workers | method | rows/s asked | rows/s achieved | S(b) profiled ms | S(b) in the run ms | predicted rho | measured rho | rho error (of medians) | median of per-round errors | per-round errors | predicted latency ms | measured mean latency ms | p99 ms |"
@@ -100,7 +102,7 @@ print("%.4f %s" % (s["rho"], "inf" if lat is None else "%.3f" % lat))' "$plan" "
   err=$(awk -v p="$prho" -v m="$rho" 'BEGIN{printf "%+.0f%%", (p-m)/m*100}')
   merr=$(awk '{print ($1-$2)/$2*100}' "$work/rounds" | median | awk '{printf "%+.0f%%", $1}')
   errs=$(awk '{printf "%s%+.0f", (NR>1 ? ", " : ""), ($1-$2)/$2*100} END{printf "%%"}' "$work/rounds" | sed 's/, /%, /g')
-  plat=$(col 5); [ "$plat" = inf ] || awk -v x="$plat" 'BEGIN{exit !(x > 1e300)}' && plat=unstable || plat=$(printf '%.2f' "$plat")
+  plat=$(col 5 | awk '$1 == "inf" || $1 + 0 > 1e300 {print "unstable"; next} {printf "%.2f", $1}')
   printf '| %s | %s | %s | %s | %.0f | %.3f | %.3f | %.3f | %.3f | %s | %s | %s | %s | %.2f | %.2f |\n' "$b" "$c" "$m" "$rate" \
     "$(col 8)" "$(col 3)" "$(col 4)" "$prho" "$rho" "$err" "$merr" "$errs" "$plat" "$(col 6)" "$(col 7)"
 done

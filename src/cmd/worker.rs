@@ -41,13 +41,13 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     };
     let stats = WorkerStats::default();
     let started = Instant::now();
-    // say "serving" only once Redis has answered
-    streamprep_queue::worker::check(&cfg.url)?;
-    eprintln!(
-        "streamprep worker: serving {} with {} thread(s) (Ctrl-C to stop)",
-        args.broker, args.concurrency
-    );
-    streamprep_queue::worker::run(&cfg, &stats)?;
+    // "serving" only once Redis has answered
+    streamprep_queue::worker::run(&cfg, &stats, || {
+        eprintln!(
+            "streamprep worker: serving {} with {} thread(s) (Ctrl-C to stop)",
+            args.broker, args.concurrency
+        )
+    })?;
     eprintln!(
         "streamprep worker: {} task(s), {} row(s), {} taken over, {} given up, {:.1} s",
         stats.tasks.load(Ordering::Relaxed),

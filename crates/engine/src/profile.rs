@@ -78,24 +78,23 @@ pub fn service_times(
             out
         }
         Method::Pool { workers } => {
-            let chains = new_chains(job, workers)?;
+            let pool = |chains: Vec<Chain>| {
+                move |next: &mut Next<'_>, deliver: &mut Deliver<'_>| {
+                    executor::pool(chains, workers.max(1), next, deliver)
+                }
+            };
             // at a pace, the busy time comes from a second pass in which messages arrive at
             // that pace whether or not the earlier ones are done, as in a run: the workers then
             // run side by side and share the cores, which one message at a time never shows
             let busy = match gap {
-                Some(_) => {
-                    let chains = new_chains(job, workers)?;
-                    let again = messages.clone();
-                    let mut pace = Pace::new(gap, rows);
-                    Some(open_loop(again, &mut pace, |next, deliver| {
-                        executor::pool(chains, workers.max(1), next, deliver)
-                    })?)
-                }
+                Some(_) => Some(open_loop(
+                    messages.clone(),
+                    &mut Pace::new(gap, rows),
+                    pool(new_chains(job, workers)?),
+                )?),
                 None => None,
             };
-            let mut samples = lock_step(messages, &mut pace, |next, deliver| {
-                executor::pool(chains, workers.max(1), next, deliver)
-            })?;
+            let mut samples = lock_step(messages, &mut pace, pool(new_chains(job, workers)?))?;
             if let Some(busy) = busy {
                 for (s, b) in samples.iter_mut().zip(busy) {
                     s.busy = b;

@@ -47,16 +47,11 @@ pub struct WorkerStats {
     pub poisoned: AtomicU64,
 }
 
-/// Connect to Redis and make sure the workers' consumer group exists: an unreachable Redis is
-/// an error naming the URL.
-pub fn check(url: &str) -> Result<(), IoError> {
-    ensure_group(&mut connect(url)?)
-}
-
-/// Run until `stop`.
-pub fn run(cfg: &WorkerConfig, stats: &WorkerStats) -> Result<(), IoError> {
-    // refuse an unreachable Redis before starting threads
-    check(&cfg.url)?;
+/// Run until `stop`; `ready` is called once Redis has answered (an unreachable Redis is an
+/// error naming the URL, before any thread starts).
+pub fn run(cfg: &WorkerConfig, stats: &WorkerStats, ready: impl FnOnce()) -> Result<(), IoError> {
+    ensure_group(&mut connect(&cfg.url)?)?;
+    ready();
     let host = std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "host".into());
