@@ -113,7 +113,7 @@ fn chain(c: &mut Criterion) {
         let mut chain = Chain::new(&CHAIN, cfg.clone(), Encoding::Ndjson).expect("chain");
         group.throughput(Throughput::Elements(b as u64));
         group.bench_with_input(BenchmarkId::from_parameter(b), &msg, |bench, msg| {
-            bench.iter(|| black_box(chain.run(msg.clone())))
+            bench.iter(|| black_box(chain.run(&mut msg.clone())))
         });
     }
     group.finish();

@@ -123,8 +123,12 @@ impl StatusLine {
                     let link = link.as_ref().map_or(String::new(), |l| health("source", l));
                     let broker = broker.as_ref().map_or(String::new(), |b| health("broker", b));
                     let live = stats.metrics.live();
+                    let columns = match stats.dropped_columns().len() {
+                        0 => String::new(),
+                        n => format!(" | {n} column(s) the sink cannot take"),
+                    };
                     let line = format!(
-                        "[{label}] in {:.0} rows/s, out {:.0} rows/s | backlog {} msg | rho {:.3} (predicted {:.3}, {} worker(s)) | messages {} | dead letters {} | dropped {}{link}{broker}",
+                        "[{label}] in {:.0} rows/s, out {:.0} rows/s | backlog {} msg | rho {:.3} (predicted {:.3}, {} worker(s)) | messages {} | dead letters {} | dropped {}{columns}{link}{broker}",
                         (now.rows_read - last.rows_read) as f64 / dt,
                         (now.rows_out - last.rows_out) as f64 / dt,
                         now.backlog,

@@ -7,4 +7,5 @@ mod golden;
 mod mqtt;
 mod pipeline;
 mod queue;
+mod robust;
 mod tcp;

@@ -1,5 +1,7 @@
 //! The dead-letter output: one NDJSON object per refused row or message:
-//! `{"seq": .., "step": .., "reason": .., "rows": .., "data": ..}`.
+//! `{"seq": .., "step": .., "reason": .., "rows": .., "data": ..}`. Data that is not UTF-8 is
+//! kept exactly, as `"data_base64": ..` instead of `"data"`, so every dead letter can be
+//! replayed byte for byte.
 
 use std::io::{BufWriter, Write};
 
@@ -21,13 +23,7 @@ impl<W: Write + Send> DeadLetterWriter<W> {
 
 impl<W: Write + Send> DeadLetterSink for DeadLetterWriter<W> {
     fn write(&mut self, d: &DeadLetter) -> Result<(), IoError> {
-        let line = serde_json::json!({
-            "seq": d.seq,
-            "step": d.step,
-            "reason": d.reason,
-            "rows": d.rows,
-            "data": d.data,
-        });
+        let line = d.to_json();
         serde_json::to_writer(&mut self.out, &line)
             .map_err(|e| IoError::io("writing dead letters", e.into()))?;
         self.out

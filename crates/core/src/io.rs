@@ -33,7 +33,7 @@ pub struct RowBlock {
     /// End offset of each row in `bytes`.
     pub ends: Vec<usize>,
     /// Rows the source refused, as `(reason, data)`.
-    pub rejected: Vec<(String, String)>,
+    pub rejected: Vec<(String, Vec<u8>)>,
     /// Acknowledgements owed once these rows have reached the sinks.
     pub acks: Vec<AckToken>,
     /// The input is over (no more rows will come after these).
@@ -82,8 +82,8 @@ pub enum Read {
     Rejected {
         /// Why.
         reason: String,
-        /// A printable excerpt of what was refused.
-        data: String,
+        /// What was refused (its first bytes when it was too long to keep).
+        data: Vec<u8>,
     },
     /// The input is over.
     End,
@@ -137,7 +137,7 @@ pub trait Source: Send {
         max: usize,
         bytes: &mut Vec<u8>,
         ends: &mut Vec<usize>,
-        rejected: &mut Vec<(String, String)>,
+        rejected: &mut Vec<(String, Vec<u8>)>,
     ) -> Result<(), IoError> {
         while ends.len() < max {
             let start = bytes.len();

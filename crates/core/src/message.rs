@@ -118,10 +118,74 @@ pub struct DeadLetter {
     pub step: String,
     /// Why, and what to do about it.
     pub reason: String,
-    /// The refused data: one raw row, or the whole message as NDJSON rows.
-    pub data: String,
+    /// The refused data as it arrived: one raw row, or the message's rows one a line. Kept
+    /// as bytes, so a dead letter can be replayed even when the input was not UTF-8.
+    pub data: Vec<u8>,
     /// How many rows it holds.
     pub rows: usize,
+}
+
+impl DeadLetter {
+    /// The data as text when it is UTF-8; otherwise `None` (write it as base64).
+    pub fn data_text(&self) -> Option<&str> {
+        std::str::from_utf8(&self.data).ok()
+    }
+
+    /// The JSON object the dead-letter output writes and the queue carries:
+    /// `{"seq", "step", "reason", "rows", "data"}`, with `"data_base64"` instead of `"data"`
+    /// when the data is not UTF-8 (kept exactly, so it can be replayed).
+    pub fn to_json(&self) -> serde_json::Value {
+        use base64::Engine;
+        let mut v = serde_json::json!({
+            "seq": self.seq,
+            "step": self.step,
+            "reason": self.reason,
+            "rows": self.rows,
+        });
+        match self.data_text() {
+            Some(text) => v["data"] = text.into(),
+            None => {
+                v["data_base64"] = base64::engine::general_purpose::STANDARD
+                    .encode(&self.data)
+                    .into()
+            }
+        }
+        v
+    }
+
+    /// Read back what [`DeadLetter::to_json`] wrote; `None` when it is not such an object.
+    pub fn from_json(v: &serde_json::Value) -> Option<DeadLetter> {
+        use base64::Engine;
+        let data = match (v.get("data"), v.get("data_base64")) {
+            (Some(d), _) => d.as_str()?.as_bytes().to_vec(),
+            (None, Some(b)) => base64::engine::general_purpose::STANDARD
+                .decode(b.as_str()?)
+                .ok()?,
+            (None, None) => Vec::new(),
+        };
+        Some(DeadLetter {
+            seq: v.get("seq")?.as_u64()?,
+            step: v.get("step")?.as_str()?.to_string(),
+            reason: v.get("reason")?.as_str()?.to_string(),
+            data,
+            rows: v.get("rows")?.as_u64()? as usize,
+        })
+    }
+}
+
+impl Payload {
+    /// The rows of the payload as dead-letter data: raw rows one a line, exactly as they
+    /// arrived (a columnar payload is written by the caller, which can encode it).
+    pub fn raw_data(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, row) in self.raw_rows().enumerate() {
+            if i > 0 {
+                out.push(b'\n');
+            }
+            out.extend_from_slice(row);
+        }
+        out
+    }
 }
 
 /// How the `result` step encodes a batch for the sink.

@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use arrow_schema::SchemaRef;
 use streamprep_core::{Batch, DeadLetter, Encoding, Message, Output, Step, StepError};
 use streamprep_ops::prepare::{Prepare, PrepareConfig};
 use streamprep_ops::registry::{build_chain, ChainError};
@@ -12,7 +13,9 @@ use streamprep_ops::result::ResultStep;
 pub struct Processed {
     /// Sequence number of the message.
     pub seq: u64,
-    /// Rows the buffer put in the message.
+    /// Rows the message held: the rows `prepare` found in it (a JSON array line holds several,
+    /// a quoted CSV field may span lines), plus what the source refused. So rows in = rows out
+    /// + rows in dead letters for chains that keep rows.
     pub rows_in: usize,
     /// The output, unless the whole message was refused.
     pub output: Option<Output>,
@@ -31,6 +34,9 @@ pub struct Processed {
     pub worker: usize,
     /// When the message's first row arrived and when the buffer closed it.
     pub arrived: Option<(Instant, Instant)>,
+    /// Columns this message had beyond the stream's schema that the sink cannot take (a CSV
+    /// header already written, a Parquet file's schema): left out of the output, reported.
+    pub dropped_columns: Vec<String>,
 }
 
 impl Processed {
@@ -47,15 +53,21 @@ impl Processed {
             stages: Vec::new(),
             worker: 0,
             arrived: None,
+            dropped_columns: Vec::new(),
         }
     }
 }
 
 /// A runnable chain.
 pub struct Chain {
+    /// What the chain was built from, to build it afresh after a panic.
+    spec: (Vec<String>, PrepareConfig, Encoding),
     prepare: Prepare,
     steps: Vec<Box<dyn Step>>,
     result: ResultStep,
+    /// For a sink that cannot add columns (CSV, Parquet): the output schema of the stream's
+    /// own columns, which every output is projected onto.
+    fixed_output: Option<SchemaRef>,
     /// Time spent in each stage (`prepare`, the steps, `result`), once [`Chain::time_stages`]
     /// turned it on (the pipeline, the queue worker and `profile` do).
     timings: Option<Vec<Duration>>,
@@ -69,11 +81,33 @@ impl Chain {
         encoding: Encoding,
     ) -> Result<Self, ChainError> {
         Ok(Chain {
+            spec: (
+                names.iter().map(|n| n.as_ref().to_string()).collect(),
+                prepare.clone(),
+                encoding,
+            ),
+            fixed_output: fixed_output(names, &prepare, encoding),
             prepare: Prepare::new(prepare),
             steps: build_chain(names)?,
             result: ResultStep::new(encoding),
             timings: None,
         })
+    }
+
+    /// Replace the steps (tests: a step with a bug).
+    #[cfg(test)]
+    pub(crate) fn replace_steps_for_test(&mut self, steps: Vec<Box<dyn Step>>) {
+        self.steps = steps;
+    }
+
+    /// Build the steps afresh (after a panic left one of them half-way through a message).
+    pub fn reset(&mut self) {
+        let (names, prepare, encoding) = &self.spec;
+        if let Ok(steps) = build_chain(names) {
+            self.steps = steps;
+        }
+        self.prepare = Prepare::new(prepare.clone());
+        self.result = ResultStep::new(*encoding);
     }
 
     /// The stages' names in order: `prepare`, the steps, `result`.
@@ -107,8 +141,10 @@ impl Chain {
     }
 
     /// Run every step on one message. Never fails: a refused message becomes dead letters.
-    pub fn run(&mut self, mut msg: Message) -> Processed {
-        let rows_in = msg.payload.rows();
+    /// The message is only read (its rows stay with the caller, who dead-letters them
+    /// should a step panic); the source's refusals are taken out of it.
+    pub fn run(&mut self, msg: &mut Message) -> Processed {
+        let mut rows_in = msg.payload.rows();
         let seq = msg.seq;
         let mut dead = std::mem::take(&mut msg.rejected);
         if rows_in == 0 {
@@ -116,7 +152,7 @@ impl Chain {
             // drop_oldest: nothing to run
             return Processed::refused(seq, rows_in, dead);
         }
-        let refused = |e: StepError, data: String, rows: usize| DeadLetter {
+        let refused = |e: StepError, data: Vec<u8>, rows: usize| DeadLetter {
             seq,
             step: e.step().to_string(),
             reason: e.to_string(),
@@ -124,20 +160,15 @@ impl Chain {
             rows,
         };
         let mut clock = self.timings.is_some().then(Instant::now);
-        let prepared = match self.prepare.apply(&msg) {
+        let prepared = match self.prepare.apply(msg) {
             Ok(p) => p,
             Err(e) => {
-                let data = msg
-                    .payload
-                    .raw_rows()
-                    .map(String::from_utf8_lossy)
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                dead.push(refused(e, data, rows_in));
+                dead.push(refused(e, message_data(&msg.payload), rows_in));
                 return Processed::refused(seq, rows_in, dead);
             }
         };
         self.lap(0, &mut clock);
+        rows_in = prepared.batch.num_rows() + prepared.dead.iter().map(|d| d.rows).sum::<usize>();
         dead.extend(prepared.dead);
         let mut batch = prepared.batch;
         for i in 0..self.steps.len() {
@@ -152,11 +183,28 @@ impl Chain {
                 }
             }
         }
+        let mut dropped_columns = Vec::new();
+        if let Some(fixed) = &self.fixed_output {
+            if batch.schema_ref() != fixed {
+                match project(&batch, fixed) {
+                    Ok((b, dropped)) => {
+                        batch = b;
+                        dropped_columns = dropped;
+                    }
+                    Err(e) => {
+                        let rows = batch.num_rows();
+                        dead.push(refused(StepError::arrow("result", e), ndjson(&batch), rows));
+                        return Processed::refused(seq, rows_in, dead);
+                    }
+                }
+            }
+        }
         let encoded = self.result.encode(&batch);
         self.lap(self.steps.len() + 1, &mut clock);
         match encoded {
             Ok(encoded) => {
                 let mut p = Processed::refused(seq, rows_in, dead);
+                p.dropped_columns = dropped_columns;
                 p.output = Some(Output {
                     seq,
                     rows: batch.num_rows(),
@@ -167,17 +215,74 @@ impl Chain {
             }
             Err(e) => {
                 let rows = batch.num_rows();
-                dead.push(refused(e, String::new(), rows));
+                dead.push(refused(e, ndjson(&batch), rows));
                 Processed::refused(seq, rows_in, dead)
             }
         }
     }
 }
 
-/// A batch as NDJSON text, for a dead letter.
-fn ndjson(batch: &Batch) -> String {
-    ResultStep::new(Encoding::Ndjson)
+/// The output schema a chain gives the stream's own columns, for a sink that cannot add
+/// columns later; `None` for sinks that can (NDJSON) or when a step refuses an empty batch.
+fn fixed_output<S: AsRef<str>>(
+    names: &[S],
+    prepare: &PrepareConfig,
+    encoding: Encoding,
+) -> Option<SchemaRef> {
+    if encoding == Encoding::Ndjson {
+        return None;
+    }
+    let mut batch = Batch::new_empty(streamprep_ops::prepare::output_schema(&prepare.schema));
+    for mut step in build_chain(names).ok()? {
+        batch = step.apply(batch).ok()?;
+    }
+    Some(batch.schema())
+}
+
+/// `batch` with exactly the columns of `schema` (by name; a missing one is all nulls, a type
+/// that differs is cast), and the names of the columns it left out.
+fn project(
+    batch: &Batch,
+    schema: &SchemaRef,
+) -> Result<(Batch, Vec<String>), arrow_schema::ArrowError> {
+    let have = batch.schema();
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for f in schema.fields() {
+        columns.push(match have.index_of(f.name()) {
+            Ok(i) if batch.column(i).data_type() == f.data_type() => batch.column(i).clone(),
+            Ok(i) => arrow_cast::cast(batch.column(i), f.data_type())?,
+            Err(_) => arrow_array::new_null_array(f.data_type(), batch.num_rows()),
+        });
+    }
+    let dropped = have
+        .fields()
+        .iter()
+        .filter(|f| schema.index_of(f.name()).is_err())
+        .map(|f| f.name().clone())
+        .collect();
+    let opts = arrow_array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    Ok((
+        Batch::try_new_with_options(schema.clone(), columns, &opts)?,
+        dropped,
+    ))
+}
+
+/// A batch as NDJSON rows, for a dead letter.
+pub fn ndjson(batch: &Batch) -> Vec<u8> {
+    let mut rows = ResultStep::new(Encoding::Ndjson)
         .encode(batch)
-        .map(|b| String::from_utf8_lossy(&b).trim_end().to_string())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    while rows.last() == Some(&b'\n') {
+        rows.pop();
+    }
+    rows
+}
+
+/// A whole message's rows as dead-letter data: the raw rows as they arrived, or a columnar
+/// message as NDJSON.
+pub fn message_data(payload: &streamprep_core::Payload) -> Vec<u8> {
+    match payload {
+        streamprep_core::Payload::Columnar(b) => ndjson(b),
+        raw => raw.raw_data(),
+    }
 }

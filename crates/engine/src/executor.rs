@@ -70,8 +70,10 @@ pub fn run_guarded(chain: &mut Chain, mut msg: Message) -> Processed {
     let dropped = msg.dropped;
     let rows_in = msg.payload.rows();
     let arrived = msg.arrived;
+    // what the source refused is delivered whatever the chain does
+    let rejected = std::mem::take(&mut msg.rejected);
     let started = Instant::now();
-    let mut p = match catch_unwind(AssertUnwindSafe(|| chain.run(msg))) {
+    let mut p = match catch_unwind(AssertUnwindSafe(|| chain.run(&mut msg))) {
         Ok(p) => p,
         Err(panic) => {
             let what = panic
@@ -79,16 +81,24 @@ pub fn run_guarded(chain: &mut Chain, mut msg: Message) -> Processed {
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            let dead = DeadLetter {
+            // The whole message, with its rows as they arrived (the dead letters the chain had
+            // made of some of them went down with it).
+            let dead = vec![DeadLetter {
                 seq,
                 step: "chain".into(),
                 reason: format!("internal error (a streamprep bug, please report it): {what}"),
-                data: String::new(),
+                data: crate::chain::message_data(&msg.payload),
                 rows: rows_in,
-            };
-            Processed::refused(seq, rows_in, vec![dead])
+            }];
+            // a panicking step may have left its scratch state half-written
+            chain.reset();
+            Processed::refused(seq, rows_in, dead)
         }
     };
+    if !rejected.is_empty() {
+        p.rows_in += rejected.iter().map(|d| d.rows).sum::<usize>();
+        p.dead.splice(0..0, rejected);
+    }
     p.service = started.elapsed();
     p.stages = chain.take_timings();
     p.acks = acks;
@@ -189,4 +199,106 @@ pub(crate) fn pool(
         });
         read_result.and(sink_result)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use streamprep_core::{Batch, Encoding, Payload, RowFormat, Step, StepError};
+    use streamprep_ops::prepare::{Compression, PrepareConfig};
+
+    /// A step with a bug: it panics on a message of more than `after` rows.
+    struct Buggy {
+        after: usize,
+    }
+
+    impl Step for Buggy {
+        fn name(&self) -> &'static str {
+            "buggy"
+        }
+
+        fn apply(&mut self, batch: Batch) -> Result<Batch, StepError> {
+            let rows = batch.num_rows();
+            if rows > self.after {
+                let v: Vec<usize> = Vec::new();
+                let _ = v[rows - self.after - 1]; // an index out of bounds, as a real bug would
+            }
+            Ok(batch)
+        }
+    }
+
+    fn message(seq: u64, rows: &[&[u8]]) -> Message {
+        let mut bytes = Vec::new();
+        let mut ends = Vec::new();
+        for r in rows {
+            bytes.extend_from_slice(r);
+            bytes.push(b'\n');
+            ends.push(bytes.len());
+        }
+        Message::new(
+            seq,
+            Payload::Raw {
+                format: RowFormat::Ndjson,
+                bytes,
+                ends,
+            },
+        )
+    }
+
+    #[test]
+    fn a_panicking_step_dead_letters_the_message_with_its_rows_and_the_chain_goes_on() {
+        let schema =
+            std::sync::Arc::new(arrow_schema::Schema::new(vec![arrow_schema::Field::new(
+                "x",
+                arrow_schema::DataType::Float64,
+                true,
+            )]));
+        let prepare = PrepareConfig {
+            format: RowFormat::Ndjson,
+            compression: Compression::None,
+            schema,
+        };
+        let mut chain = Chain::new(&["abs"], prepare, Encoding::Ndjson).expect("chain");
+        // rows that are not UTF-8, a row prepare refuses, and a source refusal, at several
+        // positions: all of it comes back, exactly as it arrived
+        for rows in [
+            vec![
+                &b"{\"x\":1}"[..],
+                b"{\"x\":2}",
+                b"{\"x\":\"\xff\"}",
+                b"{\"x\":3}",
+                b"bad",
+            ],
+            vec![&b"bad"[..], b"{\"x\":1}", b"{\"x\":2}", b"{\"x\":3}"],
+        ] {
+            chain.replace_steps_for_test(vec![Box::new(Buggy { after: 2 })]);
+            let mut msg = message(4, &rows);
+            msg.rejected.push(DeadLetter {
+                seq: 4,
+                step: "source".into(),
+                reason: "frame too long".into(),
+                data: vec![0xfe, 0xff],
+                rows: 1,
+            });
+            msg.acks = vec![11, 12];
+            let p = run_guarded(&mut chain, msg);
+            assert!(p.output.is_none());
+            assert_eq!(p.acks, [11, 12], "the source's acks travel past a panic");
+            assert_eq!(p.dead.len(), 2, "{:?}", p.dead);
+            assert_eq!(p.dead[0].reason, "frame too long");
+            let d = &p.dead[1];
+            assert!(d.reason.contains("internal error"), "{}", d.reason);
+            assert_eq!(d.rows, rows.len());
+            assert_eq!(
+                d.data,
+                rows.join(&b'\n'),
+                "the message's rows, byte for byte"
+            );
+            // rows in = rows in dead letters
+            assert_eq!(p.rows_in, rows.len() + 1);
+            // the chain was built afresh (abs), and works
+            let ok = run_guarded(&mut chain, message(5, &[b"{\"x\":-1}"]));
+            assert_eq!(ok.output.expect("output").encoded, b"{\"x\":1.0}\n");
+        }
+    }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use arrow_schema::SchemaRef;
 use streamprep_core::{DeadLetterSink, Encoding, IoError, Message, Sink, Source, SourceKind};
-use streamprep_ops::prepare::{infer_schema, Compression, PrepareConfig};
+use streamprep_ops::prepare::{infer_schema, with_declared, Compression, PrepareConfig};
 use streamprep_ops::registry::{validate_chain, ChainError};
 use thiserror::Error;
 
@@ -127,6 +127,8 @@ pub struct Summary {
     pub dead_letters: u64,
     /// Rows shed by the `drop_oldest` policy.
     pub dropped: u64,
+    /// Columns that appeared after the schema was fixed and that the sink could not take.
+    pub dropped_columns: Vec<String>,
     /// Wall-clock seconds.
     pub seconds: f64,
     /// End-to-end latency, when `latency_field` was set.
@@ -150,7 +152,15 @@ impl std::fmt::Display for Summary {
         if self.dropped > 0 {
             write!(f, "dropped {}, ", self.dropped)?;
         }
-        write!(f, "{:.3} s, {:.0} rows/s", self.seconds, rate)
+        write!(f, "{:.3} s, {:.0} rows/s", self.seconds, rate)?;
+        if !self.dropped_columns.is_empty() {
+            write!(
+                f,
+                ", columns the sink could not take: {}",
+                self.dropped_columns.join(", ")
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -215,10 +225,16 @@ pub fn run_with(
     // from its first message, which may be all there is for a while).
     let infer_rows = if source.is_live() { 1 } else { INFER_ROWS };
     let mut ahead: VecDeque<Message> = VecDeque::new();
-    let schema = match (&cfg.schema, source.kind()) {
-        (Some(s), _) => s.clone(),
-        (None, SourceKind::Columnar) => match buffer.next_message(source, None)? {
-            Some(m) => {
+    let schema = match source.kind() {
+        SourceKind::Columnar => match (&cfg.schema, buffer.next_message(source, None)?) {
+            (Some(s), m) => {
+                if let Some(m) = m {
+                    count_read(&m);
+                    ahead.push_back(m);
+                }
+                s.clone()
+            }
+            (None, Some(m)) => {
                 let s = match &m.payload {
                     streamprep_core::Payload::Columnar(b) => b.schema(),
                     _ => return Err(PipelineError::Schema("columnar source gave rows".into())),
@@ -227,14 +243,14 @@ pub fn run_with(
                 ahead.push_back(m);
                 s
             }
-            None => arrow_schema::SchemaRef::new(arrow_schema::Schema::empty()),
+            (None, None) => arrow_schema::SchemaRef::new(arrow_schema::Schema::empty()),
         },
-        (None, SourceKind::Rows(_)) => {
+        SourceKind::Rows(_) => {
             let mut seen = 0;
             while seen < infer_rows {
                 match buffer.next_message(source, max_wait)? {
                     Some(m) => {
-                        seen += m.payload.rows();
+                        seen += m.payload.rows() + m.rejected.len();
                         count_read(&m);
                         ahead.push_back(m);
                     }
@@ -246,26 +262,37 @@ pub fn run_with(
                 .flat_map(|m| m.payload.raw_rows())
                 .take(INFER_ROWS)
                 .collect();
-            if sample.is_empty() && header.is_none() && ahead.iter().all(|m| m.acks.is_empty()) {
+            if ahead.is_empty() && header.is_none() {
                 // empty input: nothing to do
                 return Ok(Summary {
                     seconds: started.elapsed().as_secs_f64(),
                     ..Summary::default()
                 });
             }
+            // compressed rows are inferred from as they come (each message widens the
+            // schema by its own columns), or declared
             let sample = if cfg.compression == Compression::None {
                 sample
             } else {
                 Vec::new()
             };
-            match infer_schema(format, header.as_deref(), &sample) {
-                Ok(s) => s,
-                Err(e) if cfg.compression != Compression::None => {
-                    return Err(PipelineError::Schema(format!(
-                        "{e}; compressed rows need a declared [schema]"
-                    )))
+            let inferred =
+                infer_schema(format, header.as_deref(), &sample).map_err(PipelineError::Schema)?;
+            match &cfg.schema {
+                None => inferred,
+                Some(declared) if format == streamprep_core::RowFormat::Csv => {
+                    // CSV fields are matched by position: the header's columns, declared types
+                    let only_header = arrow_schema::Schema::new(
+                        declared
+                            .fields()
+                            .iter()
+                            .filter(|f| inferred.index_of(f.name()).is_ok())
+                            .cloned()
+                            .collect::<Vec<_>>(),
+                    );
+                    with_declared(&only_header, &inferred)
                 }
-                Err(e) => return Err(PipelineError::Schema(e)),
+                Some(declared) => with_declared(declared, &inferred),
             }
         }
     };
@@ -313,6 +340,14 @@ pub fn run_with(
             }
         }
         Stats::add(&stats.dead_letters, dead);
+        for name in stats.drop_columns(&p.dropped_columns) {
+            eprintln!(
+                "streamprep: warning: column '{name}' appeared after the stream's schema was \
+                 fixed, and the sink cannot add a column (a CSV header is written, a Parquet \
+                 file has its schema): its values are left out. Declare it in the project's \
+                 [schema], or write NDJSON"
+            );
+        }
         if let Some(out) = p.output.take() {
             Stats::add(&stats.rows_out, out.rows as u64);
             if let Some(probe) = probe.as_mut() {
@@ -417,6 +452,7 @@ pub fn run_with(
         messages: snap.messages,
         dead_letters: snap.dead_letters,
         dropped: snap.dropped,
+        dropped_columns: stats.dropped_columns(),
         seconds: started.elapsed().as_secs_f64(),
         latency: probe.map(|p| p.summary()),
         metrics: stats.metrics.report(),

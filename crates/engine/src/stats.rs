@@ -21,6 +21,9 @@ pub struct Stats {
     pub dropped: AtomicU64,
     /// Service times, latency and utilisation (recorded per delivered message).
     pub metrics: crate::metrics::Metrics,
+    /// Columns that appeared after the schema was fixed and that the sink could not take
+    /// (their values were left out), in the order first seen.
+    pub dropped_columns: std::sync::Mutex<Vec<String>>,
 }
 
 /// A copy of the counters at one moment.
@@ -59,6 +62,29 @@ impl Stats {
             dead_letters: self.dead_letters.load(Relaxed),
             dropped: self.dropped.load(Relaxed),
         }
+    }
+
+    /// Record columns a sink could not take; returns those not recorded before (to be
+    /// reported once).
+    pub fn drop_columns(&self, names: &[String]) -> Vec<String> {
+        if names.is_empty() {
+            return Vec::new();
+        }
+        let mut all = self
+            .dropped_columns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let new: Vec<String> = names.iter().filter(|n| !all.contains(n)).cloned().collect();
+        all.extend(new.iter().cloned());
+        new
+    }
+
+    /// The columns dropped so far (see [`Stats::dropped_columns`]).
+    pub fn dropped_columns(&self) -> Vec<String> {
+        self.dropped_columns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub(crate) fn add(counter: &AtomicU64, n: u64) {

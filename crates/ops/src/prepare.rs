@@ -50,25 +50,113 @@ pub struct Prepared {
     pub dead: Vec<DeadLetter>,
 }
 
+/// Decoders for the stream's schema widened by columns that appeared after it was fixed, kept
+/// for the next messages (a new column usually stays).
+const WIDENED_KEPT: usize = 8;
+
 /// The prepare step of one chain (one per worker; it keeps its decoders between messages).
+///
+/// **Columns that appear later.** The stream's schema is fixed from its first rows; a JSON row
+/// with a key outside it widens the schema *for its message*: the message's batch holds the
+/// stream's columns and then every other key its rows have, typed from this message's values
+/// (as `pd.DataFrame(rows)` would), so no column is ever dropped. Which columns a message has
+/// depends on its rows alone, never on which worker decoded it or what came before, so the
+/// pool's output equals inline's.
 pub struct Prepare {
     cfg: PrepareConfig,
     /// The one-pass decoder for flat schemas (the usual case).
     flat: Option<FlatJsonDecoder>,
     /// arrow-json, for schemas with other types.
     json: Option<(usize, arrow_json::reader::Decoder)>,
+    /// Whether this decoder widens its schema for keys outside it (not for a widened one).
+    widen: bool,
+    /// The last message had columns outside the schema: look for them before decoding.
+    scan_first: bool,
+    /// Decoders of widened schemas, most recent last.
+    widened: Vec<Prepare>,
 }
 
 impl Prepare {
-    /// A prepare step for a stream with this configuration.
-    pub fn new(cfg: PrepareConfig) -> Self {
+    /// A prepare step for a stream with this configuration. Columns of type `Null` (seen with
+    /// nulls only so far) are typed by each message from its values, like new columns.
+    pub fn new(mut cfg: PrepareConfig) -> Self {
+        if cfg
+            .schema
+            .fields()
+            .iter()
+            .any(|f| f.data_type() == &DataType::Null)
+        {
+            let known: Vec<Field> = cfg
+                .schema
+                .fields()
+                .iter()
+                .filter(|f| f.data_type() != &DataType::Null)
+                .map(|f| f.as_ref().clone())
+                .collect();
+            cfg.schema = Arc::new(Schema::new(known));
+        }
         let flat = (cfg.format == RowFormat::Ndjson && json_decode::supports(&cfg.schema))
             .then(|| FlatJsonDecoder::new(cfg.schema.clone()));
         Prepare {
             cfg,
             flat,
             json: None,
+            widen: true,
+            scan_first: false,
+            widened: Vec::new(),
         }
+    }
+
+    /// The columns of these rows outside the stream's schema, typed from their values here
+    /// (text for a column that only holds nulls in them).
+    fn extra_columns(&self, bytes: &[u8], ends: &[usize]) -> Vec<Field> {
+        let rows: Vec<&[u8]> = split_rows(bytes, ends).collect();
+        let (cols, _) = json_decode::scan_columns(&rows);
+        cols.into_iter()
+            .filter(|(name, _)| self.cfg.schema.index_of(name).is_err())
+            .map(|(name, k)| Field::new(name, k.data_type().unwrap_or(DataType::Utf8), true))
+            .collect()
+    }
+
+    /// Decode with the schema widened by `extra` columns.
+    fn apply_widened(
+        &mut self,
+        extra: Vec<Field>,
+        seq: u64,
+        (bytes, ends): (&[u8], &[usize]),
+        mut dead: Vec<DeadLetter>,
+    ) -> Result<Prepared, StepError> {
+        let fields: Vec<Field> = self
+            .cfg
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .chain(extra)
+            .collect();
+        let schema = Arc::new(Schema::new(fields));
+        let at = match self.widened.iter().position(|p| p.cfg.schema == schema) {
+            Some(i) => i,
+            None => {
+                if self.widened.len() == WIDENED_KEPT {
+                    self.widened.remove(0);
+                }
+                let mut p = Prepare::new(PrepareConfig {
+                    format: self.cfg.format,
+                    compression: Compression::None,
+                    schema,
+                });
+                p.widen = false;
+                self.widened.push(p);
+                self.widened.len() - 1
+            }
+        };
+        let prepared = self.widened[at].decode_rows(seq, RowFormat::Ndjson, bytes, ends)?;
+        dead.extend(prepared.dead);
+        Ok(Prepared {
+            batch: prepared.batch,
+            dead,
+        })
     }
 
     /// Decode one message.
@@ -94,6 +182,50 @@ impl Prepare {
         } else {
             (bytes, ends)
         };
+        if self.widen && format == RowFormat::Ndjson {
+            // the arrow-json path skips unknown keys without a word: always look for them
+            if self.scan_first || self.flat.is_none() {
+                let extra = self.extra_columns(bytes, ends);
+                self.scan_first = !extra.is_empty();
+                if !extra.is_empty() {
+                    return self.apply_widened(extra, msg.seq, (bytes, ends), dead);
+                }
+            } else {
+                let prepared = self.decode_rows(msg.seq, format, bytes, ends)?;
+                let unknown = self.flat.as_ref().is_some_and(|f| f.saw_unknown_key());
+                let extra = if unknown {
+                    self.extra_columns(bytes, ends)
+                } else {
+                    Vec::new()
+                };
+                if extra.is_empty() {
+                    dead.extend(prepared.dead);
+                    return Ok(Prepared {
+                        batch: prepared.batch,
+                        dead,
+                    });
+                }
+                self.scan_first = true;
+                return self.apply_widened(extra, msg.seq, (bytes, ends), dead);
+            }
+        }
+        let prepared = self.decode_rows(msg.seq, format, bytes, ends)?;
+        dead.extend(prepared.dead);
+        Ok(Prepared {
+            batch: prepared.batch,
+            dead,
+        })
+    }
+
+    /// Decode plain rows with this decoder's schema (keys outside it are skipped).
+    fn decode_rows(
+        &mut self,
+        seq: u64,
+        format: RowFormat,
+        bytes: &[u8],
+        ends: &[usize],
+    ) -> Result<Prepared, StepError> {
+        let mut dead = Vec::new();
         let rows = ends.len();
         if let (RowFormat::Ndjson, Some(flat)) = (format, self.flat.as_mut()) {
             let (batch, errors) = flat
@@ -102,10 +234,10 @@ impl Prepare {
             for (i, reason) in errors {
                 let row = split_rows(bytes, ends).nth(i).unwrap_or_default();
                 dead.push(DeadLetter {
-                    seq: msg.seq,
+                    seq,
                     step: NAME.into(),
                     reason: format!("bad JSON row: {reason}"),
-                    data: String::from_utf8_lossy(row).into_owned(),
+                    data: row.to_vec(),
                     rows: 1,
                 });
             }
@@ -126,10 +258,10 @@ impl Prepare {
                             good_rows += 1;
                         }
                         Err(e) => dead.push(DeadLetter {
-                            seq: msg.seq,
+                            seq,
                             step: NAME.into(),
                             reason: describe(format, &e),
-                            data: String::from_utf8_lossy(row).into_owned(),
+                            data: row.to_vec(),
                             rows: 1,
                         }),
                     }
@@ -271,7 +403,7 @@ fn unwrap_rows(msg: &Message, dead: &mut Vec<DeadLetter>) -> (Vec<u8>, Vec<usize
                 seq: msg.seq,
                 step: NAME.into(),
                 reason,
-                data: String::from_utf8_lossy(row).into_owned(),
+                data: row.to_vec(),
                 rows: 1,
             }),
         }
@@ -298,73 +430,37 @@ pub fn infer_schema(
     let schema = match format {
         RowFormat::Ndjson => {
             let rows: Vec<&[u8]> = sample.iter().map(|r| trim_newline(r)).collect();
-            if let Some(schema) = json_decode::infer_flat(&rows) {
-                return Ok(Arc::new(normalise(schema)));
-            }
-            let mut values = Vec::new();
-            for row in sample {
-                let row = trim_newline(row);
-                if row.is_empty() {
-                    continue;
-                }
-                match serde_json::from_slice::<serde_json::Value>(row) {
-                    Ok(serde_json::Value::Array(a)) => values.extend(a),
-                    Ok(v) => values.push(v),
-                    Err(_) => continue, // a bad row is refused later, by prepare
-                }
-            }
-            if values.is_empty() {
-                return Err(
-                    "no valid JSON row in the first rows of the stream to infer a schema from"
-                        .into(),
-                );
-            }
-            let inferred =
-                arrow_json::reader::infer_json_schema_from_iterator(values.iter().map(Ok))
-                    .map_err(|e| e.to_string())?;
-            prefer_majority_numbers(inferred, &values)
+            // No JSON object among them (a first publish of garbage): start with no columns;
+            // each message then brings its own (see `Prepare`), and the bad rows are refused.
+            let schema = json_decode::infer_flat(&rows).unwrap_or_else(Schema::empty);
+            return Ok(Arc::new(normalise(schema, false)));
         }
         RowFormat::Csv => {
             let header = header.ok_or("a CSV stream needs a header line")?;
             infer_csv(trim_newline(header), sample)?
         }
     };
-    Ok(Arc::new(normalise(schema)))
+    Ok(Arc::new(normalise(schema, true)))
 }
 
-/// Arrow's inference turns a column into strings as soon as one sample value is a string; in a
-/// sensor stream that one value is a bad row. A column whose sample values are mostly numbers
-/// stays numeric, and the odd rows are refused by `prepare` into dead letters.
-fn prefer_majority_numbers(schema: Schema, values: &[serde_json::Value]) -> Schema {
-    let fields: Vec<Field> = schema
+/// A declared schema over an inferred one: the inferred columns in their order, each with its
+/// declared type where it has one, then the declared columns the sample did not hold. A
+/// declared column gets its type; the others are not dropped.
+pub fn with_declared(declared: &Schema, inferred: &Schema) -> SchemaRef {
+    let mut fields: Vec<Field> = inferred
         .fields()
         .iter()
-        .map(|f| {
-            if f.data_type() != &DataType::Utf8 {
-                return f.as_ref().clone();
-            }
-            let (mut ints, mut floats, mut others) = (0usize, 0usize, 0usize);
-            for v in values.iter().filter_map(|r| r.get(f.name())) {
-                match v {
-                    serde_json::Value::Null => {}
-                    serde_json::Value::Number(n) if n.is_f64() => floats += 1,
-                    serde_json::Value::Number(_) => ints += 1,
-                    _ => others += 1,
-                }
-            }
-            let dt = if ints + floats > others {
-                if floats > 0 {
-                    DataType::Float64
-                } else {
-                    DataType::Int64
-                }
-            } else {
-                DataType::Utf8
-            };
-            Field::new(f.name(), dt, true)
+        .map(|f| match declared.field_with_name(f.name()) {
+            Ok(d) => d.clone(),
+            Err(_) => f.as_ref().clone(),
         })
         .collect();
-    Schema::new(fields)
+    for d in declared.fields() {
+        if inferred.index_of(d.name()).is_err() {
+            fields.push(d.as_ref().clone());
+        }
+    }
+    Arc::new(Schema::new(fields))
 }
 
 /// CSV inference row by row: a row that does not parse (a wrong number of fields) is left out
@@ -417,12 +513,19 @@ fn infer_csv(header: &[u8], sample: &[&[u8]]) -> Result<Schema, String> {
     Ok(Schema::new(fields))
 }
 
-fn normalise(schema: Schema) -> Schema {
+/// The schema a sink that cannot add columns later (CSV, Parquet) is given: the stream's, with
+/// the columns not typed yet as text.
+pub fn output_schema(schema: &Schema) -> SchemaRef {
+    Arc::new(normalise(schema.clone(), true))
+}
+
+fn normalise(schema: Schema, untyped_as_text: bool) -> Schema {
     let fields: Vec<Field> = schema
         .fields()
         .iter()
         .map(|f| {
             let dt = match f.data_type() {
+                DataType::Null if !untyped_as_text => DataType::Null,
                 DataType::Null
                 | DataType::Date32
                 | DataType::Date64

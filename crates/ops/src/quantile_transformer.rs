@@ -46,8 +46,8 @@ fn interp(x: f64, xp: &[f64], fp: &[f64]) -> f64 {
     if x < xp[0] {
         return fp[0];
     }
-    // largest j with xp[j] <= x
-    let j = xp.partition_point(|&q| q <= x) - 1;
+    // largest j with xp[j] <= x (none when xp holds NaN: then the first, not an underflow)
+    let j = xp.partition_point(|&q| q <= x).saturating_sub(1);
     if j == n - 1 || xp[j] == x {
         return fp[j];
     }

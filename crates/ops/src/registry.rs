@@ -26,6 +26,10 @@ pub struct StepInfo {
     pub equals: &'static str,
     /// How it is built.
     pub kind: StepKind,
+    /// The scikit-learn class whose input check this step shares: it refuses a message holding
+    /// an infinite value, as scikit-learn's `check_array` does (`ValueError: Input X contains
+    /// infinity`). `None` for pandas steps, which take infinities as values.
+    pub refuses_infinity: Option<&'static str>,
 }
 
 fn boxed<S: Step + Default + 'static>() -> Box<dyn Step> {
@@ -34,23 +38,23 @@ fn boxed<S: Step + Default + 'static>() -> Box<dyn Step> {
 
 /// Every step streamprep knows, in the order `streamprep list` shows them.
 pub const STEPS: &[StepInfo] = &[
-    StepInfo { name: "prepare", summary: "decode the message's rows (NDJSON, JSON arrays, CSV; optionally zlib+base64) into a batch; bad rows go to dead letters", equals: "pd.DataFrame(rows)", kind: StepKind::Boundary },
-    StepInfo { name: "abs", summary: "absolute value of numeric columns", equals: "df[num].abs()", kind: StepKind::Transform(boxed::<Abs>) },
-    StepInfo { name: "aggregated_sum", summary: "sum of each numeric column as a one-row message", equals: "df[num].sum()", kind: StepKind::Transform(boxed::<AggregatedSum>) },
-    StepInfo { name: "drop_duplicates", summary: "drop repeated rows (all columns), keep the first", equals: "df.drop_duplicates()", kind: StepKind::Transform(boxed::<DropDuplicates>) },
-    StepInfo { name: "handling_missing", summary: "drop rows with a missing value in any column", equals: "df.dropna()", kind: StepKind::Transform(boxed::<HandlingMissing>) },
-    StepInfo { name: "fillna_mean", summary: "fill missing numeric values with the column mean", equals: "df[num].fillna(df[num].mean())", kind: StepKind::Transform(boxed::<FillnaMean>) },
-    StepInfo { name: "fillna_median", summary: "fill missing numeric values with the column median", equals: "df[num].fillna(df[num].median())", kind: StepKind::Transform(boxed::<FillnaMedian>) },
-    StepInfo { name: "fillna_zeros", summary: "fill missing numeric values with 0", equals: "df[num].fillna(0)", kind: StepKind::Transform(boxed::<FillnaZeros>) },
-    StepInfo { name: "max_abs_scaler", summary: "divide each numeric column by its largest absolute value", equals: "MaxAbsScaler().fit_transform", kind: StepKind::Transform(boxed::<MaxAbsScaler>) },
-    StepInfo { name: "min_max_scaler_0_1", summary: "scale each numeric column to [0, 1]", equals: "MinMaxScaler((0, 1)).fit_transform", kind: StepKind::Transform(boxed::<MinMaxScaler01>) },
-    StepInfo { name: "min_max_scaler_m1_1", summary: "scale each numeric column to [-1, 1]", equals: "MinMaxScaler((-1, 1)).fit_transform", kind: StepKind::Transform(boxed::<MinMaxScalerM11>) },
-    StepInfo { name: "normalizer", summary: "scale each row of numeric values to unit l2 norm (refuses missing values)", equals: "Normalizer().fit_transform", kind: StepKind::Transform(boxed::<Normalizer>) },
-    StepInfo { name: "quantile_transformer_normal", summary: "map numeric columns to a standard normal via their quantiles", equals: "QuantileTransformer(n_quantiles=min(1000, n), output_distribution='normal').fit_transform", kind: StepKind::Transform(boxed::<QuantileTransformerNormal>) },
-    StepInfo { name: "quantile_transformer_uniform", summary: "map numeric columns to [0, 1] via their quantiles", equals: "QuantileTransformer(n_quantiles=min(1000, n)).fit_transform", kind: StepKind::Transform(boxed::<QuantileTransformerUniform>) },
-    StepInfo { name: "robust_scaler", summary: "centre on the median, scale by the interquartile range", equals: "RobustScaler().fit_transform", kind: StepKind::Transform(boxed::<RobustScaler>) },
-    StepInfo { name: "standard_scaler", summary: "centre on the mean, scale by the population standard deviation", equals: "StandardScaler().fit_transform", kind: StepKind::Transform(boxed::<StandardScaler>) },
-    StepInfo { name: "result", summary: "encode the batch for the sinks and hand it over", equals: "df.to_json(orient='records', lines=True)", kind: StepKind::Boundary },
+    StepInfo { name: "prepare", summary: "decode the message's rows (NDJSON, JSON arrays, CSV; optionally zlib+base64) into a batch; bad rows go to dead letters", equals: "pd.DataFrame(rows)", kind: StepKind::Boundary, refuses_infinity: None },
+    StepInfo { name: "abs", summary: "absolute value of numeric columns", equals: "df[num].abs()", kind: StepKind::Transform(boxed::<Abs>), refuses_infinity: None },
+    StepInfo { name: "aggregated_sum", summary: "sum of each numeric column as a one-row message", equals: "df[num].sum()", kind: StepKind::Transform(boxed::<AggregatedSum>), refuses_infinity: None },
+    StepInfo { name: "drop_duplicates", summary: "drop repeated rows (all columns), keep the first", equals: "df.drop_duplicates()", kind: StepKind::Transform(boxed::<DropDuplicates>), refuses_infinity: None },
+    StepInfo { name: "handling_missing", summary: "drop rows with a missing value in any column", equals: "df.dropna()", kind: StepKind::Transform(boxed::<HandlingMissing>), refuses_infinity: None },
+    StepInfo { name: "fillna_mean", summary: "fill missing numeric values with the column mean", equals: "df[num].fillna(df[num].mean())", kind: StepKind::Transform(boxed::<FillnaMean>), refuses_infinity: None },
+    StepInfo { name: "fillna_median", summary: "fill missing numeric values with the column median", equals: "df[num].fillna(df[num].median())", kind: StepKind::Transform(boxed::<FillnaMedian>), refuses_infinity: None },
+    StepInfo { name: "fillna_zeros", summary: "fill missing numeric values with 0", equals: "df[num].fillna(0)", kind: StepKind::Transform(boxed::<FillnaZeros>), refuses_infinity: None },
+    StepInfo { name: "max_abs_scaler", summary: "divide each numeric column by its largest absolute value", equals: "MaxAbsScaler().fit_transform", kind: StepKind::Transform(boxed::<MaxAbsScaler>), refuses_infinity: Some("MaxAbsScaler") },
+    StepInfo { name: "min_max_scaler_0_1", summary: "scale each numeric column to [0, 1]", equals: "MinMaxScaler((0, 1)).fit_transform", kind: StepKind::Transform(boxed::<MinMaxScaler01>), refuses_infinity: Some("MinMaxScaler") },
+    StepInfo { name: "min_max_scaler_m1_1", summary: "scale each numeric column to [-1, 1]", equals: "MinMaxScaler((-1, 1)).fit_transform", kind: StepKind::Transform(boxed::<MinMaxScalerM11>), refuses_infinity: Some("MinMaxScaler") },
+    StepInfo { name: "normalizer", summary: "scale each row of numeric values to unit l2 norm (refuses missing values)", equals: "Normalizer().fit_transform", kind: StepKind::Transform(boxed::<Normalizer>), refuses_infinity: None },
+    StepInfo { name: "quantile_transformer_normal", summary: "map numeric columns to a standard normal via their quantiles", equals: "QuantileTransformer(n_quantiles=min(1000, n), output_distribution='normal').fit_transform", kind: StepKind::Transform(boxed::<QuantileTransformerNormal>), refuses_infinity: Some("QuantileTransformer") },
+    StepInfo { name: "quantile_transformer_uniform", summary: "map numeric columns to [0, 1] via their quantiles", equals: "QuantileTransformer(n_quantiles=min(1000, n)).fit_transform", kind: StepKind::Transform(boxed::<QuantileTransformerUniform>), refuses_infinity: Some("QuantileTransformer") },
+    StepInfo { name: "robust_scaler", summary: "centre on the median, scale by the interquartile range", equals: "RobustScaler().fit_transform", kind: StepKind::Transform(boxed::<RobustScaler>), refuses_infinity: Some("RobustScaler") },
+    StepInfo { name: "standard_scaler", summary: "centre on the mean, scale by the population standard deviation", equals: "StandardScaler().fit_transform", kind: StepKind::Transform(boxed::<StandardScaler>), refuses_infinity: Some("StandardScaler") },
+    StepInfo { name: "result", summary: "encode the batch for the sinks and hand it over", equals: "df.to_json(orient='records', lines=True)", kind: StepKind::Boundary, refuses_infinity: None },
 ];
 
 /// A chain that cannot be built.
@@ -122,11 +126,63 @@ pub fn validate_chain<S: AsRef<str>>(names: &[S]) -> Result<Vec<&'static StepInf
 pub fn build_chain<S: AsRef<str>>(names: &[S]) -> Result<Vec<Box<dyn Step>>, ChainError> {
     Ok(validate_chain(names)?
         .into_iter()
-        .filter_map(|i| match i.kind {
-            StepKind::Transform(build) => Some(build()),
-            StepKind::Boundary => None,
+        .filter_map(|i| match (i.kind, i.refuses_infinity) {
+            (StepKind::Transform(build), None) => Some(build()),
+            (StepKind::Transform(build), Some(class)) => Some(Box::new(RefuseInfinity {
+                inner: build(),
+                class,
+            }) as Box<dyn Step>),
+            (StepKind::Boundary, _) => None,
         })
         .collect())
+}
+
+/// scikit-learn's input check (`check_array(..., ensure_all_finite="allow-nan")`) in front of
+/// a step: a message with an infinite value in a numeric column is refused whole, with the
+/// column and row, as scikit-learn raises `ValueError` for it. NaN (missing) passes.
+struct RefuseInfinity {
+    inner: Box<dyn Step>,
+    class: &'static str,
+}
+
+impl Step for RefuseInfinity {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    fn apply(
+        &mut self,
+        batch: streamprep_core::Batch,
+    ) -> Result<streamprep_core::Batch, streamprep_core::StepError> {
+        let schema = batch.schema();
+        for (c, f) in schema.fields().iter().enumerate() {
+            let Some(a) = batch
+                .column(c)
+                .as_any()
+                .downcast_ref::<arrow_array::Float64Array>()
+            else {
+                continue; // only floats hold infinities
+            };
+            if let Some(row) = a.iter().position(|x| x.is_some_and(f64::is_infinite)) {
+                return Err(streamprep_core::StepError::BadInput {
+                    step: self.inner.name(),
+                    reason: format!(
+                        "column '{}' holds {} (row {row} of the message); scikit-learn's {} \
+                         refuses it (ValueError: Input X contains infinity or a value too large \
+                         for dtype('float64')). Clip or drop such values before this step",
+                        f.name(),
+                        if a.value(row) > 0.0 {
+                            "+infinity"
+                        } else {
+                            "-infinity"
+                        },
+                        self.class
+                    ),
+                });
+            }
+        }
+        self.inner.apply(batch)
+    }
 }
 
 #[cfg(test)]

@@ -247,14 +247,7 @@ pub fn parse_task(mut fields: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Task, IoError> 
 }
 
 fn dead_json(dead: &[DeadLetter]) -> String {
-    Value::Array(
-        dead.iter()
-            .map(|d| {
-                json!({"seq": d.seq, "step": d.step, "reason": d.reason, "data": d.data, "rows": d.rows})
-            })
-            .collect(),
-    )
-    .to_string()
+    Value::Array(dead.iter().map(|d| d.to_json()).collect()).to_string()
 }
 
 fn parse_dead(bytes: &[u8]) -> Result<Vec<DeadLetter>, IoError> {
@@ -262,15 +255,7 @@ fn parse_dead(bytes: &[u8]) -> Result<Vec<DeadLetter>, IoError> {
     v.as_array()
         .ok_or_else(|| bad("dead letters"))?
         .iter()
-        .map(|d| {
-            Ok(DeadLetter {
-                seq: d["seq"].as_u64().ok_or_else(|| bad("dead letter seq"))?,
-                step: d["step"].as_str().unwrap_or_default().to_string(),
-                reason: d["reason"].as_str().unwrap_or_default().to_string(),
-                data: d["data"].as_str().unwrap_or_default().to_string(),
-                rows: d["rows"].as_u64().unwrap_or(0) as usize,
-            })
-        })
+        .map(|d| DeadLetter::from_json(d).ok_or_else(|| bad("dead letter")))
         .collect()
 }
 
@@ -283,6 +268,12 @@ pub fn result(p: Processed, worker: &str, lz4: bool, want_batch: bool) -> Result
         ("dead", dead_json(&p.dead).into_bytes()),
         ("service_ns", p.service.as_nanos().to_string().into_bytes()),
         ("stages_ns", stages.join(",").into_bytes()),
+        (
+            "dropped_columns",
+            Value::from(p.dropped_columns.clone())
+                .to_string()
+                .into_bytes(),
+        ),
         ("worker", worker.as_bytes().to_vec()),
     ];
     if lz4 {
@@ -347,6 +338,15 @@ pub fn parse_result(mut fields: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Processed, Io
     p.service = get(&fields, "service_ns")
         .and_then(nanos)
         .unwrap_or_default();
+    if let Some(cols) = get(&fields, "dropped_columns") {
+        let v: Value = serde_json::from_slice(cols).map_err(bad)?;
+        p.dropped_columns = v
+            .as_array()
+            .ok_or_else(|| bad("dropped columns"))?
+            .iter()
+            .filter_map(|c| c.as_str().map(str::to_string))
+            .collect();
+    }
     p.stages = get(&fields, "stages_ns")
         .filter(|t| !t.is_empty())
         .map(|t| t.split(|&c| c == b',').filter_map(nanos).collect())
@@ -406,7 +406,7 @@ mod tests {
             seq: 7,
             step: "source".into(),
             reason: "too long".into(),
-            data: String::new(),
+            data: vec![0xff, b'x'],
             rows: 1,
         }];
         for lz4 in [false, true] {
@@ -449,6 +449,7 @@ mod tests {
             }),
             dead: p.dead.clone(),
             stages: p.stages.clone(),
+            dropped_columns: vec!["late".into(), "lat\"e2".into()],
             ..Processed::refused(9, 2, Vec::new())
         };
         // plain with the batch; LZ4 without it (only its schema and row count come back)
@@ -462,6 +463,8 @@ mod tests {
                 (9, 2, want_dead.clone())
             );
             assert_eq!(r.stages, [7, 8].map(std::time::Duration::from_nanos));
+            let want_cols: &[&str] = if lz4 { &["late", "lat\"e2"] } else { &[] };
+            assert_eq!(r.dropped_columns, want_cols);
             if !lz4 {
                 assert_eq!(r.service, std::time::Duration::from_nanos(123_456));
             }

@@ -220,9 +220,9 @@ fn chain_for<'a>(
 /// A message no worker will process: all its rows to dead letters with `reason`.
 fn given_up(msg: Message, reason: String) -> Processed {
     let rows = msg.payload.rows();
-    let data = match msg.payload {
-        Payload::Raw { bytes, .. } => String::from_utf8_lossy(&bytes).into_owned(),
-        Payload::Columnar(_) => String::new(),
+    let data = match &msg.payload {
+        Payload::Raw { .. } => msg.payload.raw_data(),
+        Payload::Columnar(b) => streamprep_engine::chain::ndjson(b),
     };
     let dead = DeadLetter {
         seq: msg.seq,

@@ -148,7 +148,7 @@ impl<R: std::io::Read + Send> Source for LineSource<R> {
         max: usize,
         bytes: &mut Vec<u8>,
         ends: &mut Vec<usize>,
-        _rejected: &mut Vec<(String, String)>,
+        _rejected: &mut Vec<(String, Vec<u8>)>,
     ) -> Result<(), IoError> {
         if !self.header_read {
             self.header()?;

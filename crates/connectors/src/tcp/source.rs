@@ -65,7 +65,7 @@ impl FramedSource {
             }
             Some(FrameRead::TooLong(n)) => Ok(Read::Rejected {
                 reason: format!("frame of {n} bytes is longer than the maximum of {} bytes (--max-frame); skipped", self.max_frame),
-                data: String::new(),
+                data: Vec::new(),
             }),
         }
     }

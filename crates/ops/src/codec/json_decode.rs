@@ -86,6 +86,8 @@ pub struct FlatJsonDecoder {
     cols: Vec<Column>,
     rows: usize,
     scratch: Vec<u8>,
+    /// A key outside the schema was seen since the last [`FlatJsonDecoder::decode`].
+    unknown: bool,
 }
 
 type Res<T> = Result<T, String>;
@@ -127,11 +129,19 @@ impl FlatJsonDecoder {
             cols: Vec::new(),
             rows: 0,
             scratch: Vec::new(),
+            unknown: false,
         }
+    }
+
+    /// Whether the last [`FlatJsonDecoder::decode`] skipped a key outside the schema (a column
+    /// that appeared after the schema was fixed).
+    pub fn saw_unknown_key(&self) -> bool {
+        self.unknown
     }
 
     fn reset(&mut self, capacity: usize) {
         self.rows = 0;
+        self.unknown = false;
         self.cols = self
             .schema
             .fields()
@@ -299,7 +309,10 @@ impl FlatJsonDecoder {
                         }
                         self.value(b, p, c)?
                     }
-                    None => skip_value(b, p, 0)?,
+                    None => {
+                        self.unknown = true;
+                        skip_value(b, p, 0)?
+                    }
                 };
                 p = skip_ws(b, p);
                 match b.get(p) {
@@ -587,130 +600,167 @@ fn number_end(b: &[u8], p: usize) -> Res<(usize, bool)> {
     Ok((q, int))
 }
 
-/// Infer a schema from flat rows (objects of scalars) without building JSON values: the
-/// value kinds of each key are counted, keys in first-seen order. A column is numeric when
-/// numbers are the majority of its present values (float64 if any is fractional), boolean when
-/// booleans are, text otherwise (and when it never has a value). Rows that are not JSON objects
-/// are skipped (`prepare` refuses them later). `None` when a row holds an array of rows or a
-/// nested value: the general inference decides those.
-pub fn infer_flat(rows: &[&[u8]]) -> Option<Schema> {
-    #[derive(Default, Clone, Copy)]
-    struct Kinds {
-        ints: usize,
-        floats: usize,
-        strings: usize,
-        bools: usize,
+/// The value kinds one column held in a scan of rows.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Kinds {
+    /// Integers.
+    pub ints: usize,
+    /// Numbers with a fraction or an exponent.
+    pub floats: usize,
+    /// Strings.
+    pub strings: usize,
+    /// `true` / `false`.
+    pub bools: usize,
+    /// Objects and arrays (kept as their JSON text in a string column).
+    pub nested: usize,
+}
+
+impl Kinds {
+    /// The column type these values call for: numeric when numbers are the majority of the
+    /// present values (float64 if any is fractional), boolean when booleans are, text
+    /// otherwise; `None` when the column never held a value (only nulls): its type is not
+    /// known yet.
+    pub fn data_type(&self) -> Option<DataType> {
+        let numbers = self.ints + self.floats;
+        let others = self.strings + self.bools + self.nested;
+        if numbers + others == 0 {
+            None
+        } else if numbers > others {
+            Some(if self.floats > 0 {
+                DataType::Float64
+            } else {
+                DataType::Int64
+            })
+        } else if self.bools > self.strings + self.nested + numbers {
+            Some(DataType::Boolean)
+        } else {
+            Some(DataType::Utf8)
+        }
     }
+}
+
+/// Scan rows for their columns, without building JSON values: the value kinds of each key, keys
+/// in first-seen order. A row may be an object or an array of objects (several rows); anything
+/// else (a scalar, an array of scalars, bad JSON) is passed over: `prepare` refuses it later,
+/// so one odd row never decides a column's type. Also returns how many objects were read.
+pub fn scan_columns(rows: &[&[u8]]) -> (Vec<(String, Kinds)>, usize) {
     let mut names: Vec<Vec<u8>> = Vec::new();
     let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
     let mut kinds: Vec<Kinds> = Vec::new();
     let mut scratch = Vec::new();
+    let mut row_kinds: Vec<(usize, u8)> = Vec::new();
     let mut seen = 0;
     for row in rows {
         let b = *row;
         let mut p = skip_ws(b, 0);
-        match b.get(p) {
-            Some(b'{') => {}
-            Some(b'[') => return None,
-            _ => continue,
-        }
-        let mut row_kinds: Vec<(usize, u8)> = Vec::new();
-        let ok = (|| -> Res<()> {
-            p = skip_ws(b, p + 1);
-            if b.get(p) == Some(&b'}') {
-                return Ok(());
-            }
-            loop {
-                if b.get(p) != Some(&b'"') {
-                    return Err(String::new());
-                }
-                let (end, escaped) = string_end(b, p)?;
-                let key: &[u8] = if escaped {
-                    scratch.clear();
-                    unescape(&b[p + 1..end - 1], &mut scratch)?;
-                    &scratch
-                } else {
-                    &b[p + 1..end - 1]
-                };
-                let known = index.get(key).copied();
-                p = skip_ws(b, end);
-                if b.get(p) != Some(&b':') {
-                    return Err(String::new());
-                }
+        let array = match b.get(p) {
+            Some(b'{') => false,
+            Some(b'[') => {
                 p = skip_ws(b, p + 1);
-                let (kind, next) = match b.get(p) {
-                    Some(b'"') => (b's', string_end(b, p)?.0),
-                    Some(b'-' | b'0'..=b'9') => {
-                        let (e, int) = number_end(b, p)?;
-                        (if int { b'i' } else { b'f' }, e)
-                    }
-                    Some(b't') if b[p..].starts_with(b"true") => (b'b', p + 4),
-                    Some(b'f') if b[p..].starts_with(b"false") => (b'b', p + 5),
-                    Some(b'n') if b[p..].starts_with(b"null") => (b'n', p + 4),
-                    Some(b'{' | b'[') => (b'x', p),
-                    _ => return Err(String::new()),
-                };
-                if kind == b'x' {
-                    return Err("nested".into());
+                true
+            }
+            _ => continue,
+        };
+        // each object of the unit; a bad one ends the unit (its earlier objects count)
+        loop {
+            if b.get(p) != Some(&b'{') {
+                break;
+            }
+            row_kinds.clear();
+            let ok = (|| -> Res<usize> {
+                p = skip_ws(b, p + 1);
+                if b.get(p) == Some(&b'}') {
+                    return Ok(p + 1);
                 }
-                let col = match known {
-                    Some(c) => c,
-                    None => {
-                        let key = key.to_vec(); // allocated once per column, not per row
-                        index.insert(key.clone(), names.len());
-                        names.push(key);
-                        kinds.push(Kinds::default());
-                        names.len() - 1
+                loop {
+                    if b.get(p) != Some(&b'"') {
+                        return Err(String::new());
                     }
-                };
-                row_kinds.push((col, kind));
-                p = skip_ws(b, next);
-                match b.get(p) {
-                    Some(b',') => p = skip_ws(b, p + 1),
-                    Some(b'}') => return Ok(()),
-                    _ => return Err(String::new()),
+                    let (end, escaped) = string_end(b, p)?;
+                    let key: &[u8] = if escaped {
+                        scratch.clear();
+                        unescape(&b[p + 1..end - 1], &mut scratch)?;
+                        &scratch
+                    } else {
+                        &b[p + 1..end - 1]
+                    };
+                    let col = match index.get(key) {
+                        Some(&c) => c,
+                        None => {
+                            let key = key.to_vec(); // once per column, not per row
+                            index.insert(key.clone(), names.len());
+                            names.push(key);
+                            kinds.push(Kinds::default());
+                            names.len() - 1
+                        }
+                    };
+                    p = skip_ws(b, end);
+                    if b.get(p) != Some(&b':') {
+                        return Err(String::new());
+                    }
+                    p = skip_ws(b, p + 1);
+                    let (kind, next) = match b.get(p) {
+                        Some(b'"') => (b's', string_end(b, p)?.0),
+                        Some(b'-' | b'0'..=b'9') => {
+                            let (e, int) = number_end(b, p)?;
+                            (if int { b'i' } else { b'f' }, e)
+                        }
+                        Some(b't') if b[p..].starts_with(b"true") => (b'b', p + 4),
+                        Some(b'f') if b[p..].starts_with(b"false") => (b'b', p + 5),
+                        Some(b'n') if b[p..].starts_with(b"null") => (b'n', p + 4),
+                        Some(b'{' | b'[') => (b'x', skip_value(b, p, 0)?),
+                        _ => return Err(String::new()),
+                    };
+                    row_kinds.push((col, kind));
+                    p = skip_ws(b, next);
+                    match b.get(p) {
+                        Some(b',') => p = skip_ws(b, p + 1),
+                        Some(b'}') => return Ok(p + 1),
+                        _ => return Err(String::new()),
+                    }
+                }
+            })();
+            let Ok(end) = ok else {
+                break; // a bad row: prepare will refuse it
+            };
+            seen += 1;
+            for &(c, k) in &row_kinds {
+                let kd = &mut kinds[c];
+                match k {
+                    b'i' => kd.ints += 1,
+                    b'f' => kd.floats += 1,
+                    b's' => kd.strings += 1,
+                    b'b' => kd.bools += 1,
+                    b'x' => kd.nested += 1,
+                    _ => {}
                 }
             }
-        })();
-        match ok {
-            Ok(()) => {
-                seen += 1;
-                for (c, k) in row_kinds {
-                    let kd = &mut kinds[c];
-                    match k {
-                        b'i' => kd.ints += 1,
-                        b'f' => kd.floats += 1,
-                        b's' => kd.strings += 1,
-                        b'b' => kd.bools += 1,
-                        _ => {}
-                    }
-                }
+            p = skip_ws(b, end);
+            if !array || b.get(p) != Some(&b',') {
+                break;
             }
-            Err(e) if e == "nested" => return None,
-            Err(_) => {} // a bad row: prepare will refuse it
+            p = skip_ws(b, p + 1);
         }
     }
+    let cols = names
+        .into_iter()
+        .zip(kinds)
+        .map(|(n, k)| (String::from_utf8_lossy(&n).into_owned(), k))
+        .collect();
+    (cols, seen)
+}
+
+/// Infer a schema from sample rows (see [`scan_columns`] and [`Kinds::data_type`]). Columns
+/// that only held nulls get the type `Null`: not known yet (`prepare` types them from their
+/// first values, later). `None` when no row was a JSON object.
+pub fn infer_flat(rows: &[&[u8]]) -> Option<Schema> {
+    let (cols, seen) = scan_columns(rows);
     if seen == 0 {
         return None;
     }
-    let fields: Vec<arrow_schema::Field> = names
-        .iter()
-        .zip(&kinds)
-        .map(|(n, k)| {
-            let numbers = k.ints + k.floats;
-            let dt = if numbers > 0 && numbers > k.strings + k.bools {
-                if k.floats > 0 {
-                    DataType::Float64
-                } else {
-                    DataType::Int64
-                }
-            } else if k.bools > 0 && k.bools > k.strings + numbers {
-                DataType::Boolean
-            } else {
-                DataType::Utf8
-            };
-            arrow_schema::Field::new(String::from_utf8_lossy(n), dt, true)
-        })
+    let fields: Vec<arrow_schema::Field> = cols
+        .into_iter()
+        .map(|(n, k)| arrow_schema::Field::new(n, k.data_type().unwrap_or(DataType::Null), true))
         .collect();
     Some(Schema::new(fields))
 }

@@ -1,0 +1,354 @@
+//! Messy input never loses a good row (issue 13): each test is a class of bad input, at several
+//! positions and through several sources, and checks that the summary's counts add up:
+//! rows in = rows out + rows in dead letters + dropped, for chains that keep rows.
+
+use std::path::Path;
+use std::process::Output;
+
+use serde_json::Value;
+
+use crate::cli::bin;
+
+/// The counts of a run's summary line.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub dead: u64,
+    pub dropped: u64,
+}
+
+/// Read `rows in A, rows out B, messages M, dead letters D, [dropped X, ]` from stderr.
+pub fn counts(stderr: &[u8]) -> Counts {
+    let text = String::from_utf8_lossy(stderr);
+    let line = text
+        .lines()
+        .rev()
+        .find_map(|l| {
+            l.strip_prefix("streamprep: ")
+                .filter(|l| l.starts_with("rows in "))
+        })
+        .unwrap_or_else(|| panic!("no summary line in:\n{text}"));
+    let num = |key: &str| -> u64 {
+        line.split(", ")
+            .find_map(|part| part.strip_prefix(key))
+            .map_or(0, |n| n.trim().parse().unwrap_or(0))
+    };
+    Counts {
+        rows_in: num("rows in "),
+        rows_out: num("rows out "),
+        dead: num("dead letters "),
+        dropped: num("dropped "),
+    }
+}
+
+/// The summary adds up, and agrees with what reached the files.
+pub fn adds_up(c: Counts, out_rows: usize, dead_rows: u64) {
+    assert_eq!(
+        c.rows_in,
+        c.rows_out + c.dead + c.dropped,
+        "rows in != rows out + dead letters + dropped: {c:?}"
+    );
+    assert_eq!(
+        c.rows_out, out_rows as u64,
+        "rows out vs the sink's rows: {c:?}"
+    );
+    assert_eq!(
+        c.dead, dead_rows,
+        "dead letters vs the dead-letter file: {c:?}"
+    );
+}
+
+/// Dead letters of a file, as JSON objects, and how many rows they hold.
+pub fn dead_letters(path: &Path) -> (Vec<Value>, u64) {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let v: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("dead letter json"))
+        .collect();
+    let rows = v.iter().map(|d| d["rows"].as_u64().unwrap_or(0)).sum();
+    (v, rows)
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Run `chain` over `input` (a file with extension `ext`) to `out.<sink_ext>` and `dead.ndjson`.
+fn run(dir: &Path, input: &[u8], ext: &str, chain: &str, extra: &[&str], sink_ext: &str) -> Output {
+    let src = dir.join(format!("in.{ext}"));
+    std::fs::write(&src, input).expect("write input");
+    bin()
+        .args(["run", "--source"])
+        .arg(format!("file:{}", src.display()))
+        .args(["--chain", chain, "--sink"])
+        .arg(format!(
+            "file:{}",
+            dir.join(format!("out.{sink_ext}")).display()
+        ))
+        .arg("--dead-letter")
+        .arg(format!("file:{}", dir.join("dead.ndjson").display()))
+        .args(extra)
+        .output()
+        .expect("run streamprep")
+}
+
+fn good_row(i: usize) -> String {
+    format!(
+        "{{\"station\":\"s{}\",\"temp\":{}.5,\"hum\":{}}}",
+        i % 3,
+        i % 40,
+        i % 97
+    )
+}
+
+#[test]
+fn an_infinity_is_refused_as_scikit_learn_refuses_it_and_costs_only_its_message() {
+    // every scaler and transformer, the infinity at the first, a middle and the last row
+    for step in [
+        "standard_scaler",
+        "robust_scaler",
+        "min_max_scaler_0_1",
+        "min_max_scaler_m1_1",
+        "max_abs_scaler",
+        "quantile_transformer_uniform",
+        "quantile_transformer_normal",
+    ] {
+        for (pos, value) in [(0usize, "1e400"), (57, "-1e400"), (299, "1E999")] {
+            let dir = tempfile::tempdir().expect("tmp");
+            let mut input = String::new();
+            for i in 0..300 {
+                if i == pos {
+                    input.push_str(&format!(
+                        "{{\"station\":\"s0\",\"temp\":{value},\"hum\":1}}\n"
+                    ));
+                } else {
+                    input.push_str(&good_row(i));
+                    input.push('\n');
+                }
+            }
+            let out = run(
+                dir.path(),
+                input.as_bytes(),
+                "ndjson",
+                step,
+                &["--buffer", "100"],
+                "ndjson",
+            );
+            assert!(
+                out.status.success(),
+                "{step}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let c = counts(&out.stderr);
+            let (dead, dead_rows) = dead_letters(&dir.path().join("dead.ndjson"));
+            adds_up(c, lines(&dir.path().join("out.ndjson")).len(), dead_rows);
+            // the message holding it (100 rows) is refused whole, with its rows; the others pass
+            assert_eq!(
+                (c.rows_in, c.rows_out, c.dead),
+                (300, 200, 100),
+                "{step} at {pos}"
+            );
+            assert_eq!(dead.len(), 1, "{step}: {dead:?}");
+            let reason = dead[0]["reason"].as_str().unwrap_or("");
+            assert!(
+                reason.contains("column 'temp'") && reason.contains("infinity"),
+                "{step}: {reason}"
+            );
+            let data = dead[0]["data"].as_str().unwrap_or("");
+            assert_eq!(
+                data.lines().count(),
+                100,
+                "{step}: the message's rows travel with it"
+            );
+        }
+    }
+}
+
+#[test]
+fn odd_rows_and_cells_early_in_a_stream_cost_only_themselves() {
+    // a row that is not an object, or a cell that is an array or object where numbers are
+    let odd_rows = [
+        "[1,2]",
+        "42",
+        "\"text\"",
+        "null",
+        "true",
+        "[{\"temp\":1.5},7]",
+    ];
+    let odd_cells = [
+        "{\"station\":\"s1\",\"temp\":[1,2],\"hum\":3}",
+        "{\"station\":\"s1\",\"temp\":{\"v\":1},\"hum\":3}",
+        "{\"station\":\"s1\",\"temp\":1.5,\"hum\":[]}",
+    ];
+    for chain in ["fillna_zeros,normalizer", "abs"] {
+        for positions in [
+            &[0usize][..],
+            &[0, 1, 2],
+            &[1, 500, 999],
+            &[998, 999, 1000, 4999],
+        ] {
+            let dir = tempfile::tempdir().expect("tmp");
+            let mut input = String::new();
+            let mut bad = 0;
+            let mut good = 0;
+            for i in 0..5000 {
+                if let Some(k) = positions.iter().position(|&p| p == i) {
+                    let all: Vec<&str> = odd_rows.iter().chain(&odd_cells).copied().collect();
+                    input.push_str(all[(k * 5 + i) % all.len()]);
+                    bad += 1;
+                } else {
+                    input.push_str(&good_row(i));
+                    good += 1;
+                }
+                input.push('\n');
+            }
+            let out = run(
+                dir.path(),
+                input.as_bytes(),
+                "ndjson",
+                chain,
+                &["--buffer", "250"],
+                "ndjson",
+            );
+            assert!(
+                out.status.success(),
+                "{chain} {positions:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let c = counts(&out.stderr);
+            let (_, dead_rows) = dead_letters(&dir.path().join("dead.ndjson"));
+            let out_rows = lines(&dir.path().join("out.ndjson"));
+            adds_up(c, out_rows.len(), dead_rows);
+            // "[{..},7]" holds a good row before the bad element: the unit is refused whole
+            assert_eq!(c.rows_out, good, "{chain} {positions:?}: {c:?}");
+            assert_eq!(c.dead, bad, "{chain} {positions:?}: {c:?}");
+            // the numeric columns stayed numeric
+            let first: Value = serde_json::from_str(&out_rows[0]).expect("json");
+            assert!(
+                first["temp"].is_number() && first["hum"].is_number(),
+                "{first}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_column_that_appears_late_is_never_dropped_silently() {
+    // "late" appears after the inference sample (row 1500), "nulls" is null in every early row
+    let mut input = String::new();
+    for i in 0..3000 {
+        let late = if i >= 1500 {
+            format!(",\"late\":{i}")
+        } else {
+            String::new()
+        };
+        let nulls = if i >= 2000 {
+            format!("{}.25", i % 7)
+        } else {
+            "null".into()
+        };
+        input.push_str(&format!(
+            "{{\"station\":\"s{}\",\"temp\":{}.5,\"nulls\":{nulls}{late}}}\n",
+            i % 3,
+            i % 40
+        ));
+    }
+    for method in [
+        &["--method", "inline"][..],
+        &["--method", "pool", "--workers", "3"],
+    ] {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut args = vec!["--buffer", "100"];
+        args.extend_from_slice(method);
+        // NDJSON follows: every late value is there, and numbers stay numbers
+        let out = run(
+            dir.path(),
+            input.as_bytes(),
+            "ndjson",
+            "max_abs_scaler",
+            &args,
+            "ndjson",
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let rows: Vec<Value> = lines(&dir.path().join("out.ndjson"))
+            .iter()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect();
+        assert_eq!(rows.len(), 3000);
+        assert!(rows[..1500].iter().all(|r| r.get("late").is_none()));
+        // scaled per message by max_abs_scaler: a number in [0, 1], not the text or the input
+        assert!(rows[1500..]
+            .iter()
+            .all(|r| r["late"].as_f64().is_some_and(|x| x > 0.0 && x <= 1.0)));
+        assert!(rows[2000..].iter().all(|r| r["nulls"]
+            .as_f64()
+            .is_some_and(|x| (0.0..=1.0).contains(&x))));
+        assert!(rows[..2000].iter().all(|r| r["nulls"].is_null()));
+        adds_up(counts(&out.stderr), 3000, 0);
+
+        // CSV cannot add a column once its header is written: said once, and in the summary
+        let out = run(dir.path(), input.as_bytes(), "ndjson", "abs", &args, "csv");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.matches("warning: column 'late'").count(), 1, "{err}");
+        assert!(
+            err.contains("columns the sink could not take: late"),
+            "{err}"
+        );
+        let csv = lines(&dir.path().join("out.csv"));
+        assert_eq!(csv[0], "station,temp,nulls");
+        assert_eq!(csv.len(), 3001);
+        assert!(
+            csv.iter().all(|l| l.split(',').count() == 3),
+            "aligned with the header"
+        );
+    }
+}
+
+#[test]
+fn a_partial_schema_types_its_columns_and_keeps_the_others() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut input = String::new();
+    for i in 0..50 {
+        input.push_str(&good_row(i));
+        input.push('\n');
+    }
+    let src = dir.path().join("in.ndjson");
+    std::fs::write(&src, &input).expect("write");
+    let project = dir.path().join("p.toml");
+    std::fs::write(
+        &project,
+        format!(
+            "source = \"file:{}\"\nbuffer = 10\nchain = [\"abs\"]\nsink = \"file:{}\"\n[schema]\nhum = \"float64\"\n",
+            src.display(),
+            dir.path().join("out.ndjson").display()
+        ),
+    )
+    .expect("project");
+    let out = bin().arg("run").arg(&project).output().expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = lines(&dir.path().join("out.ndjson"));
+    assert_eq!(rows.len(), 50);
+    let r: Value = serde_json::from_str(&rows[3]).expect("json");
+    assert_eq!(r["station"], "s0");
+    assert_eq!(r["temp"], 3.5);
+    // declared float64: written as a float
+    assert!(rows[3].contains("\"hum\":3.0"), "{}", rows[3]);
+}
