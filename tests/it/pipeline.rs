@@ -315,3 +315,43 @@ fn bad_csv_rows_go_to_dead_letters_and_do_not_change_the_schema() {
         "{dead}"
     );
 }
+
+/// A reader that gives `good` bytes, then fails (a connection reset, a disk error).
+struct FailsAfter {
+    data: Vec<u8>,
+    at: usize,
+}
+
+impl std::io::Read for FailsAfter {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.at >= self.data.len() {
+            return Err(std::io::Error::other("connection reset by peer"));
+        }
+        let n = buf.len().min(self.data.len() - self.at).min(4096);
+        buf[..n].copy_from_slice(&self.data[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_source_that_fails_half_way_costs_no_row_already_processed() {
+    for method in [Method::Inline, Method::Pool { workers: 3 }] {
+        for rows in [1usize, 1500, 4321] {
+            let mut data = Vec::new();
+            for i in 0..rows {
+                data.extend_from_slice(format!("{{\"a\":{i}}}\n").as_bytes());
+            }
+            let file = tempfile::NamedTempFile::new().expect("tmp");
+            let mut src = LineSource::new(FailsAfter { data, at: 0 }, RowFormat::Ndjson);
+            // the real file sink: its writer thread must flush what it holds
+            let mut sink = WriterSink::new(file.reopen().expect("reopen"), Encoding::Ndjson);
+            let r = run(&cfg("abs", 100, method), &mut src, &mut sink, None);
+            let e = r.expect_err("the source failed");
+            assert!(e.to_string().contains("connection reset"), "{e}");
+            let written = std::fs::read_to_string(file.path()).expect("read");
+            // every whole message read before the failure is in the file
+            assert_eq!(written.lines().count(), rows / 100 * 100, "{method:?} {rows}");
+        }
+    }
+}

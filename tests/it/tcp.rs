@@ -205,3 +205,108 @@ fn oversized_frame_is_refused_and_the_stream_goes_on() {
         "{d}"
     );
 }
+
+fn listen(port: u16, dir: &Path, extra: &[&str]) -> Child {
+    bin()
+        .args(["run", "--source", &format!("tcp-listen:127.0.0.1:{port}")])
+        .args(["--chain", "abs", "--buffer", "7"])
+        .args(extra)
+        .args([
+            "--sink",
+            &format!("file:{}", dir.join("out.ndjson").display()),
+            "--dead-letter",
+            &format!("file:{}", dir.join("dead.ndjson").display()),
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn")
+}
+
+#[test]
+fn every_connection_is_read_in_its_order_and_an_idle_one_blocks_nobody() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let port = free_port();
+    let mut child = listen(port, dir.path(), &["--method", "pool", "--workers", "2"]);
+    // first in: a sender that says nothing
+    let idle = connect(port, &mut child);
+    let senders: Vec<_> = (0..60)
+        .map(|c| {
+            std::thread::spawn(move || {
+                let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+                for i in 0..10 {
+                    write_frame(&mut s, format!("{{\"c\":{c},\"i\":{i}}}").as_bytes())
+                        .expect("send");
+                    if i == 4 {
+                        std::thread::sleep(Duration::from_millis(5)); // interleave
+                    }
+                }
+            })
+        })
+        .collect();
+    for s in senders {
+        s.join().expect("sender");
+    }
+    let mut last = connect(port, &mut child);
+    write_frame(&mut last, &[EOT]).expect("eot");
+    drop(last);
+    drop(idle);
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(dir.path().join("out.ndjson")).expect("out");
+    let mut next = vec![0i64; 60];
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("json");
+        let (c, i) = (
+            v["c"].as_i64().expect("c") as usize,
+            v["i"].as_i64().expect("i"),
+        );
+        assert_eq!(i, next[c], "connection {c}'s rows out of order");
+        next[c] += 1;
+    }
+    assert!(next.iter().all(|&n| n == 10), "rows missing: {next:?}");
+    let c = crate::robust::counts(&out.stderr);
+    crate::robust::adds_up(c, 600, 0);
+}
+
+#[test]
+fn a_torn_frame_is_a_dead_letter_and_the_rows_before_it_are_written() {
+    for (good, torn) in [
+        (1500usize, &[0u8, 0, 0, 100, b'{', b'"'][..]),
+        (3, &[0u8, 0][..]),
+    ] {
+        let dir = tempfile::tempdir().expect("tmp");
+        let port = free_port();
+        let mut child = listen(port, dir.path(), &[]);
+        let mut s = connect(port, &mut child);
+        for i in 0..good {
+            write_frame(&mut s, format!("{{\"a\":{i}}}").as_bytes()).expect("send");
+        }
+        s.write_all(torn).expect("torn frame");
+        drop(s); // closed inside a frame
+        let mut last = connect(port, &mut child);
+        write_frame(&mut last, &[EOT]).expect("eot");
+        drop(last);
+        let out = child.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let rows = std::fs::read_to_string(dir.path().join("out.ndjson")).expect("out");
+        assert_eq!(rows.lines().count(), good);
+        let (dead, dead_rows) = crate::robust::dead_letters(&dir.path().join("dead.ndjson"));
+        assert_eq!(dead.len(), 1, "{dead:?}");
+        assert!(
+            dead[0]["reason"]
+                .as_str()
+                .unwrap_or("")
+                .contains("closed inside a frame"),
+            "{dead:?}"
+        );
+        crate::robust::adds_up(crate::robust::counts(&out.stderr), good, dead_rows);
+    }
+}

@@ -279,10 +279,12 @@ pub fn open_source(ep: &Endpoint, opts: SourceOptions) -> Result<Box<dyn Source>
             let rf = format.rows().unwrap_or(RowFormat::Ndjson);
             Box::new(LineSource::new(std::io::stdin(), rf))
         }
-        Endpoint::TcpListen { addr, format } => Box::new(FramedSource::bind(
+        Endpoint::TcpListen { addr, format } => Box::new(FramedSource::bind_with(
             addr,
             format.rows().unwrap_or(RowFormat::Ndjson),
             opts.max_frame,
+            crate::tcp::source::MAX_CONNECTIONS,
+            opts.stop.clone(),
         )?),
         Endpoint::Tcp { addr, .. } => {
             return Err(IoError::Protocol(format!(

@@ -440,11 +440,13 @@ pub fn run_with(
             })
         }
     };
+    // Whatever ended the run, what was processed reaches the sinks and is flushed: a source
+    // that failed half-way (a torn connection, a full disk) costs no row already done.
+    let finished = sink.finish();
+    let dl_finished = dead_letters.map_or(Ok(()), |dl| dl.finish());
     result?;
-    sink.finish()?;
-    if let Some(dl) = dead_letters {
-        dl.finish()?;
-    }
+    finished?;
+    dl_finished?;
     let snap = stats.snapshot();
     Ok(Summary {
         rows_in: snap.rows_in,

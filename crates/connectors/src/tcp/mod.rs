@@ -4,7 +4,7 @@
 //! output message as one frame (CSV: the header first), then EOT.
 
 mod sink;
-mod source;
+pub mod source;
 
 pub use sink::FramedSink;
 pub use source::FramedSource;
@@ -37,10 +37,10 @@ pub fn read_frame<R: std::io::Read>(
             return if got == 0 {
                 Ok(None)
             } else {
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "stream ended inside a frame length",
-                ))
+                Ok(Some(FrameRead::Torn {
+                    announced: 0,
+                    got: 0,
+                }))
             };
         }
         got += n;
@@ -57,9 +57,16 @@ pub fn read_frame<R: std::io::Read>(
         }
         return Ok(Some(FrameRead::TooLong(len)));
     }
+    // Allocated as the bytes arrive, not as announced: a length of 4 GiB followed by nothing
+    // costs nothing.
     let start = buf.len();
-    buf.resize(start + len, 0);
-    r.read_exact(&mut buf[start..])?;
+    let got = r.take(len as u64).read_to_end(buf)?;
+    if got < len {
+        return Ok(Some(FrameRead::Torn {
+            announced: len,
+            got: buf.len() - start,
+        }));
+    }
     Ok(Some(FrameRead::Frame(len)))
 }
 
@@ -70,4 +77,11 @@ pub enum FrameRead {
     Frame(usize),
     /// A frame of this many bytes was over the limit and skipped.
     TooLong(usize),
+    /// The stream ended inside a frame: `got` of its `announced` bytes were appended.
+    Torn {
+        /// The frame's length.
+        announced: usize,
+        /// The bytes that arrived.
+        got: usize,
+    },
 }
