@@ -275,6 +275,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         stop: cfg.stop.clone(),
     };
     super::status::stop_on_ctrl_c(&cfg.stop)?;
+    // no output file is created or truncated before every endpoint has been checked
+    spec::check_outputs(&source_ep, &[&sink_ep, &dl_ep])?;
 
     // what can fail is tried before the source is opened and the sink's file created
     let stats = std::sync::Arc::new(Stats::default());

@@ -29,6 +29,12 @@ pub struct WorkerArgs {
 
 pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.concurrency >= 1, "--concurrency must be at least 1");
+    anyhow::ensure!(
+        args.concurrency <= streamprep_engine::pipeline::MAX_WORKERS,
+        "--concurrency {} is more than the limit of {} threads",
+        args.concurrency,
+        streamprep_engine::pipeline::MAX_WORKERS
+    );
     anyhow::ensure!(args.max_attempts >= 1, "--max-attempts must be at least 1");
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     stop_on_ctrl_c(&stop)?;

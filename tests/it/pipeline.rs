@@ -351,7 +351,11 @@ fn a_source_that_fails_half_way_costs_no_row_already_processed() {
             assert!(e.to_string().contains("connection reset"), "{e}");
             let written = std::fs::read_to_string(file.path()).expect("read");
             // every whole message read before the failure is in the file
-            assert_eq!(written.lines().count(), rows / 100 * 100, "{method:?} {rows}");
+            assert_eq!(
+                written.lines().count(),
+                rows / 100 * 100,
+                "{method:?} {rows}"
+            );
         }
     }
 }

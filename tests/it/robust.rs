@@ -352,3 +352,82 @@ fn a_partial_schema_types_its_columns_and_keeps_the_others() {
     // declared float64: written as a float
     assert!(rows[3].contains("\"hum\":3.0"), "{}", rows[3]);
 }
+
+#[test]
+fn a_bad_endpoint_or_setting_is_refused_before_any_file_is_touched() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let input = dir.path().join("in.ndjson");
+    std::fs::write(&input, "{\"a\":1}\n").expect("input");
+    let out = dir.path().join("out.ndjson");
+    let dead = dir.path().join("dead.ndjson");
+    let keep = b"precious rows\n";
+    let f = |p: &Path| format!("file:{}", p.display());
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["--dead-letter".into(), "file:/proc/nope/d.ndjson".into()],
+            "/proc/nope/d.ndjson",
+        ),
+        (
+            vec!["--dead-letter".into(), f(dir.path())],
+            "is a directory",
+        ),
+        (vec!["--dead-letter".into(), f(&out)], "named twice"),
+        (vec!["--dead-letter".into(), f(&input)], "named twice"),
+        (
+            vec![
+                "--workers".into(),
+                "100000".into(),
+                "--method".into(),
+                "pool".into(),
+            ],
+            "limit of 1024",
+        ),
+        (
+            vec![
+                "--workers".into(),
+                "18446744073709551615".into(),
+                "--method".into(),
+                "pool".into(),
+            ],
+            "limit of 1024",
+        ),
+        (
+            vec!["--buffer".into(), "1000000000".into()],
+            "limit of 10000000",
+        ),
+        (
+            vec!["--chain".into(), vec!["abs"; 1_001].join(",")],
+            "at most 1000",
+        ),
+    ];
+    for (args, want) in cases {
+        std::fs::write(&out, keep).expect("out");
+        std::fs::write(&dead, keep).expect("dead");
+        let mut cmd = bin();
+        cmd.args(["run", "--source", &f(&input), "--sink", &f(&out)]);
+        if !args.iter().any(|a| a == "--chain") {
+            cmd.args(["--chain", "abs"]);
+        }
+        if !args.iter().any(|a| a == "--buffer") {
+            cmd.args(["--buffer", "10"]);
+        }
+        if !args.iter().any(|a| a == "--dead-letter") {
+            cmd.args(["--dead-letter", &f(&dead)]);
+        }
+        let o = cmd.args(&args).output().expect("run");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert_eq!(
+            std::fs::read(&out).expect("out"),
+            keep,
+            "{args:?}: the sink was touched"
+        );
+        assert_eq!(std::fs::read(&dead).expect("dead"), keep, "{args:?}");
+        assert_eq!(
+            std::fs::read(&input).expect("in"),
+            b"{\"a\":1}\n",
+            "{args:?}"
+        );
+    }
+}

@@ -311,6 +311,58 @@ pub fn open_source(ep: &Endpoint, opts: SourceOptions) -> Result<Box<dyn Source>
     })
 }
 
+/// Check every output file before any is created or truncated: each must be creatable or
+/// writable where it is, no two may be the same file, and none may be the source's file. A
+/// run refused here has touched nothing (a file that did not exist is created to try, then
+/// removed).
+pub fn check_outputs(source: &Endpoint, outputs: &[&Endpoint]) -> Result<(), IoError> {
+    let same = |a: &std::path::Path, b: &std::path::Path| {
+        a == b
+            || matches!(
+                (std::fs::canonicalize(a), std::fs::canonicalize(b)),
+                (Ok(x), Ok(y)) if x == y
+            )
+    };
+    let mut seen: Vec<&std::path::Path> = Vec::new();
+    if let Endpoint::File { path, .. } = source {
+        seen.push(path);
+    }
+    for ep in outputs {
+        let Endpoint::File { path, .. } = ep else {
+            continue;
+        };
+        if let Some(other) = seen.iter().find(|p| same(p, path)) {
+            return Err(IoError::Protocol(format!(
+                "{} is named twice (as {} and as an output): it would be overwritten",
+                path.display(),
+                other.display()
+            )));
+        }
+        seen.push(path);
+        let what = |e| IoError::io(format!("cannot write {}", path.display()), e);
+        if path.exists() {
+            if path.is_dir() {
+                return Err(IoError::Protocol(format!(
+                    "{} is a directory, not a file",
+                    path.display()
+                )));
+            }
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(path)
+                .map_err(what)?;
+        } else {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .map_err(what)?;
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    Ok(())
+}
+
 /// Open a sink (a file is created, a TCP or MQTT sink connects).
 pub fn open_sink(ep: &Endpoint, opts: &SourceOptions) -> Result<Box<dyn Sink>, IoError> {
     Ok(match ep {

@@ -32,6 +32,15 @@ pub enum Backpressure {
     DropOldest,
 }
 
+/// The most steps a chain may have.
+pub const MAX_STEPS: usize = 1000;
+/// The most rows a message may have (`--buffer`).
+pub const MAX_BUFFER: usize = 10_000_000;
+/// The most worker threads of the pool.
+pub const MAX_WORKERS: usize = 1024;
+/// The most messages the queue method keeps in flight.
+pub const MAX_IN_FLIGHT: usize = 100_000;
+
 /// Rows the schema is inferred from (the first messages, until this many rows are seen).
 pub const INFER_ROWS: usize = 1000;
 
@@ -85,9 +94,34 @@ impl PipelineConfig {
 impl PipelineConfig {
     /// Refuse a bad configuration before anything runs.
     pub fn validate(&self) -> Result<(), PipelineError> {
+        if self.chain.len() > MAX_STEPS {
+            return Err(PipelineError::Config(format!(
+                "the chain has {} steps; at most {MAX_STEPS}",
+                self.chain.len()
+            )));
+        }
         validate_chain(&self.chain)?;
         if self.buffer == 0 {
             return Err(PipelineError::Config("--buffer must be at least 1".into()));
+        }
+        if self.buffer > MAX_BUFFER {
+            return Err(PipelineError::Config(format!(
+                "--buffer {} is more than the limit of {MAX_BUFFER} rows a message",
+                self.buffer
+            )));
+        }
+        match self.method {
+            Method::Pool { workers } if workers > MAX_WORKERS => {
+                return Err(PipelineError::Config(format!(
+                    "--workers {workers} is more than the limit of {MAX_WORKERS} threads"
+                )))
+            }
+            Method::Queue { in_flight } if in_flight > MAX_IN_FLIGHT => {
+                return Err(PipelineError::Config(format!(
+                    "--in-flight {in_flight} is more than the limit of {MAX_IN_FLIGHT} messages"
+                )))
+            }
+            _ => {}
         }
         match self.method {
             Method::Pool { workers: 0 } => {

@@ -69,6 +69,17 @@ struct Sent {
     at: Instant,
 }
 
+/// The largest value Redis takes by default (`proto-max-bulk-len`, 512 MB).
+pub const MAX_TASK_BYTES: usize = 512 << 20;
+
+/// The bytes of a message's rows (what its task carries, before compression).
+fn raw_size(msg: &streamprep_core::Message) -> usize {
+    match &msg.payload {
+        streamprep_core::Payload::Raw { bytes, ends, .. } => bytes.len() + 8 * ends.len(),
+        streamprep_core::Payload::Columnar(b) => b.get_array_memory_size(),
+    }
+}
+
 /// A connection that reconnects with backoff, saying so once.
 struct Link {
     url: String,
@@ -112,6 +123,7 @@ impl Link {
         &mut self,
         mut f: impl FnMut(&mut Conn) -> Result<T, IoError>,
     ) -> Result<T, IoError> {
+        let mut lost = 0u32;
         loop {
             let Some(con) = self.get().as_mut() else {
                 return Err(IoError::Protocol(format!(
@@ -123,6 +135,19 @@ impl Link {
                 Ok(v) => return Ok(v),
                 Err(e) if con.is_open() && !is_lost(&e) => return Err(e),
                 Err(e) => {
+                    // Redis answers and then drops the same command again: it is the
+                    // command, not the link (say so, and stop, instead of looping)
+                    lost += 1;
+                    if lost >= 8 {
+                        return Err(IoError::Protocol(format!(
+                            "Redis at {} closed the connection on the same command {lost} times \
+                             in a row ({e}); giving up",
+                            self.url
+                        )));
+                    }
+                    if lost > 1 {
+                        std::thread::sleep(Duration::from_millis(100u64 << lost.min(4)));
+                    }
                     eprintln!("streamprep: queue: {e}; reconnecting");
                     self.con = None;
                     self.reconnected = true;
@@ -199,7 +224,38 @@ impl Remote for Queue {
                         continue;
                     }
                     let seq = msg.seq;
+                    // a task Redis cannot take (over its bulk limit, it closes the
+                    // connection) becomes a dead letter, not a resend for ever
+                    let big = raw_size(&msg) > MAX_TASK_BYTES / 2;
+                    let kept = big.then(|| (msg.payload.clone(), msg.payload.rows()));
                     let fields = task(&reply, &spec, msg, self.lz4)?;
+                    if size(&fields) > MAX_TASK_BYTES {
+                        let (payload, rows) = kept.unwrap_or((
+                            streamprep_core::Payload::Raw {
+                                format: streamprep_core::RowFormat::Ndjson,
+                                bytes: Vec::new(),
+                                ends: Vec::new(),
+                            },
+                            0,
+                        ));
+                        let dead = streamprep_core::DeadLetter {
+                            seq,
+                            step: "queue".into(),
+                            reason: format!(
+                                "the task of this message is {} MB, over Redis' limit of {} MB \
+                                 for one value (proto-max-bulk-len): lower --buffer",
+                                size(&fields) >> 20,
+                                MAX_TASK_BYTES >> 20
+                            ),
+                            data: streamprep_engine::chain::message_data(&payload),
+                            rows,
+                        };
+                        let mut p = Processed::refused(seq, rows, vec![dead]);
+                        p.acks = acks;
+                        p.dropped = dropped;
+                        done.insert(seq, p);
+                        continue;
+                    }
                     let id = link.with(|c| xadd(c, TASKS, &fields))?;
                     bytes += size(&fields);
                     if sent.is_empty() {

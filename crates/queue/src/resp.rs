@@ -14,6 +14,9 @@ use streamprep_core::IoError;
 /// The largest bulk string Redis sends (its `proto-max-bulk-len`).
 const MAX_BULK: usize = 512 << 20;
 
+/// How long a new connection waits for Redis to answer its first command.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// One connection; after an I/O error it is closed (`is_open` false) and the caller reconnects.
 pub struct Conn {
     r: BufReader<TcpStream>,
@@ -51,9 +54,8 @@ impl Conn {
             .ok_or_else(|| fail(std::io::ErrorKind::NotFound.into()))?;
         let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(fail)?;
         s.set_nodelay(true).map_err(fail)?;
-        // a peer that vanished without closing is noticed (the longest BLOCK is 0.5 s)
-        s.set_read_timeout(Some(Duration::from_secs(30)))
-            .map_err(fail)?;
+        // a peer that accepts and never answers is not Redis: the handshake waits 5 s
+        s.set_read_timeout(Some(HANDSHAKE_TIMEOUT)).map_err(fail)?;
         let mut c = Conn {
             r: BufReader::with_capacity(1 << 16, s.try_clone().map_err(fail)?),
             w: BufWriter::with_capacity(1 << 16, s),
@@ -72,7 +74,25 @@ impl Conn {
             c.cmd("SELECT", &[b"SELECT", settings.db().to_string().as_bytes()])
                 .map_err(refused)?;
         }
-        c.cmd("PING", &[b"PING"]).map_err(refused)?;
+        c.cmd("PING", &[b"PING"]).map_err(|e| match e {
+            IoError::Io { cause, .. }
+                if matches!(
+                    cause.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                IoError::Protocol(format!(
+                    "{url} accepted the connection but did not answer PING within {} s: is it \
+                     Redis?",
+                    HANDSHAKE_TIMEOUT.as_secs()
+                ))
+            }
+            e => refused(e),
+        })?;
+        // a peer that vanished without closing is noticed (the longest BLOCK is 0.5 s)
+        c.w.get_ref()
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .map_err(fail)?;
         Ok(c)
     }
 
@@ -279,5 +299,21 @@ mod tests {
         drop(l);
         let e = Conn::connect(&format!("redis://127.0.0.1:{port}")).unwrap_err();
         assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
+    }
+
+    #[test]
+    fn a_peer_that_accepts_and_never_answers_is_refused_within_the_handshake_timeout() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let held = std::thread::spawn(move || {
+            let (s, _) = l.accept().unwrap();
+            std::thread::sleep(Duration::from_secs(8));
+            drop(s);
+        });
+        let t = std::time::Instant::now();
+        let e = Conn::connect(&format!("redis://127.0.0.1:{port}")).unwrap_err();
+        assert!(t.elapsed() < Duration::from_secs(7), "{:?}", t.elapsed());
+        assert!(e.to_string().contains("did not answer PING"), "{e}");
+        let _ = held;
     }
 }

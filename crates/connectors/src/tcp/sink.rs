@@ -14,12 +14,30 @@ pub struct FramedSink {
     header_sent: bool,
 }
 
+/// How long connecting to the receiver may take.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long one write may wait for a receiver that does not read.
+pub const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl FramedSink {
     /// Connect to `addr`.
     pub fn connect(addr: &str, encoding: Encoding) -> Result<Self, IoError> {
-        let s = TcpStream::connect(addr)
-            .map_err(|e| IoError::io(format!("connecting to tcp:{addr}"), e))?;
+        let fail = |e| IoError::io(format!("connecting to tcp:{addr}"), e);
+        let mut last = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let mut conn = None;
+        for a in std::net::ToSocketAddrs::to_socket_addrs(addr).map_err(fail)? {
+            match TcpStream::connect_timeout(&a, CONNECT_TIMEOUT) {
+                Ok(s) => {
+                    conn = Some(s);
+                    break;
+                }
+                Err(e) => last = e,
+            }
+        }
+        let s = conn.ok_or_else(|| fail(last))?;
         let _ = s.set_nodelay(true);
+        // a peer that stops reading stops the run with an error, not for ever
+        let _ = s.set_write_timeout(Some(WRITE_TIMEOUT));
         Ok(FramedSink {
             addr: addr.to_string(),
             out: BufWriter::with_capacity(1 << 16, s),
