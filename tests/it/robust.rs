@@ -431,3 +431,56 @@ fn a_bad_endpoint_or_setting_is_refused_before_any_file_is_touched() {
         );
     }
 }
+
+#[test]
+fn sigterm_stops_like_ctrl_c_and_kill_9_tears_no_row() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let input = crate::cli::gen(dir.path(), 60_000);
+    let out = dir.path().join("out.ndjson");
+    let spawn = |rate: &str| {
+        bin()
+            .args(["run", "--source", &format!("file:{}", input.display())])
+            .args(["--rate", rate, "--chain", "fillna_zeros,normalizer"])
+            .args(["--buffer", "50", "--max-wait", "10ms", "--sink"])
+            .arg(format!("file:{}", out.display()))
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn")
+    };
+    let signal = |pid: u32, sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(ok.success());
+    };
+    // SIGTERM: a summary, exit 0, and what the summary says is in the file
+    let child = spawn("20000");
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    signal(child.id(), "-TERM");
+    let o = child.wait_with_output().expect("wait");
+    assert!(
+        o.status.success(),
+        "{:?} {}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let c = counts(&o.stderr);
+    assert!(c.rows_in > 0 && c.rows_in < 60_000, "{c:?}");
+    adds_up(c, lines(&out).len(), 0);
+    // kill -9 at several moments: every line in the file is a whole row
+    for ms in [60u64, 150, 300, 450] {
+        let child = spawn("100000");
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        signal(child.id(), "-KILL");
+        let _ = child.wait_with_output();
+        let text = std::fs::read(&out).expect("out");
+        assert!(
+            text.is_empty() || text.ends_with(b"\n"),
+            "a torn last row after {ms} ms"
+        );
+        for l in String::from_utf8_lossy(&text).lines() {
+            serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("torn row {l:?}: {e}"));
+        }
+    }
+}

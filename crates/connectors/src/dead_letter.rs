@@ -3,31 +3,37 @@
 //! kept exactly, as `"data_base64": ..` instead of `"data"`, so every dead letter can be
 //! replayed byte for byte.
 
-use std::io::{BufWriter, Write};
+use std::io::Write;
+
+use crate::file::UnitWriter;
 
 use streamprep_core::{DeadLetter, DeadLetterSink, IoError};
 
 /// Writes dead letters as NDJSON to any writer.
 pub struct DeadLetterWriter<W: Write> {
-    out: BufWriter<W>,
+    out: UnitWriter<W>,
+    line: Vec<u8>,
 }
 
 impl<W: Write + Send> DeadLetterWriter<W> {
     /// A dead-letter output on `w`.
     pub fn new(w: W) -> Self {
         DeadLetterWriter {
-            out: BufWriter::new(w),
+            // whole lines per write call: a kill leaves no torn dead letter
+            out: UnitWriter::new(w, 64 * 1024),
+            line: Vec::new(),
         }
     }
 }
 
 impl<W: Write + Send> DeadLetterSink for DeadLetterWriter<W> {
     fn write(&mut self, d: &DeadLetter) -> Result<(), IoError> {
-        let line = d.to_json();
-        serde_json::to_writer(&mut self.out, &line)
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, &d.to_json())
             .map_err(|e| IoError::io("writing dead letters", e.into()))?;
+        self.line.push(b'\n');
         self.out
-            .write_all(b"\n")
+            .unit(&self.line)
             .map_err(|e| IoError::io("writing dead letters", e))
     }
 

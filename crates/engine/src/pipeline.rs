@@ -416,6 +416,8 @@ pub fn run_with(
             let next = || -> Result<Option<Message>, IoError> {
                 let m = match ahead.pop_front() {
                     Some(m) => return Ok(Some(m)),
+                    // stopped (Ctrl-C, SIGTERM, a handle): no more reading, drain what is in
+                    None if stop.load(Ordering::SeqCst) => None,
                     None => {
                         tuner.tune(&mut buffer, stats);
                         buffer.next_message(source, max_wait)?
@@ -433,6 +435,10 @@ pub fn run_with(
             std::thread::scope(|s| {
                 let queue = &queue;
                 s.spawn(move || loop {
+                    if stop.load(Ordering::SeqCst) {
+                        queue.finish(Ok(()));
+                        break;
+                    }
                     tuner.tune(&mut buffer, stats);
                     match buffer.next_message(source, max_wait) {
                         Ok(Some(m)) => {

@@ -1,4 +1,4 @@
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::thread::JoinHandle;
 
@@ -39,12 +39,13 @@ impl WriterSink {
         let thread = std::thread::Builder::new()
             .name("streamprep-sink".into())
             .spawn(move || {
-                let mut w = BufWriter::with_capacity(GATHER, w);
+                // every system call ends at the end of a message (messages hold whole rows)
+                let mut w = super::UnitWriter::new(w, GATHER);
                 for job in rx {
                     match job {
                         Job::Write(chunks) => {
                             for chunk in chunks {
-                                w.write_all(&chunk)?;
+                                w.unit(&chunk)?;
                             }
                         }
                         Job::Flush(done) => {
