@@ -11,7 +11,7 @@
 //! sink = "file:out.ndjson"
 //! dead_letter = "file:dead.ndjson" # default: stderr
 //! compression = "none"             # or "zlib-base64" (each row base64(zlib(text)))
-//! max_frame = 16777216             # largest TCP frame accepted, bytes
+//! max_row = 16777216               # largest row (line, TCP frame, MQTT publish), bytes
 //!
 //! [schema]                         # optional: declared instead of inferred from the first rows
 //! ts = "string"
@@ -98,8 +98,9 @@ pub struct ProjectConfig {
     pub dead_letter: Option<String>,
     /// How rows are wrapped.
     pub compression: Option<Compression>,
-    /// Largest TCP frame accepted, in bytes.
-    pub max_frame: Option<usize>,
+    /// Largest row accepted (a line, a TCP frame, an MQTT publish), in bytes.
+    #[serde(alias = "max_frame")]
+    pub max_row: Option<usize>,
     /// A live source's message closes when its oldest row has waited this long ("50ms").
     pub max_wait: Option<String>,
     /// `block` or `drop_oldest`.

@@ -65,9 +65,11 @@ pub struct RunArgs {
     /// Rows arrive wrapped: `zlib-base64` = each row is base64(zlib(text)).
     #[arg(long, value_enum)]
     compression: Option<CompressionArg>,
-    /// Largest TCP frame accepted, in bytes (longer frames are skipped into dead letters).
-    #[arg(long)]
-    max_frame: Option<usize>,
+    /// Largest row accepted from any source, in bytes: a line of a file or stdin, a TCP frame,
+    /// an MQTT publish (longer ones are skipped without being held, into dead letters).
+    /// Default 16 MiB.
+    #[arg(long, visible_alias = "max-frame")]
+    max_row: Option<usize>,
     /// A live source's (MQTT, paced generator) message is sent when it holds --buffer rows
     /// or when its oldest row has waited this long, whichever comes first (default 50ms).
     #[arg(long)]
@@ -269,8 +271,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     .context("--dead-letter")?;
     let opts = SourceOptions {
         max_frame: args
-            .max_frame
-            .or(project.max_frame)
+            .max_row
+            .or(project.max_row)
             .unwrap_or(SourceOptions::default().max_frame),
         stop: cfg.stop.clone(),
     };

@@ -700,3 +700,79 @@ fn demo_runs_on_the_embedded_broker_and_stops_cleanly() {
     let first: serde_json::Value = serde_json::from_str(&lines(&out)[0]).expect("json");
     assert!(first["temp_out"].as_f64().expect("temp_out").abs() <= 1.0);
 }
+
+/// Publish `args` (mosquitto_pub's) to the broker at QoS 1.
+fn publish(broker: &Broker, topic: &str, args: &[&str]) {
+    let st = Command::new("mosquitto_pub")
+        .args(["-p", &broker.port.to_string(), "-t", topic, "-q", "1"])
+        .args(args)
+        .status()
+        .expect("mosquitto_pub");
+    assert!(st.success(), "mosquitto_pub {args:?}");
+}
+
+#[test]
+fn garbage_first_a_narrow_first_row_an_oversized_and_an_empty_publish_cost_only_themselves() {
+    need("mosquitto_pub");
+    let dir = tempfile::tempdir().expect("tmp");
+    let broker = Broker::start(Kind::Mosquitto, dir.path());
+    let out = dir.path().join("out.ndjson");
+    let dl = dir.path().join("dl.ndjson");
+    let run = Run::start(&[
+        "--source",
+        &format!("{}?qos=1", broker.url("odd/+")),
+        "--chain",
+        "abs",
+        "--buffer",
+        "10",
+        "--max-wait",
+        "20ms",
+        "--max-row",
+        "1000000",
+        "--sink",
+        &format!("file:{}", out.display()),
+        "--dead-letter",
+        &format!("file:{}", dl.display()),
+    ]);
+    // the very first publishes are garbage: the live pipeline must not die of them
+    publish(&broker, "odd/a", &["-m", "{not json"]);
+    publish(&broker, "odd/a", &["-m", "42"]);
+    // then a row of one column: it must not fix the schema to that column
+    publish(&broker, "odd/a", &["-m", "{\"a\":-1}"]);
+    // a publish over the limit (QoS 1): a dead letter, acknowledged, not redelivered for ever
+    let big = dir.path().join("big.json");
+    std::fs::write(&big, format!("{{\"a\":\"{}\"}}", "x".repeat(3_000_000))).expect("big");
+    publish(&broker, "odd/b", &["-f", &big.display().to_string()]);
+    // an empty publish: counted as a dead letter
+    publish(&broker, "odd/b", &["-n"]);
+    // a null in the first row of a column does not make it text
+    for i in 0..200 {
+        let b = if i == 0 {
+            "null".to_string()
+        } else {
+            format!("{i}.5")
+        };
+        publish(
+            &broker,
+            "odd/c",
+            &["-m", &format!("{{\"a\":-{i},\"b\":{b},\"c\":\"s{i}\"}}")],
+        );
+    }
+    wait_rows(&out, 201, Duration::from_secs(30));
+    wait_rows(&dl, 4, Duration::from_secs(10));
+    let summary = run.stop();
+    let rows = lines(&out);
+    assert_eq!(rows.len(), 201, "{summary}");
+    let last: serde_json::Value = serde_json::from_str(&rows[200]).expect("json");
+    assert_eq!(last["a"], 199.0);
+    assert_eq!(last["b"], 199.5, "a number, not text: {last}");
+    assert_eq!(last["c"], "s199");
+    let dead = lines(&dl);
+    assert_eq!(dead.len(), 4, "{dead:?}");
+    let all = dead.join("\n");
+    assert!(all.contains("{not json") && all.contains("42"), "{all}");
+    assert!(all.contains("larger than the maximum of 1000000"), "{all}");
+    assert!(all.contains("empty MQTT publish"), "{all}");
+    assert!(summary.contains("rows in 205, rows out 201,"), "{summary}");
+    assert!(summary.contains("dead letters 4,"), "{summary}");
+}

@@ -484,3 +484,133 @@ fn sigterm_stops_like_ctrl_c_and_kill_9_tears_no_row() {
         }
     }
 }
+
+#[test]
+fn an_oversized_row_is_skipped_into_a_dead_letter_from_a_file_and_from_stdin() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut input = Vec::new();
+    let mut good = 0u64;
+    for i in 0..3000 {
+        match i {
+            // a long row in the middle, one right after another, and the last one unended
+            1000 | 1001 => input.extend_from_slice(
+                format!("{{\"a\":\"{}\"}}\n", "y".repeat(5_000_000 + i)).as_bytes(),
+            ),
+            _ => {
+                input.extend_from_slice(good_row(i).as_bytes());
+                input.push(b'\n');
+                good += 1;
+            }
+        }
+    }
+    input.extend_from_slice(b"{\"a\":\"");
+    input.extend(std::iter::repeat_n(b'z', 300_000));
+    for via_stdin in [false, true] {
+        let out = if via_stdin {
+            let mut child = bin()
+                .args(["run", "--source", "-", "--chain", "abs", "--buffer", "100"])
+                .args(["--max-row", "100000", "--sink"])
+                .arg(format!("file:{}", dir.path().join("out.ndjson").display()))
+                .arg("--dead-letter")
+                .arg(format!("file:{}", dir.path().join("dead.ndjson").display()))
+                .stdin(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn");
+            let mut stdin = child.stdin.take().expect("stdin");
+            let data = input.clone();
+            let feeder = std::thread::spawn(move || {
+                // in short pieces, as a pipe delivers them
+                for piece in data.chunks(7_777) {
+                    std::io::Write::write_all(&mut stdin, piece).expect("feed");
+                }
+            });
+            feeder.join().expect("feeder");
+            child.wait_with_output().expect("wait")
+        } else {
+            run(
+                dir.path(),
+                &input,
+                "ndjson",
+                "abs",
+                &["--buffer", "100", "--max-row", "100000"],
+                "ndjson",
+            )
+        };
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (dead, dead_rows) = dead_letters(&dir.path().join("dead.ndjson"));
+        adds_up(
+            counts(&out.stderr),
+            lines(&dir.path().join("out.ndjson")).len(),
+            dead_rows,
+        );
+        assert_eq!(dead.len(), 3, "stdin {via_stdin}: {dead:?}");
+        assert_eq!(counts(&out.stderr).rows_out, good);
+        for (d, len) in dead.iter().zip([5_001_008usize, 5_001_009, 300_006]) {
+            let reason = d["reason"].as_str().unwrap_or("");
+            assert!(
+                reason.contains(&format!("row of {len} bytes"))
+                    && reason.contains("maximum of 100000"),
+                "{reason}"
+            );
+            assert!(
+                d["data"].as_str().is_some_and(|s| s.len() == 256),
+                "an excerpt: {d}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_compressed_row_that_inflates_past_the_limit_is_refused_alone() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().expect("tmp");
+    let pack = |text: &[u8]| {
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        z.write_all(text).expect("zlib");
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            z.finish().expect("zlib"),
+        )
+    };
+    let bomb = vec![b' '; 40 << 20]; // 40 MiB of spaces: about 40 KB compressed
+    let mut input = String::new();
+    for i in 0..50 {
+        input.push_str(&pack(format!("{{\"a\":{i}}}").as_bytes()));
+        input.push('\n');
+        if i == 25 {
+            input.push_str(&pack(&bomb));
+            input.push('\n');
+        }
+    }
+    let src = dir.path().join("in.ndjson");
+    std::fs::write(&src, input).expect("write");
+    let project = dir.path().join("p.toml");
+    std::fs::write(
+        &project,
+        format!(
+            "source = \"file:{}\"\nbuffer = 10\nchain = [\"abs\"]\ncompression = \"zlib-base64\"\nsink = \"file:{}\"\ndead_letter = \"file:{}\"\n[schema]\na = \"int64\"\n",
+            src.display(),
+            dir.path().join("out.ndjson").display(),
+            dir.path().join("dead.ndjson").display()
+        ),
+    )
+    .expect("project");
+    let out = bin().arg("run").arg(&project).output().expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (dead, dead_rows) = dead_letters(&dir.path().join("dead.ndjson"));
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0]["reason"]
+        .as_str()
+        .unwrap_or("")
+        .contains("inflates to more than"));
+    adds_up(counts(&out.stderr), 50, dead_rows);
+}

@@ -271,13 +271,13 @@ pub fn open_source(ep: &Endpoint, opts: SourceOptions) -> Result<Box<dyn Source>
             Some(rf) => {
                 let f = std::fs::File::open(path)
                     .map_err(|e| IoError::io(format!("opening {}", path.display()), e))?;
-                Box::new(LineSource::new(f, rf))
+                Box::new(LineSource::new(f, rf).with_max_row(opts.max_frame))
             }
             None => Box::new(ParquetSource::open(path)?),
         },
         Endpoint::Stdio { format } => {
             let rf = format.rows().unwrap_or(RowFormat::Ndjson);
-            Box::new(LineSource::new(std::io::stdin(), rf))
+            Box::new(LineSource::new(std::io::stdin(), rf).with_max_row(opts.max_frame))
         }
         Endpoint::TcpListen { addr, format } => Box::new(FramedSource::bind_with(
             addr,
@@ -303,11 +303,14 @@ pub fn open_source(ep: &Endpoint, opts: SourceOptions) -> Result<Box<dyn Source>
                 None => g,
             }
         }
-        Endpoint::Mqtt { url, format } => Box::new(MqttSource::connect(
-            url,
-            format.rows().unwrap_or(RowFormat::Ndjson),
-            opts.stop.clone(),
-        )?),
+        Endpoint::Mqtt { url, format } => Box::new(
+            MqttSource::connect(
+                url,
+                format.rows().unwrap_or(RowFormat::Ndjson),
+                opts.stop.clone(),
+            )?
+            .with_max_payload(opts.max_frame),
+        ),
     })
 }
 

@@ -19,6 +19,9 @@ use crate::codec::json_decode::{self, FlatJsonDecoder};
 
 const NAME: &str = "prepare";
 
+/// The most bytes one `zlib-base64` row may inflate to.
+pub const MAX_INFLATED: usize = 16 << 20;
+
 /// How each raw row is wrapped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -382,10 +385,22 @@ fn unwrap_rows(msg: &Message, dead: &mut Vec<DeadLetter>) -> (Vec<u8>, Vec<usize
             .map_err(|e| format!("row is not base64: {e}"))
             .and_then(|z| {
                 let mut s = Vec::new();
+                // inflated at most to the limit: a small row that inflates to gigabytes
+                // (a zip bomb) costs MAX_INFLATED bytes, not the gigabytes
                 flate2::read::ZlibDecoder::new(&z[..])
+                    .take(MAX_INFLATED as u64 + 1)
                     .read_to_end(&mut s)
-                    .map(|_| s)
                     .map_err(|e| format!("row is not zlib data: {e}"))
+                    .and_then(|n| {
+                        if n > MAX_INFLATED {
+                            Err(format!(
+                                "row inflates to more than {MAX_INFLATED} bytes (the most a \
+                                 compressed row may hold); refused"
+                            ))
+                        } else {
+                            Ok(s)
+                        }
+                    })
             });
         match decoded {
             Ok(text) => {

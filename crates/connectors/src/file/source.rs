@@ -19,7 +19,16 @@ pub struct LineSource<R> {
     /// searched once, not once a read).
     scan: usize,
     eof: bool,
+    /// The longest row taken; a longer one is skipped without being held, as a dead letter.
+    max_row: usize,
+    /// Skipping an oversized row: its length so far and its first bytes.
+    skipping: Option<(usize, Vec<u8>)>,
+    /// Rows refused (too long), handed out with the next rows.
+    refused: Vec<(String, Vec<u8>)>,
 }
+
+/// The first bytes of an oversized row kept in its dead letter.
+const EXCERPT: usize = 256;
 
 impl<R: std::io::Read + Send> LineSource<R> {
     /// Rows of `format` from `reader`; for CSV the first non-blank line is the header.
@@ -34,6 +43,30 @@ impl<R: std::io::Read + Send> LineSource<R> {
             hi: 0,
             scan: 0,
             eof: false,
+            max_row: usize::MAX,
+            skipping: None,
+            refused: Vec::new(),
+        }
+    }
+
+    /// Refuse rows longer than `max` bytes: each is skipped as it is read (memory stays at
+    /// about `max` whatever the line's length) and becomes a dead letter with its first bytes.
+    pub fn with_max_row(mut self, max: usize) -> Self {
+        self.max_row = max.max(1);
+        self
+    }
+
+    fn refuse_skipped(&mut self) {
+        if let Some((len, head)) = self.skipping.take() {
+            self.refused.push((
+                format!(
+                    "row of {len} bytes is longer than the maximum of {} bytes (--max-row); \
+                     skipped (its first {} bytes are kept here)",
+                    self.max_row,
+                    head.len()
+                ),
+                head,
+            ));
         }
     }
 
@@ -46,9 +79,31 @@ impl<R: std::io::Read + Send> LineSource<R> {
         ends: &mut Vec<usize>,
     ) -> Result<(), IoError> {
         loop {
+            if let Some((len, _)) = self.skipping.as_mut() {
+                // drop the oversized row's bytes up to its newline
+                match memchr::memchr(b'\n', &self.buf[self.pos..self.hi]) {
+                    Some(i) => {
+                        *len += i;
+                        self.pos += i + 1;
+                        self.scan = self.pos;
+                        self.refuse_skipped();
+                    }
+                    None => {
+                        *len += self.hi - self.pos;
+                        (self.pos, self.hi, self.scan) = (0, 0, 0);
+                        if self.eof {
+                            self.refuse_skipped();
+                            return Ok(());
+                        }
+                        self.read_more()?;
+                        continue;
+                    }
+                }
+            }
             {
                 // Copy whole rows out of buf[pos..hi]; `seg` is the start of the uncopied stretch.
                 let data = &self.buf[..self.hi];
+                let mut whole_refused = Vec::new();
                 let mut seg = self.pos;
                 let mut base = bytes.len();
                 while ends.len() < max {
@@ -58,6 +113,16 @@ impl<R: std::io::Read + Send> LineSource<R> {
                         break;
                     };
                     let end = from + i + 1;
+                    if end - self.pos > self.max_row + 1 {
+                        // a whole oversized row in the block: refuse it, keep its start
+                        bytes.extend_from_slice(&data[seg..self.pos]);
+                        let head = data[self.pos..self.pos + EXCERPT.min(end - self.pos)].to_vec();
+                        whole_refused.push((end - self.pos - 1, head));
+                        seg = end;
+                        base = bytes.len();
+                        self.pos = end;
+                        continue;
+                    }
                     if data[self.pos..end].iter().all(u8::is_ascii_whitespace) {
                         // a blank line: copy what came before it, skip it
                         bytes.extend_from_slice(&data[seg..self.pos]);
@@ -69,6 +134,10 @@ impl<R: std::io::Read + Send> LineSource<R> {
                     self.pos = end;
                 }
                 bytes.extend_from_slice(&data[seg..self.pos]);
+                for skipped in whole_refused {
+                    self.skipping = Some(skipped);
+                    self.refuse_skipped();
+                }
             }
             if ends.len() == max {
                 return Ok(());
@@ -78,6 +147,18 @@ impl<R: std::io::Read + Send> LineSource<R> {
             self.hi -= self.pos;
             self.scan = self.hi;
             self.pos = 0;
+            if self.hi > self.max_row {
+                // the start of a row already over the limit: skip the rest as it comes
+                let head = self.buf[..EXCERPT.min(self.hi)].to_vec();
+                self.skipping = Some((self.hi, head));
+                (self.pos, self.hi, self.scan) = (0, 0, 0);
+                if self.eof {
+                    self.refuse_skipped();
+                    return Ok(());
+                }
+                self.read_more()?;
+                continue;
+            }
             if self.eof {
                 let rest = &self.buf[..self.hi];
                 if !rest.iter().all(u8::is_ascii_whitespace) {
@@ -93,16 +174,22 @@ impl<R: std::io::Read + Send> LineSource<R> {
                 // a line longer than the block so far: grow it
                 self.buf.resize(self.hi + CHUNK, 0);
             }
-            let n = loop {
-                match self.reader.read(&mut self.buf[self.hi..]) {
-                    Ok(n) => break n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(IoError::io("reading input", e)),
-                }
-            };
-            self.hi += n;
-            self.eof = n == 0;
+            self.read_more()?;
         }
+    }
+
+    /// Read what comes next into `buf[hi..]`.
+    fn read_more(&mut self) -> Result<(), IoError> {
+        let n = loop {
+            match self.reader.read(&mut self.buf[self.hi..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(IoError::io("reading input", e)),
+            }
+        };
+        self.hi += n;
+        self.eof = n == 0;
+        Ok(())
     }
 }
 
@@ -133,7 +220,17 @@ impl<R: std::io::Read + Send> Source for LineSource<R> {
         }
         let start = buf.len();
         let mut ends = Vec::with_capacity(1);
+        if !self.refused.is_empty() {
+            let (reason, data) = self.refused.remove(0);
+            return Ok(Read::Rejected { reason, data });
+        }
         self.fill(1, buf, &mut ends)?;
+        if ends.is_empty() {
+            if let Some((reason, data)) = (!self.refused.is_empty()).then(|| self.refused.remove(0))
+            {
+                return Ok(Read::Rejected { reason, data });
+            }
+        }
         if ends.is_empty() {
             return Ok(Read::End);
         }
@@ -148,12 +245,14 @@ impl<R: std::io::Read + Send> Source for LineSource<R> {
         max: usize,
         bytes: &mut Vec<u8>,
         ends: &mut Vec<usize>,
-        _rejected: &mut Vec<(String, Vec<u8>)>,
+        rejected: &mut Vec<(String, Vec<u8>)>,
     ) -> Result<(), IoError> {
         if !self.header_read {
             self.header()?;
         }
-        self.fill(max, bytes, ends)
+        self.fill(max, bytes, ends)?;
+        rejected.append(&mut self.refused);
+        Ok(())
     }
 }
 

@@ -190,7 +190,7 @@ impl MqttUrl {
         let mut o = MqttOptions::new(id, self.host.clone(), self.port);
         o.set_keep_alive(Duration::from_secs(self.keep_alive));
         o.set_clean_session(!persistent);
-        o.set_max_packet_size(64 << 20, 64 << 20);
+        o.set_max_packet_size(source::CLIENT_MAX_PACKET, 64 << 20);
         o.set_inflight(1000);
         if let Some((u, p)) = &self.credentials {
             o.set_credentials(u.clone(), p.clone());

@@ -27,7 +27,15 @@ struct Pending {
     rows: Vec<Range<usize>>,
     next: usize,
     token: Option<AckToken>,
+    /// The publish refused whole (empty, or over the size limit), as `(reason, data)`: a
+    /// dead letter, acknowledged like rows so it is not redelivered for ever.
+    refused: Option<(String, Vec<u8>)>,
 }
+
+/// The MQTT client reads packets up to MQTT's own maximum, so a publish over the source's
+/// limit arrives, becomes a dead letter and is acknowledged (a smaller client limit would drop
+/// the connection and the broker would redeliver it for ever).
+pub const CLIENT_MAX_PACKET: usize = 268_435_455;
 
 /// Subscribes to a topic filter and delivers the rows of its publishes.
 pub struct MqttSource {
@@ -52,6 +60,8 @@ pub struct MqttSource {
     stalls: (u64, u32),
     /// When the current connection was made (a redelivered backlog is not a stall).
     connected_at: Instant,
+    /// The largest publish taken; a larger one is a dead letter.
+    max_payload: usize,
 }
 
 impl MqttSource {
@@ -90,6 +100,7 @@ impl MqttSource {
             hinted: false,
             stalls: (0, 0),
             connected_at: Instant::now(),
+            max_payload: 16 << 20,
         };
         src.health.connected.store(true, Ordering::Relaxed);
         src.subscribe()?;
@@ -132,6 +143,12 @@ impl MqttSource {
             .map_err(|e| IoError::Protocol(format!("subscribing to {}: {e}", self.url.display())))
     }
 
+    /// Refuse publishes larger than `max` bytes (each becomes a dead letter, acknowledged).
+    pub fn with_max_payload(mut self, max: usize) -> Self {
+        self.max_payload = max.max(1);
+        self
+    }
+
     /// Split a publish into rows.
     fn take(&mut self, p: Publish) {
         let token = match p.qos {
@@ -145,6 +162,35 @@ impl MqttSource {
                 )
             }
         };
+        let refused = if p.payload.is_empty() {
+            Some((
+                "empty MQTT publish: it holds no row".to_string(),
+                Vec::new(),
+            ))
+        } else if p.payload.len() > self.max_payload {
+            Some((
+                format!(
+                    "MQTT publish of {} bytes on '{}' is larger than the maximum of {} bytes \
+                     (--max-row); refused (its first 256 bytes are kept here)",
+                    p.payload.len(),
+                    p.topic,
+                    self.max_payload
+                ),
+                p.payload[..256.min(p.payload.len())].to_vec(),
+            ))
+        } else {
+            None
+        };
+        if refused.is_some() {
+            self.pending = Some(Pending {
+                text: Bytes::new(),
+                rows: Vec::new(),
+                next: 0,
+                token,
+                refused,
+            });
+            return;
+        }
         let (text, rows) = match self.format {
             RowFormat::Ndjson => {
                 let text = one_line(p.payload);
@@ -171,6 +217,7 @@ impl MqttSource {
             rows,
             next: 0,
             token,
+            refused: None,
         });
     }
 
@@ -321,6 +368,10 @@ impl Source for MqttSource {
         loop {
             // rows already received first
             if let Some(p) = &mut self.pending {
+                if let Some(r) = p.refused.take() {
+                    block.first_at.get_or_insert_with(Instant::now);
+                    block.rejected.push(r);
+                }
                 while p.next < p.rows.len() && block.ends.len() < max {
                     block.first_at.get_or_insert_with(Instant::now);
                     block
