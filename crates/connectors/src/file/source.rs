@@ -113,7 +113,7 @@ impl<R: std::io::Read + Send> LineSource<R> {
                         break;
                     };
                     let end = from + i + 1;
-                    if end - self.pos > self.max_row + 1 {
+                    if end - self.pos - 1 > self.max_row {
                         // a whole oversized row in the block: refuse it, keep its start
                         bytes.extend_from_slice(&data[seg..self.pos]);
                         let head = data[self.pos..self.pos + EXCERPT.min(end - self.pos)].to_vec();
