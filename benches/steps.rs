@@ -45,10 +45,12 @@ fn message(rows: usize) -> Message {
 fn prepare_config() -> PrepareConfig {
     let sample = message(1000);
     let rows: Vec<&[u8]> = sample.payload.raw_rows().collect();
-    let schema = infer_schema(RowFormat::Ndjson, None, &rows).expect("schema");
+    let schema = infer_schema(RowFormat::Ndjson, None, &rows, b',').expect("schema");
     PrepareConfig {
         format: RowFormat::Ndjson,
         compression: Compression::None,
+        csv_sep: b',',
+        csv_sep: b',',
         schema,
     }
 }

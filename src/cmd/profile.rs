@@ -148,13 +148,14 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<ExitCode> {
         Some(path) => read_rows(path, ring_len)?,
     };
     let sample: Vec<&[u8]> = rows.iter().take(1000).map(Vec::as_slice).collect();
-    let schema = infer_schema(format, header.as_deref(), &sample)
+    let schema = infer_schema(format, header.as_deref(), &sample, b',')
         .map_err(|e| anyhow::anyhow!("inferring the schema: {e}"))?;
     let job = RemoteJob {
         chain: steps,
         prepare: PrepareConfig {
             format,
             compression: Default::default(),
+            csv_sep: b',',
             schema,
         },
         encoding: Encoding::Ndjson,

@@ -12,6 +12,7 @@
 //! dead_letter = "file:dead.ndjson" # default: stderr
 //! compression = "none"             # or "zlib-base64" (each row base64(zlib(text)))
 //! max_row = 16777216               # largest row (line, TCP frame, MQTT publish), bytes
+//! csv_sep = ";"                      # CSV field separator (pandas' sep), default ","
 //!
 //! [schema]                         # optional: declared instead of inferred from the first rows
 //! ts = "string"
@@ -41,12 +42,34 @@ pub enum MethodName {
 
 /// A chain is a list, or one comma-separated string.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[serde(try_from = "toml::Value")]
 pub enum ChainSpec {
     /// `["abs", "normalizer"]`
     List(Vec<String>),
     /// `"abs,normalizer"`
     Text(String),
+}
+
+impl TryFrom<toml::Value> for ChainSpec {
+    type Error = String;
+
+    fn try_from(v: toml::Value) -> Result<Self, String> {
+        let bad = |v: &toml::Value| {
+            format!(
+                "chain = {v}: give a list of step names, [\"fillna_zeros\", \"normalizer\"], \
+                 or one string, \"fillna_zeros,normalizer\" (`streamprep list` names them)"
+            )
+        };
+        match v {
+            toml::Value::String(s) => Ok(ChainSpec::Text(s)),
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|i| i.as_str().map(str::to_string).ok_or_else(|| bad(i)))
+                .collect::<Result<Vec<_>, _>>()
+                .map(ChainSpec::List),
+            other => Err(bad(&other)),
+        }
+    }
 }
 
 impl ChainSpec {
@@ -101,6 +124,8 @@ pub struct ProjectConfig {
     /// Largest row accepted (a line, a TCP frame, an MQTT publish), in bytes.
     #[serde(alias = "max_frame")]
     pub max_row: Option<usize>,
+    /// The CSV field separator of the source (pandas' `sep`): ";", "\t", "|".
+    pub csv_sep: Option<String>,
     /// A live source's message closes when its oldest row has waited this long ("50ms").
     pub max_wait: Option<String>,
     /// `block` or `drop_oldest`.
@@ -111,14 +136,37 @@ pub struct ProjectConfig {
     pub schema: Option<toml::Table>,
 }
 
-/// `buffer = 100` or `buffer = "auto"`.
+/// `buffer = 100`, `buffer = "100"` or `buffer = "auto"`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
-#[serde(untagged)]
+#[serde(try_from = "toml::Value")]
 pub enum BufferSetting {
     /// Rows a message.
     Rows(usize),
     /// "auto" (anything else is refused when the run starts).
     Word(String),
+}
+
+impl TryFrom<toml::Value> for BufferSetting {
+    type Error = String;
+
+    fn try_from(v: toml::Value) -> Result<Self, String> {
+        let bad = |v: &dyn std::fmt::Display| {
+            format!("buffer = {v}: give a number of rows (1 or more), or \"auto\"")
+        };
+        match v {
+            toml::Value::Integer(n) => usize::try_from(n)
+                .ok()
+                .filter(|n| *n >= 1)
+                .map(BufferSetting::Rows)
+                .ok_or_else(|| bad(&n)),
+            toml::Value::String(s) => match s.trim().parse::<usize>() {
+                Ok(n) if n >= 1 => Ok(BufferSetting::Rows(n)),
+                _ if s.trim() == "auto" => Ok(BufferSetting::Word(s)),
+                _ => Err(bad(&format!("{s:?}"))),
+            },
+            other => Err(bad(&other)),
+        }
+    }
 }
 
 /// `rate = 20000` or `rate = "20000:10s,200000:10s"`.

@@ -70,6 +70,9 @@ pub struct RunArgs {
     /// Default 16 MiB.
     #[arg(long, visible_alias = "max-frame")]
     max_row: Option<usize>,
+    /// The CSV field separator of the source (pandas' `sep`), one character: `;`, `\t`, `|`.
+    #[arg(long)]
+    csv_sep: Option<String>,
     /// A live source's (MQTT, paced generator) message is sent when it holds --buffer rows
     /// or when its oldest row has waited this long, whichever comes first (default 50ms).
     #[arg(long)]
@@ -238,6 +241,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     cfg.method = method;
     cfg.schema = schema;
     cfg.compression = compression;
+    cfg.csv_sep = match args.csv_sep.or(project.csv_sep.clone()).as_deref() {
+        None => b',',
+        Some("\\t" | "\t" | "tab") => b'\t',
+        Some(s) if s.len() == 1 && s != "\"" && s != "\n" && s != "\r" => s.as_bytes()[0],
+        Some(s) => bail!("--csv-sep '{s}': give one character such as ';', '|' or '\\t'"),
+    };
     cfg.max_wait = Some(max_wait);
     cfg.backpressure = backpressure;
     cfg.latency_field = args.latency_field;

@@ -138,6 +138,7 @@ fn every_step_matches_pandas_and_scikit_learn() {
         let mut prepare = Prepare::new(PrepareConfig {
             format: RowFormat::Ndjson,
             compression: Compression::None,
+            csv_sep: b',',
             schema: schema_of(dir),
         });
         let prepared = prepare

@@ -3,6 +3,7 @@
 mod capacity;
 mod cli;
 mod conformance;
+mod fuzz_replay;
 mod golden;
 mod mqtt;
 mod pipeline;

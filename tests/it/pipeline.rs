@@ -225,8 +225,8 @@ fn fast_json_decoder_agrees_with_arrow_json_on_station_rows() {
         text.push(b'\n');
     }
     let sample: Vec<&[u8]> = rows.iter().map(|r| &text[r.clone()]).collect();
-    let schema =
-        streamprep_ops::prepare::infer_schema(RowFormat::Ndjson, None, &sample).expect("schema");
+    let schema = streamprep_ops::prepare::infer_schema(RowFormat::Ndjson, None, &sample, b',')
+        .expect("schema");
     let (fast, errors) = FlatJsonDecoder::new(schema.clone())
         .decode(sample.iter().copied(), sample.len())
         .expect("decode");
@@ -264,8 +264,9 @@ fn inference_keeps_its_types_whatever_odd_rows_the_sample_holds() {
     with_nested.push(b"42");
     with_nested.push(b"[1, 2]");
     with_nested.push(br#"{"temp_out": [1, 2]}"#);
-    let general = streamprep_ops::prepare::infer_schema(RowFormat::Ndjson, None, &with_nested)
-        .expect("general");
+    let general =
+        streamprep_ops::prepare::infer_schema(RowFormat::Ndjson, None, &with_nested, b',')
+            .expect("general");
     assert_eq!(
         general
             .field_with_name("nested")

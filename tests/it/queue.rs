@@ -605,6 +605,7 @@ fn a_worker_that_cannot_build_the_chain_answers_with_dead_letters_and_goes_on() 
         prepare: streamprep_ops::prepare::PrepareConfig {
             format: RowFormat::Ndjson,
             compression: Default::default(),
+            csv_sep: b',',
             schema,
         },
         encoding: Encoding::Ndjson,

@@ -614,3 +614,137 @@ fn a_compressed_row_that_inflates_past_the_limit_is_refused_alone() {
         .contains("inflates to more than"));
     adds_up(counts(&out.stderr), 50, dead_rows);
 }
+
+#[test]
+fn the_smaller_things_users_hit() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = |name: &str| dir.path().join(name);
+    // project values of the wrong shape get a message that says the right shape
+    let input = p("in.ndjson");
+    std::fs::write(&input, "{\"a\":1}\n").expect("in");
+    for (line, want) in [
+        ("chain = 42", "give a list of step names"),
+        ("chain = [1, 2]", "give a list of step names"),
+        ("buffer = -5", "give a number of rows"),
+        ("buffer = \"lots\"", "give a number of rows"),
+    ] {
+        let project = p("bad.toml");
+        let chain = if line.starts_with("chain") {
+            ""
+        } else {
+            "chain = [\"abs\"]\n"
+        };
+        let buffer = if line.starts_with("buffer") {
+            ""
+        } else {
+            "buffer = 5\n"
+        };
+        std::fs::write(
+            &project,
+            format!(
+                "source = \"file:{}\"\n{chain}{buffer}{line}\n",
+                input.display()
+            ),
+        )
+        .expect("project");
+        let o = bin().arg("run").arg(&project).output().expect("run");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{line}: {err}");
+        assert!(err.contains(want), "{line}: {err}");
+        assert!(!err.contains("untagged"), "{line}: {err}");
+    }
+    // buffer = "100" is a number
+    let project = p("ok.toml");
+    std::fs::write(
+        &project,
+        format!(
+            "source = \"file:{}\"\nchain = \"abs\"\nbuffer = \"100\"\nsink = \"file:{}\"\n",
+            input.display(),
+            p("ok.ndjson").display()
+        ),
+    )
+    .expect("project");
+    let o = bin().arg("run").arg(&project).output().expect("run");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // a bad topic filter is refused up front with the rule it breaks
+    for topic in ["a/b#", "a/#/c", "a+/b"] {
+        let o = bin()
+            .args([
+                "run",
+                "--source",
+                &format!("mqtt://127.0.0.1:1/{topic}"),
+                "--chain",
+                "abs",
+            ])
+            .args(["--buffer", "5", "--sink", "-"])
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{topic}: {err}");
+        assert!(err.contains("must be a whole level"), "{topic}: {err}");
+    }
+
+    // CSV: pandas' missing markers are missing, repeated header names get pandas' suffixes,
+    // a bad row's reason says where it is, a quoted newline is one row, `;` as the separator
+    let csv = "t;v;v;w\n1;NA;2;x\n2;2.5;3;\"multi\nline\"\n3;abc;4;y\n4;;5;NULL\n5;1.5;#N/A;z\n6;7;8;n/a\n";
+    let out = run(
+        dir.path(),
+        csv.as_bytes(),
+        "csv",
+        "fillna_zeros",
+        &["--buffer", "10", "--csv-sep", ";"],
+        "ndjson",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<Value> = lines(&p("out.ndjson"))
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let (dead, dead_rows) = dead_letters(&p("dead.ndjson"));
+    adds_up(counts(&out.stderr), rows.len(), dead_rows);
+    assert_eq!(rows.len(), 5, "{rows:?} {dead:?}");
+    assert_eq!(rows[0]["v"], 0.0, "NA is missing, then filled: {}", rows[0]);
+    assert_eq!(rows[0]["v.1"], 2.0, "{}", rows[0]);
+    assert_eq!(rows[1]["w"], "multi\nline");
+    assert!(rows[2]["w"].is_null(), "NULL is missing: {}", rows[2]);
+    assert_eq!(rows[3]["v.1"], 0.0, "#N/A is missing: {}", rows[3]);
+    assert!(rows[4]["w"].is_null(), "n/a is missing: {}", rows[4]);
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let reason = dead[0]["reason"].as_str().unwrap_or("");
+    assert!(
+        reason.contains("CSV row 2 of message 0") && !reason.contains("line 1"),
+        "{reason}"
+    );
+
+    // dead letters keep bytes that are not UTF-8, exactly, for replay
+    let mut bad = b"{\"a\":1}\n{\"a\":\"".to_vec();
+    bad.extend_from_slice(&[0xff, 0xfe]);
+    bad.extend_from_slice(b"\"}\n{\"a\":2}\n");
+    let out = run(
+        dir.path(),
+        &bad,
+        "ndjson",
+        "abs",
+        &["--buffer", "10"],
+        "ndjson",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (dead, _) = dead_letters(&p("dead.ndjson"));
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(dead[0].get("data").is_none(), "{}", dead[0]);
+    let raw = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        dead[0]["data_base64"].as_str().expect("data_base64"),
+    )
+    .expect("base64");
+    assert_eq!(raw, &bad[8..bad.len() - 9], "the row's bytes, exactly");
+}

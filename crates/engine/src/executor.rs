@@ -256,6 +256,7 @@ mod tests {
         let prepare = PrepareConfig {
             format: RowFormat::Ndjson,
             compression: Compression::None,
+            csv_sep: b',',
             schema,
         };
         let mut chain = Chain::new(&["abs"], prepare, Encoding::Ndjson).expect("chain");

@@ -57,6 +57,8 @@ pub struct PipelineConfig {
     pub schema: Option<SchemaRef>,
     /// How each raw row is wrapped.
     pub compression: Compression,
+    /// The CSV field separator (pandas' `sep`).
+    pub csv_sep: u8,
     /// A live source's message is closed when its oldest row has waited this long.
     pub max_wait: Option<Duration>,
     /// What to do when the chain cannot keep up.
@@ -81,6 +83,7 @@ impl PipelineConfig {
             method: Method::Inline,
             schema: None,
             compression: Compression::None,
+            csv_sep: b',',
             max_wait: None,
             backpressure: Backpressure::Block,
             stop: Arc::new(AtomicBool::new(false)),
@@ -310,8 +313,8 @@ pub fn run_with(
             } else {
                 Vec::new()
             };
-            let inferred =
-                infer_schema(format, header.as_deref(), &sample).map_err(PipelineError::Schema)?;
+            let inferred = infer_schema(format, header.as_deref(), &sample, cfg.csv_sep)
+                .map_err(PipelineError::Schema)?;
             match &cfg.schema {
                 None => inferred,
                 Some(declared) if format == streamprep_core::RowFormat::Csv => {
@@ -333,6 +336,7 @@ pub fn run_with(
     let prepare = PrepareConfig {
         format,
         compression: cfg.compression,
+        csv_sep: cfg.csv_sep,
         schema,
     };
     let encoding = sink.encoding();

@@ -260,6 +260,7 @@ mod tests {
             prepare: PrepareConfig {
                 format: RowFormat::Ndjson,
                 compression: Default::default(),
+                csv_sep: b',',
                 schema,
             },
             encoding: Encoding::Ndjson,

@@ -19,6 +19,15 @@ use crate::codec::json_decode::{self, FlatJsonDecoder};
 
 const NAME: &str = "prepare";
 
+/// pandas' default missing-value markers (`pd.read_csv`'s `na_values`): a CSV field that is
+/// exactly one of these is missing, as pandas reads it, not a bad value.
+static NA_VALUES: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(
+        r"^(|#N/A|#N/A N/A|#NA|-1\.#IND|-1\.#QNAN|-NaN|-nan|1\.#IND|1\.#QNAN|<NA>|N/A|NA|NULL|NaN|None|n/a|nan|null)$",
+    )
+    .expect("a valid pattern")
+});
+
 /// The most bytes one `zlib-base64` row may inflate to.
 pub const MAX_INFLATED: usize = 16 << 20;
 
@@ -40,6 +49,8 @@ pub struct PrepareConfig {
     pub format: RowFormat,
     /// Row wrapping.
     pub compression: Compression,
+    /// The CSV field separator (pandas' `sep`), `b','` by default.
+    pub csv_sep: u8,
     /// The stream's schema (declared or inferred, then frozen).
     pub schema: SchemaRef,
 }
@@ -115,10 +126,61 @@ impl Prepare {
     fn extra_columns(&self, bytes: &[u8], ends: &[usize]) -> Vec<Field> {
         let rows: Vec<&[u8]> = split_rows(bytes, ends).collect();
         let (cols, _) = json_decode::scan_columns(&rows);
-        cols.into_iter()
+        let mut extra: Vec<Field> = cols
+            .into_iter()
             .filter(|(name, _)| self.cfg.schema.index_of(name).is_err())
             .map(|(name, k)| Field::new(name, k.data_type().unwrap_or(DataType::Utf8), true))
-            .collect()
+            .collect();
+        // by name, so the order does not depend on which row showed a column first
+        extra.sort_by(|a, b| a.name().cmp(b.name()));
+        extra
+    }
+
+    /// Decode with the last widened schema, when it is exactly what these rows call for: no
+    /// key outside it, and each extra column's type the one its values here give (columns
+    /// absent here are left out). `None` when it is not: the caller scans the rows.
+    fn try_last_widened(
+        &mut self,
+        seq: u64,
+        (bytes, ends): (&[u8], &[usize]),
+    ) -> Result<Option<Prepared>, StepError> {
+        let base = self.cfg.schema.fields().len();
+        let Some(last) = self.widened.last_mut() else {
+            return Ok(None);
+        };
+        let prepared = last.decode_rows(seq, RowFormat::Ndjson, bytes, ends)?;
+        let Some(flat) = last.flat.as_ref() else {
+            return Ok(None);
+        };
+        // a refused row may hold values the decoder did not count (it stops at the error):
+        // only a clean message proves the counts are those of a scan
+        if flat.saw_unknown_key() || !prepared.dead.is_empty() {
+            return Ok(None);
+        }
+        let fields = last.cfg.schema.fields();
+        let mut keep: Vec<usize> = (0..base).collect();
+        for (i, k) in flat.tallies().iter().enumerate() {
+            let present = k.ints + k.floats + k.strings + k.bools + k.nested + k.nulls;
+            if present == 0 {
+                continue; // not in this message: not in its batch
+            }
+            if k.data_type().unwrap_or(DataType::Utf8) != *fields[base + i].data_type() {
+                return Ok(None);
+            }
+            keep.push(base + i);
+        }
+        let batch = if keep.len() == fields.len() {
+            prepared.batch
+        } else {
+            prepared
+                .batch
+                .project(&keep)
+                .map_err(|e| StepError::arrow(NAME, e))?
+        };
+        Ok(Some(Prepared {
+            batch,
+            dead: prepared.dead,
+        }))
     }
 
     /// Decode with the schema widened by `extra` columns.
@@ -138,8 +200,9 @@ impl Prepare {
             .chain(extra)
             .collect();
         let schema = Arc::new(Schema::new(fields));
-        let at = match self.widened.iter().position(|p| p.cfg.schema == schema) {
-            Some(i) => i,
+        let base = self.cfg.schema.fields().len();
+        let mut p = match self.widened.iter().position(|p| p.cfg.schema == schema) {
+            Some(i) => self.widened.remove(i),
             None => {
                 if self.widened.len() == WIDENED_KEPT {
                     self.widened.remove(0);
@@ -147,14 +210,19 @@ impl Prepare {
                 let mut p = Prepare::new(PrepareConfig {
                     format: self.cfg.format,
                     compression: Compression::None,
+                    csv_sep: b',',
                     schema,
                 });
                 p.widen = false;
-                self.widened.push(p);
-                self.widened.len() - 1
+                if let Some(f) = p.flat.as_mut() {
+                    f.tally_from(base);
+                }
+                p
             }
         };
-        let prepared = self.widened[at].decode_rows(seq, RowFormat::Ndjson, bytes, ends)?;
+        let prepared = p.decode_rows(seq, RowFormat::Ndjson, bytes, ends);
+        self.widened.push(p); // the most recent last
+        let prepared = prepared?;
         dead.extend(prepared.dead);
         Ok(Prepared {
             batch: prepared.batch,
@@ -188,6 +256,16 @@ impl Prepare {
         if self.widen && format == RowFormat::Ndjson {
             // the arrow-json path skips unknown keys without a word: always look for them
             if self.scan_first || self.flat.is_none() {
+                // the columns of the last message usually stay: try its decoder first
+                if self.scan_first {
+                    if let Some(p) = self.try_last_widened(msg.seq, (bytes, ends))? {
+                        dead.extend(p.dead);
+                        return Ok(Prepared {
+                            batch: p.batch,
+                            dead,
+                        });
+                    }
+                }
                 let extra = self.extra_columns(bytes, ends);
                 self.scan_first = !extra.is_empty();
                 if !extra.is_empty() {
@@ -252,7 +330,12 @@ impl Prepare {
                 // Slow path: find the bad rows one by one, then decode the good ones together.
                 let mut good = Vec::with_capacity(bytes.len());
                 let mut good_rows = 0;
-                for row in split_rows(bytes, ends) {
+                // CSV rows are records: a quoted field may hold line breaks
+                let records: Vec<&[u8]> = match format {
+                    RowFormat::Csv => csv_records(bytes),
+                    RowFormat::Ndjson => split_rows(bytes, ends).collect(),
+                };
+                for (k, row) in records.into_iter().enumerate() {
                     let mut one = row.to_vec();
                     one.push(b'\n');
                     match self.decode(format, &one, 1) {
@@ -263,7 +346,7 @@ impl Prepare {
                         Err(e) => dead.push(DeadLetter {
                             seq,
                             step: NAME.into(),
-                            reason: describe(format, &e),
+                            reason: describe(format, &e, k, seq),
                             data: row.to_vec(),
                             rows: 1,
                         }),
@@ -288,7 +371,7 @@ impl Prepare {
     ) -> Result<Batch, arrow_schema::ArrowError> {
         match format {
             RowFormat::Ndjson => self.decode_json(bytes, rows),
-            RowFormat::Csv => decode_csv(&self.cfg.schema, bytes, rows),
+            RowFormat::Csv => decode_csv(&self.cfg.schema, self.cfg.csv_sep, bytes, rows),
         }
     }
 
@@ -342,11 +425,14 @@ impl Prepare {
 
 fn decode_csv(
     schema: &SchemaRef,
+    sep: u8,
     bytes: &[u8],
     rows: usize,
 ) -> Result<Batch, arrow_schema::ArrowError> {
     let mut dec = arrow_csv::ReaderBuilder::new(schema.clone())
         .with_header(false)
+        .with_delimiter(sep)
+        .with_null_regex(NA_VALUES.clone())
         .with_batch_size(rows.max(1))
         .build_decoder();
     let mut off = 0;
@@ -365,6 +451,31 @@ fn decode_csv(
         1 => Ok(out.remove(0)),
         _ => arrow_select::concat::concat_batches(schema, &out),
     }
+}
+
+/// The CSV records of back-to-back lines, without their line ends: a line break inside a
+/// quoted field does not end a record. Blank records are left out.
+fn csv_records(bytes: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let (mut start, mut quoted) = (0, false);
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'"' => quoted = !quoted,
+            b'\n' if !quoted => {
+                let rec = trim_newline(&bytes[start..i]);
+                if !rec.iter().all(u8::is_ascii_whitespace) {
+                    out.push(rec);
+                }
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    let rec = trim_newline(&bytes[start..]);
+    if !rec.iter().all(u8::is_ascii_whitespace) {
+        out.push(rec);
+    }
+    out
 }
 
 fn trim_newline(mut r: &[u8]) -> &[u8] {
@@ -426,12 +537,22 @@ fn unwrap_rows(msg: &Message, dead: &mut Vec<DeadLetter>) -> (Vec<u8>, Vec<usize
     (bytes, ends)
 }
 
-fn describe(format: RowFormat, e: &arrow_schema::ArrowError) -> String {
+/// Why a row alone did not decode. Arrow numbers lines within what it was given (always
+/// "line 1" for a row decoded alone): say where the row is instead.
+fn describe(format: RowFormat, e: &arrow_schema::ArrowError, row: usize, seq: u64) -> String {
     let what = match format {
         RowFormat::Ndjson => "JSON row",
         RowFormat::Csv => "CSV row",
     };
-    format!("{what} does not fit the stream's schema: {e}. Fix the row, or declare the column's type in the project's [schema]")
+    let mut e = e.to_string();
+    if let Some(at) = e.find(" at line ") {
+        let digits = e[at + 9..].bytes().take_while(u8::is_ascii_digit).count();
+        e.replace_range(at..at + 9 + digits, "");
+    }
+    format!(
+        "{what} {row} of message {seq} does not fit the stream's schema: {e}. Fix the row, \
+         or declare the column's type in the project's [schema]"
+    )
 }
 
 /// Infer a stream schema from sample rows (the first rows of the stream), then make it fit
@@ -441,6 +562,7 @@ pub fn infer_schema(
     format: RowFormat,
     header: Option<&[u8]>,
     sample: &[&[u8]],
+    csv_sep: u8,
 ) -> Result<SchemaRef, String> {
     let schema = match format {
         RowFormat::Ndjson => {
@@ -452,7 +574,7 @@ pub fn infer_schema(
         }
         RowFormat::Csv => {
             let header = header.ok_or("a CSV stream needs a header line")?;
-            infer_csv(trim_newline(header), sample)?
+            infer_csv(trim_newline(header), sample, csv_sep)?
         }
     };
     Ok(Arc::new(normalise(schema, true)))
@@ -481,11 +603,16 @@ pub fn with_declared(declared: &Schema, inferred: &Schema) -> SchemaRef {
 /// CSV inference row by row: a row that does not parse (a wrong number of fields) is left out
 /// (prepare refuses it later), and each column takes the type of the majority of its values,
 /// as for JSON, so one bad value does not turn a numeric column into text.
-fn infer_csv(header: &[u8], sample: &[&[u8]]) -> Result<Schema, String> {
-    let format = arrow_csv::reader::Format::default().with_header(true);
+fn infer_csv(header: &[u8], sample: &[&[u8]], sep: u8) -> Result<Schema, String> {
+    let format = arrow_csv::reader::Format::default()
+        .with_header(true)
+        .with_delimiter(sep)
+        .with_null_regex(NA_VALUES.clone());
     let (head, _) = format
         .infer_schema(std::io::Cursor::new([header, b"\n"].concat()), None)
         .map_err(|e| format!("bad CSV header: {e}"))?;
+    // duplicate names get pandas' suffixes (a, a.1, a.2), so no two columns share a name
+    let head = dedupe_names(&head);
     let n = head.fields().len();
     let (mut ints, mut floats, mut others) = (vec![0usize; n], vec![0usize; n], vec![0usize; n]);
     let mut text = Vec::new();
@@ -532,6 +659,26 @@ fn infer_csv(header: &[u8], sample: &[&[u8]]) -> Result<Schema, String> {
 /// the columns not typed yet as text.
 pub fn output_schema(schema: &Schema) -> SchemaRef {
     Arc::new(normalise(schema.clone(), true))
+}
+
+/// `a, a, b, a` -> `a, a.1, b, a.2`, as `pd.read_csv` names repeated header fields.
+fn dedupe_names(schema: &Schema) -> Schema {
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let mut name = f.name().clone();
+            let mut k = 0;
+            while seen.contains(&name) {
+                k += 1;
+                name = format!("{}.{k}", f.name());
+            }
+            seen.insert(name.clone());
+            f.as_ref().clone().with_name(name)
+        })
+        .collect();
+    Schema::new(fields)
 }
 
 fn normalise(schema: Schema, untyped_as_text: bool) -> Schema {

@@ -29,6 +29,7 @@ pub fn job_spec(job: &RemoteJob) -> String {
             Compression::ZlibBase64 => "zlib-base64",
         },
         "schema": serde_json::to_value(job.prepare.schema.as_ref()).unwrap_or(Value::Null),
+        "csv_sep": job.prepare.csv_sep,
         "encoding": match job.encoding {
             Encoding::Ndjson => "ndjson",
             Encoding::Csv => "csv",
@@ -64,6 +65,10 @@ pub fn parse_job(spec: &[u8]) -> Result<RemoteJob, IoError> {
         prepare: PrepareConfig {
             format,
             compression,
+            csv_sep: v["csv_sep"]
+                .as_u64()
+                .and_then(|c| u8::try_from(c).ok())
+                .unwrap_or(b','),
             schema: Arc::new(schema),
         },
         encoding,
@@ -380,6 +385,7 @@ mod tests {
             prepare: PrepareConfig {
                 format: RowFormat::Csv,
                 compression: Compression::ZlibBase64,
+                csv_sep: b',',
                 schema: batch.schema(),
             },
             encoding: Encoding::Csv,

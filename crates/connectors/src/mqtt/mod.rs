@@ -13,13 +13,40 @@ mod source;
 
 pub use publisher::Publisher;
 pub use sink::MqttSink;
-pub use source::MqttSource;
+pub use source::{publish_rows, MqttSource};
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rumqttc::{MqttOptions, QoS, TlsConfiguration, Transport};
+
+/// A topic filter as MQTT allows it: `+` and `#` only as whole levels, `#` only last, no NUL.
+/// Checked here, so a bad one is refused before anything runs with the rule it breaks.
+pub fn check_topic_filter(topic: &str) -> Result<(), String> {
+    let levels: Vec<&str> = topic.split('/').collect();
+    for (i, level) in levels.iter().enumerate() {
+        if level.contains('\0') {
+            return Err(format!(
+                "topic '{topic}': a topic may not hold a NUL character"
+            ));
+        }
+        if level.contains('#') && (*level != "#" || i + 1 != levels.len()) {
+            return Err(format!(
+                "topic '{topic}': '#' must be a whole level and the last one (a/b/#)"
+            ));
+        }
+        if level.contains('+') && *level != "+" {
+            return Err(format!(
+                "topic '{topic}': '+' must be a whole level (a/+/c)"
+            ));
+        }
+    }
+    if topic.len() > 65_535 {
+        return Err(format!("topic of {} bytes: MQTT allows 65535", topic.len()));
+    }
+    Ok(())
+}
 use streamprep_core::IoError;
 
 /// A parsed `mqtt://` address.
@@ -71,6 +98,7 @@ impl MqttUrl {
         if topic.is_empty() {
             return Err("no topic: write mqtt://HOST:PORT/TOPIC".into());
         }
+        check_topic_filter(topic)?;
         let (credentials, hostport) = match authority.rsplit_once('@') {
             Some((cred, hp)) => {
                 let (u, p) = cred.split_once(':').unwrap_or((cred, ""));

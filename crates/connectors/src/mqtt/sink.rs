@@ -17,6 +17,12 @@ pub struct MqttSink {
 impl MqttSink {
     /// Connect to the broker (an error names the address if it does not answer).
     pub fn connect(url: &MqttUrl, stop: Arc<AtomicBool>) -> Result<Self, IoError> {
+        if url.topic.contains(['+', '#']) {
+            return Err(IoError::Protocol(format!(
+                "{}: a sink publishes to one topic; '+' and '#' only filter subscriptions",
+                url.display()
+            )));
+        }
         Ok(MqttSink {
             publisher: Publisher::connect(url, "sink", stop)?,
             per_row: url.per_row,

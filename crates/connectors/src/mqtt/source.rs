@@ -191,27 +191,7 @@ impl MqttSource {
             });
             return;
         }
-        let (text, rows) = match self.format {
-            RowFormat::Ndjson => {
-                let text = one_line(p.payload);
-                let rows = json_rows(&text);
-                (text, rows)
-            }
-            RowFormat::Csv => {
-                let mut rows = Vec::new();
-                let mut start = 0;
-                for line in p.payload.split_inclusive(|&b| b == b'\n') {
-                    let end = start + line.len();
-                    let row = line.strip_suffix(b"\n").unwrap_or(line);
-                    let row = row.strip_suffix(b"\r").unwrap_or(row);
-                    if !row.iter().all(u8::is_ascii_whitespace) {
-                        rows.push(start..start + row.len());
-                    }
-                    start = end;
-                }
-                (p.payload, rows)
-            }
-        };
+        let (text, rows) = publish_rows(p.payload, self.format);
         self.pending = Some(Pending {
             text,
             rows,
@@ -261,6 +241,32 @@ impl MqttSource {
             }
             Err(rumqttc::RecvTimeoutError::Timeout) => {}
             Err(rumqttc::RecvTimeoutError::Disconnected) => self.ended = true,
+        }
+    }
+}
+
+/// The rows of one publish: its text (a JSON publish on one line) and where each row is in
+/// it: the elements of a top-level JSON array or the payload itself; CSV lines.
+pub fn publish_rows(payload: Bytes, format: RowFormat) -> (Bytes, Vec<Range<usize>>) {
+    match format {
+        RowFormat::Ndjson => {
+            let text = one_line(payload);
+            let rows = json_rows(&text);
+            (text, rows)
+        }
+        RowFormat::Csv => {
+            let mut rows = Vec::new();
+            let mut start = 0;
+            for line in payload.split_inclusive(|&b| b == b'\n') {
+                let end = start + line.len();
+                let row = line.strip_suffix(b"\n").unwrap_or(line);
+                let row = row.strip_suffix(b"\r").unwrap_or(row);
+                if !row.iter().all(u8::is_ascii_whitespace) {
+                    rows.push(start..start + row.len());
+                }
+                start = end;
+            }
+            (payload, rows)
         }
     }
 }

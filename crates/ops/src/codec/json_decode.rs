@@ -88,6 +88,10 @@ pub struct FlatJsonDecoder {
     scratch: Vec<u8>,
     /// A key outside the schema was seen since the last [`FlatJsonDecoder::decode`].
     unknown: bool,
+    /// Columns from this index on have the kinds of their values counted (see
+    /// [`FlatJsonDecoder::tally_from`]).
+    tally_from: usize,
+    tallies: Vec<Kinds>,
 }
 
 type Res<T> = Result<T, String>;
@@ -130,6 +134,8 @@ impl FlatJsonDecoder {
             rows: 0,
             scratch: Vec::new(),
             unknown: false,
+            tally_from: usize::MAX,
+            tallies: Vec::new(),
         }
     }
 
@@ -139,9 +145,23 @@ impl FlatJsonDecoder {
         self.unknown
     }
 
+    /// Count the kinds of the values of columns `from..` as they are decoded (a widened
+    /// schema's extra columns: their type must be what this message's values call for).
+    pub fn tally_from(&mut self, from: usize) {
+        self.tally_from = from;
+    }
+
+    /// The kinds counted in the last decode, for columns `tally_from..` in order.
+    pub fn tallies(&self) -> &[Kinds] {
+        &self.tallies
+    }
+
     fn reset(&mut self, capacity: usize) {
         self.rows = 0;
         self.unknown = false;
+        let n = self.names.len().saturating_sub(self.tally_from);
+        self.tallies.clear();
+        self.tallies.resize(n, Kinds::default());
         self.cols = self
             .schema
             .fields()
@@ -304,6 +324,19 @@ impl FlatJsonDecoder {
                 p = match col {
                     Some(c) => {
                         next = c + 1;
+                        if c >= self.tally_from {
+                            let k = &mut self.tallies[c - self.tally_from];
+                            match b.get(p) {
+                                Some(b'"') => k.strings += 1,
+                                Some(b'-' | b'0'..=b'9') => match number_end(b, p) {
+                                    Ok((_, true)) => k.ints += 1,
+                                    _ => k.floats += 1,
+                                },
+                                Some(b't' | b'f') => k.bools += 1,
+                                Some(b'n') => k.nulls += 1,
+                                _ => k.nested += 1,
+                            }
+                        }
                         if self.cols[c].len() > row {
                             self.cols[c].truncate(row); // a repeated key: the last one wins
                         }
@@ -613,6 +646,8 @@ pub struct Kinds {
     pub bools: usize,
     /// Objects and arrays (kept as their JSON text in a string column).
     pub nested: usize,
+    /// Nulls (the key is there, without a value).
+    pub nulls: usize,
 }
 
 impl Kinds {
@@ -732,7 +767,7 @@ pub fn scan_columns(rows: &[&[u8]]) -> (Vec<(String, Kinds)>, usize) {
                     b's' => kd.strings += 1,
                     b'b' => kd.bools += 1,
                     b'x' => kd.nested += 1,
-                    _ => {}
+                    _ => kd.nulls += 1,
                 }
             }
             p = skip_ws(b, end);
