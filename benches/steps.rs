@@ -50,7 +50,6 @@ fn prepare_config() -> PrepareConfig {
         format: RowFormat::Ndjson,
         compression: Compression::None,
         csv_sep: b',',
-        csv_sep: b',',
         schema,
     }
 }
