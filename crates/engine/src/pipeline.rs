@@ -369,7 +369,8 @@ pub fn run_with(
     let mut probe = cfg.latency_field.as_deref().map(LatencyProbe::new);
     let deliver = |mut p: Processed| -> Result<(), IoError> {
         Stats::add(&stats.messages, 1);
-        Stats::add(&stats.rows_in, p.rows_in as u64);
+        // rows shed by drop_oldest came in too: rows in = out + dead letters + dropped
+        Stats::add(&stats.rows_in, (p.rows_in + p.dropped) as u64);
         let mut dead = 0;
         for d in &p.dead {
             dead += d.rows as u64;
