@@ -90,12 +90,9 @@ impl<R: std::io::Read + Send> LineSource<R> {
                     }
                     None => {
                         *len += self.hi - self.pos;
-                        (self.pos, self.hi, self.scan) = (0, 0, 0);
-                        if self.eof {
-                            self.refuse_skipped();
+                        if self.skip_buffered()? {
                             return Ok(());
                         }
-                        self.read_more()?;
                         continue;
                     }
                 }
@@ -151,12 +148,9 @@ impl<R: std::io::Read + Send> LineSource<R> {
                 // the start of a row already over the limit: skip the rest as it comes
                 let head = self.buf[..EXCERPT.min(self.hi)].to_vec();
                 self.skipping = Some((self.hi, head));
-                (self.pos, self.hi, self.scan) = (0, 0, 0);
-                if self.eof {
-                    self.refuse_skipped();
+                if self.skip_buffered()? {
                     return Ok(());
                 }
-                self.read_more()?;
                 continue;
             }
             if self.eof {
@@ -176,6 +170,18 @@ impl<R: std::io::Read + Send> LineSource<R> {
             }
             self.read_more()?;
         }
+    }
+
+    /// Drop what is buffered (the part of an oversized row read so far) and read on; true when
+    /// the input is over (the row's dead letter is then made).
+    fn skip_buffered(&mut self) -> Result<bool, IoError> {
+        (self.pos, self.hi, self.scan) = (0, 0, 0);
+        if self.eof {
+            self.refuse_skipped();
+            return Ok(true);
+        }
+        self.read_more()?;
+        Ok(false)
     }
 
     /// Read what comes next into `buf[hi..]`.
