@@ -430,6 +430,22 @@ fn a_bad_endpoint_or_setting_is_refused_before_any_file_is_touched() {
             "{args:?}"
         );
     }
+    // a device may be named twice
+    let o = bin()
+        .args([
+            "run",
+            "--source",
+            &f(&input),
+            "--chain",
+            "abs",
+            "--buffer",
+            "10",
+        ])
+        .args(["--sink", "file:/dev/null", "--sink-format", "ndjson"])
+        .args(["--dead-letter", "file:/dev/null"])
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
 #[test]

@@ -334,7 +334,9 @@ pub fn check_outputs(source: &Endpoint, outputs: &[&Endpoint]) -> Result<(), IoE
         let Endpoint::File { path, .. } = ep else {
             continue;
         };
-        if let Some(other) = seen.iter().find(|p| same(p, path)) {
+        // a device (/dev/null, /dev/stdout) may be named as often as one likes
+        let device = std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir());
+        if let Some(other) = seen.iter().find(|p| !device && same(p, path)) {
             return Err(IoError::Protocol(format!(
                 "{} is named twice (as {} and as an output): it would be overwritten",
                 path.display(),
