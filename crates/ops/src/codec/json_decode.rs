@@ -59,6 +59,14 @@ impl Column {
 
     fn truncate(&mut self, rows: usize) {
         if self.valid.len() <= rows {
+            // a string refused half-way (a bad escape, bad UTF-8) may have left bytes past the
+            // last offset: they would join the next value (found by fuzzing: an invalid
+            // string array, a panic)
+            if let Values::Str { offsets, data } = &mut self.values {
+                if let Some(&end) = offsets.last() {
+                    data.truncate(end as usize);
+                }
+            }
             return;
         }
         self.nulls -= self.valid[rows..].iter().filter(|v| !**v).count();
@@ -468,7 +476,13 @@ impl FlatJsonDecoder {
                 let Values::Str { offsets, data } = &mut col.values else {
                     return Err(wrong("an object or array"));
                 };
-                data.extend_from_slice(&b[p..end]);
+                // its JSON text, which must be UTF-8 like any string (found by fuzzing: raw
+                // bytes in a nested value made an invalid string array, a panic)
+                let text = &b[p..end];
+                if !text.is_ascii() && std::str::from_utf8(text).is_err() {
+                    return Err(at(b, p, "UTF-8 text"));
+                }
+                data.extend_from_slice(text);
                 offsets.push(data.len() as i32);
                 col.valid.push(true);
                 Ok(end)
@@ -1071,6 +1085,29 @@ mod tests {
         }
         assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
         assert_eq!(parse_i64(b"9223372036854775808"), None);
+    }
+
+    #[test]
+    fn a_string_refused_half_way_leaves_nothing_behind() {
+        // bytes of a refused string (a bad escape after text, bad UTF-8 in a nested value)
+        // must not join the next row's string
+        let mut d = FlatJsonDecoder::new(schema());
+        let rows: [&[u8]; 5] = [
+            b"{\"s\": \"2019-0\xff\\\\ x\\q\"}",
+            b"{\"s\": \"abc\\u12\"}",
+            b"{\"s\": [\"\xfe\"]}",
+            b"{\"s\": \"good\"}",
+            b"{\"s\": {\"k\": \"\xc3\xa9\"}}",
+        ];
+        let (batch, errors) = d.decode(rows.iter().copied(), rows.len()).unwrap();
+        assert_eq!(errors.iter().map(|e| e.0).collect::<Vec<_>>(), [0, 1, 2]);
+        let s = batch
+            .column(2)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        assert_eq!(s.value(0), "good");
+        assert_eq!(s.value(1), "{\"k\": \"\u{e9}\"}");
     }
 
     #[test]
