@@ -124,9 +124,6 @@ impl PipelineConfig {
                     "--in-flight {in_flight} is more than the limit of {MAX_IN_FLIGHT} messages"
                 )))
             }
-            _ => {}
-        }
-        match self.method {
             Method::Pool { workers: 0 } => {
                 return Err(PipelineError::Config("--workers must be at least 1".into()))
             }

@@ -226,18 +226,11 @@ impl Remote for Queue {
                     let seq = msg.seq;
                     // a task Redis cannot take (over its bulk limit, it closes the
                     // connection) becomes a dead letter, not a resend for ever
-                    let big = raw_size(&msg) > MAX_TASK_BYTES / 2;
-                    let kept = big.then(|| (msg.payload.clone(), msg.payload.rows()));
+                    // (a copy of the rows is kept only for a message that may be that large)
+                    let rows = msg.payload.rows();
+                    let kept = (raw_size(&msg) > MAX_TASK_BYTES / 2).then(|| msg.payload.clone());
                     let fields = task(&reply, &spec, msg, self.lz4)?;
                     if size(&fields) > MAX_TASK_BYTES {
-                        let (payload, rows) = kept.unwrap_or((
-                            streamprep_core::Payload::Raw {
-                                format: streamprep_core::RowFormat::Ndjson,
-                                bytes: Vec::new(),
-                                ends: Vec::new(),
-                            },
-                            0,
-                        ));
                         let dead = streamprep_core::DeadLetter {
                             seq,
                             step: "queue".into(),
@@ -247,7 +240,10 @@ impl Remote for Queue {
                                 size(&fields) >> 20,
                                 MAX_TASK_BYTES >> 20
                             ),
-                            data: streamprep_engine::chain::message_data(&payload),
+                            data: kept
+                                .as_ref()
+                                .map(streamprep_engine::chain::message_data)
+                                .unwrap_or_default(),
                             rows,
                         };
                         let mut p = Processed::refused(seq, rows, vec![dead]);

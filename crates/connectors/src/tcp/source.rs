@@ -75,10 +75,9 @@ impl FramedSource {
         let open = Arc::new(AtomicUsize::new(0));
         let ending = Arc::new(AtomicBool::new(false));
         let (o, e, s) = (open.clone(), ending.clone(), stop.clone());
-        let csv = format == RowFormat::Csv;
         std::thread::Builder::new()
             .name("tcp-accept".into())
-            .spawn(move || accept(listener, tx, o, e, s, max_frame, max_connections, csv))
+            .spawn(move || accept(listener, tx, o, e, s, max_frame, max_connections))
             .map_err(|e| IoError::io("starting the TCP listener", e))?;
         Ok(FramedSource {
             rx,
@@ -177,7 +176,6 @@ impl FramedSource {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn accept(
     listener: TcpListener,
     tx: Sender<Event>,
@@ -186,7 +184,6 @@ fn accept(
     stop: Arc<AtomicBool>,
     max_frame: usize,
     max_connections: usize,
-    csv: bool,
 ) {
     let mut next_id = 0u64;
     while !ending.load(Ordering::SeqCst) && !stop.load(Ordering::SeqCst) {
@@ -209,7 +206,7 @@ fn accept(
                 let spawned = std::thread::Builder::new()
                     .name(format!("tcp-conn-{id}"))
                     .spawn(move || {
-                        let why = read_connection(conn, id, &tx, max_frame, csv);
+                        let why = read_connection(conn, id, &tx, max_frame);
                         let _ = tx.send(Event::Closed(id, why));
                         still_open.fetch_sub(1, Ordering::SeqCst);
                     });
@@ -237,9 +234,7 @@ fn read_connection(
     id: u64,
     tx: &Sender<Event>,
     max_frame: usize,
-    csv: bool,
 ) -> Option<String> {
-    let _ = csv; // the source matches each connection's header
     let mut r = BufReader::with_capacity(1 << 16, conn);
     loop {
         let mut buf = Vec::new();
