@@ -47,6 +47,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    cmd::log::install();
     let result = match cli.command {
         Command::Run(args) => cmd::run::run(args),
         Command::Demo(args) => cmd::demo::run(args),

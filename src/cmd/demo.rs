@@ -11,12 +11,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use streamprep_connectors::generator::Stations;
-use streamprep_connectors::mqtt::{MqttSource, MqttUrl, Publisher};
-use streamprep_connectors::{open_dead_letter, open_sink, spec, FileFormat, SourceOptions};
-use streamprep_core::{RowFormat, Source};
-use streamprep_engine::{Method, PipelineConfig, Stats};
+use streamprep_connectors::mqtt::{MqttUrl, Publisher};
+use streamprep_project::{BufferSetting, ChainSpec, MethodName, ProjectSpec};
 
-use super::project::parse_duration;
+use super::run::flagged;
 use super::status::{stop_on_ctrl_c, StatusLine};
 
 /// The paper's chain.
@@ -61,49 +59,54 @@ pub struct DemoArgs {
 
 pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.qos <= 1, "--qos must be 0 or 1");
-    let mut cfg = PipelineConfig::new(CHAIN.split(',').map(String::from).collect(), args.buffer);
-    cfg.method = Method::Pool {
-        workers: args.workers.unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2)
-        }),
+    let base = match &args.broker {
+        Some(b) => b.trim_end_matches('/').to_string(),
+        None => format!("mqtt://127.0.0.1:{}", args.port),
     };
-    cfg.max_wait = Some(parse_duration(&args.max_wait).context("--max-wait")?);
-    cfg.validate()?;
-    // Ctrl-C (or --seconds) stops the simulator first; the pipeline (`stop`) stops once it has
-    // taken every row the simulator published, so the summary adds up
-    let stop = cfg.stop.clone();
+    let qos = format!("?qos={}", args.qos);
+    let topic = format!("{base}/wetter{qos}");
+    // the demo is a project like any other, launched through the project library
+    let spec = ProjectSpec {
+        name: Some("demo".into()),
+        description: Some("the paper's chain on the simulated weather stations".into()),
+        source: Some(topic.clone()),
+        chain: Some(ChainSpec::Text(CHAIN.into())),
+        buffer: Some(BufferSetting::Rows(args.buffer)),
+        method: Some(MethodName::Pool),
+        workers: args.workers,
+        max_wait: Some(args.max_wait.clone()),
+        sink: Some(args.sink.clone()),
+        dead_letter: Some(args.dead_letter.clone()),
+        ..ProjectSpec::default()
+    };
+    let plan = spec.plan().map_err(flagged)?;
+    let method = plan.config.method;
+    // Ctrl-C (or --seconds) stops the simulator first; the run stops once it has taken every
+    // row the simulator published, so the summary adds up
     let user_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     stop_on_ctrl_c(&user_stop)?;
     let sim_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if args.broker.is_none() {
+        start_embedded_broker(args.port)?;
+    }
+    let run = streamprep_project::launch_plan(plan).map_err(flagged)?;
 
-    let base = match &args.broker {
-        Some(b) => b.trim_end_matches('/').to_string(),
-        None => {
-            start_embedded_broker(args.port)?;
-            format!("mqtt://127.0.0.1:{}", args.port)
+    // the simulator publishes once the run has subscribed (nothing published is missed)
+    while run.state() == streamprep_project::RunState::Starting {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if let streamprep_project::RunState::Failed { reason } = run.state() {
+        anyhow::bail!("{reason}");
+    }
+    let pub_url = MqttUrl::parse(&topic).map_err(|e| anyhow::anyhow!("--broker: {e}"))?;
+    let mut publisher = match Publisher::connect(&pub_url, "simulator", sim_stop.clone()) {
+        Ok(p) => p,
+        Err(e) => {
+            run.stop();
+            let _ = run.wait();
+            return Err(e).context("starting the simulator");
         }
     };
-    let url = |q: &str| MqttUrl::parse(&format!("{base}/wetter{q}"));
-    let qos = format!("?qos={}", args.qos);
-    let src_url = url(&qos).map_err(|e| anyhow::anyhow!("--broker: {e}"))?;
-    let mut src = MqttSource::connect(&src_url, RowFormat::Ndjson, stop.clone())
-        .context("connecting the source")?;
-    let opts = SourceOptions {
-        stop: stop.clone(),
-        ..SourceOptions::default()
-    };
-    let sink_ep = spec::parse(&args.sink, None).context("--sink")?;
-    let mut sink = open_sink(&sink_ep, &opts).context("opening the sink")?;
-    let dl_ep =
-        spec::parse(&args.dead_letter, Some(FileFormat::Ndjson)).context("--dead-letter")?;
-    let mut dl = open_dead_letter(&dl_ep).context("opening the dead-letter output")?;
-
-    // the simulator
-    let pub_url = url(&qos).map_err(|e| anyhow::anyhow!("--broker: {e}"))?;
-    let mut publisher = Publisher::connect(&pub_url, "simulator", sim_stop.clone())
-        .context("starting the simulator")?;
     let (rate, stations) = (args.rate, args.stations);
     let sim_stop_for_thread = sim_stop.clone();
     let simulator = std::thread::Builder::new()
@@ -132,44 +135,42 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         });
     }
     eprintln!(
-        "streamprep demo: broker {base}, {stations} simulated station(s) at {rate} rows/s to topic wetter (QoS {}), chain {CHAIN} on {:?}, buffer {} -> {} (Ctrl-C to stop)",
-        args.qos, cfg.method, args.buffer, args.sink
+        "streamprep demo: broker {base}, {stations} simulated station(s) at {rate} rows/s to topic wetter (QoS {}), chain {CHAIN} on {method:?}, buffer {} -> {} (Ctrl-C to stop)",
+        args.qos, args.buffer, args.sink
     );
-    let stats = Arc::new(Stats::default());
-    let status = StatusLine::start(stats.clone(), src.link(), "demo", true);
+    let status = StatusLine::start(run.clone(), "demo", true, None);
     let shutdown = {
-        let (stats, stop) = (stats.clone(), stop.clone());
+        let run = run.clone();
         std::thread::spawn(move || -> anyhow::Result<u64> {
-            while !user_stop.load(Ordering::Relaxed) && !stop.load(Ordering::Relaxed) {
+            while !user_stop.load(Ordering::Relaxed) && !run.state().is_over() {
                 std::thread::sleep(Duration::from_millis(50));
             }
             sim_stop.store(true, Ordering::SeqCst);
             let published = simulator
                 .join()
                 .map_err(|_| anyhow::anyhow!("the simulator panicked"))?;
-            // let the pipeline take what was published (a few seconds at most)
+            // let the run take what was published (a few seconds at most)
             let deadline = Instant::now() + Duration::from_secs(5);
             while let Ok(n) = &published {
-                if stats.snapshot().rows_read >= *n
+                if run.view().figures.counts.rows_read >= *n
                     || Instant::now() > deadline
-                    || stop.load(Ordering::Relaxed)
+                    || run.state().is_over()
                 {
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
-            stop.store(true, Ordering::SeqCst);
+            run.stop();
             published
         })
     };
-    let result =
-        streamprep_engine::run_with(&cfg, &mut src, sink.as_mut(), Some(dl.as_mut()), &stats);
+    let result = run.wait();
     status.stop();
-    stop.store(true, Ordering::SeqCst);
+    run.stop();
     let published = shutdown
         .join()
         .map_err(|_| anyhow::anyhow!("the shutdown thread panicked"))??;
-    let summary = result?;
+    let summary = result.map_err(anyhow::Error::msg)?;
     eprintln!("streamprep demo: published {published} rows; {summary}");
     eprintln!("streamprep demo: {}", summary.metrics);
     Ok(ExitCode::SUCCESS)

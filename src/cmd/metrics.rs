@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use streamprep_engine::Stats;
+
+/// What `/metrics` answers: the Prometheus text of the run(s) served.
+pub type Render = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// The server's thread; stops when dropped.
 pub struct MetricsServer {
@@ -19,7 +21,7 @@ pub struct MetricsServer {
 
 impl MetricsServer {
     /// Bind now (a taken port is an error before anything runs) and serve until dropped.
-    pub fn start(addr: &str, stats: Arc<Stats>) -> anyhow::Result<Self> {
+    pub fn start(addr: &str, render: Render) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(addr)
             .with_context(|| format!("--metrics-addr: cannot listen on {addr}"))?;
         let addr = listener.local_addr()?;
@@ -33,7 +35,7 @@ impl MetricsServer {
                         break;
                     }
                     if let Ok(c) = conn {
-                        let _ = answer(c, &stats);
+                        let _ = answer(c, render.as_ref());
                     }
                 }
             })?;
@@ -56,7 +58,7 @@ impl Drop for MetricsServer {
     }
 }
 
-fn answer(c: TcpStream, stats: &Stats) -> std::io::Result<()> {
+fn answer(c: TcpStream, render: &(dyn Fn() -> String + Send + Sync)) -> std::io::Result<()> {
     c.set_read_timeout(Some(Duration::from_secs(2)))?;
     let mut r = BufReader::new(c.try_clone()?);
     let mut request = String::new();
@@ -72,7 +74,7 @@ fn answer(c: TcpStream, stats: &Stats) -> std::io::Result<()> {
         ("GET", "/metrics") => (
             "200 OK",
             "text/plain; version=0.0.4; charset=utf-8",
-            stats.metrics.prometheus(stats),
+            render(),
         ),
         ("GET", _) => (
             "404 Not Found",

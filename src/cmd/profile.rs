@@ -124,7 +124,7 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<ExitCode> {
         };
         let mut q = streamprep_queue::Queue::new(url)?;
         q.lz4 = args.task_compression == "lz4";
-        q.give_up_after = Some(super::project::parse_duration(&args.timeout).context("--timeout")?);
+        q.give_up_after = Some(super::duration(&args.timeout, "--timeout")?);
         Some(q)
     } else {
         None

@@ -1,19 +1,16 @@
-//! `streamprep run`: one pipeline from flags and/or a project file (flags override the file).
-//! Everything is validated, and every endpoint opened, before the first row is read.
+//! `streamprep run`: one pipeline from flags and/or a project file (flags override the file),
+//! launched through the project library: the flags fill in a spec, the spec is checked field
+//! by field before anything is opened, and the run is watched until it ends.
 
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
-use streamprep_connectors::{
-    open_dead_letter, open_sink, open_source, spec, FileFormat, SourceOptions,
-};
-use streamprep_engine::{Backpressure, Method, PipelineConfig, Stats};
+use streamprep_connectors::FileFormat;
 use streamprep_ops::prepare::Compression;
-
-use super::project::{
-    declared_schema, parse_duration, split_chain, BackpressureName, BufferSetting, MethodName,
-    ProjectConfig, RateSetting,
+use streamprep_project::spec::split_chain;
+use streamprep_project::{
+    BackpressureName, BufferSetting, ChainSpec, MethodName, ProjectSpec, RateSetting, SpecError,
 };
+
 use super::status::StatusLine;
 
 #[derive(clap::Args)]
@@ -35,7 +32,7 @@ pub struct RunArgs {
     max_latency: Option<String>,
     /// Where the chain runs.
     #[arg(long, value_enum)]
-    method: Option<MethodName>,
+    method: Option<MethodArg>,
     /// Worker threads for `--method pool` (default: the number of cores).
     #[arg(long)]
     workers: Option<usize>,
@@ -80,7 +77,7 @@ pub struct RunArgs {
     /// When the chain cannot keep up: `block` the source (default; nothing lost) or
     /// `drop_oldest` (shed the oldest waiting message, count its rows).
     #[arg(long, value_enum)]
-    backpressure: Option<BackpressureName>,
+    backpressure: Option<BackpressureArg>,
     /// Measure end-to-end latency from this column: the time each row was sent, in
     /// microseconds since 1970 (`streamprep gen --mqtt ... --stamp` writes `sent_us`); the
     /// summary gives p50, p99 and max from send to sink.
@@ -124,6 +121,27 @@ impl From<Format> for FileFormat {
     }
 }
 
+/// Where the chain runs.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum MethodArg {
+    /// In the thread that reads the source.
+    Inline,
+    /// On a pool of worker threads.
+    Pool,
+    /// As tasks through Redis to `streamprep worker` processes.
+    Queue,
+}
+
+/// What a saturated pipeline does.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum BackpressureArg {
+    /// Stop reading the source until the chain catches up (nothing lost).
+    Block,
+    /// Shed the oldest waiting message and count its rows.
+    #[value(name = "drop_oldest", alias = "drop-oldest")]
+    DropOldest,
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum CompressionArg {
     None,
@@ -131,216 +149,93 @@ enum CompressionArg {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let project = match &args.project {
-        Some(p) => ProjectConfig::load(p)?,
-        None => ProjectConfig::default(),
+    let mut spec = match &args.project {
+        Some(p) => ProjectSpec::load(p).map_err(flagged)?,
+        None => ProjectSpec::default(),
     };
-    let source = args
-        .source
-        .or(project.source)
-        .context("no source: give --source or `source =` in the project file")?;
-    let sink = args
-        .sink
-        .or(project.sink)
-        .context("no sink: give --sink or `sink =` in the project file")?;
-    let chain = match args.chain {
-        Some(c) => split_chain(&c),
-        None => project
-            .chain
-            .map(|c| c.steps())
-            .context("no chain: give --chain or `chain =` in the project file")?,
+    // the flags override the file
+    let set = |slot: &mut Option<String>, flag: Option<String>| {
+        if flag.is_some() {
+            *slot = flag;
+        }
     };
-    let setting = match args.buffer {
-        Some(b) => Some(match b.trim().parse::<usize>() {
+    set(&mut spec.source, args.source);
+    set(&mut spec.sink, args.sink);
+    set(&mut spec.dead_letter, args.dead_letter);
+    set(&mut spec.broker, args.broker);
+    set(&mut spec.max_latency, args.max_latency);
+    set(&mut spec.max_wait, args.max_wait);
+    set(&mut spec.csv_sep, args.csv_sep);
+    set(&mut spec.task_compression, args.task_compression);
+    if let Some(c) = args.chain {
+        spec.chain = Some(ChainSpec::List(split_chain(&c)));
+    }
+    if let Some(b) = args.buffer {
+        spec.buffer = Some(match b.trim().parse::<usize>() {
             Ok(n) => BufferSetting::Rows(n),
             Err(_) => BufferSetting::Word(b),
-        }),
-        None => project.buffer.clone(),
+        });
     }
-    .context("no buffer size: give --buffer or `buffer =` in the project file")?;
-    let adaptive = match &setting {
-        BufferSetting::Rows(_) => None,
-        BufferSetting::Word(w) if w.trim() == "auto" => {
-            let t = args
-                .max_latency
-                .or(project.max_latency.clone())
-                .unwrap_or_else(|| "100ms".into());
-            Some(streamprep_engine::adaptive::Adaptive::new(
-                parse_duration(&t).context("--max-latency")?,
-            ))
-        }
-        BufferSetting::Word(w) => {
-            bail!("--buffer: '{w}' is neither a number of rows nor 'auto'")
-        }
-    };
-    let buffer = match setting {
-        BufferSetting::Rows(n) => n,
-        BufferSetting::Word(_) => 1,
-    };
-    let workers = args.workers.or(project.workers);
-    let method = match args.method.or(project.method).unwrap_or(MethodName::Inline) {
-        MethodName::Inline => {
-            if workers.is_some_and(|w| w > 1) {
-                bail!("--workers needs --method pool (inline runs on the reading thread)");
-            }
-            Method::Inline
-        }
-        MethodName::Pool => Method::Pool {
-            workers: workers.unwrap_or_else(|| {
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(2)
-            }),
-        },
-        MethodName::Queue => {
-            if workers.is_some() {
-                bail!("--workers is for --method pool; queue workers are `streamprep worker` processes (--concurrency)");
-            }
-            Method::Queue {
-                in_flight: args.in_flight.or(project.in_flight).unwrap_or(64),
-            }
-        }
-    };
-    let broker = args.broker.or(project.broker);
-    let remote: Option<std::sync::Arc<dyn streamprep_engine::Remote>> = match (&method, broker) {
-        (Method::Queue { .. }, Some(url)) => {
-            let mut q = streamprep_queue::Queue::new(&url).context("--broker")?;
-            q.lz4 = match args.task_compression.or(project.task_compression.clone()) {
-                None => false,
-                Some(z) if z == "none" => false,
-                Some(z) if z == "lz4" => true,
-                Some(z) => bail!("task_compression: '{z}' is not 'none' or 'lz4'"),
-            };
-            Some(std::sync::Arc::new(q))
-        }
-        (Method::Queue { .. }, None) => {
-            bail!("--method queue needs --broker redis://HOST:PORT")
-        }
-        (_, Some(_)) => bail!("--broker is for --method queue"),
-        (_, None) => None,
-    };
-    let compression = match args.compression {
-        Some(CompressionArg::None) => Compression::None,
-        Some(CompressionArg::ZlibBase64) => Compression::ZlibBase64,
-        None => project.compression.unwrap_or_default(),
-    };
-    let schema = project.schema.as_ref().map(declared_schema).transpose()?;
-    let max_wait = match args.max_wait.or(project.max_wait) {
-        Some(t) => parse_duration(&t).context("--max-wait")?,
-        // adaptive: a slow stream's message closes in time to keep the latency
-        None => match &adaptive {
-            Some(a) => a.max_latency / 2,
-            None => std::time::Duration::from_millis(50),
-        },
-    };
-    let backpressure = match args.backpressure.or(project.backpressure) {
-        Some(BackpressureName::DropOldest) => Backpressure::DropOldest,
-        _ => Backpressure::Block,
-    };
-    let mut cfg = PipelineConfig::new(chain, buffer);
-    cfg.method = method;
-    cfg.schema = schema;
-    cfg.compression = compression;
-    cfg.csv_sep = match args.csv_sep.or(project.csv_sep.clone()).as_deref() {
-        None => b',',
-        Some("\\t" | "\t" | "tab") => b'\t',
-        Some(s) if s.len() == 1 && s != "\"" && s != "\n" && s != "\r" => s.as_bytes()[0],
-        Some(s) => bail!("--csv-sep '{s}': give one character such as ';', '|' or '\\t'"),
-    };
-    cfg.max_wait = Some(max_wait);
-    cfg.backpressure = backpressure;
-    cfg.latency_field = args.latency_field;
-    cfg.adaptive = adaptive;
-    let metrics_addr = args.metrics_addr.clone();
-    let timeline = args.timeline.clone();
-    let rate = match args.rate.map(RateSetting::Steps).or(project.rate.clone()) {
-        Some(r) => Some(r.steps()?),
-        None => None,
-    };
-    cfg.remote = remote;
-    cfg.validate()?;
-
-    let source_format = args
+    if let Some(m) = args.method {
+        spec.method = Some(match m {
+            MethodArg::Inline => MethodName::Inline,
+            MethodArg::Pool => MethodName::Pool,
+            MethodArg::Queue => MethodName::Queue,
+        });
+    }
+    if let Some(b) = args.backpressure {
+        spec.backpressure = Some(match b {
+            BackpressureArg::Block => BackpressureName::Block,
+            BackpressureArg::DropOldest => BackpressureName::DropOldest,
+        });
+    }
+    spec.workers = args.workers.or(spec.workers);
+    spec.in_flight = args.in_flight.or(spec.in_flight);
+    spec.max_row = args.max_row.or(spec.max_row);
+    spec.source_format = args
         .source_format
         .map(FileFormat::from)
-        .or(project.source_format);
-    let sink_format = args
-        .sink_format
-        .map(FileFormat::from)
-        .or(project.sink_format);
-    let source_ep = spec::parse(&source, source_format).context("--source")?;
-    let sink_ep = spec::parse(&sink, sink_format).context("--sink")?;
-    let dl_ep = spec::parse(
-        args.dead_letter
-            .or(project.dead_letter)
-            .as_deref()
-            .unwrap_or("-"),
-        Some(FileFormat::Ndjson),
-    )
-    .context("--dead-letter")?;
-    let opts = SourceOptions {
-        max_frame: args
-            .max_row
-            .or(project.max_row)
-            .unwrap_or(SourceOptions::default().max_frame),
-        stop: cfg.stop.clone(),
-    };
-    super::status::stop_on_ctrl_c(&cfg.stop)?;
-    // no output file is created or truncated before every endpoint has been checked
-    spec::check_outputs(&source_ep, &[&sink_ep, &dl_ep])?;
+        .or(spec.source_format);
+    spec.sink_format = args.sink_format.map(FileFormat::from).or(spec.sink_format);
+    if let Some(c) = args.compression {
+        spec.compression = Some(match c {
+            CompressionArg::None => Compression::None,
+            CompressionArg::ZlibBase64 => Compression::ZlibBase64,
+        });
+    }
+    if let Some(r) = args.rate {
+        spec.rate = Some(RateSetting::Steps(r));
+    }
+    let mut plan = spec.plan().map_err(flagged)?;
+    plan.config.latency_field = args.latency_field;
 
     // what can fail is tried before the source is opened and the sink's file created
-    let stats = std::sync::Arc::new(Stats::default());
-    let server = match &metrics_addr {
-        Some(a) => Some(super::metrics::MetricsServer::start(a, stats.clone())?),
-        None => None,
-    };
-    let timeline = match &timeline {
-        Some(p) => {
-            Some(std::fs::File::create(p).with_context(|| format!("--timeline: {}", p.display()))?)
+    let slot = std::sync::Arc::new(std::sync::OnceLock::<streamprep_project::RunHandle>::new());
+    let server = match &args.metrics_addr {
+        Some(a) => {
+            let slot = slot.clone();
+            Some(super::metrics::MetricsServer::start(
+                a,
+                std::sync::Arc::new(move || slot.get().map(|h| h.prometheus()).unwrap_or_default()),
+            )?)
         }
         None => None,
     };
-    let mut src = open_source(&source_ep, opts.clone()).context("opening the source")?;
-    if let Some(steps) = rate {
-        anyhow::ensure!(
-            !src.is_live() && src.kind() != streamprep_core::SourceKind::Columnar,
-            "--rate replays a row file or stdin; this source sets its own pace"
-        );
-        src = Box::new(streamprep_connectors::paced::Paced::stepped(
-            src,
-            steps,
-            cfg.stop.clone(),
-        ));
-    }
-    match &source_ep {
-        spec::Endpoint::TcpListen { addr, .. } => {
-            eprintln!("streamprep: listening on {addr} for framed rows")
-        }
-        spec::Endpoint::Mqtt { url, .. } => {
-            eprintln!("streamprep: subscribed to {}", url.display())
-        }
-        _ => {}
-    }
-    let mut sink = open_sink(&sink_ep, &opts).context("opening the sink")?;
-    let mut dl = open_dead_letter(&dl_ep).context("opening the dead-letter output")?;
-
-    let show =
-        args.status || (src.is_live() && std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let broker_health = cfg.remote.as_ref().and_then(|r| r.health());
-    let status = StatusLine::with_timeline(
-        stats.clone(),
-        src.link(),
-        broker_health,
-        "run",
-        show,
-        timeline,
-    );
-    let result =
-        streamprep_engine::run_with(&cfg, src.as_mut(), sink.as_mut(), Some(dl.as_mut()), &stats);
+    let timeline = match &args.timeline {
+        Some(p) => Some(
+            std::fs::File::create(p)
+                .map_err(|e| anyhow::anyhow!("--timeline: {}: {e}", p.display()))?,
+        ),
+        None => None,
+    };
+    super::status::stop_on_ctrl_c(&plan.config.stop)?;
+    let handle = streamprep_project::launch_plan(plan).map_err(flagged)?;
+    let _ = slot.set(handle.clone());
+    let status = StatusLine::start(handle.clone(), "run", args.status, timeline);
+    let result = handle.wait();
     status.stop();
     drop(server);
-    let summary = result?;
+    let summary = result.map_err(anyhow::Error::msg)?;
     if !args.quiet {
         eprintln!("streamprep: {summary}");
         if let Some(l) = &summary.latency {
@@ -349,4 +244,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         eprintln!("streamprep: {}", summary.metrics);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A spec's errors as the CLI says them: each field with the flag that sets it.
+pub fn flagged(e: SpecError) -> anyhow::Error {
+    let lines: Vec<String> = e
+        .errors
+        .iter()
+        .map(|f| {
+            let field = f.field.split('.').next().unwrap_or(&f.field);
+            match field {
+                "project" | "schema" => format!("{}: {}", f.field, f.message),
+                _ => format!("{} (--{}): {}", f.field, field.replace('_', "-"), f.message),
+            }
+        })
+        .collect();
+    anyhow::anyhow!("{}", lines.join("; "))
 }

@@ -1,5 +1,6 @@
 //! The live one-line status of a running pipeline (rows/s in and out, backlog, messages,
-//! dead letters, dropped rows, the source's connection) and Ctrl-C handling.
+//! dead letters, dropped rows, the source's connection), read from the run's view once a
+//! second, and Ctrl-C handling.
 
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -7,8 +8,8 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use streamprep_core::LinkHealth;
-use streamprep_engine::Stats;
+use streamprep_engine::LinkView;
+use streamprep_project::RunHandle;
 
 /// Make Ctrl-C set `stop` (live sources then end and the pipeline drains and finishes);
 /// a second Ctrl-C exits at once.
@@ -27,7 +28,7 @@ pub fn stop_on_ctrl_c(stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
     }
 }
 
-/// How often the status thread wakes to see whether a second has passed.
+/// How often the status thread wakes to see whether a new sample is there.
 const TICK: Duration = Duration::from_millis(200);
 
 /// A thread printing the status every second until stopped. Stopping wakes it at once (it
@@ -38,35 +39,21 @@ pub struct StatusLine {
 }
 
 impl StatusLine {
-    /// Sample the metrics every second (and warn when the pipeline stays saturated); with
-    /// `show`, also print the status line.
+    /// Print the status line each second when `show` (or, for a live source, when stderr is
+    /// a terminal); append one CSV line a second to `timeline`: seconds since the start, rows
+    /// a second in, the buffer size, measured and predicted rho, the mean row latency of that
+    /// second, the backlog.
     pub fn start(
-        stats: Arc<Stats>,
-        link: Option<Arc<LinkHealth>>,
-        label: &'static str,
-        show: bool,
-    ) -> Self {
-        Self::with_timeline(stats, link, None, label, show, None)
-    }
-
-    /// [`StatusLine::start`], also appending one CSV line a second to `timeline`: seconds
-    /// since the start, rows a second in, the buffer size, measured and predicted rho, the
-    /// mean row latency of that second, the backlog.
-    pub fn with_timeline(
-        stats: Arc<Stats>,
-        link: Option<Arc<LinkHealth>>,
-        broker: Option<Arc<LinkHealth>>,
+        run: RunHandle,
         label: &'static str,
         show: bool,
         timeline: Option<std::fs::File>,
     ) -> Self {
-        Self::spawn(stats, link, broker, label, show, timeline, TICK)
+        Self::spawn(run, label, show, timeline, TICK)
     }
 
     fn spawn(
-        stats: Arc<Stats>,
-        link: Option<Arc<LinkHealth>>,
-        broker: Option<Arc<LinkHealth>>,
+        run: RunHandle,
         label: &'static str,
         show: bool,
         mut timeline: Option<std::fs::File>,
@@ -84,53 +71,43 @@ impl StatusLine {
             .name("streamprep-status".into())
             .spawn(move || {
                 let tty = std::io::stderr().is_terminal();
-                let mut last = stats.snapshot();
-                let mut at = Instant::now();
-                stats.metrics.sample(last);
+                let mut seen = 0;
+                let mut printed = false;
                 // a tick every TICK; stop() drops the sender, which ends the wait at once
                 while let Err(mpsc::RecvTimeoutError::Timeout) = d.recv_timeout(tick) {
-                    if at.elapsed() < Duration::from_secs(1) {
+                    let v = run.view();
+                    let live = v.figures.live;
+                    // one line per sample of the run's monitor (one a second)
+                    if live.samples == seen {
                         continue;
                     }
-                    let now = stats.snapshot();
-                    let dt = at.elapsed().as_secs_f64();
-                    at = Instant::now();
-                    let warning = stats.metrics.sample(now);
+                    seen = live.samples;
                     if let Some(f) = timeline.as_mut() {
-                        let live = stats.metrics.live();
                         let _ = writeln!(
                             f,
                             "{:.1},{:.0},{},{:.3},{:.3},{:.3},{}",
                             began.elapsed().as_secs_f64(),
-                            (now.rows_read - last.rows_read) as f64 / dt,
-                            stats.metrics.buffer(),
+                            live.rows_in_per_s,
+                            v.figures.buffer,
                             live.rho_measured,
                             live.rho_predicted,
                             live.latency_s * 1e3,
-                            now.backlog
+                            v.figures.counts.backlog
                         );
                     }
-                    if let Some(w) = &warning {
-                        if show && tty {
-                            eprintln!();
-                        }
-                        eprintln!("streamprep: warning: {w}");
-                    }
-                    if !show {
-                        last = now;
+                    if !(show || (run.is_live() && tty)) {
                         continue;
                     }
-                    let link = link.as_ref().map_or(String::new(), |l| health("source", l));
-                    let broker = broker.as_ref().map_or(String::new(), |b| health("broker", b));
-                    let live = stats.metrics.live();
-                    let columns = match stats.dropped_columns().len() {
+                    let links: String = v.figures.links.iter().map(health).collect();
+                    let columns = match v.figures.dropped_columns.len() {
                         0 => String::new(),
                         n => format!(" | {n} column(s) the sink cannot take"),
                     };
+                    let now = v.figures.counts;
                     let line = format!(
-                        "[{label}] in {:.0} rows/s, out {:.0} rows/s | backlog {} msg | rho {:.3} (predicted {:.3}, {} worker(s)) | messages {} | dead letters {} | dropped {}{columns}{link}{broker}",
-                        (now.rows_read - last.rows_read) as f64 / dt,
-                        (now.rows_out - last.rows_out) as f64 / dt,
+                        "[{label}] in {:.0} rows/s, out {:.0} rows/s | backlog {} msg | rho {:.3} (predicted {:.3}, {} worker(s)) | messages {} | dead letters {} | dropped {}{columns}{links}",
+                        live.rows_in_per_s,
+                        live.rows_out_per_s,
                         now.backlog,
                         live.rho_measured,
                         live.rho_predicted,
@@ -139,16 +116,16 @@ impl StatusLine {
                         now.dead_letters,
                         now.dropped,
                     );
-                    last = now;
                     let mut err = std::io::stderr().lock();
                     if tty {
                         let _ = write!(err, "\r\x1b[2K{line}");
+                        printed = true;
                     } else {
                         let _ = writeln!(err, "{line}");
                     }
                     let _ = err.flush();
                 }
-                if show && tty {
+                if printed {
                     eprintln!();
                 }
             })
@@ -168,16 +145,13 @@ impl StatusLine {
 }
 
 /// ` | NAME connected, N disconnect(s)` (or RECONNECTING) for a status line.
-fn health(name: &str, l: &LinkHealth) -> String {
-    let state = if l.connected.load(Ordering::Relaxed) {
+fn health(l: &LinkView) -> String {
+    let state = if l.connected {
         "connected"
     } else {
         "RECONNECTING"
     };
-    format!(
-        " | {name} {state}, {} disconnect(s)",
-        l.disconnects.load(Ordering::Relaxed)
-    )
+    format!(" | {} {state}, {} disconnect(s)", l.name, l.disconnects)
 }
 
 #[cfg(test)]
@@ -188,10 +162,20 @@ mod tests {
     /// hold `stop` for a minute (every `streamprep run` used to end up to 200 ms late).
     #[test]
     fn stop_wakes_the_status_thread_at_once() {
-        let stats = Arc::new(Stats::default());
-        let line = StatusLine::spawn(stats, None, None, "t", false, None, Duration::from_secs(60));
+        let spec = streamprep_project::ProjectSpec {
+            source: Some("generator:davis?rows=10".into()),
+            chain: Some(streamprep_project::ChainSpec::List(vec!["abs".into()])),
+            buffer: Some(streamprep_project::BufferSetting::Rows(5)),
+            sink: Some("file:/dev/null".into()),
+            sink_format: Some(streamprep_connectors::FileFormat::Ndjson),
+            dead_letter: Some("file:/dev/null".into()),
+            ..Default::default()
+        };
+        let run = streamprep_project::launch(&spec).expect("launch");
+        let line = StatusLine::spawn(run.clone(), "t", false, None, Duration::from_secs(60));
         let t0 = Instant::now();
         line.stop();
         assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
+        run.wait().expect("the run ends");
     }
 }

@@ -5,10 +5,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::Context;
 use streamprep_queue::{WorkerConfig, WorkerStats};
 
-use super::project::parse_duration;
 use super::status::stop_on_ctrl_c;
 
 #[derive(clap::Args)]
@@ -41,7 +39,7 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let cfg = WorkerConfig {
         url: args.broker.clone(),
         concurrency: args.concurrency,
-        claim_after: parse_duration(&args.claim_after).context("--claim-after")?,
+        claim_after: super::duration(&args.claim_after, "--claim-after")?,
         max_attempts: args.max_attempts,
         stop,
     };

@@ -126,7 +126,7 @@ fn bad_flags_and_projects_fail_before_reading_anything() {
                 "--buffer".into(),
                 "0".into(),
             ],
-            "--buffer must be at least 1",
+            "buffer (--buffer): must be at least 1",
         ),
         (
             vec!["--chain".into(), "abs,prepare".into()],
@@ -139,7 +139,7 @@ fn bad_flags_and_projects_fail_before_reading_anything() {
                 "--workers".into(),
                 "2".into(),
             ],
-            "--workers needs --method pool",
+            "workers (--workers): needs method = \"pool\"",
         ),
     ];
     for (extra, want) in cases {

@@ -9,4 +9,5 @@ mod mqtt;
 mod pipeline;
 mod queue;
 mod robust;
+mod runs;
 mod tcp;

@@ -702,7 +702,7 @@ fn demo_runs_on_the_embedded_broker_and_stops_cleanly() {
 }
 
 /// Publish `args` (mosquitto_pub's) to the broker at QoS 1.
-fn publish(broker: &Broker, topic: &str, args: &[&str]) {
+pub fn publish(broker: &Broker, topic: &str, args: &[&str]) {
     let st = Command::new("mosquitto_pub")
         .args(["-p", &broker.port.to_string(), "-t", topic, "-q", "1"])
         .args(args)

@@ -12,13 +12,13 @@ use super::tcp::free_port;
 const CHAIN: &str = "fillna_zeros,normalizer,drop_duplicates";
 
 /// A private redis-server (nothing kept on disk); killed when dropped.
-struct Redis {
+pub struct Redis {
     port: u16,
     child: Option<Child>,
 }
 
 impl Redis {
-    fn start() -> Redis {
+    pub fn start() -> Redis {
         let found = Command::new("sh")
             .args(["-c", "command -v redis-server"])
             .stdout(Stdio::null())
@@ -62,7 +62,7 @@ impl Redis {
         self.spawn();
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
@@ -89,10 +89,10 @@ impl Drop for Redis {
 }
 
 /// A `streamprep worker`; killed when dropped.
-struct Worker(Child);
+pub struct Worker(Child);
 
 impl Worker {
-    fn start(url: &str, concurrency: usize) -> Worker {
+    pub fn start(url: &str, concurrency: usize) -> Worker {
         Worker(
             bin()
                 .args(["worker", "--broker", url, "--claim-after", "1s"])

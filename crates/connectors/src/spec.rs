@@ -11,7 +11,7 @@ use streamprep_core::{DeadLetterSink, Encoding, IoError, RowFormat, Sink, Source
 use thiserror::Error;
 
 use crate::dead_letter::DeadLetterWriter;
-use crate::file::{LineSource, ParquetSink, ParquetSource, WriterSink};
+use crate::file::{Interruptible, LineSource, ParquetSink, ParquetSource, WriterSink};
 use crate::generator::DavisSource;
 use crate::mqtt::{MqttSink, MqttSource, MqttUrl};
 use crate::tcp::{FramedSink, FramedSource};
@@ -241,7 +241,7 @@ pub fn parse(spec: &str, format: Option<FileFormat>) -> Result<Endpoint, SpecErr
     let path = PathBuf::from(path);
     let format = match format.or_else(|| FileFormat::from_path(&path)) {
         Some(f) => f,
-        None => return Err(bad(spec, "cannot tell the format from the extension; use .ndjson/.jsonl, .csv or .parquet, or name the format with --source-format / --sink-format (source_format / sink_format in a project file)")),
+        None => return Err(bad(spec, "cannot tell the format from the extension; use .ndjson/.jsonl, .csv or .parquet, or name the format (source_format or sink_format: ndjson, csv, parquet)")),
     };
     Ok(Endpoint::File { path, format })
 }
@@ -251,7 +251,9 @@ pub fn parse(spec: &str, format: Option<FileFormat>) -> Result<Endpoint, SpecErr
 pub struct SourceOptions {
     /// Largest TCP frame accepted, in bytes; a longer frame is refused (dead letter) unread.
     pub max_frame: usize,
-    /// Set to stop: live sources (MQTT, a paced generator) end at their next check.
+    /// The run's stop signal (the same flag as the pipeline's): every source stops reading
+    /// within a fraction of a second once it is set, a blocked read (stdin, a FIFO, a TCP
+    /// accept, an MQTT wait) included.
     pub stop: Arc<AtomicBool>,
 }
 
@@ -271,13 +273,33 @@ pub fn open_source(ep: &Endpoint, opts: SourceOptions) -> Result<Box<dyn Source>
             Some(rf) => {
                 let f = std::fs::File::open(path)
                     .map_err(|e| IoError::io(format!("opening {}", path.display()), e))?;
-                Box::new(LineSource::new(f, rf).with_max_row(opts.max_frame))
+                let regular = f.metadata().is_ok_and(|m| m.is_file());
+                if regular {
+                    Box::new(
+                        LineSource::new(f, rf)
+                            .with_max_row(opts.max_frame)
+                            .with_stop(opts.stop.clone()),
+                    )
+                } else {
+                    // a FIFO or a device may block in a read for ever: read it on a thread
+                    let r = Interruptible::new(f, opts.stop.clone());
+                    Box::new(
+                        LineSource::new(r, rf)
+                            .with_max_row(opts.max_frame)
+                            .with_stop(opts.stop.clone()),
+                    )
+                }
             }
             None => Box::new(ParquetSource::open(path)?),
         },
         Endpoint::Stdio { format } => {
             let rf = format.rows().unwrap_or(RowFormat::Ndjson);
-            Box::new(LineSource::new(std::io::stdin(), rf).with_max_row(opts.max_frame))
+            let r = Interruptible::new(std::io::stdin(), opts.stop.clone());
+            Box::new(
+                LineSource::new(r, rf)
+                    .with_max_row(opts.max_frame)
+                    .with_stop(opts.stop.clone()),
+            )
         }
         Endpoint::TcpListen { addr, format } => Box::new(FramedSource::bind_with(
             addr,
@@ -461,7 +483,7 @@ mod tests {
             .expect_err("no extension")
             .to_string();
         assert!(
-            e.contains("--sink-format") && e.contains("--source-format"),
+            e.contains("sink_format") && e.contains("source_format"),
             "{e}"
         );
         assert_eq!(

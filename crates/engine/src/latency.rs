@@ -22,7 +22,7 @@ pub struct LatencyProbe {
 }
 
 /// What the probe saw.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LatencySummary {
     /// Rows measured.
     pub rows: u64,

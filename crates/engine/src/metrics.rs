@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use crate::chain::Processed;
-use crate::stats::{Snapshot, Stats};
+use crate::counts::Snapshot;
 
 /// The measured utilisation above which the pipeline is called saturated.
 pub const SATURATED_RHO: f64 = 0.9;
@@ -48,7 +48,7 @@ struct Inner {
 }
 
 /// The utilisation as of the last sample.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Live {
     /// Smoothed rows a second read from the source.
     pub arrival_rows: f64,
@@ -69,6 +69,10 @@ pub struct Live {
     pub latency_s: f64,
     /// Samples taken so far.
     pub samples: u64,
+    /// Rows read from the source in the last sample's second (not smoothed).
+    pub rows_in_per_s: f64,
+    /// Rows written to the sink in the last sample's second.
+    pub rows_out_per_s: f64,
 }
 
 /// A histogram of microseconds from 1 µs to 1 hour, 3 significant digits (also the latency
@@ -103,7 +107,7 @@ fn us(d: Duration) -> u64 {
 }
 
 /// Percentiles of one histogram, in microseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Percentiles {
     /// Messages recorded.
     pub count: u64,
@@ -128,7 +132,7 @@ fn percentiles(h: &Histogram<u64>) -> Percentiles {
 }
 
 /// Everything the summary prints.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Report {
     /// The whole chain on one message.
     pub chain: Percentiles,
@@ -241,10 +245,13 @@ impl Metrics {
                 old + SMOOTHING * (new - old)
             }
         };
+        let out = now_counts.rows_out.saturating_sub(before.rows_out) as f64 / dt;
         let first = m.live.workers == 0;
         let (svc, rows_done, msgs_done) = std::mem::take(&mut m.window);
         let mut live = m.live;
         live.workers = workers;
+        live.rows_in_per_s = rows;
+        live.rows_out_per_s = out;
         live.arrival_rows = smooth(live.arrival_rows, rows, first);
         live.arrival_messages = smooth(live.arrival_messages, msgs, first);
         if msgs_done > 0 {
@@ -325,9 +332,8 @@ impl Metrics {
         }
     }
 
-    /// The metrics and the counters in Prometheus' text exposition format.
-    pub fn prometheus(&self, stats: &Stats) -> String {
-        let c = stats.snapshot();
+    /// The metrics and the counters `c` in Prometheus' text exposition format.
+    pub fn prometheus(&self, c: Snapshot) -> String {
         let m = self.lock();
         let mut s = String::new();
         let mut counter = |name: &str, help: &str, v: u64| {
@@ -529,7 +535,7 @@ mod tests {
         assert_eq!(r.latency.count, 1);
         assert!((r.latency.p50_us as f64 - 20_000.0).abs() < 50.0);
         assert_eq!(r.workers, 2);
-        let text = m.prometheus(&Stats::default());
+        let text = m.prometheus(Snapshot::default());
         assert!(text.contains("streamprep_step_service_seconds_count{step=\"prepare\"} 2"));
         assert!(text.contains("streamprep_worker_busy_ratio{worker=\"1\"}"));
         assert!(text.contains("# TYPE streamprep_rho_measured gauge"));

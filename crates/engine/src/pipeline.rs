@@ -97,59 +97,71 @@ impl PipelineConfig {
 impl PipelineConfig {
     /// Refuse a bad configuration before anything runs.
     pub fn validate(&self) -> Result<(), PipelineError> {
+        self.check().map_err(|(field, message)| match field {
+            "chain" if self.chain.len() <= MAX_STEPS => match validate_chain(&self.chain) {
+                Err(e) => PipelineError::Chain(e),
+                Ok(_) => PipelineError::Setting { field, message },
+            },
+            _ => PipelineError::Setting { field, message },
+        })
+    }
+
+    /// The first setting that cannot work, as `(field, what is wrong and what would be
+    /// right)`, named as a project spec names it.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
         if self.chain.len() > MAX_STEPS {
-            return Err(PipelineError::Config(format!(
-                "the chain has {} steps; at most {MAX_STEPS}",
-                self.chain.len()
-            )));
+            return Err((
+                "chain",
+                format!("{} steps; at most {MAX_STEPS}", self.chain.len()),
+            ));
         }
-        validate_chain(&self.chain)?;
+        validate_chain(&self.chain).map_err(|e| ("chain", e.to_string()))?;
         if self.buffer == 0 {
-            return Err(PipelineError::Config("--buffer must be at least 1".into()));
+            return Err(("buffer", "must be at least 1 row".into()));
         }
         if self.buffer > MAX_BUFFER {
-            return Err(PipelineError::Config(format!(
-                "--buffer {} is more than the limit of {MAX_BUFFER} rows a message",
-                self.buffer
-            )));
+            return Err((
+                "buffer",
+                format!(
+                    "{} is more than the limit of {MAX_BUFFER} rows a message",
+                    self.buffer
+                ),
+            ));
         }
         match self.method {
             Method::Pool { workers } if workers > MAX_WORKERS => {
-                return Err(PipelineError::Config(format!(
-                    "--workers {workers} is more than the limit of {MAX_WORKERS} threads"
-                )))
-            }
-            Method::Queue { in_flight } if in_flight > MAX_IN_FLIGHT => {
-                return Err(PipelineError::Config(format!(
-                    "--in-flight {in_flight} is more than the limit of {MAX_IN_FLIGHT} messages"
-                )))
-            }
-            Method::Pool { workers: 0 } => {
-                return Err(PipelineError::Config("--workers must be at least 1".into()))
-            }
-            Method::Queue { in_flight: 0 } => {
-                return Err(PipelineError::Config(
-                    "--in-flight must be at least 1".into(),
+                return Err((
+                    "workers",
+                    format!("{workers} is more than the limit of {MAX_WORKERS} threads"),
                 ))
             }
+            Method::Queue { in_flight } if in_flight > MAX_IN_FLIGHT => {
+                return Err((
+                    "in_flight",
+                    format!("{in_flight} is more than the limit of {MAX_IN_FLIGHT} messages"),
+                ))
+            }
+            Method::Pool { workers: 0 } => return Err(("workers", "must be at least 1".into())),
+            Method::Queue { in_flight: 0 } => {
+                return Err(("in_flight", "must be at least 1".into()))
+            }
             Method::Queue { .. } if self.remote.is_none() => {
-                return Err(PipelineError::Config(
-                    "--method queue needs --broker redis://HOST:PORT".into(),
+                return Err((
+                    "broker",
+                    "the queue method needs a Redis broker, redis://HOST:PORT".into(),
                 ))
             }
             _ => {}
         }
         if self.max_wait == Some(Duration::ZERO) {
-            return Err(PipelineError::Config(
-                "--max-wait must be more than 0 (e.g. 50ms)".into(),
-            ));
+            return Err(("max_wait", "must be more than 0 (e.g. 50ms)".into()));
         }
         Ok(())
     }
 }
 
 /// What a finished run did.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Summary {
     /// Rows the buffer took from the source.
     pub rows_in: u64,
@@ -201,9 +213,14 @@ impl std::fmt::Display for Summary {
 /// Why a pipeline could not run or stopped.
 #[derive(Debug, Error)]
 pub enum PipelineError {
-    /// The configuration is wrong (the user's to fix); nothing was run.
-    #[error("bad configuration: {0}")]
-    Config(String),
+    /// A setting is wrong (the user's to fix); nothing was run.
+    #[error("{field}: {message}")]
+    Setting {
+        /// The setting, as a project spec names it (`buffer`, `workers`).
+        field: &'static str,
+        /// What is wrong and what would be right.
+        message: String,
+    },
     /// The chain names an unknown or misplaced step.
     #[error("bad chain: {0}")]
     Chain(ChainError),
@@ -239,10 +256,44 @@ pub fn run_with(
     cfg: &PipelineConfig,
     source: &mut dyn Source,
     sink: &mut dyn Sink,
-    mut dead_letters: Option<&mut dyn DeadLetterSink>,
+    dead_letters: Option<&mut dyn DeadLetterSink>,
     stats: &Stats,
 ) -> Result<Summary, PipelineError> {
     cfg.validate()?;
+    {
+        let mut links = stats.links.lock().unwrap_or_else(|e| e.into_inner());
+        links.clear();
+        links.extend(source.link().map(|l| ("source".to_string(), l)));
+        let broker = cfg.remote.as_ref().and_then(|r| r.health());
+        links.extend(broker.map(|l| ("broker".to_string(), l)));
+    }
+    // the live monitor samples the run each second, whoever hosts it; the run's end wakes it
+    let (done, watching) = crossbeam_channel::bounded::<()>(0);
+    std::thread::scope(|s| {
+        // its warnings belong to the run's span (the host's log routes them by it)
+        let span = tracing::Span::current();
+        let monitor = std::thread::Builder::new()
+            .name("streamprep-monitor".into())
+            .spawn_scoped(s, move || {
+                let _run = span.enter();
+                crate::monitor::watch(stats, watching)
+            });
+        let r = run_body(cfg, source, sink, dead_letters, stats);
+        drop(done);
+        if let Ok(m) = monitor {
+            let _ = m.join();
+        }
+        r
+    })
+}
+
+fn run_body(
+    cfg: &PipelineConfig,
+    source: &mut dyn Source,
+    sink: &mut dyn Sink,
+    mut dead_letters: Option<&mut dyn DeadLetterSink>,
+    stats: &Stats,
+) -> Result<Summary, PipelineError> {
     let started = Instant::now();
     let max_wait = if source.is_live() { cfg.max_wait } else { None };
     let mut acker = source.acker();
@@ -371,18 +422,18 @@ pub fn run_with(
         let mut dead = 0;
         for d in &p.dead {
             dead += d.rows as u64;
+            stats.events.dead_letter(d);
             if let Some(dl) = dead_letters.as_deref_mut() {
                 dl.write(d)?;
             }
         }
         Stats::add(&stats.dead_letters, dead);
         for name in stats.drop_columns(&p.dropped_columns) {
-            eprintln!(
-                "streamprep: warning: column '{name}' appeared after the stream's schema was \
-                 fixed, and the sink cannot add a column (a CSV header is written, a Parquet \
-                 file has its schema): its values are left out. Declare it in the project's \
-                 [schema], or write NDJSON"
-            );
+            stats.warn(format!(
+                "column '{name}' appeared after the stream's schema was fixed, and the sink \
+                 cannot add a column (a CSV header is written, a Parquet file has its schema): \
+                 its values are left out. Declare it in the project's [schema], or write NDJSON"
+            ));
         }
         if let Some(out) = p.output.take() {
             Stats::add(&stats.rows_out, out.rows as u64);
@@ -527,8 +578,8 @@ fn execute(
     }
 }
 
-/// Adaptive buffering's hook on the reading thread: after each new metrics sample, the
-/// controller sets the buffer size for the next messages.
+/// Adaptive buffering's hook on the reading thread: after each new metrics sample (the
+/// monitor takes one a second), the controller sets the buffer size for the next messages.
 struct Tuner {
     ctl: Option<(Controller, u64)>,
 }
@@ -538,9 +589,6 @@ impl Tuner {
         let Some((ctl, seen)) = self.ctl.as_mut() else {
             return;
         };
-        if let Some(w) = stats.metrics.sample(stats.snapshot()) {
-            eprintln!("streamprep: warning: {w}");
-        }
         let live = stats.metrics.live();
         if live.samples != *seen {
             *seen = live.samples;

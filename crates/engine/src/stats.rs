@@ -1,6 +1,9 @@
-//! Live counters of a running pipeline, read by the status line while it runs.
+//! A run's live state: counters (once per message), metrics, events, and the links of its
+//! source and broker; [`Stats::figures`] is the serialisable view of all of it.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+pub use crate::counts::Snapshot;
 
 /// Counters updated as messages are read and delivered (once per message, never per row).
 #[derive(Debug, Default)]
@@ -24,27 +27,38 @@ pub struct Stats {
     /// Columns that appeared after the schema was fixed and that the sink could not take
     /// (their values were left out), in the order first seen.
     pub dropped_columns: std::sync::Mutex<Vec<String>>,
+    /// What happened: warnings, links going down and up, the first dead letters.
+    pub events: crate::events::Events,
+    /// The source's and the broker's connections, as `(name, health)` (set by the run).
+    pub links: std::sync::Mutex<Vec<(String, std::sync::Arc<streamprep_core::LinkHealth>)>>,
 }
 
-/// A copy of the counters at one moment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Snapshot {
-    /// See [`Stats::rows_read`].
-    pub rows_read: u64,
-    /// See [`Stats::messages_read`].
-    pub messages_read: u64,
-    /// See [`Stats::rows_in`].
-    pub rows_in: u64,
-    /// See [`Stats::rows_out`].
-    pub rows_out: u64,
-    /// See [`Stats::messages`].
-    pub messages: u64,
-    /// Messages read but not yet delivered.
-    pub backlog: u64,
-    /// See [`Stats::dead_letters`].
-    pub dead_letters: u64,
-    /// See [`Stats::dropped`].
-    pub dropped: u64,
+/// A connection's state in [`Figures`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LinkView {
+    /// `source` or `broker`.
+    pub name: String,
+    /// Up now.
+    pub connected: bool,
+    /// Connections lost so far.
+    pub disconnects: u64,
+}
+
+/// Everything a status line, a `/metrics` page or a UI shows of a run, at one moment.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Figures {
+    /// The counters.
+    pub counts: Snapshot,
+    /// Rates and utilisation as of the last second's sample.
+    pub live: crate::metrics::Live,
+    /// Service time per step and chain, row latency percentiles, rho over the run so far.
+    pub report: crate::metrics::Report,
+    /// The buffer size in force (rows a message).
+    pub buffer: usize,
+    /// Columns the sink could not take.
+    pub dropped_columns: Vec<String>,
+    /// The source's and the broker's connections (none for files).
+    pub links: Vec<LinkView>,
 }
 
 impl Stats {
@@ -85,6 +99,50 @@ impl Stats {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// The links' states now.
+    pub fn link_views(&self) -> Vec<LinkView> {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.links
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(name, l)| LinkView {
+                name: name.clone(),
+                connected: l.connected.load(Relaxed),
+                disconnects: l.disconnects.load(Relaxed),
+            })
+            .collect()
+    }
+
+    /// Everything at this moment.
+    pub fn figures(&self) -> Figures {
+        Figures {
+            counts: self.snapshot(),
+            live: self.metrics.live(),
+            report: self.metrics.report(),
+            buffer: self.metrics.buffer(),
+            dropped_columns: self.dropped_columns(),
+            links: self.link_views(),
+        }
+    }
+
+    /// The metrics and counters in Prometheus' text format.
+    pub fn prometheus(&self) -> String {
+        self.metrics.prometheus(self.snapshot())
+    }
+
+    /// A warning: to the run's events and to the host's log (`tracing`).
+    pub fn warn(&self, message: String) {
+        tracing::warn!("{message}");
+        self.events.log(crate::events::Level::Warning, message);
+    }
+
+    /// A line for the log: to the run's events and to the host's log (`tracing`).
+    pub fn info(&self, message: String) {
+        tracing::info!("{message}");
+        self.events.log(crate::events::Level::Info, message);
     }
 
     pub(crate) fn add(counter: &AtomicU64, n: u64) {

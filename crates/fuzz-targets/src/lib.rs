@@ -11,11 +11,6 @@ use streamprep_core::{Message, Payload, RowFormat};
 use streamprep_ops::prepare::{infer_schema, Compression, Prepare, PrepareConfig};
 use streamprep_ops::result::ResultStep;
 
-/// The project-file module of the binary, compiled here too so its parser can be fuzzed.
-#[allow(dead_code, missing_docs)]
-#[path = "../../../src/cmd/project.rs"]
-mod project;
-
 /// A target's body.
 pub type Target = fn(&[u8]);
 
@@ -178,28 +173,27 @@ pub fn zlib_base64(data: &[u8]) {
 
 /// A project file: parsed, and every value that has a meaning checked as `run` checks it.
 pub fn project_file(data: &[u8]) {
+    use streamprep_project::ProjectSpec;
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let Ok(p) = toml::from_str::<project::ProjectConfig>(text) else {
+    let Ok(p) = ProjectSpec::from_toml(text) else {
         return;
     };
-    if let Some(c) = &p.chain {
-        let _ = streamprep_ops::registry::validate_chain(&c.steps());
+    // written out and read back, a spec says the same (as TOML and as JSON)
+    let once = p.to_toml();
+    let again = ProjectSpec::from_toml(&once).expect("a written spec reads back");
+    assert_eq!(again.to_toml(), once);
+    if let Ok(j) = ProjectSpec::from_json(&p.to_json()) {
+        assert_eq!(j.to_toml(), once);
     }
-    if let Some(s) = &p.schema {
-        let _ = project::declared_schema(s);
-    }
+    // every field checked as `launch` checks it (but the output files, which plan() tries)
+    let _ = p.resolve();
     if let Some(r) = &p.rate {
         let _ = r.steps();
     }
     for d in [&p.max_wait, &p.max_latency].into_iter().flatten() {
-        let _ = project::parse_duration(d);
-    }
-    for (spec, fmt) in [(&p.source, p.source_format), (&p.sink, p.sink_format)] {
-        if let Some(s) = spec {
-            let _ = streamprep_connectors::spec::parse(s, fmt);
-        }
+        let _ = streamprep_project::parse_duration(d);
     }
 }
 

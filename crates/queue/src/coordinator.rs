@@ -96,14 +96,14 @@ impl Link {
             match connect(&self.url) {
                 Ok(c) => {
                     if failures > 0 {
-                        eprintln!("streamprep: queue: reconnected to {}", self.url);
+                        tracing::info!("queue: reconnected to {}", self.url);
                     }
                     self.con = Some(c);
                     self.health.connected.store(true, Ordering::Relaxed);
                 }
                 Err(e) => {
                     if failures == 0 {
-                        eprintln!("streamprep: queue: {e}; retrying with backoff");
+                        tracing::warn!("queue: {e}; retrying with backoff");
                     }
                     failures += 1;
                     if failures > 60 {
@@ -148,7 +148,7 @@ impl Link {
                     if lost > 1 {
                         std::thread::sleep(Duration::from_millis(100u64 << lost.min(4)));
                     }
-                    eprintln!("streamprep: queue: {e}; reconnecting");
+                    tracing::warn!("queue: {e}; reconnecting");
                     self.con = None;
                     self.reconnected = true;
                     self.health.connected.store(false, Ordering::Relaxed);
@@ -319,7 +319,7 @@ impl Remote for Queue {
                     return Err(IoError::Protocol(hint()));
                 }
                 if !warned && silent >= NO_WORKER_HINT {
-                    eprintln!("streamprep: queue: {}", hint());
+                    tracing::warn!("queue: {}", hint());
                     warned = true;
                 }
                 read = entries.iter().map(|(id, _)| id.clone()).collect();

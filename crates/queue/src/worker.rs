@@ -87,14 +87,14 @@ fn thread(cfg: &WorkerConfig, stats: &WorkerStats, consumer: &str) -> Result<(),
             None => match connect(&cfg.url).and_then(|mut c| ensure_group(&mut c).map(|_| c)) {
                 Ok(c) => {
                     if failures > 0 {
-                        eprintln!("streamprep worker: reconnected to {}", cfg.url);
+                        tracing::info!("worker: reconnected to {}", cfg.url);
                     }
                     failures = 0;
                     con.insert(c)
                 }
                 Err(e) => {
                     if failures == 0 {
-                        eprintln!("streamprep worker: {e}; retrying with backoff");
+                        tracing::warn!("worker: {e}; retrying with backoff");
                     }
                     failures += 1;
                     std::thread::sleep(Duration::from_millis(
@@ -149,7 +149,7 @@ fn thread(cfg: &WorkerConfig, stats: &WorkerStats, consumer: &str) -> Result<(),
                     Ok(t) => t,
                     Err(e) => {
                         // not ours to answer: no reply stream to write to
-                        eprintln!("streamprep worker: dropping task {id}: {e}");
+                        tracing::warn!("worker: dropping task {id}: {e}");
                         finish(c, &id)?;
                         continue;
                     }
@@ -194,7 +194,7 @@ fn thread(cfg: &WorkerConfig, stats: &WorkerStats, consumer: &str) -> Result<(),
             if c.is_open() && !is_lost(&e) {
                 return Err(e);
             }
-            eprintln!("streamprep worker: {e}; reconnecting");
+            tracing::warn!("worker: {e}; reconnecting");
             con = None;
         }
     }

@@ -7,7 +7,7 @@ mod source;
 
 pub use parquet::{ParquetSink, ParquetSource};
 pub use sink::WriterSink;
-pub use source::LineSource;
+pub use source::{Interruptible, LineSource};
 
 /// A buffered writer that only ever hands whole units (rows, or messages of whole rows) to
 /// the system: each `write` system call ends at the end of a unit, so a process killed

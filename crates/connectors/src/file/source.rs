@@ -1,3 +1,8 @@
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use streamprep_core::{IoError, Read, RowFormat, Source, SourceKind};
 
 /// Bytes read from the input at a time.
@@ -25,6 +30,79 @@ pub struct LineSource<R> {
     skipping: Option<(usize, Vec<u8>)>,
     /// Rows refused (too long), handed out with the next rows.
     refused: Vec<(String, Vec<u8>)>,
+    /// Set to stop: no more is read; the rows already read are handed out, a line begun is
+    /// not a row.
+    stop: Option<Arc<AtomicBool>>,
+}
+
+/// A reader that may block for ever (stdin, a FIFO) made stoppable: a thread reads it into a
+/// short queue of blocks, and `read` waits on the queue in short slices, answering
+/// `Interrupted` once `stop` is set (the thread stays blocked in its read until the input
+/// ends or the process does; it holds at most a few blocks).
+pub struct Interruptible {
+    blocks: Receiver<std::io::Result<Vec<u8>>>,
+    current: Vec<u8>,
+    at: usize,
+    stop: Arc<AtomicBool>,
+    ended: bool,
+}
+
+impl Interruptible {
+    /// Read `reader` on a thread of its own.
+    pub fn new<R: std::io::Read + Send + 'static>(mut reader: R, stop: Arc<AtomicBool>) -> Self {
+        let (tx, blocks) = crossbeam_channel::bounded(4);
+        let _ = std::thread::Builder::new()
+            .name("streamprep-stdin".into())
+            .spawn(move || loop {
+                let mut block = vec![0u8; CHUNK];
+                match reader.read(&mut block) {
+                    Ok(n) => {
+                        block.truncate(n);
+                        if tx.send(Ok(block)).is_err() || n == 0 {
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        break;
+                    }
+                }
+            });
+        Interruptible {
+            blocks,
+            current: Vec::new(),
+            at: 0,
+            stop,
+            ended: false,
+        }
+    }
+}
+
+impl std::io::Read for Interruptible {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.current.len() {
+            if self.ended {
+                return Ok(0);
+            }
+            if self.stop.load(Ordering::SeqCst) {
+                return Err(std::io::ErrorKind::Interrupted.into());
+            }
+            match self.blocks.recv_timeout(Duration::from_millis(100)) {
+                Ok(Ok(b)) => {
+                    self.ended = b.is_empty();
+                    (self.current, self.at) = (b, 0);
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => self.ended = true,
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.at);
+        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
 }
 
 /// The first bytes of an oversized row kept in its dead letter.
@@ -46,7 +124,19 @@ impl<R: std::io::Read + Send> LineSource<R> {
             max_row: usize::MAX,
             skipping: None,
             refused: Vec::new(),
+            stop: None,
         }
+    }
+
+    /// Stop reading when `stop` is set (checked before each block is read; a reader that
+    /// blocks, like stdin, should be [`Interruptible`] so the check comes in time).
+    pub fn with_stop(mut self, stop: Arc<AtomicBool>) -> Self {
+        self.stop = Some(stop);
+        self
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
     }
 
     /// Refuse rows longer than `max` bytes: each is skipped as it is read (memory stays at
@@ -187,6 +277,13 @@ impl<R: std::io::Read + Send> LineSource<R> {
     /// Read what comes next into `buf[hi..]`.
     fn read_more(&mut self) -> Result<(), IoError> {
         let n = loop {
+            if self.stopped() {
+                // stopped: the input ends here; the start of a line is dropped, not a row
+                (self.pos, self.hi, self.scan) = (0, 0, 0);
+                self.skipping = None;
+                self.eof = true;
+                return Ok(());
+            }
             match self.reader.read(&mut self.buf[self.hi..]) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,

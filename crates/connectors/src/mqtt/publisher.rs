@@ -95,9 +95,13 @@ impl Publisher {
         let thread = {
             let shared = shared.clone();
             let name = name.clone();
+            let span = tracing::Span::current();
             std::thread::Builder::new()
                 .name("streamprep-mqtt-pub".into())
-                .spawn(move || drive(conn, qos, &shared, &name))
+                .spawn(move || {
+                    let _run = span.enter();
+                    drive(conn, qos, &shared, &name)
+                })
                 .map_err(|e| IoError::io("starting the MQTT publisher", e))?
         };
         Ok(Publisher {
@@ -175,8 +179,8 @@ fn drive(mut conn: Connection, qos: QoS, shared: &Shared, name: &str) {
                     Event::Incoming(Packet::ConnAck(ack)) => {
                         if failures > 0 {
                             let again = resend(&mut conn, &mut unconfirmed, ack.session_present);
-                            eprintln!(
-                                "streamprep: mqtt: reconnected to {name}{}",
+                            tracing::info!(
+                                "mqtt: reconnected to {name}{}",
                                 if again > 0 {
                                     format!("; sending {again} unconfirmed publish(es) again")
                                 } else {
@@ -211,8 +215,8 @@ fn drive(mut conn: Connection, qos: QoS, shared: &Shared, name: &str) {
                 }
                 let wait = backoff(failures);
                 if failures == 0 {
-                    eprintln!(
-                        "streamprep: mqtt: connection to {name} lost ({e}); reconnecting with backoff"
+                    tracing::warn!(
+                        "mqtt: connection to {name} lost ({e}); reconnecting with backoff"
                     );
                 }
                 failures += 1;

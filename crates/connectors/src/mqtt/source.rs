@@ -218,7 +218,7 @@ impl MqttSource {
                 // (the epoch moved on when the connection was lost)
                 self.connected_at = Instant::now();
                 self.health.connected.store(true, Ordering::Relaxed);
-                eprintln!("streamprep: mqtt: reconnected to {}", self.url.display());
+                tracing::info!("mqtt: reconnected to {}", self.url.display());
                 self.failures = 0;
                 // a persistent session keeps the subscription, a clean one does not
                 let _ = self.subscribe();
@@ -231,8 +231,8 @@ impl MqttSource {
                 if self.failures == 0 {
                     self.health.disconnects.fetch_add(1, Ordering::Relaxed);
                     self.health.connected.store(false, Ordering::Relaxed);
-                    eprintln!(
-                        "streamprep: mqtt: connection to {} lost ({e}); reconnecting with backoff",
+                    tracing::warn!(
+                        "mqtt: connection to {} lost ({e}); reconnecting with backoff",
                         self.url.display()
                     );
                 }
@@ -465,11 +465,11 @@ impl MqttSource {
         };
         if !self.hinted && self.stalls.1 >= 3 {
             self.hinted = true;
-            eprintln!(
-                "streamprep: mqtt: the broker stopped after {unacked} unacknowledged publishes \
+            tracing::warn!(
+                "mqtt: the broker stopped after {unacked} unacknowledged publishes \
                  (its in-flight limit at QoS 1; mosquitto: max_inflight_messages, default 20), \
-                 so messages close by --max-wait with fewer than {max} rows; raise the broker's \
-                 limit or use --buffer {unacked} or less"
+                 so messages close by max_wait with fewer than {max} rows; raise the broker's \
+                 limit or use a buffer of {unacked} or less"
             );
         }
     }

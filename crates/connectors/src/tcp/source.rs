@@ -75,9 +75,14 @@ impl FramedSource {
         let open = Arc::new(AtomicUsize::new(0));
         let ending = Arc::new(AtomicBool::new(false));
         let (o, e, s) = (open.clone(), ending.clone(), stop.clone());
+        // its logs belong to the run that opened the source
+        let span = tracing::Span::current();
         std::thread::Builder::new()
             .name("tcp-accept".into())
-            .spawn(move || accept(listener, tx, o, e, s, max_frame, max_connections))
+            .spawn(move || {
+                let _run = span.enter();
+                accept(listener, tx, o, e, s, max_frame, max_connections)
+            })
             .map_err(|e| IoError::io("starting the TCP listener", e))?;
         Ok(FramedSource {
             rx,
@@ -168,7 +173,7 @@ impl FramedSource {
                 Event::Closed(conn, why) => {
                     self.conns.remove(&conn);
                     if let Some(why) = why {
-                        eprintln!("streamprep: a framed-TCP connection ended: {why}");
+                        tracing::info!("a framed-TCP connection ended: {why}");
                     }
                 }
             }
@@ -190,8 +195,8 @@ fn accept(
         match listener.accept() {
             Ok((conn, peer)) => {
                 if open.load(Ordering::SeqCst) >= max_connections {
-                    eprintln!(
-                        "streamprep: refused a framed-TCP connection from {peer}: \
+                    tracing::warn!(
+                        "refused a framed-TCP connection from {peer}: \
                          {max_connections} connections are open (the limit)"
                     );
                     drop(conn);
@@ -203,17 +208,17 @@ fn accept(
                 let id = next_id;
                 next_id += 1;
                 let (tx, still_open) = (tx.clone(), open.clone());
+                let span = tracing::Span::current();
                 let spawned = std::thread::Builder::new()
                     .name(format!("tcp-conn-{id}"))
                     .spawn(move || {
+                        let _run = span.enter();
                         let why = read_connection(conn, id, &tx, max_frame);
                         let _ = tx.send(Event::Closed(id, why));
                         still_open.fetch_sub(1, Ordering::SeqCst);
                     });
                 if spawned.is_err() {
-                    eprintln!(
-                        "streamprep: refused a framed-TCP connection from {peer}: no thread for it"
-                    );
+                    tracing::warn!("refused a framed-TCP connection from {peer}: no thread for it");
                     open.fetch_sub(1, Ordering::SeqCst);
                 }
             }
@@ -221,7 +226,7 @@ fn accept(
                 std::thread::sleep(Duration::from_millis(20));
             }
             Err(e) => {
-                eprintln!("streamprep: accepting a framed-TCP connection: {e}");
+                tracing::warn!("accepting a framed-TCP connection: {e}");
                 std::thread::sleep(Duration::from_millis(100));
             }
         }

@@ -1,18 +1,21 @@
-//! The project file (TOML): a pipeline's source, chain and sinks, with runtime knobs that
-//! flags may override.
+//! The project spec: everything a pipeline is (source, chain, buffer, method, sinks, runtime
+//! knobs), one typed struct read and written as TOML (the CLI's project file) and JSON (the
+//! API), and [`ProjectSpec::plan`], which checks every field and says, per field, what is
+//! wrong and what would be right.
 //!
 //! ```toml
-//! source = "file:weather.ndjson"   # or "-", "tcp-listen:127.0.0.1:9000", "generator:davis?rows=1000"
-//! source_format = "ndjson"         # for stdin and TCP (files: from the extension)
+//! name = "weather"                 # optional: names the run in logs and metrics
+//! source = "file:weather.ndjson"   # or "-", "tcp-listen:127.0.0.1:9000", "generator:davis?rows=1000", "mqtt://HOST:PORT/TOPIC?qos=1"
+//! source_format = "ndjson"         # for stdin, TCP and MQTT (files: from the extension)
 //! chain = ["fillna_zeros", "normalizer", "drop_duplicates"]
-//! buffer = 100
+//! buffer = 100                     # rows a message, or "auto" (with max_latency)
 //! method = "pool"                  # or "inline", or "queue" (with broker = "redis://...")
 //! workers = 2
 //! sink = "file:out.ndjson"
 //! dead_letter = "file:dead.ndjson" # default: stderr
 //! compression = "none"             # or "zlib-base64" (each row base64(zlib(text)))
 //! max_row = 16777216               # largest row (line, TCP frame, MQTT publish), bytes
-//! csv_sep = ";"                      # CSV field separator (pandas' sep), default ","
+//! csv_sep = ";"                    # CSV field separator (pandas' sep), default ","
 //!
 //! [schema]                         # optional: declared instead of inferred from the first rows
 //! ts = "string"
@@ -22,14 +25,13 @@
 
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use streamprep_connectors::FileFormat;
 use streamprep_ops::prepare::Compression;
 
 /// Where the chain runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MethodName {
     /// In the thread that reads the source.
@@ -41,8 +43,8 @@ pub enum MethodName {
 }
 
 /// A chain is a list, or one comma-separated string.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(try_from = "toml::Value")]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(try_from = "toml::Value", into = "Vec<String>")]
 pub enum ChainSpec {
     /// `["abs", "normalizer"]`
     List(Vec<String>),
@@ -72,7 +74,14 @@ impl TryFrom<toml::Value> for ChainSpec {
     }
 }
 
+impl From<ChainSpec> for Vec<String> {
+    fn from(c: ChainSpec) -> Self {
+        c.steps()
+    }
+}
+
 impl ChainSpec {
+    /// The step names, in order.
     pub fn steps(&self) -> Vec<String> {
         match self {
             ChainSpec::List(v) => v.clone(),
@@ -89,56 +98,84 @@ pub fn split_chain(s: &str) -> Vec<String> {
         .collect()
 }
 
-/// Everything a project file may say. Unknown keys are refused.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// Everything a project says; every field may be left out where a default exists (and
+/// `source`, `chain`, `buffer` and `sink`, which have none, may come from elsewhere, such as
+/// the CLI's flags, before [`ProjectSpec::plan`]). Unknown keys are refused.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct ProjectConfig {
+pub struct ProjectSpec {
+    /// The project's name: names its runs in logs and metrics.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// What the project is for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     /// Where rows come from.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
     /// Format of a stdin or TCP source.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub source_format: Option<FileFormat>,
     /// The steps, in order.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub chain: Option<ChainSpec>,
     /// Buffering factor: rows a message, or "auto".
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub buffer: Option<BufferSetting>,
     /// With `buffer = "auto"`: the latency a row should stay under ("50ms").
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_latency: Option<String>,
     /// `inline` or `pool`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<MethodName>,
     /// Worker threads of the pool.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub workers: Option<usize>,
     /// The queue method's Redis (`redis://HOST:PORT`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub broker: Option<String>,
     /// The queue method: messages sent and not yet delivered, at most.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub in_flight: Option<usize>,
     /// The queue method's task and result compression: "none" or "lz4".
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub task_compression: Option<String>,
     /// Where results go.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sink: Option<String>,
     /// Format of a stdout or TCP sink.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sink_format: Option<FileFormat>,
     /// Where refused rows go (default: stderr).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub dead_letter: Option<String>,
     /// How rows are wrapped.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub compression: Option<Compression>,
     /// Largest row accepted (a line, a TCP frame, an MQTT publish), in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[serde(alias = "max_frame")]
     pub max_row: Option<usize>,
     /// The CSV field separator of the source (pandas' `sep`): ";", "\t", "|".
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub csv_sep: Option<String>,
     /// A live source's message closes when its oldest row has waited this long ("50ms").
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_wait: Option<String>,
     /// `block` or `drop_oldest`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub backpressure: Option<BackpressureName>,
     /// Replay a file or stdin at this many rows a second, or in steps ("20000:10s,200000:10s").
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rate: Option<RateSetting>,
     /// Declared schema: column name -> type, in column order.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub schema: Option<toml::Table>,
 }
 
 /// `buffer = 100`, `buffer = "100"` or `buffer = "auto"`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
-#[serde(try_from = "toml::Value")]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "toml::Value", untagged)]
 pub enum BufferSetting {
     /// Rows a message.
     Rows(usize),
@@ -170,7 +207,7 @@ impl TryFrom<toml::Value> for BufferSetting {
 }
 
 /// `rate = 20000` or `rate = "20000:10s,200000:10s"`.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum RateSetting {
     /// Rows a second.
@@ -181,7 +218,7 @@ pub enum RateSetting {
 
 impl RateSetting {
     /// `(rows a second, seconds)` steps.
-    pub fn steps(&self) -> anyhow::Result<Vec<(f64, f64)>> {
+    pub fn steps(&self) -> Result<Vec<(f64, f64)>, String> {
         let steps = match self {
             RateSetting::Rows(r) => vec![(*r, f64::INFINITY)],
             RateSetting::Steps(s) => s
@@ -191,40 +228,43 @@ impl RateSetting {
                         Some((r, d)) => (r, Some(d)),
                         None => (step, None),
                     };
-                    let rate: f64 = r.trim().parse().map_err(|_| {
-                        anyhow::anyhow!("--rate: '{r}' is not a number of rows a second")
-                    })?;
+                    let rate: f64 = r
+                        .trim()
+                        .parse()
+                        .map_err(|_| format!("'{r}' is not a number of rows a second"))?;
                     let secs = match d {
                         Some(d) => parse_duration(d.trim())?.as_secs_f64(),
                         None => f64::INFINITY,
                     };
                     Ok((rate, secs))
                 })
-                .collect::<anyhow::Result<Vec<_>>>()?,
+                .collect::<Result<Vec<_>, String>>()?,
         };
         for &(r, _) in &steps {
-            anyhow::ensure!(
-                r.is_finite() && r > 0.0,
-                "--rate is rows a second (a positive number), or steps like 20000:10s,200000:10s"
-            );
+            if !(r.is_finite() && r > 0.0) {
+                return Err(
+                    "give rows a second (a positive number), or steps like 20000:10s,200000:10s"
+                        .into(),
+                );
+            }
         }
         Ok(steps)
     }
 }
 
 /// What a saturated pipeline does, as users write it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BackpressureName {
     /// Stop reading the source until the chain catches up (nothing lost).
     Block,
     /// Shed the oldest waiting message and count its rows.
-    #[value(name = "drop_oldest", alias = "drop-oldest")]
+    #[serde(alias = "drop-oldest")]
     DropOldest,
 }
 
 /// A duration as users write it: `250us`, `50ms`, `2s`, `1m`.
-pub fn parse_duration(text: &str) -> anyhow::Result<std::time::Duration> {
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -234,31 +274,25 @@ pub fn parse_duration(text: &str) -> anyhow::Result<std::time::Duration> {
         .parse()
         .ok()
         .filter(|n: &f64| n.is_finite() && *n >= 0.0)
-        .with_context(|| format!("'{text}' is not a duration (e.g. 50ms, 2s)"))?;
+        .ok_or_else(|| format!("'{text}' is not a duration (e.g. 50ms, 2s)"))?;
     let secs = match unit.trim() {
         "us" | "µs" => n / 1e6,
         "ms" => n / 1e3,
         "s" => n,
         "m" | "min" => n * 60.0,
-        _ => bail!("'{text}': give a unit: us, ms, s or m (e.g. 50ms)"),
+        _ => return Err(format!("'{text}': give a unit: us, ms, s or m (e.g. 50ms)")),
     };
     Ok(std::time::Duration::from_secs_f64(secs))
 }
 
-impl ProjectConfig {
-    pub fn load(path: &std::path::Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading project file {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("project file {}", path.display()))
-    }
-}
-
 /// A declared schema from `[schema]`.
-pub fn declared_schema(table: &toml::Table) -> anyhow::Result<SchemaRef> {
+pub fn declared_schema(table: &toml::Table) -> Result<SchemaRef, String> {
     let mut fields = Vec::new();
     for (name, t) in table {
         let Some(t) = t.as_str() else {
-            bail!("[schema] {name}: the type must be a string such as \"float64\"")
+            return Err(format!(
+                "{name}: the type must be a string such as \"float64\""
+            ));
         };
         let dt = match t.to_ascii_lowercase().as_str() {
             "float64" | "float" | "double" | "f64" => DataType::Float64,
@@ -267,12 +301,16 @@ pub fn declared_schema(table: &toml::Table) -> anyhow::Result<SchemaRef> {
             "int32" | "i32" => DataType::Int32,
             "string" | "str" | "utf8" | "text" => DataType::Utf8,
             "bool" | "boolean" => DataType::Boolean,
-            other => bail!("[schema] {name}: unknown type '{other}' (float64, float32, int64, int32, string, bool)"),
+            other => {
+                return Err(format!(
+                    "{name}: unknown type '{other}' (float64, float32, int64, int32, string, bool)"
+                ))
+            }
         };
         fields.push(Field::new(name, dt, true));
     }
     if fields.is_empty() {
-        bail!("[schema] is empty; leave it out to infer the schema from the first rows");
+        return Err("it is empty; leave it out to infer the schema from the first rows".into());
     }
     Ok(Arc::new(Schema::new(fields)))
 }

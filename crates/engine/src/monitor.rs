@@ -1,0 +1,95 @@
+//! The live monitor: a thread beside every run that samples its metrics once a second
+//! (arrival rates, measured and predicted rho, the saturation warning) and turns a source's
+//! or broker's link going down or up into events, whoever hosts the run.
+
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+
+use crate::events::Event;
+use crate::stats::Stats;
+
+/// How often the monitor wakes to see whether a second has passed (and how late a run's end
+/// can find it asleep: not at all, the end wakes it).
+const TICK: Duration = Duration::from_millis(200);
+
+/// Sample `stats` each second until `done` closes.
+pub(crate) fn watch(stats: &Stats, done: Receiver<()>) {
+    let mut last = Instant::now();
+    let mut links: Vec<(bool, u64)> = Vec::new();
+    stats.metrics.sample(stats.snapshot());
+    while let Err(RecvTimeoutError::Timeout) = done.recv_timeout(TICK) {
+        for (i, l) in stats.link_views().into_iter().enumerate() {
+            let now = (l.connected, l.disconnects);
+            match links.get_mut(i) {
+                Some(before) if *before != now => {
+                    *before = now;
+                    if !l.connected {
+                        stats.warn(format!(
+                            "{} connection lost ({} so far); reconnecting",
+                            l.name, l.disconnects
+                        ));
+                    }
+                    stats.events.push(Event::Link {
+                        link: l.name,
+                        connected: l.connected,
+                        disconnects: l.disconnects,
+                    });
+                }
+                Some(_) => {}
+                None => links.push(now),
+            }
+        }
+        if last.elapsed() < Duration::from_millis(950) {
+            continue;
+        }
+        last = Instant::now();
+        if let Some(w) = stats.metrics.sample(stats.snapshot()) {
+            stats.warn(w);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_link_going_down_and_up_is_two_events_and_the_end_wakes_the_monitor() {
+        let stats = Stats::default();
+        let link = Arc::new(streamprep_core::LinkHealth::default());
+        link.connected.store(true, Relaxed);
+        stats
+            .links
+            .lock()
+            .expect("lock")
+            .push(("source".into(), link.clone()));
+        let events = stats.events.subscribe();
+        let (tx, rx) = crossbeam_channel::bounded::<()>(0);
+        std::thread::scope(|s| {
+            s.spawn(|| watch(&stats, rx));
+            std::thread::sleep(TICK * 2);
+            link.connected.store(false, Relaxed);
+            link.disconnects.fetch_add(1, Relaxed);
+            std::thread::sleep(TICK * 3);
+            link.connected.store(true, Relaxed);
+            std::thread::sleep(TICK * 3);
+            drop(tx);
+        });
+        let links: Vec<(bool, u64)> = events
+            .try_iter()
+            .filter_map(|s| match s.event {
+                Event::Link {
+                    connected,
+                    disconnects,
+                    ..
+                } => Some((connected, disconnects)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(links, vec![(false, 1), (true, 1)]);
+        assert!(stats.metrics.live().samples >= 1, "sampled each second");
+    }
+}

@@ -1,0 +1,17 @@
+//! Projects as a library: the [`spec`] of a project (TOML for the CLI's project file, JSON for
+//! the API), its [`plan`] (every field checked, per field), and [`launch`], which starts a
+//! pipeline on a thread of its own and gives a [`RunHandle`] to watch it (`state`, `view`,
+//! `events`) and stop it. `streamprep run` and `streamprep demo` are clients of this crate, and
+//! so is the web server: any number of runs share one process.
+
+pub mod launch;
+pub mod plan;
+pub mod spec;
+
+pub use launch::{launch, launch_plan, RunHandle, View};
+pub use plan::{default_workers, FieldError, Plan, SpecError};
+pub use spec::{
+    parse_duration, BackpressureName, BufferSetting, ChainSpec, MethodName, ProjectSpec,
+    RateSetting,
+};
+pub use streamprep_engine::{Event, Level, RunState, Stamped, Summary};

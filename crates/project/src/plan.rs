@@ -1,0 +1,390 @@
+//! From a spec to what runs: [`ProjectSpec::plan`] checks every field and resolves the
+//! defaults into a [`Plan`] (the engine's configuration, the endpoints, the source options),
+//! or says per field what is wrong and what would be right. Nothing is opened here.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use streamprep_connectors::{spec, Endpoint, FileFormat, SourceOptions};
+use streamprep_engine::adaptive::Adaptive;
+use streamprep_engine::{Backpressure, Method, PipelineConfig};
+
+use crate::spec::{
+    declared_schema, parse_duration, BackpressureName, BufferSetting, MethodName, ProjectSpec,
+};
+
+/// One field's problem.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FieldError {
+    /// The field, as the spec names it (`buffer`, `source`, `schema.temp`).
+    pub field: String,
+    /// What is wrong and what would be right.
+    pub message: String,
+}
+
+/// Why a spec cannot run: one entry per field found wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[error("{}", .errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
+pub struct SpecError {
+    /// Every problem found.
+    pub errors: Vec<FieldError>,
+}
+
+impl SpecError {
+    /// One field's problem.
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        SpecError {
+            errors: vec![FieldError {
+                field: field.into(),
+                message: message.into(),
+            }],
+        }
+    }
+}
+
+/// A spec checked and resolved: everything needed to open the endpoints and run.
+#[derive(Clone)]
+pub struct Plan {
+    /// The project's name (`name`, or the source when there is none).
+    pub name: String,
+    /// The engine's configuration; its `stop` is the run's one stop signal.
+    pub config: PipelineConfig,
+    /// Where rows come from.
+    pub source: Endpoint,
+    /// Where results go.
+    pub sink: Endpoint,
+    /// Where refused rows go.
+    pub dead_letter: Endpoint,
+    /// The sources' and sinks' options; `stop` is `config.stop`.
+    pub options: SourceOptions,
+    /// Replay steps `(rows a second, seconds)` for a file or stdin.
+    pub rate: Option<Vec<(f64, f64)>>,
+    /// The queue method's broker and whether its tasks are LZ4-compressed.
+    pub queue: Option<(String, bool)>,
+}
+
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plan")
+            .field("name", &self.name)
+            .field("source", &self.source)
+            .field("sink", &self.sink)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The default worker count of the pool: one a core.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}
+
+impl ProjectSpec {
+    /// Read a spec from TOML (the CLI's project file).
+    pub fn from_toml(text: &str) -> Result<Self, SpecError> {
+        toml::from_str(text).map_err(|e| {
+            let field = e
+                .span()
+                .and_then(|sp| field_at(text, sp.start))
+                .unwrap_or_else(|| "project".into());
+            SpecError::field(field, e.message().trim().to_string())
+        })
+    }
+
+    /// Write the spec as TOML; [`ProjectSpec::from_toml`] reads it back equal.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+
+    /// Read a spec from JSON (the API's).
+    pub fn from_json(text: &str) -> Result<Self, SpecError> {
+        serde_json::from_str(text).map_err(|e| SpecError::field("project", e.to_string()))
+    }
+
+    /// Write the spec as JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Read a project file.
+    pub fn load(path: &std::path::Path) -> Result<Self, SpecError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            SpecError::field(
+                "project",
+                format!("cannot read the project file {}: {e}", path.display()),
+            )
+        })?;
+        Self::from_toml(&text).map_err(|mut e| {
+            for f in &mut e.errors {
+                f.message = format!("{} (in {})", f.message, path.display());
+            }
+            e
+        })
+    }
+
+    /// Check every field and resolve the defaults, then check every output file (each must
+    /// be creatable, none named twice; a file that did not exist is created to try and
+    /// removed). Nothing is opened, created or truncated.
+    pub fn plan(&self) -> Result<Plan, SpecError> {
+        let plan = self.resolve()?;
+        if let Err(e) = spec::check_outputs(&plan.source, &[&plan.sink]) {
+            return Err(SpecError::field("sink", e.to_string()));
+        }
+        if let Err(e) = spec::check_outputs(&plan.source, &[&plan.sink, &plan.dead_letter]) {
+            return Err(SpecError::field("dead_letter", e.to_string()));
+        }
+        Ok(plan)
+    }
+
+    /// Check every field and resolve the defaults, touching nothing outside (not even the
+    /// output files: [`ProjectSpec::plan`] checks those too).
+    pub fn resolve(&self) -> Result<Plan, SpecError> {
+        let mut errors = Vec::new();
+        let mut bad = |field: &str, message: String| {
+            errors.push(FieldError {
+                field: field.into(),
+                message,
+            })
+        };
+        let source = match &self.source {
+            None => {
+                bad(
+                    "source",
+                    "missing: say where rows come from, e.g. file:weather.ndjson, -, \
+                     tcp-listen:127.0.0.1:9000, mqtt://HOST:1883/TOPIC or generator:davis"
+                        .into(),
+                );
+                None
+            }
+            Some(s) => spec::parse(s, self.source_format)
+                .map_err(|e| bad("source", e.to_string()))
+                .ok(),
+        };
+        let sink = match &self.sink {
+            None => {
+                bad(
+                    "sink",
+                    "missing: say where results go, e.g. file:out.ndjson, -, tcp:HOST:PORT or \
+                     mqtt://HOST:1883/TOPIC"
+                        .into(),
+                );
+                None
+            }
+            Some(s) => spec::parse(s, self.sink_format)
+                .map_err(|e| bad("sink", e.to_string()))
+                .ok(),
+        };
+        let dead_letter = spec::parse(
+            self.dead_letter.as_deref().unwrap_or("-"),
+            Some(FileFormat::Ndjson),
+        )
+        .map_err(|e| bad("dead_letter", e.to_string()))
+        .ok();
+        let chain = match &self.chain {
+            Some(c) => c.steps(),
+            None => {
+                bad(
+                    "chain",
+                    "missing: name the steps, e.g. [\"fillna_zeros\", \"normalizer\"] \
+                     (`streamprep list` names them all)"
+                        .into(),
+                );
+                Vec::new()
+            }
+        };
+        let mut adaptive = None;
+        let buffer = match &self.buffer {
+            None => {
+                bad(
+                    "buffer",
+                    "missing: give the rows a message (e.g. 100), or \"auto\"".into(),
+                );
+                1
+            }
+            Some(BufferSetting::Rows(n)) => *n,
+            Some(BufferSetting::Word(w)) if w.trim() == "auto" => {
+                let t = self.max_latency.as_deref().unwrap_or("100ms");
+                match parse_duration(t) {
+                    Ok(d) if d > Duration::ZERO => adaptive = Some(Adaptive::new(d)),
+                    Ok(_) => bad("max_latency", "must be more than 0 (e.g. 100ms)".into()),
+                    Err(e) => bad("max_latency", e),
+                }
+                1
+            }
+            Some(BufferSetting::Word(w)) => {
+                bad(
+                    "buffer",
+                    format!("'{w}' is neither a number of rows nor 'auto' (e.g. 100, or \"auto\")"),
+                );
+                1
+            }
+        };
+        if self.max_latency.is_some() && adaptive.is_none() && self.buffer.is_some() {
+            if let Some(BufferSetting::Rows(_)) = self.buffer {
+                bad(
+                    "max_latency",
+                    "is for buffer = \"auto\"; a fixed buffer has no latency target".into(),
+                );
+            }
+        }
+        let method = match self.method.unwrap_or(MethodName::Inline) {
+            MethodName::Inline => {
+                if self.workers.is_some_and(|w| w > 1) {
+                    bad(
+                        "workers",
+                        "needs method = \"pool\" (inline runs on the reading thread)".into(),
+                    );
+                }
+                Method::Inline
+            }
+            MethodName::Pool => Method::Pool {
+                workers: self.workers.unwrap_or_else(default_workers),
+            },
+            MethodName::Queue => {
+                if self.workers.is_some() {
+                    bad(
+                        "workers",
+                        "is for method = \"pool\"; queue workers are `streamprep worker` \
+                         processes (--concurrency)"
+                            .into(),
+                    );
+                }
+                Method::Queue {
+                    in_flight: self.in_flight.unwrap_or(64),
+                }
+            }
+        };
+        if self.in_flight.is_some() && !matches!(method, Method::Queue { .. }) {
+            bad("in_flight", "is for method = \"queue\"".into());
+        }
+        let lz4 = match self.task_compression.as_deref() {
+            None | Some("none") => false,
+            Some("lz4") => true,
+            Some(z) => {
+                bad(
+                    "task_compression",
+                    format!("'{z}' is not \"none\" or \"lz4\""),
+                );
+                false
+            }
+        };
+        let queue = match (&method, &self.broker) {
+            (Method::Queue { .. }, Some(url)) => Some((url.clone(), lz4)),
+            (Method::Queue { .. }, None) => {
+                bad(
+                    "broker",
+                    "the queue method needs a Redis broker, redis://HOST:PORT, which \
+                     `streamprep worker` processes serve"
+                        .into(),
+                );
+                None
+            }
+            (_, Some(_)) => {
+                bad("broker", "is for method = \"queue\"".into());
+                None
+            }
+            (_, None) => None,
+        };
+        let schema = match &self.schema {
+            Some(t) => declared_schema(t).map_err(|e| bad("schema", e)).ok(),
+            None => None,
+        };
+        let max_wait = match &self.max_wait {
+            Some(t) => match parse_duration(t) {
+                Ok(d) if d > Duration::ZERO => Some(d),
+                Ok(_) => {
+                    bad("max_wait", "must be more than 0 (e.g. 50ms)".into());
+                    None
+                }
+                Err(e) => {
+                    bad("max_wait", e);
+                    None
+                }
+            },
+            // adaptive: a slow stream's message closes in time to keep the latency
+            None => Some(match &adaptive {
+                Some(a) => a.max_latency / 2,
+                None => Duration::from_millis(50),
+            }),
+        };
+        let csv_sep = match self.csv_sep.as_deref() {
+            None => b',',
+            Some("\\t" | "\t" | "tab") => b'\t',
+            Some(s) if s.len() == 1 && s != "\"" && s != "\n" && s != "\r" => s.as_bytes()[0],
+            Some(s) => {
+                bad(
+                    "csv_sep",
+                    format!("'{s}': give one character such as ';', '|' or '\\t'"),
+                );
+                b','
+            }
+        };
+        let rate = match &self.rate {
+            Some(r) => r.steps().map_err(|e| bad("rate", e)).ok(),
+            None => None,
+        };
+        let max_row = self.max_row.unwrap_or(SourceOptions::default().max_frame);
+        if max_row == 0 {
+            bad("max_row", "must be at least 1 byte".into());
+        }
+
+        let mut config = PipelineConfig::new(chain, buffer);
+        config.method = method;
+        config.schema = schema;
+        config.compression = self.compression.unwrap_or_default();
+        config.csv_sep = csv_sep;
+        config.max_wait = max_wait;
+        config.backpressure = match self.backpressure {
+            Some(BackpressureName::DropOldest) => Backpressure::DropOldest,
+            _ => Backpressure::Block,
+        };
+        config.adaptive = adaptive;
+        if self.chain.is_some() && self.buffer.is_some() {
+            // the engine's own checks (steps, limits), named by field
+            match config.check() {
+                // the broker is connected when the run is launched
+                Err(("broker", _)) if queue.is_some() => {}
+                Err((field, message)) => bad(field, message),
+                Ok(()) => {}
+            }
+        }
+        let (Some(source), Some(sink), Some(dead_letter), true) =
+            (source, sink, dead_letter, errors.is_empty())
+        else {
+            return Err(SpecError { errors });
+        };
+        let stop: Arc<AtomicBool> = config.stop.clone();
+        let options = SourceOptions {
+            max_frame: max_row,
+            stop,
+        };
+        let name = self
+            .name
+            .clone()
+            .or_else(|| self.source.clone())
+            .unwrap_or_default();
+        Ok(Plan {
+            name,
+            config,
+            source,
+            sink,
+            dead_letter,
+            options,
+            rate,
+            queue,
+        })
+    }
+}
+
+/// The top-level key of a TOML document whose value holds byte `at`.
+fn field_at(text: &str, at: usize) -> Option<String> {
+    let before = text.get(..at)?;
+    let line = before.rsplit('\n').next().unwrap_or(before);
+    let start = before.len() - line.len();
+    let whole = text[start..].lines().next()?;
+    let key = whole.split('=').next()?.trim();
+    (!key.is_empty() && !key.starts_with('[') && key.len() < 64)
+        .then(|| key.trim_matches('"').to_string())
+}
