@@ -388,3 +388,148 @@ fn field_at(text: &str, at: usize) -> Option<String> {
     (!key.is_empty() && !key.starts_with('[') && key.len() < 64)
         .then(|| key.trim_matches('"').to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FULL: &str = r#"
+name = "weather"
+description = "the paper's chain"
+source = "tcp-listen:127.0.0.1:9000"
+source_format = "csv"
+chain = ["fillna_zeros", "normalizer", "drop_duplicates"]
+buffer = 100
+method = "pool"
+workers = 2
+sink = "-"
+sink_format = "ndjson"
+dead_letter = "-"
+compression = "zlib-base64"
+max_row = 1000
+csv_sep = ";"
+max_wait = "20ms"
+backpressure = "drop_oldest"
+rate = "200:1s,400:2s"
+
+[schema]
+ts = "string"
+temp_out = "float64"
+"#;
+
+    #[test]
+    fn a_spec_reads_and_writes_as_toml_and_json_unchanged() {
+        let spec = ProjectSpec::from_toml(FULL).expect("reads");
+        assert_eq!(spec.name.as_deref(), Some("weather"));
+        let toml = spec.to_toml();
+        assert_eq!(ProjectSpec::from_toml(&toml).expect("toml back"), spec);
+        let json = spec.to_json();
+        assert_eq!(ProjectSpec::from_json(&json).expect("json back"), spec);
+        let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+        assert_eq!(v["buffer"], 100);
+        assert_eq!(v["chain"][1], "normalizer");
+        assert_eq!(v["schema"]["temp_out"], "float64");
+        // a comma-separated chain and a quoted buffer are read as the CLI always read them
+        let short = ProjectSpec::from_toml("chain = \"abs, normalizer\"\nbuffer = \"auto\"")
+            .expect("reads");
+        assert_eq!(
+            short.chain.map(|c| c.steps()),
+            Some(vec!["abs".to_string(), "normalizer".to_string()])
+        );
+        assert_eq!(short.buffer, Some(BufferSetting::Word("auto".into())));
+        let plan = spec.resolve().expect("a good spec resolves");
+        assert_eq!(plan.name, "weather");
+        assert_eq!(plan.config.csv_sep, b';');
+        assert_eq!(plan.options.max_frame, 1000);
+        assert!(
+            Arc::ptr_eq(&plan.options.stop, &plan.config.stop),
+            "one stop signal"
+        );
+    }
+
+    #[test]
+    fn every_wrong_field_is_named_with_what_would_be_right() {
+        let fields = |text: &str| -> Vec<String> {
+            let e = ProjectSpec::from_toml(text)
+                .expect("reads")
+                .resolve()
+                .expect_err("refused");
+            e.errors.iter().map(|f| f.field.clone()).collect()
+        };
+        assert_eq!(fields(""), ["source", "sink", "chain", "buffer"]);
+        let bad = r#"
+source = "file:in.txt"
+sink = "nats://x/y"
+chain = ["abs", "nonsense"]
+buffer = 10
+method = "inline"
+workers = 4
+broker = "redis://127.0.0.1:1"
+csv_sep = "ab"
+max_wait = "soon"
+rate = "fast"
+task_compression = "zip"
+
+[schema]
+a = "complex"
+"#;
+        let e = ProjectSpec::from_toml(bad)
+            .expect("reads")
+            .resolve()
+            .expect_err("refused");
+        let got: Vec<&str> = e.errors.iter().map(|f| f.field.as_str()).collect();
+        for want in [
+            "source",
+            "sink",
+            "workers",
+            "broker",
+            "csv_sep",
+            "max_wait",
+            "rate",
+            "task_compression",
+            "schema",
+        ] {
+            assert!(got.contains(&want), "{want} not named: {e}");
+        }
+        let text = e.to_string();
+        assert!(text.contains("unknown type 'complex'"), "{text}");
+        assert!(
+            !text.contains("--"),
+            "no CLI flag in a library error: {text}"
+        );
+        // a word the CLI's --buffer passes on
+        let mut spec =
+            ProjectSpec::from_toml("source = \"-\"\nsink = \"-\"\nchain = \"abs\"").expect("reads");
+        spec.buffer = Some(BufferSetting::Word("lots".into()));
+        let e = spec.resolve().expect_err("refused");
+        assert_eq!(e.errors[0].field, "buffer");
+        assert!(
+            e.to_string().contains("'lots' is neither a number of rows"),
+            "{e}"
+        );
+        // the chain is checked once the rest can run
+        let e = ProjectSpec::from_toml(
+            "source = \"-\"\nsink = \"-\"\nchain = [\"abs\", \"nonsense\"]\nbuffer = 10",
+        )
+        .expect("reads")
+        .resolve()
+        .expect_err("refused");
+        assert_eq!(e.errors[0].field, "chain", "{e}");
+        assert!(
+            e.errors[0].message.contains("unknown step 'nonsense'"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_and_mistyped_keys_are_refused_by_name() {
+        let e = ProjectSpec::from_toml("bufer = 10").expect_err("unknown key");
+        assert_eq!(e.errors[0].field, "bufer", "{e}");
+        assert!(e.errors[0].message.contains("unknown field"), "{e}");
+        let e = ProjectSpec::from_toml("chain = 42").expect_err("a number is no chain");
+        assert_eq!(e.errors[0].field, "chain", "{e}");
+        assert!(e.errors[0].message.contains("list of step names"), "{e}");
+        let e = ProjectSpec::from_json(r#"{"buffer": 0}"#).expect_err("0 rows");
+        assert!(e.to_string().contains("number of rows (1 or more)"), "{e}");
+    }
+}
