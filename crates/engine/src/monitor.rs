@@ -24,12 +24,7 @@ pub(crate) fn watch(stats: &Stats, done: Receiver<()>) {
             match links.get_mut(i) {
                 Some(before) if *before != now => {
                     *before = now;
-                    if !l.connected {
-                        stats.warn(format!(
-                            "{} connection lost ({} so far); reconnecting",
-                            l.name, l.disconnects
-                        ));
-                    }
+                    // the connector itself logs why and what it does about it
                     stats.events.push(Event::Link {
                         link: l.name,
                         connected: l.connected,
