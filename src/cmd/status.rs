@@ -75,12 +75,13 @@ impl StatusLine {
                 let mut printed = false;
                 // a tick every TICK; stop() drops the sender, which ends the wait at once
                 while let Err(mpsc::RecvTimeoutError::Timeout) = d.recv_timeout(tick) {
-                    let v = run.view();
-                    let live = v.figures.live;
-                    // one line per sample of the run's monitor (one a second)
-                    if live.samples == seen {
+                    // one line per sample of the run's monitor (one a second); the whole view
+                    // (percentiles included) only then
+                    if run.live().samples == seen {
                         continue;
                     }
+                    let v = run.view();
+                    let live = v.figures.live;
                     seen = live.samples;
                     if let Some(f) = timeline.as_mut() {
                         let _ = writeln!(

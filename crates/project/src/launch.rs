@@ -151,6 +151,12 @@ impl RunHandle {
         }
     }
 
+    /// Rates and utilisation as of the last second's sample (a cheap part of the view: no
+    /// percentiles are computed).
+    pub fn live(&self) -> streamprep_engine::metrics::Live {
+        self.inner.stats.metrics.live()
+    }
+
     /// The run's events: those kept so far, then each new one until the run is over.
     pub fn events(&self) -> Receiver<Stamped> {
         self.inner.stats.events.subscribe()
