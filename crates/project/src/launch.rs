@@ -125,7 +125,8 @@ impl RunHandle {
         self.inner.changed.notify_all();
     }
 
-    /// True once stopped (by [`RunHandle::stop`] or the host's signal).
+    /// The run's stop signal: set by [`RunHandle::stop`]; a host may set it from a signal
+    /// handler too (the state then goes from running to finished without `stopping`).
     pub fn stop_signal(&self) -> Arc<AtomicBool> {
         self.inner.stop.clone()
     }
