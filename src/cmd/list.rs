@@ -1,13 +1,33 @@
-//! `streamprep list`: the registry, one line a step.
+//! `streamprep list`: the registry, one line a step, with each step's options and the paper's
+//! names that stand for a step with fixed options.
 
 use std::process::ExitCode;
 
-use streamprep_ops::registry::STEPS;
+use streamprep_ops::registry::{OptionKind, STEPS};
 
 pub fn run() -> anyhow::Result<ExitCode> {
     let width = STEPS.iter().map(|s| s.name.len()).max().unwrap_or(0);
     for s in STEPS {
         println!("{:width$}  {}  [{}]", s.name, s.summary, s.equals);
+        for o in s.options {
+            let kind = match o.kind {
+                OptionKind::Range => "[low, high]".to_string(),
+                OptionKind::Integer { min } => format!("integer >= {min}"),
+                OptionKind::Choice(words) => words.join(" | "),
+            };
+            println!(
+                "{:width$}    option {} = {kind} (default {}): {}",
+                "", o.name, o.default, o.doc
+            );
+        }
+        if let Some((step, options)) = s.alias_of {
+            println!("{:width$}    = {step} with {options}", "");
+        }
     }
+    println!(
+        "\nIn a project's chain, a step with options is a table: \
+         {{ step = \"min_max_scaler\", feature_range = [-1, 1] }}; \
+         on the command line: --chain 'fillna_zeros,min_max_scaler{{\"feature_range\": [-1, 1]}}'"
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -8,7 +8,7 @@ use streamprep_testkit::batch_from_json;
 fn transforms() -> impl Iterator<Item = &'static str> {
     STEPS
         .iter()
-        .filter(|s| matches!(s.kind, StepKind::Transform(_)))
+        .filter(|s| matches!(s.kind, StepKind::Transform(_) | StepKind::WithOptions(_)))
         .map(|s| s.name)
 }
 

@@ -64,11 +64,7 @@ fn compare(
     got: &[serde_json::Map<String, Value>],
     want: &[serde_json::Map<String, Value>],
 ) -> Vec<String> {
-    let tol = if step == "quantile_transformer_normal" {
-        1e-7
-    } else {
-        1e-9
-    };
+    let tol = if step.ends_with("normal") { 1e-7 } else { 1e-9 };
     let mut errs = Vec::new();
     if got.len() != want.len() {
         errs.push(format!(
@@ -105,6 +101,17 @@ fn compare(
         }
     }
     errs
+}
+
+/// The option cases: file label -> chain entry (`tests/data/golden/OPTIONS.json`).
+fn with_options() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(golden_dir().join("OPTIONS.json"))
+        .expect("OPTIONS.json: run tests/oracle/make_golden.py (the test script does)");
+    let map: serde_json::Map<String, Value> = serde_json::from_str(&text).expect("json");
+    assert!(map.len() >= 5, "the option cases");
+    map.into_iter()
+        .map(|(k, v)| (k, v.as_str().expect("an entry").to_string()))
+        .collect()
 }
 
 #[test]
@@ -149,19 +156,29 @@ fn every_step_matches_pandas_and_scikit_learn() {
             "{case}: golden input rows refused: {:?}",
             prepared.dead
         );
-        for info in STEPS {
-            let StepKind::Transform(_) = info.kind else {
+        // every step by its name (defaults for those with options), then the option cases
+        let mut entries: Vec<(String, String)> = STEPS
+            .iter()
+            .filter(|i| matches!(i.kind, StepKind::Transform(_) | StepKind::WithOptions(_)))
+            .map(|i| (i.name.to_string(), i.name.to_string()))
+            .collect();
+        entries.extend(with_options());
+        for (label, entry) in &entries {
+            if !dir.join(format!("{label}.ndjson")).exists()
+                && !dir.join(format!("{label}.error")).exists()
+                && !with_options().iter().any(|(l, _)| l == label)
+            {
+                // a step with options is checked through its labelled cases
                 continue;
-            };
-            let mut step = build_chain(&[info.name]).expect("registered").remove(0);
+            }
+            let mut step = build_chain(&[entry]).expect("registered").remove(0);
             let result = step.apply(prepared.batch.clone());
-            let err_file = dir.join(format!("{}.error", info.name));
+            let err_file = dir.join(format!("{label}.error"));
             if err_file.exists() {
                 match result {
                     Err(StepError::BadInput { .. }) => checked += 1,
                     other => errors.push(format!(
-                        "{case}/{}: scikit-learn refused ({}), we gave {other:?}",
-                        info.name,
+                        "{case}/{label}: scikit-learn refused ({}), we gave {other:?}",
                         std::fs::read_to_string(&err_file)
                             .unwrap_or_default()
                             .trim()
@@ -169,19 +186,18 @@ fn every_step_matches_pandas_and_scikit_learn() {
                 }
                 continue;
             }
-            let want = std::fs::read_to_string(dir.join(format!("{}.ndjson", info.name)))
-                .unwrap_or_else(|e| panic!("{case}/{}: {e}", info.name));
+            let want = std::fs::read_to_string(dir.join(format!("{label}.ndjson")))
+                .unwrap_or_else(|e| panic!("{case}/{label}: {e}"));
             match result {
                 Ok(batch) => {
                     let got_json = batch_to_json(&batch);
                     let got: Vec<serde_json::Map<String, Value>> =
                         serde_json::from_str(&got_json).expect("our json");
-                    errors.extend(compare(&case, info.name, &got, &rows(&want)));
+                    errors.extend(compare(&case, label, &got, &rows(&want)));
                     checked += 1;
                 }
                 Err(e) => errors.push(format!(
-                    "{case}/{}: we refused ({e}), pandas/sklearn did not",
-                    info.name
+                    "{case}/{label}: we refused ({e}), pandas/sklearn did not"
                 )),
             }
         }

@@ -62,6 +62,10 @@ def qt(dist):
     return scaler(lambda df: pp.QuantileTransformer(n_quantiles=min(1000, len(df)), output_distribution=dist))
 
 
+def qt_n(n, dist):
+    return scaler(lambda df: pp.QuantileTransformer(n_quantiles=min(n, len(df)), output_distribution=dist))
+
+
 def abs_(df):
     out = df.copy()
     num = num_cols(df)
@@ -85,6 +89,23 @@ STEPS = {
     "quantile_transformer_uniform": qt("uniform"),
     "robust_scaler": scaler(lambda df: pp.RobustScaler()),
     "standard_scaler": scaler(lambda df: pp.StandardScaler()),
+}
+
+
+# Steps with options: a file label -> (the chain entry streamprep takes, the reference). The
+# labels and entries are written to OPTIONS.json for tests/it/golden.rs.
+WITH_OPTIONS = {
+    "min_max_scaler__default": ("min_max_scaler", scaler(lambda df: pp.MinMaxScaler())),
+    "min_max_scaler__m2_3.5": (
+        'min_max_scaler{"feature_range": [-2, 3.5]}',
+        scaler(lambda df: pp.MinMaxScaler(feature_range=(-2, 3.5))),
+    ),
+    "quantile_transformer__default": ("quantile_transformer", qt("uniform")),
+    "quantile_transformer__10_normal": (
+        'quantile_transformer{"n_quantiles": 10, "output_distribution": "normal"}',
+        qt_n(10, "normal"),
+    ),
+    "quantile_transformer__3_uniform": ('quantile_transformer{"n_quantiles": 3}', qt_n(3, "uniform")),
 }
 
 
@@ -202,7 +223,8 @@ def main():
         with open(os.path.join(d, "input.ndjson"), "w") as f:
             for r in rows:
                 f.write(dumps(r) + "\n")
-        for step, fn in STEPS.items():
+        every = list(STEPS.items()) + [(label, fn) for label, (_, fn) in WITH_OPTIONS.items()]
+        for step, fn in every:
             df = frame(rows, schema)
             try:
                 res = fn(df)
@@ -212,6 +234,8 @@ def main():
                 continue
             write_rows(os.path.join(d, step + ".ndjson"), res)
             n += 1
+    with open(os.path.join(OUT, "OPTIONS.json"), "w") as f:
+        json.dump({label: entry for label, (entry, _) in WITH_OPTIONS.items()}, f, indent=1)
     with open(os.path.join(OUT, "VERSIONS"), "w") as f:
         f.write(f"numpy {np.__version__}\npandas {pd.__version__}\nscikit-learn {sklearn.__version__}\n")
     print(f"golden: {len(cases())} cases, {n} step outputs in {os.path.normpath(OUT)}", file=sys.stderr)

@@ -67,7 +67,17 @@ pub(crate) fn quantile_transform(
     out: Output,
     step: &'static str,
 ) -> Result<Batch, StepError> {
-    let n_quantiles = batch.num_rows().clamp(1, 1000);
+    quantile_transform_n(batch, out, 1000, step)
+}
+
+/// [`quantile_transform`] with `n_quantiles` (scikit-learn uses `min(n_quantiles, n_rows)`).
+pub(crate) fn quantile_transform_n(
+    batch: &Batch,
+    out: Output,
+    n_quantiles: usize,
+    step: &'static str,
+) -> Result<Batch, StepError> {
+    let n_quantiles = batch.num_rows().min(n_quantiles).max(1);
     let references = linspace01(n_quantiles);
     // np.nanpercentile receives references * 100 and divides by 100 again
     let fractions: Vec<f64> = references.iter().map(|r| (r * 100.0) / 100.0).collect();
@@ -242,5 +252,36 @@ mod tests {
         assert_eq!(interp(1.0, &xp, &fp), 0.75);
         assert_eq!(interp(0.5, &xp, &fp), 0.125);
         assert_eq!(interp(3.0, &xp, &fp), 1.0);
+    }
+}
+
+/// `quantile_transformer` with options: `QuantileTransformer(n_quantiles=min(n_quantiles,
+/// n_rows), output_distribution=...)` per message.
+#[derive(Debug)]
+pub struct QuantileTransformer {
+    n_quantiles: usize,
+    output: Output,
+}
+
+impl QuantileTransformer {
+    /// From validated options (`n_quantiles`, `output_distribution`).
+    pub fn from_options(o: &crate::registry::Options) -> Result<Self, String> {
+        Ok(QuantileTransformer {
+            n_quantiles: o.integer("n_quantiles") as usize,
+            output: match o.choice("output_distribution") {
+                "normal" => Output::Normal,
+                _ => Output::Uniform,
+            },
+        })
+    }
+}
+
+impl streamprep_core::Step for QuantileTransformer {
+    fn name(&self) -> &'static str {
+        "quantile_transformer"
+    }
+
+    fn apply(&mut self, batch: Batch) -> Result<Batch, StepError> {
+        quantile_transform_n(&batch, self.output, self.n_quantiles, self.name())
     }
 }

@@ -13,6 +13,117 @@ pub enum StepKind {
     Boundary,
     /// A transform step, built fresh for each chain instance.
     Transform(fn() -> Box<dyn Step>),
+    /// A transform step that takes options (declared in [`StepInfo::options`]), built from
+    /// them; an error says which value cannot work.
+    WithOptions(fn(&Options) -> Result<Box<dyn Step>, String>),
+}
+
+/// The type of a step option.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OptionKind {
+    /// Two numbers, `[low, high]`.
+    Range,
+    /// A whole number of at least this.
+    Integer {
+        /// The smallest allowed.
+        min: i64,
+    },
+    /// One of these words.
+    Choice(&'static [&'static str]),
+}
+
+/// One option a step takes.
+#[derive(Debug, Clone, Copy)]
+pub struct OptionInfo {
+    /// Its name in a chain entry (`feature_range`).
+    pub name: &'static str,
+    /// Its type.
+    pub kind: OptionKind,
+    /// Its default, as JSON (`[0, 1]`).
+    pub default: &'static str,
+    /// What it does.
+    pub doc: &'static str,
+}
+
+/// A step's options, checked against its declaration, defaults filled in.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Options {
+    values: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Options {
+    /// A range option (checked: two numbers).
+    pub fn range(&self, name: &str) -> (f64, f64) {
+        let v = self.values.get(name).and_then(|v| v.as_array());
+        let n = |i: usize| {
+            v.and_then(|a| a.get(i))
+                .and_then(|x| x.as_f64())
+                .unwrap_or(f64::NAN)
+        };
+        (n(0), n(1))
+    }
+
+    /// An integer option (checked).
+    pub fn integer(&self, name: &str) -> i64 {
+        self.values
+            .get(name)
+            .and_then(|v| v.as_i64())
+            .unwrap_or_default()
+    }
+
+    /// A choice option (checked).
+    pub fn choice(&self, name: &str) -> &str {
+        self.values
+            .get(name)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+    }
+
+    /// Check `given` against `declared`, filling in defaults.
+    fn check(
+        step: &str,
+        declared: &[OptionInfo],
+        given: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Self, ChainError> {
+        let bad = |message: String| ChainError::BadOptions {
+            step: step.to_string(),
+            message,
+        };
+        let mut values = serde_json::Map::new();
+        for (k, v) in &given {
+            let Some(info) = declared.iter().find(|o| o.name == k) else {
+                let known: Vec<&str> = declared.iter().map(|o| o.name).collect();
+                return Err(bad(if known.is_empty() {
+                    format!("takes no options, got '{k}'")
+                } else {
+                    format!("has no option '{k}' (it takes {})", known.join(", "))
+                }));
+            };
+            let ok = match info.kind {
+                OptionKind::Range => v.as_array().is_some_and(|a| {
+                    a.len() == 2 && a.iter().all(|x| x.as_f64().is_some_and(f64::is_finite))
+                }),
+                OptionKind::Integer { min } => v.as_i64().is_some_and(|n| n >= min),
+                OptionKind::Choice(words) => v.as_str().is_some_and(|w| words.contains(&w)),
+            };
+            if !ok {
+                let want = match info.kind {
+                    OptionKind::Range => "two numbers, [low, high]".to_string(),
+                    OptionKind::Integer { min } => format!("a whole number of at least {min}"),
+                    OptionKind::Choice(words) => format!("one of {}", words.join(", ")),
+                };
+                return Err(bad(format!("{k} = {v}: give {want} ({})", info.doc)));
+            }
+            values.insert(k.clone(), v.clone());
+        }
+        for o in declared {
+            if !values.contains_key(o.name) {
+                let v = serde_json::from_str(o.default).unwrap_or(serde_json::Value::Null);
+                values.insert(o.name.to_string(), v);
+            }
+        }
+        Ok(Options { values })
+    }
 }
 
 /// One registry entry.
@@ -30,31 +141,45 @@ pub struct StepInfo {
     /// an infinite value, as scikit-learn's `check_array` does (`ValueError: Input X contains
     /// infinity`). `None` for pandas steps, which take infinities as values.
     pub refuses_infinity: Option<&'static str>,
+    /// The options it takes (only [`StepKind::WithOptions`] steps take any).
+    pub options: &'static [OptionInfo],
+    /// A name kept from the paper for a step with fixed options: `(step, options as JSON)`.
+    pub alias_of: Option<(&'static str, &'static str)>,
 }
 
 fn boxed<S: Step + Default + 'static>() -> Box<dyn Step> {
     Box::new(S::default())
 }
 
+fn min_max_scaler(o: &Options) -> Result<Box<dyn Step>, String> {
+    Ok(Box::new(MinMaxScaler::from_options(o)?))
+}
+
+fn quantile_transformer(o: &Options) -> Result<Box<dyn Step>, String> {
+    Ok(Box::new(QuantileTransformer::from_options(o)?))
+}
+
 /// Every step streamprep knows, in the order `streamprep list` shows them.
 pub const STEPS: &[StepInfo] = &[
-    StepInfo { name: "prepare", summary: "decode the message's rows (NDJSON, JSON arrays, CSV; optionally zlib+base64) into a batch; bad rows go to dead letters", equals: "pd.DataFrame(rows)", kind: StepKind::Boundary, refuses_infinity: None },
-    StepInfo { name: "abs", summary: "absolute value of numeric columns", equals: "df[num].abs()", kind: StepKind::Transform(boxed::<Abs>), refuses_infinity: None },
-    StepInfo { name: "aggregated_sum", summary: "sum of each numeric column as a one-row message", equals: "df[num].sum()", kind: StepKind::Transform(boxed::<AggregatedSum>), refuses_infinity: None },
-    StepInfo { name: "drop_duplicates", summary: "drop repeated rows (all columns), keep the first", equals: "df.drop_duplicates()", kind: StepKind::Transform(boxed::<DropDuplicates>), refuses_infinity: None },
-    StepInfo { name: "handling_missing", summary: "drop rows with a missing value in any column", equals: "df.dropna()", kind: StepKind::Transform(boxed::<HandlingMissing>), refuses_infinity: None },
-    StepInfo { name: "fillna_mean", summary: "fill missing numeric values with the column mean", equals: "df[num].fillna(df[num].mean())", kind: StepKind::Transform(boxed::<FillnaMean>), refuses_infinity: None },
-    StepInfo { name: "fillna_median", summary: "fill missing numeric values with the column median", equals: "df[num].fillna(df[num].median())", kind: StepKind::Transform(boxed::<FillnaMedian>), refuses_infinity: None },
-    StepInfo { name: "fillna_zeros", summary: "fill missing numeric values with 0", equals: "df[num].fillna(0)", kind: StepKind::Transform(boxed::<FillnaZeros>), refuses_infinity: None },
-    StepInfo { name: "max_abs_scaler", summary: "divide each numeric column by its largest absolute value", equals: "MaxAbsScaler().fit_transform", kind: StepKind::Transform(boxed::<MaxAbsScaler>), refuses_infinity: Some("MaxAbsScaler") },
-    StepInfo { name: "min_max_scaler_0_1", summary: "scale each numeric column to [0, 1]", equals: "MinMaxScaler((0, 1)).fit_transform", kind: StepKind::Transform(boxed::<MinMaxScaler01>), refuses_infinity: Some("MinMaxScaler") },
-    StepInfo { name: "min_max_scaler_m1_1", summary: "scale each numeric column to [-1, 1]", equals: "MinMaxScaler((-1, 1)).fit_transform", kind: StepKind::Transform(boxed::<MinMaxScalerM11>), refuses_infinity: Some("MinMaxScaler") },
-    StepInfo { name: "normalizer", summary: "scale each row of numeric values to unit l2 norm (refuses missing values)", equals: "Normalizer().fit_transform", kind: StepKind::Transform(boxed::<Normalizer>), refuses_infinity: None },
-    StepInfo { name: "quantile_transformer_normal", summary: "map numeric columns to a standard normal via their quantiles", equals: "QuantileTransformer(n_quantiles=min(1000, n), output_distribution='normal').fit_transform", kind: StepKind::Transform(boxed::<QuantileTransformerNormal>), refuses_infinity: Some("QuantileTransformer") },
-    StepInfo { name: "quantile_transformer_uniform", summary: "map numeric columns to [0, 1] via their quantiles", equals: "QuantileTransformer(n_quantiles=min(1000, n)).fit_transform", kind: StepKind::Transform(boxed::<QuantileTransformerUniform>), refuses_infinity: Some("QuantileTransformer") },
-    StepInfo { name: "robust_scaler", summary: "centre on the median, scale by the interquartile range", equals: "RobustScaler().fit_transform", kind: StepKind::Transform(boxed::<RobustScaler>), refuses_infinity: Some("RobustScaler") },
-    StepInfo { name: "standard_scaler", summary: "centre on the mean, scale by the population standard deviation", equals: "StandardScaler().fit_transform", kind: StepKind::Transform(boxed::<StandardScaler>), refuses_infinity: Some("StandardScaler") },
-    StepInfo { name: "result", summary: "encode the batch for the sinks and hand it over", equals: "df.to_json(orient='records', lines=True)", kind: StepKind::Boundary, refuses_infinity: None },
+    StepInfo { name: "prepare", summary: "decode the message's rows (NDJSON, JSON arrays, CSV; optionally zlib+base64) into a batch; bad rows go to dead letters", equals: "pd.DataFrame(rows)", kind: StepKind::Boundary, refuses_infinity: None, options: &[], alias_of: None },
+    StepInfo { name: "abs", summary: "absolute value of numeric columns", equals: "df[num].abs()", kind: StepKind::Transform(boxed::<Abs>), refuses_infinity: None, options: &[], alias_of: None },
+    StepInfo { name: "aggregated_sum", summary: "sum of each numeric column as a one-row message", equals: "df[num].sum()", kind: StepKind::Transform(boxed::<AggregatedSum>), refuses_infinity: None, options: &[], alias_of: None },
+    StepInfo { name: "drop_duplicates", summary: "drop repeated rows (all columns), keep the first", equals: "df.drop_duplicates()", kind: StepKind::Transform(boxed::<DropDuplicates>), refuses_infinity: None, options: &[], alias_of: None },
+    StepInfo { name: "handling_missing", summary: "drop rows with a missing value in any column", equals: "df.dropna()", kind: StepKind::Transform(boxed::<HandlingMissing>), refuses_infinity: None, options: &[], alias_of: None },
+    StepInfo { name: "fillna_mean", summary: "fill missing numeric values with the column mean", equals: "df[num].fillna(df[num].mean())", kind: StepKind::Transform(boxed::<FillnaMean>), refuses_infinity: None, options: &[], alias_of: None },
+    StepInfo { name: "fillna_median", summary: "fill missing numeric values with the column median", equals: "df[num].fillna(df[num].median())", kind: StepKind::Transform(boxed::<FillnaMedian>), refuses_infinity: None, options: &[], alias_of: None },
+    StepInfo { name: "fillna_zeros", summary: "fill missing numeric values with 0", equals: "df[num].fillna(0)", kind: StepKind::Transform(boxed::<FillnaZeros>), refuses_infinity: None, options: &[], alias_of: None },
+    StepInfo { name: "max_abs_scaler", summary: "divide each numeric column by its largest absolute value", equals: "MaxAbsScaler().fit_transform", kind: StepKind::Transform(boxed::<MaxAbsScaler>), refuses_infinity: Some("MaxAbsScaler"), options: &[], alias_of: None },
+    StepInfo { name: "min_max_scaler_0_1", summary: "scale each numeric column to [0, 1]", equals: "MinMaxScaler((0, 1)).fit_transform", kind: StepKind::Transform(boxed::<MinMaxScaler01>), refuses_infinity: Some("MinMaxScaler"), options: &[], alias_of: Some(("min_max_scaler", r#"{"feature_range": [0, 1]}"#)) },
+    StepInfo { name: "min_max_scaler_m1_1", summary: "scale each numeric column to [-1, 1]", equals: "MinMaxScaler((-1, 1)).fit_transform", kind: StepKind::Transform(boxed::<MinMaxScalerM11>), refuses_infinity: Some("MinMaxScaler"), options: &[], alias_of: Some(("min_max_scaler", r#"{"feature_range": [-1, 1]}"#)) },
+    StepInfo { name: "min_max_scaler", summary: "scale each numeric column to feature_range", equals: "MinMaxScaler(feature_range).fit_transform", kind: StepKind::WithOptions(min_max_scaler), refuses_infinity: Some("MinMaxScaler"), options: &[OptionInfo { name: "feature_range", kind: OptionKind::Range, default: "[0, 1]", doc: "the range each column is scaled to; low < high" }], alias_of: None },
+    StepInfo { name: "normalizer", summary: "scale each row of numeric values to unit l2 norm (refuses missing values)", equals: "Normalizer().fit_transform", kind: StepKind::Transform(boxed::<Normalizer>), refuses_infinity: None, options: &[], alias_of: None },
+    StepInfo { name: "quantile_transformer_normal", summary: "map numeric columns to a standard normal via their quantiles", equals: "QuantileTransformer(n_quantiles=min(1000, n), output_distribution='normal').fit_transform", kind: StepKind::Transform(boxed::<QuantileTransformerNormal>), refuses_infinity: Some("QuantileTransformer"), options: &[], alias_of: Some(("quantile_transformer", r#"{"output_distribution": "normal"}"#)) },
+    StepInfo { name: "quantile_transformer_uniform", summary: "map numeric columns to [0, 1] via their quantiles", equals: "QuantileTransformer(n_quantiles=min(1000, n)).fit_transform", kind: StepKind::Transform(boxed::<QuantileTransformerUniform>), refuses_infinity: Some("QuantileTransformer"), options: &[], alias_of: Some(("quantile_transformer", r#"{"output_distribution": "uniform"}"#)) },
+    StepInfo { name: "quantile_transformer", summary: "map numeric columns to output_distribution via their quantiles", equals: "QuantileTransformer(n_quantiles=min(n_quantiles, n), output_distribution).fit_transform", kind: StepKind::WithOptions(quantile_transformer), refuses_infinity: Some("QuantileTransformer"), options: &[OptionInfo { name: "n_quantiles", kind: OptionKind::Integer { min: 1 }, default: "1000", doc: "quantiles computed (at most the rows of the message)" }, OptionInfo { name: "output_distribution", kind: OptionKind::Choice(&["uniform", "normal"]), default: "\"uniform\"", doc: "the distribution mapped to" }], alias_of: None },
+    StepInfo { name: "robust_scaler", summary: "centre on the median, scale by the interquartile range", equals: "RobustScaler().fit_transform", kind: StepKind::Transform(boxed::<RobustScaler>), refuses_infinity: Some("RobustScaler"), options: &[], alias_of: None },
+    StepInfo { name: "standard_scaler", summary: "centre on the mean, scale by the population standard deviation", equals: "StandardScaler().fit_transform", kind: StepKind::Transform(boxed::<StandardScaler>), refuses_infinity: Some("StandardScaler"), options: &[], alias_of: None },
+    StepInfo { name: "result", summary: "encode the batch for the sinks and hand it over", equals: "df.to_json(orient='records', lines=True)", kind: StepKind::Boundary, refuses_infinity: None, options: &[], alias_of: None },
 ];
 
 /// A chain that cannot be built.
@@ -66,6 +191,14 @@ pub enum ChainError {
     /// `prepare` or `result` anywhere but at its end of the chain.
     #[error("'{0}' may only open (prepare) or close (result) a chain")]
     Misplaced(String),
+    /// A step's options cannot work.
+    #[error("step '{step}': {message}")]
+    BadOptions {
+        /// The step.
+        step: String,
+        /// What is wrong and what would be right.
+        message: String,
+    },
 }
 
 /// `did you mean 'x'? ` for the registered step closest to a misspelt name (at most a third of
@@ -102,13 +235,37 @@ pub fn find(name: &str) -> Option<&'static StepInfo> {
     STEPS.iter().find(|s| s.name == name)
 }
 
-/// Check a chain and return its transform steps (without the implied `prepare`/`result`).
-pub fn validate_chain<S: AsRef<str>>(names: &[S]) -> Result<Vec<&'static StepInfo>, ChainError> {
+/// Split a chain entry into its step name and options: `name` or `name{"option": value}`
+/// (a JSON object; a TOML chain's table `{ step = "name", option = value }` becomes this).
+pub fn split_entry(
+    entry: &str,
+) -> Result<(&str, serde_json::Map<String, serde_json::Value>), ChainError> {
+    let entry = entry.trim();
+    let Some(brace) = entry.find('{') else {
+        return Ok((entry, serde_json::Map::new()));
+    };
+    let name = entry[..brace].trim();
+    let options: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&entry[brace..])
+        .map_err(|e| ChainError::BadOptions {
+            step: name.to_string(),
+            message: format!(
+                "the options must be a JSON object, e.g. {name}{{\"feature_range\": [-1, 1]}}: {e}"
+            ),
+        })?;
+    Ok((name, options))
+}
+
+/// Check a chain and return its transform steps (without the implied `prepare`/`result`),
+/// each with its options checked.
+pub fn validate_chain<S: AsRef<str>>(
+    entries: &[S],
+) -> Result<Vec<(&'static StepInfo, Options)>, ChainError> {
     let mut out = Vec::new();
-    let last = names.len().saturating_sub(1);
-    for (i, n) in names.iter().enumerate() {
-        let n = n.as_ref().trim();
+    let last = entries.len().saturating_sub(1);
+    for (i, e) in entries.iter().enumerate() {
+        let (n, given) = split_entry(e.as_ref())?;
         let info = find(n).ok_or_else(|| ChainError::Unknown(n.to_string()))?;
+        let options = Options::check(n, info.options, given)?;
         match info.kind {
             StepKind::Boundary => {
                 let ok = (n == "prepare" && i == 0) || (n == "result" && i == last);
@@ -116,7 +273,15 @@ pub fn validate_chain<S: AsRef<str>>(names: &[S]) -> Result<Vec<&'static StepInf
                     return Err(ChainError::Misplaced(n.to_string()));
                 }
             }
-            StepKind::Transform(_) => out.push(info),
+            StepKind::WithOptions(build) => {
+                // values that pass their types but cannot work together (low >= high)
+                build(&options).map_err(|message| ChainError::BadOptions {
+                    step: n.to_string(),
+                    message,
+                })?;
+                out.push((info, options));
+            }
+            StepKind::Transform(_) => out.push((info, options)),
         }
     }
     Ok(out)
@@ -124,17 +289,24 @@ pub fn validate_chain<S: AsRef<str>>(names: &[S]) -> Result<Vec<&'static StepInf
 
 /// Build fresh instances of a chain's transform steps.
 pub fn build_chain<S: AsRef<str>>(names: &[S]) -> Result<Vec<Box<dyn Step>>, ChainError> {
-    Ok(validate_chain(names)?
-        .into_iter()
-        .filter_map(|i| match (i.kind, i.refuses_infinity) {
-            (StepKind::Transform(build), None) => Some(build()),
-            (StepKind::Transform(build), Some(class)) => Some(Box::new(RefuseInfinity {
-                inner: build(),
-                class,
-            }) as Box<dyn Step>),
-            (StepKind::Boundary, _) => None,
-        })
-        .collect())
+    let mut out = Vec::new();
+    for (info, options) in validate_chain(names)? {
+        let step = match info.kind {
+            StepKind::Transform(build) => build(),
+            StepKind::WithOptions(build) => {
+                build(&options).map_err(|message| ChainError::BadOptions {
+                    step: info.name.to_string(),
+                    message,
+                })?
+            }
+            StepKind::Boundary => continue,
+        };
+        out.push(match info.refuses_infinity {
+            None => step,
+            Some(class) => Box::new(RefuseInfinity { inner: step, class }),
+        });
+    }
+    Ok(out)
 }
 
 /// scikit-learn's input check (`check_array(..., ensure_all_finite="allow-nan")`) in front of
@@ -202,9 +374,21 @@ mod tests {
             if let StepKind::Transform(build) = s.kind {
                 assert_eq!(build().name(), s.name);
             }
+            if let StepKind::WithOptions(build) = s.kind {
+                let defaults = Options::check(s.name, s.options, Default::default())
+                    .expect("the defaults pass");
+                assert_eq!(build(&defaults).expect("builds").name(), s.name);
+            }
+            for o in s.options {
+                assert!(!o.doc.is_empty(), "{}.{} undocumented", s.name, o.name);
+            }
+            if let Some((step, options)) = s.alias_of {
+                assert!(find(step).is_some(), "{} aliases nothing", s.name);
+                let _: serde_json::Value = serde_json::from_str(options).expect("alias options");
+            }
         }
-        // The issue says "sixteen" but lists prepare, result and 15 transforms (the paper lists 15 too).
-        assert_eq!(STEPS.len(), 17);
+        // the paper's 15 transforms, prepare, result, and the two that take options
+        assert_eq!(STEPS.len(), 19);
     }
 
     #[test]
@@ -217,6 +401,40 @@ mod tests {
         assert_eq!(
             build_chain(&["abs", "prepare"]).err(),
             Some(ChainError::Misplaced("prepare".into()))
+        );
+    }
+
+    #[test]
+    fn options_are_checked_by_name_type_and_meaning() {
+        let err = |entry: &str| {
+            build_chain(&[entry])
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert!(build_chain(&[r#"min_max_scaler{"feature_range": [-1, 1]}"#]).is_ok());
+        assert!(build_chain(&["min_max_scaler", "quantile_transformer"]).is_ok());
+        assert!(
+            err(r#"min_max_scaler{"feature_rang": [0, 1]}"#)
+                .contains("has no option 'feature_rang' (it takes feature_range)"),
+            "{}",
+            err(r#"min_max_scaler{"feature_rang": [0, 1]}"#)
+        );
+        assert!(err(r#"min_max_scaler{"feature_range": [1]}"#).contains("two numbers"));
+        assert!(err(r#"min_max_scaler{"feature_range": [2, 1]}"#)
+            .contains("the minimum must be smaller than the maximum"));
+        assert!(err(r#"quantile_transformer{"n_quantiles": 0}"#).contains("at least 1"));
+        assert!(
+            err(r#"quantile_transformer{"output_distribution": "gauss"}"#)
+                .contains("one of uniform, normal")
+        );
+        assert!(err(r#"abs{"x": 1}"#).contains("takes no options"));
+        assert!(err(r#"abs{"x": "#).contains("must be a JSON object"));
+        // the paper's names stand for the step with fixed options
+        let info = find("min_max_scaler_m1_1").expect("alias");
+        assert_eq!(
+            info.alias_of,
+            Some(("min_max_scaler", r#"{"feature_range": [-1, 1]}"#))
         );
     }
 

@@ -398,7 +398,7 @@ name = "weather"
 description = "the paper's chain"
 source = "tcp-listen:127.0.0.1:9000"
 source_format = "csv"
-chain = ["fillna_zeros", "normalizer", "drop_duplicates"]
+chain = ["fillna_zeros", { step = "min_max_scaler", feature_range = [-1, 1] }, "drop_duplicates"]
 buffer = 100
 method = "pool"
 workers = 2
@@ -427,7 +427,23 @@ temp_out = "float64"
         assert_eq!(ProjectSpec::from_json(&json).expect("json back"), spec);
         let v: serde_json::Value = serde_json::from_str(&json).expect("json");
         assert_eq!(v["buffer"], 100);
-        assert_eq!(v["chain"][1], "normalizer");
+        assert_eq!(v["chain"][0], "fillna_zeros");
+        assert_eq!(v["chain"][1]["step"], "min_max_scaler");
+        assert_eq!(v["chain"][1]["feature_range"][0], -1);
+        assert!(toml.contains("step = \"min_max_scaler\""), "{toml}");
+        assert_eq!(
+            spec.chain.as_ref().map(|c| c.steps()[1].clone()),
+            Some(r#"min_max_scaler{"feature_range":[-1,1]}"#.to_string())
+        );
+        // on the command line, the options ride in the entry and commas inside stay there
+        assert_eq!(
+            crate::spec::split_chain(r#"abs, min_max_scaler{"feature_range": [-1, 1]},normalizer"#),
+            [
+                "abs",
+                r#"min_max_scaler{"feature_range": [-1, 1]}"#,
+                "normalizer"
+            ]
+        );
         assert_eq!(v["schema"]["temp_out"], "float64");
         // a comma-separated chain and a quoted buffer are read as the CLI always read them
         let short = ProjectSpec::from_toml("chain = \"abs, normalizer\"\nbuffer = \"auto\"")
@@ -528,7 +544,10 @@ a = "complex"
         assert!(e.errors[0].message.contains("unknown field"), "{e}");
         let e = ProjectSpec::from_toml("chain = 42").expect_err("a number is no chain");
         assert_eq!(e.errors[0].field, "chain", "{e}");
-        assert!(e.errors[0].message.contains("list of step names"), "{e}");
+        assert!(
+            e.errors[0].message.contains("give a list of step names"),
+            "{e}"
+        );
         let e = ProjectSpec::from_json(r#"{"buffer": 0}"#).expect_err("0 rows");
         assert!(e.to_string().contains("number of rows (1 or more)"), "{e}");
     }

@@ -42,9 +42,13 @@ pub enum MethodName {
     Queue,
 }
 
-/// A chain is a list, or one comma-separated string.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(try_from = "toml::Value", into = "Vec<String>")]
+/// A chain is a list, or one comma-separated string. A list's entry is a step name, or a
+/// table with the step and its options:
+/// `["fillna_zeros", { step = "min_max_scaler", feature_range = [-1, 1] }]`. Inside, an entry
+/// with options is kept as `name{"option": value}` (JSON), the form the engine, the queue's
+/// wire and `--chain` take.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "toml::Value")]
 pub enum ChainSpec {
     /// `["abs", "normalizer"]`
     List(Vec<String>),
@@ -58,15 +62,36 @@ impl TryFrom<toml::Value> for ChainSpec {
     fn try_from(v: toml::Value) -> Result<Self, String> {
         let bad = |v: &toml::Value| {
             format!(
-                "chain = {v}: give a list of step names, [\"fillna_zeros\", \"normalizer\"], \
-                 or one string, \"fillna_zeros,normalizer\" (`streamprep list` names them)"
+                "chain = {v}: give a list of step names (or tables with options), [\"fillna_zeros\", {{ step = \"min_max_scaler\", \
+                 feature_range = [-1, 1] }}], or one string, \"fillna_zeros,normalizer\" \
+                 (`streamprep list` names them and their options)"
             )
         };
         match v {
             toml::Value::String(s) => Ok(ChainSpec::Text(s)),
             toml::Value::Array(items) => items
                 .iter()
-                .map(|i| i.as_str().map(str::to_string).ok_or_else(|| bad(i)))
+                .map(|i| match i {
+                    toml::Value::String(s) => Ok(s.clone()),
+                    toml::Value::Table(t) => {
+                        let Some(toml::Value::String(step)) = t.get("step") else {
+                            return Err(format!(
+                                "chain entry {i}: a table names its step, {{ step = \"min_max_scaler\", feature_range = [-1, 1] }}"
+                            ));
+                        };
+                        let mut options = serde_json::Map::new();
+                        for (k, v) in t.iter().filter(|(k, _)| k.as_str() != "step") {
+                            let v = serde_json::to_value(v).map_err(|e| e.to_string())?;
+                            options.insert(k.clone(), v);
+                        }
+                        Ok(if options.is_empty() {
+                            step.clone()
+                        } else {
+                            format!("{step}{}", serde_json::Value::Object(options))
+                        })
+                    }
+                    other => Err(bad(other)),
+                })
                 .collect::<Result<Vec<_>, _>>()
                 .map(ChainSpec::List),
             other => Err(bad(&other)),
@@ -74,14 +99,36 @@ impl TryFrom<toml::Value> for ChainSpec {
     }
 }
 
-impl From<ChainSpec> for Vec<String> {
-    fn from(c: ChainSpec) -> Self {
-        c.steps()
+impl Serialize for ChainSpec {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        struct Entry<'a>(&'a str);
+        impl Serialize for Entry<'_> {
+            fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+                match streamprep_ops::registry::split_entry(self.0) {
+                    Ok((name, options)) if !options.is_empty() => {
+                        let mut m = ser.serialize_map(Some(options.len() + 1))?;
+                        m.serialize_entry("step", name)?;
+                        for (k, v) in &options {
+                            m.serialize_entry(k, v)?;
+                        }
+                        m.end()
+                    }
+                    _ => ser.serialize_str(self.0),
+                }
+            }
+        }
+        let steps = self.steps();
+        let mut seq = ser.serialize_seq(Some(steps.len()))?;
+        for s in &steps {
+            seq.serialize_element(&Entry(s))?;
+        }
+        seq.end()
     }
 }
 
 impl ChainSpec {
-    /// The step names, in order.
+    /// The entries, in order.
     pub fn steps(&self) -> Vec<String> {
         match self {
             ChainSpec::List(v) => v.clone(),
@@ -90,12 +137,26 @@ impl ChainSpec {
     }
 }
 
-/// `a, b,c` -> `["a", "b", "c"]`
+/// `a, b{"x": [1, 2]},c` -> `["a", "b{\"x\": [1, 2]}", "c"]`: split at the commas outside
+/// an entry's options.
 pub fn split_chain(s: &str) -> Vec<String> {
-    s.split(',')
-        .map(|x| x.trim().to_string())
-        .filter(|x| !x.is_empty())
-        .collect()
+    let mut out = Vec::new();
+    let (mut depth, mut start, mut quoted) = (0i32, 0, false);
+    for (i, c) in s.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '{' | '[' if !quoted => depth += 1,
+            '}' | ']' if !quoted => depth -= 1,
+            ',' if depth <= 0 && !quoted => {
+                out.push(s[start..i].trim().to_string());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(s[start..].trim().to_string());
+    out.retain(|x| !x.is_empty());
+    out
 }
 
 /// Everything a project says; every field may be left out where a default exists (and
