@@ -1,8 +1,9 @@
-//! `streamprep list`: the registry, one line a step, with each step's options and the paper's
-//! names that stand for a step with fixed options.
+//! `streamprep list`: the registries: one line a step, with each step's options and the
+//! paper's names that stand for a step with fixed options; then the connectors with theirs.
 
 use std::process::ExitCode;
 
+use streamprep_connectors::registry::CONNECTORS;
 use streamprep_ops::registry::{OptionKind, STEPS};
 
 pub fn run() -> anyhow::Result<ExitCode> {
@@ -22,6 +23,27 @@ pub fn run() -> anyhow::Result<ExitCode> {
         }
         if let Some((step, options)) = s.alias_of {
             println!("{:width$}    = {step} with {options}", "");
+        }
+    }
+    println!("\nConnectors (sources and sinks):");
+    let width = CONNECTORS.iter().map(|c| c.syntax.len()).max().unwrap_or(0);
+    for c in CONNECTORS {
+        let role = match (c.source, c.sink) {
+            (true, true) => "source, sink",
+            (true, false) => "source",
+            _ => "sink",
+        };
+        println!("{:width$}  {role}: {}", c.syntax, c.summary);
+        for o in c.options {
+            let default = if o.default.is_empty() {
+                String::new()
+            } else {
+                format!(" (default {})", o.default)
+            };
+            println!(
+                "{:width$}    {} = {}{default}: {}",
+                "", o.name, o.kind, o.doc
+            );
         }
     }
     println!(

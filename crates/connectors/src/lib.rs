@@ -8,6 +8,7 @@ pub mod file;
 pub mod generator;
 pub mod mqtt;
 pub mod paced;
+pub mod registry;
 pub mod spec;
 pub mod tcp;
 

@@ -2,19 +2,14 @@
 //! stdin/stdout, `tcp-listen:HOST:PORT` (framed TCP source), `tcp:HOST:PORT` (framed TCP sink),
 //! `generator:davis?rows=N&seed=S&rate=R&stations=K`, `mqtt://HOST:PORT/TOPIC?qos=1`.
 
-use std::net::ToSocketAddrs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use streamprep_core::{DeadLetterSink, Encoding, IoError, RowFormat, Sink, Source};
 use thiserror::Error;
 
-use crate::dead_letter::DeadLetterWriter;
-use crate::file::{Interruptible, LineSource, ParquetSink, ParquetSource, WriterSink};
-use crate::generator::DavisSource;
-use crate::mqtt::{MqttSink, MqttSource, MqttUrl};
-use crate::tcp::{FramedSink, FramedSource};
+use crate::registry::{lookup, Connector, CONNECTORS};
 
 /// A file or stream format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -39,7 +34,8 @@ impl FileFormat {
         }
     }
 
-    fn rows(self) -> Option<RowFormat> {
+    /// The row format of a text format (`None` for Parquet).
+    pub fn rows(self) -> Option<RowFormat> {
         match self {
             FileFormat::Ndjson => Some(RowFormat::Ndjson),
             FileFormat::Csv => Some(RowFormat::Csv),
@@ -47,7 +43,8 @@ impl FileFormat {
         }
     }
 
-    fn encoding(self) -> Encoding {
+    /// What the `result` step encodes for a sink of this format.
+    pub fn encoding(self) -> Encoding {
         match self {
             FileFormat::Ndjson => Encoding::Ndjson,
             FileFormat::Csv => Encoding::Csv,
@@ -56,53 +53,47 @@ impl FileFormat {
     }
 }
 
-/// Where rows come from or go.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Endpoint {
-    /// A file.
-    File {
-        /// Its path.
-        path: PathBuf,
-        /// Its format.
-        format: FileFormat,
-    },
-    /// stdin (as a source) or stdout (as a sink).
-    Stdio {
-        /// The format of the stream.
-        format: FileFormat,
-    },
-    /// Listen on `HOST:PORT` for one connection sending length-framed rows.
-    TcpListen {
-        /// Address to bind.
-        addr: String,
-        /// Row format inside the frames.
-        format: FileFormat,
-    },
-    /// Connect to `HOST:PORT` and send each output message as one frame.
-    Tcp {
-        /// Address to connect to.
-        addr: String,
-        /// Encoding of each frame.
-        format: FileFormat,
-    },
-    /// The simulated Davis weather station.
-    Generator {
-        /// Rows to produce.
-        rows: u64,
-        /// Random seed.
-        seed: u64,
-        /// Rows a second (as fast as read when `None`).
-        rate: Option<f64>,
-        /// Stations whose rows interleave.
-        stations: usize,
-    },
-    /// An MQTT topic (filter, for a source).
-    Mqtt {
-        /// The address.
-        url: MqttUrl,
-        /// Row format of the publishes.
-        format: FileFormat,
-    },
+/// Where rows come from or go: a spec parsed by its connector (see [`crate::registry`]).
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    scheme: &'static str,
+    format: FileFormat,
+    connector: Arc<dyn Connector>,
+}
+
+impl PartialEq for Endpoint {
+    fn eq(&self, other: &Self) -> bool {
+        self.scheme == other.scheme
+            && self.format == other.format
+            && format!("{:?}", self.connector) == format!("{:?}", other.connector)
+    }
+}
+
+impl Endpoint {
+    /// The connector's scheme (`file`, `stdio`, `tcp-listen`, `tcp`, `generator`, `mqtt`).
+    pub fn scheme(&self) -> &'static str {
+        self.scheme
+    }
+
+    /// The format of its rows.
+    pub fn format(&self) -> FileFormat {
+        self.format
+    }
+
+    /// The file it names, if any.
+    pub fn file(&self) -> Option<&Path> {
+        self.connector.file()
+    }
+
+    /// A line for the log once it is open as a source (`listening on ...`).
+    pub fn opened(&self) -> Option<String> {
+        self.connector.opened()
+    }
+
+    /// The parsed endpoint, to look into (`downcast` through `Debug` is all tests need).
+    pub fn connector(&self) -> &dyn Connector {
+        self.connector.as_ref()
+    }
 }
 
 /// A spec that cannot be understood; nothing has been opened.
@@ -126,124 +117,36 @@ fn bad(spec: &str, reason: impl Into<String>) -> SpecError {
 }
 
 /// Parse a spec. `format` overrides the format implied by a file extension and sets the
-/// format of stdin/stdout and TCP streams (NDJSON when not given).
+/// format of stdin/stdout and TCP streams (NDJSON when not given). The connector is chosen by
+/// the spec's prefix from the registry; a spec with no known prefix is a file path.
 pub fn parse(spec: &str, format: Option<FileFormat>) -> Result<Endpoint, SpecError> {
     let spec_t = spec.trim();
-    let stream_format = format.unwrap_or(FileFormat::Ndjson);
-    if spec_t == "-" || spec_t == "file:-" {
-        if stream_format == FileFormat::Parquet {
-            return Err(bad(
-                spec,
-                "Parquet cannot be streamed through stdin/stdout; use a file",
-            ));
-        }
-        return Ok(Endpoint::Stdio {
-            format: stream_format,
-        });
-    }
-    let addr = |rest: &str| -> Result<String, SpecError> {
-        match rest.to_socket_addrs().map(|mut a| a.next()) {
-            Ok(Some(_)) => Ok(rest.to_string()),
-            _ => Err(bad(spec, "expected HOST:PORT, e.g. 127.0.0.1:9000")),
-        }
-    };
-    let tcp_format = || {
-        if stream_format == FileFormat::Parquet {
-            Err(bad(spec, "TCP frames carry NDJSON or CSV, not Parquet"))
-        } else {
-            Ok(stream_format)
-        }
-    };
-    if let Some(rest) = spec_t.strip_prefix("tcp-listen:") {
-        return Ok(Endpoint::TcpListen {
-            addr: addr(rest)?,
-            format: tcp_format()?,
-        });
-    }
-    if let Some(rest) = spec_t.strip_prefix("tcp:") {
-        return Ok(Endpoint::Tcp {
-            addr: addr(rest)?,
-            format: tcp_format()?,
-        });
-    }
-    if let Some(rest) = spec_t.strip_prefix("generator:") {
-        let (kind, query) = rest.split_once('?').unwrap_or((rest, ""));
-        if kind != "davis" {
-            return Err(bad(
-                spec,
-                "the only generator is 'davis' (generator:davis?rows=N&seed=S)",
-            ));
-        }
-        let (mut rows, mut seed, mut rate, mut stations) = (None, 1u64, None, 1usize);
-        for kv in query.split('&').filter(|s| !s.is_empty()) {
-            let (k, v) = kv
-                .split_once('=')
-                .ok_or_else(|| bad(spec, format!("'{kv}' is not key=value")))?;
-            let n = || -> Result<u64, SpecError> {
-                v.parse()
-                    .map_err(|_| bad(spec, format!("'{k}' needs a whole number, got '{v}'")))
-            };
-            match k {
-                "rows" => rows = Some(n()?),
-                "seed" => seed = n()?,
-                "stations" => stations = n()?.clamp(1, 10_000) as usize,
-                "rate" => {
-                    let r: f64 = v
-                        .parse()
-                        .ok()
-                        .filter(|r: &f64| r.is_finite() && *r > 0.0)
-                        .ok_or_else(|| {
-                            bad(spec, format!("rate is rows a second (> 0), got '{v}'"))
-                        })?;
-                    rate = Some(r);
-                }
-                _ => {
-                    return Err(bad(
-                        spec,
-                        format!("unknown generator option '{k}' (rows, seed, rate, stations)"),
-                    ))
-                }
+    let (info, rest) = match lookup(spec_t) {
+        Some(found) => found,
+        None => {
+            let scheme = spec_t.split_once(':').map(|(s, _)| s).filter(|s| {
+                s.len() > 1 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
+            if scheme.is_some() {
+                let known: Vec<&str> = CONNECTORS.iter().map(|c| c.syntax).collect();
+                return Err(bad(
+                    spec,
+                    format!("unknown scheme; use {}", known.join(", ")),
+                ));
             }
+            let file = CONNECTORS
+                .iter()
+                .find(|c| c.scheme == "file")
+                .ok_or_else(|| bad(spec, "no file connector"))?;
+            (file, spec_t)
         }
-        // paced, it runs until stopped unless told how many rows
-        let rows = rows.unwrap_or(if rate.is_some() { u64::MAX } else { 100_000 });
-        return Ok(Endpoint::Generator {
-            rows,
-            seed,
-            rate,
-            stations,
-        });
-    }
-    if spec_t.starts_with("mqtt://") || spec_t.starts_with("mqtts://") {
-        let url = MqttUrl::parse(spec_t).map_err(|e| bad(spec, e))?;
-        if stream_format == FileFormat::Parquet {
-            return Err(bad(spec, "MQTT publishes carry NDJSON or CSV, not Parquet"));
-        }
-        return Ok(Endpoint::Mqtt {
-            url,
-            format: stream_format,
-        });
-    }
-    let scheme = spec_t
-        .split_once(':')
-        .map(|(s, _)| s)
-        .filter(|s| s.len() > 1 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
-    let path = match (spec_t.strip_prefix("file:"), scheme) {
-        (Some(p), _) => p,
-        (None, Some(_)) => {
-            return Err(bad(spec, "unknown scheme; use file:PATH, -, tcp-listen:HOST:PORT, tcp:HOST:PORT, mqtt://HOST:PORT/TOPIC or generator:davis"))
-        }
-        (None, None) => spec_t,
     };
-    if path.is_empty() {
-        return Err(bad(spec, "empty path"));
-    }
-    let path = PathBuf::from(path);
-    let format = match format.or_else(|| FileFormat::from_path(&path)) {
-        Some(f) => f,
-        None => return Err(bad(spec, "cannot tell the format from the extension; use .ndjson/.jsonl, .csv or .parquet, or name the format (source_format or sink_format: ndjson, csv, parquet)")),
-    };
-    Ok(Endpoint::File { path, format })
+    let (connector, format) = (info.parse)(rest, format).map_err(|r| bad(spec, r))?;
+    Ok(Endpoint {
+        scheme: info.scheme,
+        format,
+        connector,
+    })
 }
 
 /// Options of sources and sinks.
@@ -268,72 +171,7 @@ impl Default for SourceOptions {
 
 /// Open a source (a listening TCP source binds here, before any data is read).
 pub fn open_source(ep: &Endpoint, opts: SourceOptions) -> Result<Box<dyn Source>, IoError> {
-    Ok(match ep {
-        Endpoint::File { path, format } => match format.rows() {
-            Some(rf) => {
-                let f = std::fs::File::open(path)
-                    .map_err(|e| IoError::io(format!("opening {}", path.display()), e))?;
-                let regular = f.metadata().is_ok_and(|m| m.is_file());
-                if regular {
-                    Box::new(
-                        LineSource::new(f, rf)
-                            .with_max_row(opts.max_frame)
-                            .with_stop(opts.stop.clone()),
-                    )
-                } else {
-                    // a FIFO or a device may block in a read for ever: read it on a thread
-                    let r = Interruptible::new(f, opts.stop.clone());
-                    Box::new(
-                        LineSource::new(r, rf)
-                            .with_max_row(opts.max_frame)
-                            .with_stop(opts.stop.clone()),
-                    )
-                }
-            }
-            None => Box::new(ParquetSource::open(path)?),
-        },
-        Endpoint::Stdio { format } => {
-            let rf = format.rows().unwrap_or(RowFormat::Ndjson);
-            let r = Interruptible::new(std::io::stdin(), opts.stop.clone());
-            Box::new(
-                LineSource::new(r, rf)
-                    .with_max_row(opts.max_frame)
-                    .with_stop(opts.stop.clone()),
-            )
-        }
-        Endpoint::TcpListen { addr, format } => Box::new(FramedSource::bind_with(
-            addr,
-            format.rows().unwrap_or(RowFormat::Ndjson),
-            opts.max_frame,
-            crate::tcp::source::MAX_CONNECTIONS,
-            opts.stop.clone(),
-        )?),
-        Endpoint::Tcp { addr, .. } => {
-            return Err(IoError::Protocol(format!(
-                "tcp:{addr} is a sink; a TCP source listens: tcp-listen:{addr}"
-            )))
-        }
-        Endpoint::Generator {
-            rows,
-            seed,
-            rate,
-            stations,
-        } => {
-            let g = Box::new(DavisSource::stations(*seed, *rows, *stations));
-            match rate {
-                Some(r) => Box::new(crate::paced::Paced::new(g, *r, opts.stop.clone())),
-                None => g,
-            }
-        }
-        Endpoint::Mqtt { url, format } => Box::new(
-            MqttSource::connect(
-                url,
-                format.rows().unwrap_or(RowFormat::Ndjson),
-                opts.stop.clone(),
-            )?
-            .with_max_payload(opts.max_frame),
-        ),
-    })
+    ep.connector.open_source(ep.format, opts)
 }
 
 /// Check every output file before any is created or truncated: each must be creatable or
@@ -349,11 +187,11 @@ pub fn check_outputs(source: &Endpoint, outputs: &[&Endpoint]) -> Result<(), IoE
             )
     };
     let mut seen: Vec<&std::path::Path> = Vec::new();
-    if let Endpoint::File { path, .. } = source {
+    if let Some(path) = source.file() {
         seen.push(path);
     }
     for ep in outputs {
-        let Endpoint::File { path, .. } = ep else {
+        let Some(path) = ep.file() else {
             continue;
         };
         // a device (/dev/null, /dev/stdout) may be named as often as one likes
@@ -392,93 +230,43 @@ pub fn check_outputs(source: &Endpoint, outputs: &[&Endpoint]) -> Result<(), IoE
 
 /// Open a sink (a file is created, a TCP or MQTT sink connects).
 pub fn open_sink(ep: &Endpoint, opts: &SourceOptions) -> Result<Box<dyn Sink>, IoError> {
-    Ok(match ep {
-        Endpoint::File {
-            path,
-            format: FileFormat::Parquet,
-        } => Box::new(ParquetSink::create(path)?),
-        Endpoint::File { path, format } => {
-            let f = std::fs::File::create(path)
-                .map_err(|e| IoError::io(format!("creating {}", path.display()), e))?;
-            Box::new(WriterSink::new(f, format.encoding()))
-        }
-        Endpoint::Stdio { format } => {
-            Box::new(WriterSink::new(std::io::stdout(), format.encoding()))
-        }
-        Endpoint::Tcp { addr, format } => Box::new(FramedSink::connect(addr, format.encoding())?),
-        Endpoint::TcpListen { addr, .. } => {
-            return Err(IoError::Protocol(format!(
-                "tcp-listen:{addr} is a source; a TCP sink connects: tcp:{addr}"
-            )))
-        }
-        Endpoint::Generator { .. } => {
-            return Err(IoError::Protocol(
-                "a generator is a source, not a sink".into(),
-            ))
-        }
-        Endpoint::Mqtt { url, format } => {
-            if *format == FileFormat::Csv {
-                return Err(IoError::Protocol(
-                    "the MQTT sink publishes JSON (a message as an array, or per=row)".into(),
-                ));
-            }
-            Box::new(MqttSink::connect(url, opts.stop.clone())?)
-        }
-    })
+    ep.connector.open_sink(ep.format, opts)
 }
 
 /// Open a dead-letter output (NDJSON; `-` is stderr, so it never mixes with data on stdout).
 pub fn open_dead_letter(ep: &Endpoint) -> Result<Box<dyn DeadLetterSink>, IoError> {
-    Ok(match ep {
-        Endpoint::File { path, .. } => {
-            let f = std::fs::File::create(path)
-                .map_err(|e| IoError::io(format!("creating {}", path.display()), e))?;
-            Box::new(DeadLetterWriter::new(f))
-        }
-        Endpoint::Stdio { .. } => Box::new(DeadLetterWriter::new(std::io::stderr())),
-        other => {
-            return Err(IoError::Protocol(format!(
-                "dead letters go to a file or '-', not {other:?}"
-            )))
-        }
-    })
+    ep.connector.open_dead_letter()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn said(spec: &str, format: Option<FileFormat>) -> (String, FileFormat, String) {
+        let e = parse(spec, format).expect(spec);
+        (
+            e.scheme().to_string(),
+            e.format(),
+            format!("{:?}", e.connector()),
+        )
+    }
+
     #[test]
     fn specs_parse() {
+        let (scheme, format, what) = said("file:a/b.csv", None);
+        assert_eq!((scheme.as_str(), format), ("file", FileFormat::Csv));
+        assert!(what.contains("a/b.csv"), "{what}");
         assert_eq!(
-            parse("file:a/b.csv", None),
-            Ok(Endpoint::File {
-                path: "a/b.csv".into(),
-                format: FileFormat::Csv
-            })
+            parse("x.jsonl", None).expect("x").file(),
+            Some(Path::new("x.jsonl"))
         );
-        assert_eq!(
-            parse("x.jsonl", None),
-            Ok(Endpoint::File {
-                path: "x.jsonl".into(),
-                format: FileFormat::Ndjson
-            })
-        );
-        assert_eq!(
-            parse("-", None),
-            Ok(Endpoint::Stdio {
-                format: FileFormat::Ndjson
-            })
-        );
-        assert_eq!(
-            parse("tcp-listen:127.0.0.1:9000", Some(FileFormat::Csv)),
-            Ok(Endpoint::TcpListen {
-                addr: "127.0.0.1:9000".into(),
-                format: FileFormat::Csv
-            })
-        );
+        assert_eq!(said("-", None).0, "stdio");
+        assert_eq!(said("file:-", Some(FileFormat::Csv)).1, FileFormat::Csv);
+        let (scheme, format, what) = said("tcp-listen:127.0.0.1:9000", Some(FileFormat::Csv));
+        assert_eq!((scheme.as_str(), format), ("tcp-listen", FileFormat::Csv));
+        assert!(what.contains("127.0.0.1:9000"), "{what}");
         assert!(parse("file:x.txt", None).is_err());
-        // No extension: the error names the flags that set the format, and they work.
+        // No extension: the error names the settings that set the format, and they work.
         let e = parse("file:/dev/null", None)
             .expect_err("no extension")
             .to_string();
@@ -487,24 +275,35 @@ mod tests {
             "{e}"
         );
         assert_eq!(
-            parse("file:/dev/null", Some(FileFormat::Ndjson)),
-            Ok(Endpoint::File {
-                path: "/dev/null".into(),
-                format: FileFormat::Ndjson
-            })
+            said("file:/dev/null", Some(FileFormat::Ndjson)).1,
+            FileFormat::Ndjson
         );
         assert!(parse("mqtt://h/t", None).is_ok());
         assert!(parse("mqtt://h", None).is_err());
-        assert!(parse("nats://h/t", None).is_err());
-        assert!(parse("tcp:nohost", None).is_err());
-        assert_eq!(
-            parse("generator:davis?rows=5&seed=2", None),
-            Ok(Endpoint::Generator {
-                rows: 5,
-                seed: 2,
-                rate: None,
-                stations: 1
-            })
+        let e = parse("nats://h/t", None).expect_err("unknown").to_string();
+        assert!(
+            e.contains("unknown scheme") && e.contains("tcp-listen:HOST:PORT"),
+            "{e}"
         );
+        assert!(parse("tcp:nohost", None).is_err());
+        assert!(parse("-", Some(FileFormat::Parquet)).is_err());
+        let g = parse("generator:davis?rows=5&seed=2", None).expect("generator");
+        assert_eq!(g.scheme(), "generator");
+        assert_eq!(
+            format!("{:?}", g.connector()),
+            format!(
+                "{:?}",
+                crate::generator::endpoint::GeneratorEndpoint {
+                    rows: 5,
+                    seed: 2,
+                    rate: None,
+                    stations: 1
+                }
+            )
+        );
+        assert!(parse("generator:davis?speed=3", None)
+            .expect_err("unknown option")
+            .to_string()
+            .contains("rows, seed, rate, stations"));
     }
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
-use streamprep_connectors::{open_dead_letter, open_sink, open_source, Endpoint};
+use streamprep_connectors::{open_dead_letter, open_sink, open_source};
 use streamprep_core::{DeadLetterSink, Sink, Source};
 use streamprep_engine::{Event, Figures, PipelineConfig, RunState, Stamped, Stats, Summary};
 
@@ -283,16 +283,8 @@ impl RunHandle {
             ));
         }
         self.inner.live.store(src.is_live(), Ordering::Relaxed);
-        match &source {
-            Endpoint::TcpListen { addr, .. } => self
-                .inner
-                .stats
-                .info(format!("listening on {addr} for framed rows")),
-            Endpoint::Mqtt { url, .. } => self
-                .inner
-                .stats
-                .info(format!("subscribed to {}", url.display())),
-            _ => {}
+        if let Some(line) = source.opened() {
+            self.inner.stats.info(line);
         }
         let sink = open_sink(&sink, &options).map_err(|e| format!("opening the sink: {e}"))?;
         let dl = open_dead_letter(&dead_letter)

@@ -1,6 +1,7 @@
 //! Files and standard streams: NDJSON and CSV read line by line (never the whole file in
 //! memory), Parquet read batch by batch; sinks write what `result` encoded.
 
+pub mod endpoint;
 mod parquet;
 mod sink;
 mod source;

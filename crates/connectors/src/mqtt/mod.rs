@@ -7,6 +7,7 @@
 //! system's roots, `cert=PEM&key=PEM` for a client certificate).
 //! The topic is everything after the first `/` up to `?`, so `+` and `#` need no escaping.
 
+pub mod endpoint;
 mod publisher;
 mod sink;
 mod source;

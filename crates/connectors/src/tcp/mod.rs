@@ -3,6 +3,7 @@
 //! header line); a frame holding the single byte `0x04` (EOT) ends the input. A sink sends each
 //! output message as one frame (CSV: the header first), then EOT.
 
+pub mod endpoint;
 mod sink;
 pub mod source;
 
