@@ -228,8 +228,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
-    super::status::stop_on_ctrl_c(&plan.config.stop)?;
     let handle = streamprep_project::launch_plan(plan).map_err(flagged)?;
+    {
+        let handle = handle.clone();
+        super::status::on_ctrl_c(move || handle.stop())?;
+    }
     let _ = slot.set(handle.clone());
     let status = StatusLine::start(handle.clone(), "run", args.status, timeline);
     let result = handle.wait();

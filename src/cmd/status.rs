@@ -15,10 +15,17 @@ use streamprep_project::RunHandle;
 /// a second Ctrl-C exits at once.
 pub fn stop_on_ctrl_c(stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
     let stop = stop.clone();
+    on_ctrl_c(move || stop.store(true, Ordering::SeqCst))
+}
+
+/// Make Ctrl-C (and SIGTERM, SIGHUP) call `stop` once; a second one exits at once.
+pub fn on_ctrl_c(stop: impl Fn() + Send + 'static) -> anyhow::Result<()> {
+    let seen = AtomicBool::new(false);
     let installed = ctrlc::set_handler(move || {
-        if stop.swap(true, Ordering::SeqCst) {
+        if seen.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
         }
+        stop();
         eprintln!("\nstreamprep: stopping (Ctrl-C again to exit at once)");
     });
     match installed {

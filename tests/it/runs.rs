@@ -317,6 +317,28 @@ fn twenty_runs_in_one_process_are_watched_and_each_stops_within_a_second() {
             "{name} read nothing in 2.5 s"
         );
     }
+    // one /metrics for all of them, each sample labelled by its pipeline
+    let all = streamprep_project::Runs::default();
+    for c in &cases {
+        all.add(c.handle.clone());
+    }
+    let text = all.prometheus();
+    for c in &cases {
+        assert!(
+            text.contains(&format!(
+                "streamprep_rows_read_total{{pipeline=\"{}\",run=\"{}\"}}",
+                c.name,
+                c.handle.id()
+            )),
+            "{}: {text}",
+            c.name
+        );
+    }
+    assert_eq!(
+        text.matches("# TYPE streamprep_rho_measured gauge").count(),
+        1
+    );
+    assert!(all.cores_busy() > 0.0, "busy runs keep cores busy: {text}");
     let events = cases[0].handle.events();
 
     // stop them all, one after the other: each stop() returns at once, and each run reports

@@ -6,10 +6,12 @@
 
 pub mod launch;
 pub mod plan;
+pub mod runs;
 pub mod spec;
 
 pub use launch::{launch, launch_plan, RunHandle, View};
 pub use plan::{default_workers, FieldError, Plan, SpecError};
+pub use runs::Runs;
 pub use spec::{
     parse_duration, BackpressureName, BufferSetting, ChainSpec, MethodName, ProjectSpec,
     RateSetting,
