@@ -16,24 +16,35 @@ const TICK: Duration = Duration::from_millis(200);
 /// Sample `stats` each second until `done` closes.
 pub(crate) fn watch(stats: &Stats, done: Receiver<()>) {
     let mut last = Instant::now();
-    let mut links: Vec<(bool, u64)> = Vec::new();
+    let mut links: Vec<(bool, u64)> = Vec::with_capacity(2);
     stats.metrics.sample(stats.snapshot());
     while let Err(RecvTimeoutError::Timeout) = done.recv_timeout(TICK) {
-        for (i, l) in stats.link_views().into_iter().enumerate() {
-            let now = (l.connected, l.disconnects);
-            match links.get_mut(i) {
-                Some(before) if *before != now => {
-                    *before = now;
-                    // the connector itself logs why and what it does about it
-                    stats.events.push(Event::Link {
-                        link: l.name,
-                        connected: l.connected,
-                        disconnects: l.disconnects,
-                    });
+        // no allocation on a tick: a thread that allocates gets an allocator heap of its own
+        let mut changed = Vec::new();
+        {
+            let held = stats.links.lock().unwrap_or_else(|e| e.into_inner());
+            for (i, (name, l)) in held.iter().enumerate() {
+                let now = (
+                    l.connected.load(std::sync::atomic::Ordering::Relaxed),
+                    l.disconnects.load(std::sync::atomic::Ordering::Relaxed),
+                );
+                match links.get_mut(i) {
+                    Some(before) if *before != now => {
+                        *before = now;
+                        changed.push((name.clone(), now));
+                    }
+                    Some(_) => {}
+                    None => links.push(now),
                 }
-                Some(_) => {}
-                None => links.push(now),
             }
+        }
+        // the connector itself logs why and what it does about it
+        for (link, (connected, disconnects)) in changed {
+            stats.events.push(Event::Link {
+                link,
+                connected,
+                disconnects,
+            });
         }
         if last.elapsed() < Duration::from_millis(950) {
             continue;

@@ -112,9 +112,7 @@ fn escape(v: &str) -> String {
 
 /// `name{a="b"} v` -> `name{LABELS,a="b"} v`; `name v` -> `name{LABELS} v`.
 fn label(sample: &str, labels: &str) -> String {
-    let name_end = sample
-        .find(['{', ' '])
-        .unwrap_or(sample.len());
+    let name_end = sample.find(['{', ' ']).unwrap_or(sample.len());
     let (name, rest) = sample.split_at(name_end);
     match rest.strip_prefix('{') {
         Some(inner) => format!("{name}{{{labels},{inner}"),
