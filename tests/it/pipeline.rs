@@ -12,10 +12,10 @@ use streamprep_ops::prepare::Compression;
 
 /// A sink that keeps the bytes in memory.
 #[derive(Clone, Default)]
-struct Mem(Arc<Mutex<Vec<u8>>>);
+pub struct Mem(Arc<Mutex<Vec<u8>>>);
 
 impl Mem {
-    fn bytes(&self) -> Vec<u8> {
+    pub fn bytes(&self) -> Vec<u8> {
         self.0.lock().map(|b| b.clone()).unwrap_or_default()
     }
 }

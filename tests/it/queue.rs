@@ -15,10 +15,16 @@ const CHAIN: &str = "fillna_zeros,normalizer,drop_duplicates";
 pub struct Redis {
     port: u16,
     child: Option<Child>,
+    extra: Vec<String>,
 }
 
 impl Redis {
     pub fn start() -> Redis {
+        Self::start_with(&[])
+    }
+
+    /// A private redis-server with more settings (`--proto-max-bulk-len 1mb`).
+    pub fn start_with(extra: &[&str]) -> Redis {
         let found = Command::new("sh")
             .args(["-c", "command -v redis-server"])
             .stdout(Stdio::null())
@@ -31,6 +37,7 @@ impl Redis {
         let mut r = Redis {
             port: free_port(),
             child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         r.spawn();
         r
@@ -40,6 +47,7 @@ impl Redis {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -669,4 +677,68 @@ fn a_worker_that_joins_mid_run_takes_a_share_of_the_messages() {
     assert_like_inline(dir.path(), &input, &out, 10, "after a worker joined");
     // the summary counts the workers whose results came back
     assert!(err.contains("over 2 worker(s)"), "{err}");
+}
+
+/// A task over the broker's limit for one value is a dead letter holding its rows, and the run
+/// goes on; a task Redis refuses (our limit set above the broker's) ends the run at once with a
+/// clear error instead of resending it for ever. The broker's limit is
+/// lowered to 1 MB (`proto-max-bulk-len`) so the test moves megabytes, not Redis' 512 MB.
+#[test]
+fn a_task_over_the_broker_limit_is_a_dead_letter_and_a_refused_one_ends_the_run() {
+    use streamprep_engine::{Method, PipelineConfig};
+    let redis = Redis::start_with(&["--proto-max-bulk-len", "1mb"]);
+    let _worker = Worker::start(&redis.url(), 1);
+    // 50 rows in messages of 5; the fifth message's rows carry 300 KB each
+    let mut input = Vec::new();
+    for i in 0..50 {
+        let pad = if (20..25).contains(&i) { 300_000 } else { 10 };
+        input.extend(format!("{{\"a\": {i}, \"pad\": \"{}\"}}\n", "x".repeat(pad)).bytes());
+    }
+    let run = |max_task: usize| {
+        let mut q = streamprep_queue::Queue::new(&redis.url()).expect("queue");
+        q.max_task_bytes = max_task;
+        let mut cfg = PipelineConfig::new(vec!["abs".into()], 5);
+        cfg.method = Method::Queue { in_flight: 4 };
+        cfg.remote = Some(std::sync::Arc::new(q));
+        let mut src = streamprep_connectors::file::LineSource::new(
+            &input[..],
+            streamprep_core::RowFormat::Ndjson,
+        );
+        let mut sink = super::pipeline::Mem::default();
+        let dead = super::pipeline::Mem::default();
+        let mut dl = streamprep_connectors::dead_letter::DeadLetterWriter::new(dead.clone());
+        let t0 = Instant::now();
+        let r = streamprep_engine::run(
+            &cfg,
+            &mut src,
+            &mut sink,
+            Some(&mut dl as &mut dyn streamprep_core::DeadLetterSink),
+        );
+        let dead: Vec<serde_json::Value> = String::from_utf8(dead.bytes())
+            .expect("utf-8")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect();
+        (r, sink.bytes(), dead, t0.elapsed())
+    };
+    let (r, out, dead, _) = run(1 << 20);
+    let summary = r.expect("the run goes on past the large message");
+    assert_eq!(summary.dead_letters, 5, "{summary}");
+    assert_eq!(String::from_utf8_lossy(&out).lines().count(), 45);
+    assert_eq!(summary.rows_in, summary.rows_out + summary.dead_letters);
+    assert_eq!(dead.len(), 1, "one message");
+    let reason = dead[0]["reason"].as_str().expect("reason");
+    assert!(reason.contains("over Redis' limit of 1 MB"), "{reason}");
+    assert_eq!(dead[0]["rows"], 5);
+    let data = dead[0]["data"].as_str().expect("data");
+    assert!(data.len() > 1_400_000, "the dead letter holds the rows");
+    // our limit above the broker's: Redis refuses that XADD; the run ends at once, saying why
+    // (it used to resend the task for ever)
+    let (r, _, _, took) = run(streamprep_queue::MAX_TASK_BYTES);
+    let e = r.expect_err("refused by the broker").to_string();
+    assert!(
+        e.contains("message 4's task (1.4 MB)") && e.contains("proto-max-bulk-len"),
+        "{e}"
+    );
+    assert!(took < Duration::from_secs(30), "gave up in {took:?}");
 }

@@ -30,6 +30,10 @@ pub struct Queue {
     /// Bytes of tasks outstanding, at most (besides `in_flight` messages): large messages
     /// must not pile up in Redis.
     pub max_bytes: usize,
+    /// The largest task sent: a larger one is a dead letter (Redis would close the connection
+    /// on it). [`MAX_TASK_BYTES`], Redis' default `proto-max-bulk-len`, unless the broker is
+    /// set lower.
+    pub max_task_bytes: usize,
     /// With tasks outstanding and no result for this long: fail (`profile`); `None` waits,
     /// saying once that no worker seems to be running.
     pub give_up_after: Option<Duration>,
@@ -49,6 +53,7 @@ impl Queue {
             url: url.to_string(),
             resend_after: Duration::from_secs(60),
             max_bytes: 64 << 20,
+            max_task_bytes: MAX_TASK_BYTES,
             give_up_after: None,
             health: Arc::new(LinkHealth {
                 connected: AtomicBool::new(true),
@@ -228,9 +233,10 @@ impl Remote for Queue {
                     // connection) becomes a dead letter, not a resend for ever
                     // (a copy of the rows is kept only for a message that may be that large)
                     let rows = msg.payload.rows();
-                    let kept = (raw_size(&msg) > MAX_TASK_BYTES / 2).then(|| msg.payload.clone());
+                    let kept =
+                        (raw_size(&msg) > self.max_task_bytes / 2).then(|| msg.payload.clone());
                     let fields = task(&reply, &spec, msg, self.lz4)?;
-                    if size(&fields) > MAX_TASK_BYTES {
+                    if size(&fields) > self.max_task_bytes {
                         let dead = streamprep_core::DeadLetter {
                             seq,
                             step: "queue".into(),
@@ -238,7 +244,7 @@ impl Remote for Queue {
                                 "the task of this message is {} MB, over Redis' limit of {} MB \
                                  for one value (proto-max-bulk-len): lower --buffer",
                                 size(&fields) >> 20,
-                                MAX_TASK_BYTES >> 20
+                                self.max_task_bytes >> 20
                             ),
                             data: kept
                                 .as_ref()
@@ -252,7 +258,13 @@ impl Remote for Queue {
                         done.insert(seq, p);
                         continue;
                     }
-                    let id = link.with(|c| xadd(c, TASKS, &fields))?;
+                    let task_mb = size(&fields) as f64 / (1 << 20) as f64;
+                    let id = link.with(|c| xadd(c, TASKS, &fields)).map_err(|e| {
+                        IoError::Protocol(format!(
+                            "sending message {seq}'s task ({task_mb:.1} MB) to Redis: {e}; if \
+                             the broker's proto-max-bulk-len is below that, lower the buffer"
+                        ))
+                    })?;
                     bytes += size(&fields);
                     if sent.is_empty() {
                         progress = Instant::now(); // the wait for a result starts now

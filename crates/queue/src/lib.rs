@@ -11,5 +11,5 @@ pub mod resp;
 pub mod wire;
 pub mod worker;
 
-pub use coordinator::Queue;
+pub use coordinator::{Queue, MAX_TASK_BYTES};
 pub use worker::{WorkerConfig, WorkerStats};
