@@ -3,8 +3,13 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+/// The binary under test; `STREAMPREP_BIN` names another one (an older build, to see which
+/// regression tests it fails: `STREAMPREP_BIN=/path/to/old cargo test --test it robust::`).
 pub fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_streamprep"))
+    match std::env::var_os("STREAMPREP_BIN") {
+        Some(other) => Command::new(other),
+        None => Command::new(env!("CARGO_BIN_EXE_streamprep")),
+    }
 }
 
 pub fn ok(out: Output) -> Output {

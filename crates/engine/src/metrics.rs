@@ -488,7 +488,7 @@ fn remedy(l: &Live, buffer: usize) -> String {
         c + 1
     };
     format!(
-        "saturated: measured rho {:.2} for {SATURATED_SAMPLES} s ({} worker(s), {:.0} rows/s arriving, {:.3} ms a {:.0}-row message); the backlog will grow. Remedies: more workers (about {} for rho 0.7: --workers, or the queue method with more `streamprep worker`s), or a larger buffer than {buffer} (fewer, larger messages cost less a row; `streamprep plan` computes one)",
+        "saturated: measured rho {:.2} for {SATURATED_SAMPLES} s ({} worker(s), {:.0} rows/s arriving, {:.3} ms a {:.0}-row message); the backlog will grow. Remedies: more workers (about {} for rho 0.7: the workers setting, or the queue method with more `streamprep worker`s), or a larger buffer than {buffer} (fewer, larger messages cost less a row; `streamprep plan` computes one)",
         l.rho_measured,
         c,
         l.arrival_rows,

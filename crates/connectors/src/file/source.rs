@@ -150,7 +150,7 @@ impl<R: std::io::Read + Send> LineSource<R> {
         if let Some((len, head)) = self.skipping.take() {
             self.refused.push((
                 format!(
-                    "row of {len} bytes is longer than the maximum of {} bytes (--max-row); \
+                    "row of {len} bytes is longer than the maximum of {} bytes (max_row); \
                      skipped (its first {} bytes are kept here)",
                     self.max_row,
                     head.len()

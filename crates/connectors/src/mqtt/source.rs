@@ -171,7 +171,7 @@ impl MqttSource {
             Some((
                 format!(
                     "MQTT publish of {} bytes on '{}' is larger than the maximum of {} bytes \
-                     (--max-row); refused (its first 256 bytes are kept here)",
+                     (max_row); refused (its first 256 bytes are kept here)",
                     p.payload.len(),
                     p.topic,
                     self.max_payload

@@ -253,7 +253,7 @@ fn read_connection(
             Ok(Some(FrameRead::TooLong(n))) => Event::Refused(
                 format!(
                     "frame of {n} bytes is longer than the maximum of {max_frame} bytes \
-                     (--max-frame); skipped"
+                     (max_row); skipped"
                 ),
                 Vec::new(),
             ),
