@@ -228,13 +228,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
-    let handle = streamprep_project::launch_plan(plan).map_err(flagged)?;
+    // the pipeline runs on this thread; the status line and Ctrl-C watch it through the handle
+    let (handle, runner) = streamprep_project::prepare(plan);
     {
         let handle = handle.clone();
         super::status::on_ctrl_c(move || handle.stop())?;
     }
     let _ = slot.set(handle.clone());
     let status = StatusLine::start(handle.clone(), "run", args.status, timeline);
+    runner.run();
     let result = handle.wait();
     status.stop();
     drop(server);

@@ -87,6 +87,11 @@ impl StatusLine {
                     if run.live().samples == seen {
                         continue;
                     }
+                    if timeline.is_none() && !(show || (run.is_live() && tty)) {
+                        // nothing to write (and no allocation: a thread that allocates costs
+                        // the process an allocator heap of its own)
+                        continue;
+                    }
                     let v = run.view();
                     let live = v.figures.live;
                     seen = live.samples;

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::events::Event;
 use crate::stats::Stats;
@@ -13,28 +13,36 @@ use crate::stats::Stats;
 /// can find it asleep: not at all, the end wakes it).
 const TICK: Duration = Duration::from_millis(200);
 
-/// Sample `stats` each second until `done` closes.
-pub(crate) fn watch(stats: &Stats, done: Receiver<()>) {
+/// Sample `stats` each second until `done` is set (and the thread unparked).
+///
+/// The monitor allocates nothing on its ticks (it parks instead of waiting on a channel, and
+/// enters the run's `span` only to log): a thread that allocates costs the process an
+/// allocator heap of its own, megabytes with mimalloc's eager commit.
+pub(crate) fn watch(stats: &Stats, done: &AtomicBool, span: &tracing::Span) {
     let mut last = Instant::now();
-    let mut links: Vec<(bool, u64)> = Vec::with_capacity(2);
+    let mut links: [Option<(bool, u64)>; 4] = [None; 4];
     stats.metrics.sample(stats.snapshot());
-    while let Err(RecvTimeoutError::Timeout) = done.recv_timeout(TICK) {
+    loop {
+        std::thread::park_timeout(TICK);
+        if done.load(Ordering::SeqCst) {
+            break;
+        }
         // no allocation on a tick: a thread that allocates gets an allocator heap of its own
         let mut changed = Vec::new();
         {
             let held = stats.links.lock().unwrap_or_else(|e| e.into_inner());
-            for (i, (name, l)) in held.iter().enumerate() {
+            for ((name, l), before) in held.iter().zip(links.iter_mut()) {
                 let now = (
-                    l.connected.load(std::sync::atomic::Ordering::Relaxed),
-                    l.disconnects.load(std::sync::atomic::Ordering::Relaxed),
+                    l.connected.load(Ordering::Relaxed),
+                    l.disconnects.load(Ordering::Relaxed),
                 );
-                match links.get_mut(i) {
-                    Some(before) if *before != now => {
-                        *before = now;
+                match before {
+                    Some(b) if *b != now => {
+                        *b = now;
                         changed.push((name.clone(), now));
                     }
                     Some(_) => {}
-                    None => links.push(now),
+                    None => *before = Some(now),
                 }
             }
         }
@@ -51,6 +59,7 @@ pub(crate) fn watch(stats: &Stats, done: Receiver<()>) {
         }
         last = Instant::now();
         if let Some(w) = stats.metrics.sample(stats.snapshot()) {
+            let _run = span.enter();
             stats.warn(w);
         }
     }
@@ -73,16 +82,17 @@ mod tests {
             .expect("lock")
             .push(("source".into(), link.clone()));
         let events = stats.events.subscribe();
-        let (tx, rx) = crossbeam_channel::bounded::<()>(0);
+        let done = AtomicBool::new(false);
         std::thread::scope(|s| {
-            s.spawn(|| watch(&stats, rx));
+            let m = s.spawn(|| watch(&stats, &done, &tracing::Span::none()));
             std::thread::sleep(TICK * 2);
             link.connected.store(false, Relaxed);
             link.disconnects.fetch_add(1, Relaxed);
             std::thread::sleep(TICK * 3);
             link.connected.store(true, Relaxed);
             std::thread::sleep(TICK * 3);
-            drop(tx);
+            done.store(true, Ordering::SeqCst);
+            m.thread().unpark();
         });
         let links: Vec<(bool, u64)> = events
             .try_iter()

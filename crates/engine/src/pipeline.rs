@@ -268,19 +268,17 @@ pub fn run_with(
         links.extend(broker.map(|l| ("broker".to_string(), l)));
     }
     // the live monitor samples the run each second, whoever hosts it; the run's end wakes it
-    let (done, watching) = crossbeam_channel::bounded::<()>(0);
+    let done = AtomicBool::new(false);
+    // its warnings belong to the run's span (the host's log routes them by it)
+    let span = tracing::Span::current();
     std::thread::scope(|s| {
-        // its warnings belong to the run's span (the host's log routes them by it)
-        let span = tracing::Span::current();
         let monitor = std::thread::Builder::new()
             .name("streamprep-monitor".into())
-            .spawn_scoped(s, move || {
-                let _run = span.enter();
-                crate::monitor::watch(stats, watching)
-            });
+            .spawn_scoped(s, || crate::monitor::watch(stats, &done, &span));
         let r = run_body(cfg, source, sink, dead_letters, stats);
-        drop(done);
+        done.store(true, Ordering::SeqCst);
         if let Ok(m) = monitor {
+            m.thread().unpark();
             let _ = m.join();
         }
         r

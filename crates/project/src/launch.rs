@@ -68,6 +68,36 @@ pub fn launch(spec: &ProjectSpec) -> Result<RunHandle, SpecError> {
 
 /// [`launch`] a plan (a spec already checked, perhaps adjusted by its host).
 pub fn launch_plan(plan: Plan) -> Result<RunHandle, SpecError> {
+    let (handle, runner) = prepare(plan);
+    std::thread::Builder::new()
+        .name(format!("streamprep-run-{}", handle.inner.id))
+        .spawn(move || runner.run())
+        .map_err(|e| SpecError::field("project", format!("cannot start a thread: {e}")))?;
+    Ok(handle)
+}
+
+/// A run not started yet: [`Runner::run`] runs it on the calling thread (a CLI runs its one
+/// pipeline on the main thread this way, watching it through the handle from others).
+pub struct Runner {
+    handle: RunHandle,
+    plan: Plan,
+}
+
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner").field("run", &self.handle).finish()
+    }
+}
+
+impl Runner {
+    /// Open the endpoints and run to the end (or the stop), on this thread.
+    pub fn run(self) {
+        self.handle.run(self.plan);
+    }
+}
+
+/// The handle of a run of `plan`, and the [`Runner`] that runs it where the host wants.
+pub fn prepare(plan: Plan) -> (RunHandle, Runner) {
     let inner = Arc::new(Inner {
         id: NEXT_RUN.fetch_add(1, Ordering::Relaxed),
         name: plan.name.clone(),
@@ -83,12 +113,7 @@ pub fn launch_plan(plan: Plan) -> Result<RunHandle, SpecError> {
         state: RunState::Starting,
     });
     let handle = RunHandle { inner };
-    let h = handle.clone();
-    std::thread::Builder::new()
-        .name(format!("streamprep-run-{}", handle.inner.id))
-        .spawn(move || h.run(plan))
-        .map_err(|e| SpecError::field("project", format!("cannot start a thread: {e}")))?;
-    Ok(handle)
+    (handle.clone(), Runner { handle, plan })
 }
 
 type Opened = (

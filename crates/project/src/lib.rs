@@ -9,7 +9,7 @@ pub mod plan;
 pub mod runs;
 pub mod spec;
 
-pub use launch::{launch, launch_plan, RunHandle, View};
+pub use launch::{launch, launch_plan, prepare, RunHandle, Runner, View};
 pub use plan::{default_workers, FieldError, Plan, SpecError};
 pub use runs::Runs;
 pub use spec::{
