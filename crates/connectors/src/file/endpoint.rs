@@ -32,11 +32,17 @@ pub fn parse_file(
     Ok((Arc::new(FileEndpoint { path }), format))
 }
 
-fn rows(format: FileFormat) -> RowFormat {
-    match format {
-        FileFormat::Csv => RowFormat::Csv,
-        _ => RowFormat::Ndjson,
-    }
+/// Rows, one a line, from `reader`, with the run's row limit and stop signal.
+fn lines<R: std::io::Read + Send + 'static>(
+    reader: R,
+    format: FileFormat,
+    opts: &SourceOptions,
+) -> Box<dyn Source> {
+    Box::new(
+        LineSource::new(reader, format.rows().unwrap_or(RowFormat::Ndjson))
+            .with_max_row(opts.max_frame)
+            .with_stop(opts.stop.clone()),
+    )
 }
 
 impl Connector for FileEndpoint {
@@ -53,19 +59,10 @@ impl Connector for FileEndpoint {
             .map_err(|e| IoError::io(format!("opening {}", path.display()), e))?;
         let regular = f.metadata().is_ok_and(|m| m.is_file());
         Ok(if regular {
-            Box::new(
-                LineSource::new(f, rows(format))
-                    .with_max_row(opts.max_frame)
-                    .with_stop(opts.stop.clone()),
-            )
+            lines(f, format, &opts)
         } else {
             // a FIFO or a device may block in a read for ever: read it on a thread
-            let r = Interruptible::new(f, opts.stop.clone());
-            Box::new(
-                LineSource::new(r, rows(format))
-                    .with_max_row(opts.max_frame)
-                    .with_stop(opts.stop.clone()),
-            )
+            lines(Interruptible::new(f, opts.stop.clone()), format, &opts)
         })
     }
 
@@ -116,11 +113,10 @@ impl Connector for StdioEndpoint {
         format: FileFormat,
         opts: SourceOptions,
     ) -> Result<Box<dyn Source>, IoError> {
-        let r = Interruptible::new(std::io::stdin(), opts.stop.clone());
-        Ok(Box::new(
-            LineSource::new(r, rows(format))
-                .with_max_row(opts.max_frame)
-                .with_stop(opts.stop.clone()),
+        Ok(lines(
+            Interruptible::new(std::io::stdin(), opts.stop.clone()),
+            format,
+            &opts,
         ))
     }
 

@@ -34,11 +34,7 @@ impl Connector for MqttEndpoint {
         format: FileFormat,
         opts: SourceOptions,
     ) -> Result<Box<dyn Source>, IoError> {
-        let rows = if format == FileFormat::Csv {
-            RowFormat::Csv
-        } else {
-            RowFormat::Ndjson
-        };
+        let rows = format.rows().unwrap_or(RowFormat::Ndjson);
         Ok(Box::new(
             MqttSource::connect(&self.url, rows, opts.stop.clone())?
                 .with_max_payload(opts.max_frame),

@@ -57,11 +57,7 @@ impl Connector for ListenEndpoint {
         format: FileFormat,
         opts: SourceOptions,
     ) -> Result<Box<dyn Source>, IoError> {
-        let rows = if format == FileFormat::Csv {
-            RowFormat::Csv
-        } else {
-            RowFormat::Ndjson
-        };
+        let rows = format.rows().unwrap_or(RowFormat::Ndjson);
         Ok(Box::new(FramedSource::bind_with(
             &self.addr,
             rows,
