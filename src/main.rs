@@ -43,6 +43,9 @@ enum Command {
     Gen(cmd::gen::GenArgs),
     /// List the steps with one-line descriptions.
     List,
+    /// The web server: the JSON API (step and connector catalogue, checking a project spec),
+    /// health, metrics and the OpenAPI document. Projects, runs and users come next.
+    Serve(cmd::serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
         Command::Profile(args) => cmd::profile::run(args),
         Command::Plan(args) => cmd::plan::run(args),
         Command::List => cmd::list::run(),
+        Command::Serve(args) => cmd::serve::run(args),
     };
     match result {
         Ok(code) => code,

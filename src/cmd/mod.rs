@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod plan;
 pub mod profile;
 pub mod run;
+pub mod serve;
 pub mod status;
 pub mod worker;
 

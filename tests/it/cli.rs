@@ -360,3 +360,50 @@ fn the_example_projects_parse_and_the_weather_example_runs() {
     let text = std::fs::read_to_string(root.join("examples/wallaroo.toml")).expect("example");
     assert!(text.contains("tcp-listen:") && text.contains("sink_format = \"csv\""));
 }
+
+/// `streamprep serve` on port 0: says where it listens, answers /healthz and the API over a
+/// real socket, and stops cleanly on SIGTERM.
+#[test]
+fn serve_answers_over_a_real_socket_and_stops_on_sigterm() {
+    use std::io::{BufRead, Read, Write};
+    let mut child = bin()
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let mut err = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    err.read_line(&mut line).expect("a line");
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    let get = |path: &str| -> String {
+        let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .expect("request");
+        let mut text = String::new();
+        s.read_to_string(&mut text).expect("answer");
+        text
+    };
+    let health = get("/healthz");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(health.contains("\"status\":\"ok\""), "{health}");
+    let doc = get("/api/openapi.json");
+    assert!(doc.contains("/api/v1/validate"), "{doc}");
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    let status = child.wait().expect("exit");
+    assert!(status.success(), "{status}");
+    let mut rest = String::new();
+    err.read_to_string(&mut rest).expect("stderr");
+    assert!(rest.contains("stopped serving"), "{rest}");
+}
