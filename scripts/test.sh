@@ -6,7 +6,8 @@
 #  2. formatting and lints (cargo fmt --check, cargo clippy -D warnings);
 #  3. Mosquitto (mosquitto, mosquitto_pub, mosquitto_sub), openssl (the TLS test makes its
 #     certificates), redis-server and redis-cli (the queue method) on PATH, installed with apt-get when
-#     missing; the tests start their own broker and Redis on free ports;
+#     missing, and PostgreSQL's initdb/pg_ctl (package postgresql); the tests start their own
+#     broker, Redis and PostgreSQL on free ports;
 #  4. the whole test suite (unit, conformance, golden, CLI, framed TCP, MQTT, queue, capacity).
 # Set STREAMPREP_SKIP_ORACLE=1 to reuse the committed golden files without Python.
 set -euo pipefail
@@ -25,13 +26,15 @@ if [ "${STREAMPREP_SKIP_ORACLE:-0}" != 1 ]; then
   fi
 fi
 
-echo "== services: mosquitto, openssl, redis-server"
+echo "== services: mosquitto, openssl, redis-server, postgresql (initdb, pg_ctl)"
 # Debian's package keeps mosquitto in /usr/sbin
 export PATH="$PATH:/usr/sbin"
 missing=()
 for tool in mosquitto:mosquitto mosquitto_pub:mosquitto-clients mosquitto_sub:mosquitto-clients openssl:openssl redis-server:redis-server redis-cli:redis-tools; do
   command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
 done
+# the store tests start a private PostgreSQL with Debian's initdb and pg_ctl
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && sudo="sudo"
   if command -v apt-get >/dev/null; then
@@ -41,6 +44,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     command -v $tool >/dev/null || {
       echo "the tests need $tool: install the packages mosquitto, mosquitto-clients, openssl, redis-server and redis-tools" >&2; exit 1; }
   done
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || {
+    echo "the tests need PostgreSQL's initdb: install the package postgresql" >&2; exit 1; }
 fi
 
 echo "== cargo fmt --check"

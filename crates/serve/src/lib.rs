@@ -5,5 +5,7 @@
 //! `/api/openapi.json`. Projects, runs, users and sessions come next.
 
 pub mod api;
+pub mod auth;
+pub mod store;
 
 pub use api::{router, AppState};

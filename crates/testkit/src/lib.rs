@@ -1,6 +1,8 @@
 //! Test helpers shared by the crates' tests: batches from JSON literals, batches back to JSON,
 //! and numeric comparison with stated tolerances.
 
+pub mod postgres;
+
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;

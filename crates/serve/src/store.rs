@@ -1,0 +1,414 @@
+//! The store: users, sessions, API tokens, projects, the history of runs and the audit log, in
+//! an embedded SQLite database in the data directory or in PostgreSQL (`--store
+//! postgres://...`), one code path through sqlx's `Any` driver. Migrations are in
+//! `crates/serve/migrations`, compiled in and applied at open.
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+use crate::auth::{hash_password, random_hex};
+
+/// The migrations, in order: (version, SQL).
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+
+/// A store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or could not be reached.
+    #[error("store: {0}")]
+    Db(#[from] sqlx::Error),
+    /// A name is taken.
+    #[error("{0} exists already")]
+    Exists(String),
+    /// Nothing by that name or id.
+    #[error("no {0}")]
+    Missing(String),
+    /// A value that cannot be stored.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What a user may do.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads.
+    Viewer,
+    /// Also creates, edits, starts and stops projects.
+    Operator,
+    /// Also manages users.
+    Admin,
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "viewer" => Ok(Role::Viewer),
+            "operator" => Ok(Role::Operator),
+            "admin" => Ok(Role::Admin),
+            _ => Err(format!("'{s}' is not a role: viewer, operator or admin")),
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        })
+    }
+}
+
+/// A user (never with the password's hash).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct User {
+    /// Its id.
+    pub id: String,
+    /// The login name.
+    pub name: String,
+    /// What it may do.
+    pub role: Role,
+}
+
+/// Milliseconds since 1970.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+impl Store {
+    /// The SQLite database in `dir` (created with the directory when missing).
+    pub async fn open_dir(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Invalid(format!(
+                "cannot create the data directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let db = dir.join("streamprep.db");
+        Self::open(&format!("sqlite://{}?mode=rwc", db.display())).await
+    }
+
+    /// A store by URL (`sqlite://PATH?mode=rwc`, `postgres://USER@HOST:PORT/DB`), migrated.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(if url.starts_with("sqlite:") { 1 } else { 8 })
+            .connect(url)
+            .await?;
+        let store = Store { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS streamprep_migrations (version BIGINT PRIMARY KEY, applied_ms BIGINT NOT NULL)",
+        )
+        .execute(&self.pool)
+        .await?;
+        for (version, sql) in MIGRATIONS {
+            let done: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM streamprep_migrations WHERE version = $1")
+                    .bind(*version)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            if done.is_some() {
+                continue;
+            }
+            let mut tx = self.pool.begin().await?;
+            for statement in sql
+                .split(';')
+                .map(|s| {
+                    s.lines()
+                        .filter(|l| !l.trim_start().starts_with("--"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })
+                .filter(|s| !s.trim().is_empty())
+            {
+                // the migrations are compiled in: no outside text reaches this SQL
+                sqlx::query(sqlx::AssertSqlSafe(statement))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query("INSERT INTO streamprep_migrations (version, applied_ms) VALUES ($1, $2)")
+                .bind(*version)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// Add a user with a password (hashed with Argon2id).
+    pub async fn add_user(
+        &self,
+        name: &str,
+        role: Role,
+        password: &str,
+    ) -> Result<User, StoreError> {
+        if name.trim().is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+            return Err(StoreError::Invalid(
+                "a user name is 1 to 64 characters, none of them control characters".into(),
+            ));
+        }
+        check_password(password)?;
+        if self.user_row(name).await?.is_some() {
+            return Err(StoreError::Exists(format!("user '{name}'")));
+        }
+        let hash = hash_password(password).map_err(StoreError::Invalid)?;
+        let id = random_hex(16);
+        sqlx::query(
+            "INSERT INTO users (id, name, role, password_hash, created_ms) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&id)
+        .bind(name)
+        .bind(role.to_string())
+        .bind(&hash)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(User {
+            id,
+            name: name.into(),
+            role,
+        })
+    }
+
+    /// A user and the hash of its password.
+    pub async fn user_row(&self, name: &str) -> Result<Option<(User, String)>, StoreError> {
+        let row = sqlx::query("SELECT id, name, role, password_hash FROM users WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((user(&r)?, r.try_get::<String, _>("password_hash")?)))
+            .transpose()
+    }
+
+    /// Every user, by name.
+    pub async fn users(&self) -> Result<Vec<User>, StoreError> {
+        sqlx::query("SELECT id, name, role FROM users ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(user)
+            .collect()
+    }
+
+    /// Give a user a new password.
+    pub async fn set_password(&self, name: &str, password: &str) -> Result<(), StoreError> {
+        check_password(password)?;
+        let hash = hash_password(password).map_err(StoreError::Invalid)?;
+        let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE name = $2")
+            .bind(&hash)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Missing(format!("user '{name}'")));
+        }
+        // a new password ends the user's sessions
+        sqlx::query("DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE name = $1)")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Remove a user, its sessions and its tokens.
+    pub async fn delete_user(&self, name: &str) -> Result<(), StoreError> {
+        let Some((u, _)) = self.user_row(name).await? else {
+            return Err(StoreError::Missing(format!("user '{name}'")));
+        };
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(&u.id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM api_tokens WHERE user_id = $1")
+            .bind(&u.id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(&u.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Record a change in the audit log.
+    pub async fn audit(
+        &self,
+        user: &str,
+        action: &str,
+        target: &str,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit (id, at_ms, user_name, action, target, detail) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(random_hex(16))
+        .bind(now_ms())
+        .bind(user)
+        .bind(action)
+        .bind(target)
+        .bind(detail)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The audit log, newest first: (time, user, action, target, detail).
+    pub async fn audit_log(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<(i64, String, String, String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT at_ms, user_name, action, target, detail FROM audit ORDER BY at_ms DESC, id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("at_ms")?,
+                    r.try_get("user_name")?,
+                    r.try_get("action")?,
+                    r.try_get("target")?,
+                    r.try_get("detail")?,
+                ))
+            })
+            .collect()
+    }
+}
+
+fn user(r: &AnyRow) -> Result<User, StoreError> {
+    let role: String = r.try_get("role")?;
+    Ok(User {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        role: role.parse().map_err(StoreError::Invalid)?,
+    })
+}
+
+/// Passwords of at least 12 characters (OWASP's length rule, no composition rules).
+fn check_password(password: &str) -> Result<(), StoreError> {
+    if password.chars().count() < 12 || password.len() > 1024 {
+        return Err(StoreError::Invalid(
+            "a password is 12 to 1024 characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The same checks on both stores.
+    async fn users_and_audit(store: &Store) {
+        let admin = store
+            .add_user("admin", Role::Admin, "a long enough password")
+            .await
+            .expect("admin");
+        assert_eq!(admin.role, Role::Admin);
+        assert!(matches!(
+            store
+                .add_user("admin", Role::Viewer, "another long password")
+                .await,
+            Err(StoreError::Exists(_))
+        ));
+        assert!(matches!(
+            store.add_user("bob", Role::Viewer, "short").await,
+            Err(StoreError::Invalid(_))
+        ));
+        store
+            .add_user(
+                "<script>alert(1)</script>",
+                Role::Viewer,
+                "yet another password",
+            )
+            .await
+            .expect("any printable name is kept as it is");
+        let (u, hash) = store.user_row("admin").await.expect("db").expect("admin");
+        assert_eq!(u, admin);
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
+        assert!(crate::auth::verify_password(
+            "a long enough password",
+            &hash
+        ));
+        store
+            .set_password("admin", "a new long password")
+            .await
+            .expect("passwd");
+        let (_, hash) = store.user_row("admin").await.expect("db").expect("admin");
+        assert!(crate::auth::verify_password("a new long password", &hash));
+        let names: Vec<String> = store
+            .users()
+            .await
+            .expect("users")
+            .into_iter()
+            .map(|u| u.name)
+            .collect();
+        assert_eq!(names, ["<script>alert(1)</script>", "admin"]);
+        store
+            .delete_user("<script>alert(1)</script>")
+            .await
+            .expect("del");
+        assert!(matches!(
+            store.delete_user("nobody").await,
+            Err(StoreError::Missing(_))
+        ));
+        store
+            .audit("admin", "user.add", "bob", "role viewer")
+            .await
+            .expect("audit");
+        let log = store.audit_log(10).await.expect("log");
+        assert_eq!(log[0].1, "admin");
+        assert_eq!(log[0].2, "user.add");
+    }
+
+    #[tokio::test]
+    async fn sqlite_store_keeps_users_and_the_audit_log_across_opens() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open_dir(dir.path()).await.expect("open");
+        users_and_audit(&store).await;
+        drop(store);
+        // opened again: migrated once, the data kept
+        let store = Store::open_dir(dir.path()).await.expect("open again");
+        assert_eq!(store.users().await.expect("users").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn postgres_store_does_the_same() {
+        let pg = streamprep_testkit::postgres::Postgres::start();
+        let store = Store::open(&pg.url()).await.expect("open");
+        users_and_audit(&store).await;
+        drop(store);
+        let store = Store::open(&pg.url()).await.expect("open again");
+        assert_eq!(store.users().await.expect("users").len(), 1);
+    }
+}
