@@ -46,6 +46,8 @@ enum Command {
     /// The web server: the JSON API (step and connector catalogue, checking a project spec),
     /// health, metrics and the OpenAPI document. Projects, runs and users come next.
     Serve(cmd::serve::ServeArgs),
+    /// The users of `serve`: add, passwd, del, list.
+    User(cmd::user::UserArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
         Command::Plan(args) => cmd::plan::run(args),
         Command::List => cmd::list::run(),
         Command::Serve(args) => cmd::serve::run(args),
+        Command::User(args) => cmd::user::run(args),
     };
     match result {
         Ok(code) => code,

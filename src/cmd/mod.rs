@@ -10,6 +10,7 @@ pub mod profile;
 pub mod run;
 pub mod serve;
 pub mod status;
+pub mod user;
 pub mod worker;
 
 /// A duration flag (`50ms`, `2s`), its error naming the flag.

@@ -10,6 +10,12 @@ pub struct ServeArgs {
     /// Address to listen on (port 0: any free port, printed).
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: String,
+    /// Where the store (SQLite) lives; created when missing.
+    #[arg(long, default_value = "streamprep-data")]
+    data_dir: std::path::PathBuf,
+    /// A PostgreSQL store instead (postgres://USER@HOST:PORT/DB).
+    #[arg(long)]
+    store: Option<String>,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -21,6 +27,19 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the web server's runtime")?;
     rt.block_on(async {
+        let store = super::user::open_store(args.store.as_deref(), &args.data_dir).await?;
+        // no default password: the first start makes an admin and shows its password once
+        let given = std::env::var("STREAMPREP_ADMIN_PASSWORD").ok();
+        if let Some(pw) = store.bootstrap_admin(given.as_deref()).await? {
+            if given.is_some() {
+                eprintln!("streamprep: created the user admin with the password in STREAMPREP_ADMIN_PASSWORD");
+            } else {
+                eprintln!(
+                    "streamprep: created the user admin with the password {pw} (shown this once; \
+                     change it with `streamprep user passwd admin`)"
+                );
+            }
+        }
         let listener = tokio::net::TcpListener::bind(&args.addr)
             .await
             .with_context(|| format!("--addr: cannot listen on {}", args.addr))?;
@@ -28,7 +47,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             "streamprep: serving on http://{} (API at /api/v1, OpenAPI at /api/openapi.json)",
             listener.local_addr()?
         );
-        let app = streamprep_serve::router(streamprep_serve::AppState::default());
+        let app = streamprep_serve::router(streamprep_serve::AppState::new(store));
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown())
             .await

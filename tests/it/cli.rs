@@ -366,12 +366,21 @@ fn the_example_projects_parse_and_the_weather_example_runs() {
 #[test]
 fn serve_answers_over_a_real_socket_and_stops_on_sigterm() {
     use std::io::{BufRead, Read, Write};
+    let data = tempfile::tempdir().expect("tmp");
     let mut child = bin()
-        .args(["serve", "--addr", "127.0.0.1:0"])
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("serve");
     let mut err = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    // the first start makes the admin and shows its password once
+    let mut line = String::new();
+    err.read_line(&mut line).expect("a line");
+    assert!(
+        line.contains("created the user admin with the password "),
+        "{line}"
+    );
     let mut line = String::new();
     err.read_line(&mut line).expect("a line");
     let addr = line
@@ -406,4 +415,59 @@ fn serve_answers_over_a_real_socket_and_stops_on_sigterm() {
     let mut rest = String::new();
     err.read_to_string(&mut rest).expect("stderr");
     assert!(rest.contains("stopped serving"), "{rest}");
+}
+
+/// `streamprep user`: add (password from the environment), list, passwd (from stdin), del; a
+/// short password is refused; the password never shows in the output.
+#[test]
+fn users_are_managed_from_the_command_line() {
+    use std::io::Write;
+    let data = tempfile::tempdir().expect("tmp");
+    let user = |args: &[&str], env_pw: Option<&str>, stdin: &str| -> Output {
+        let mut c = bin();
+        c.arg("user").args(args).arg("--data-dir").arg(data.path());
+        c.env_remove("STREAMPREP_PASSWORD");
+        if let Some(p) = env_pw {
+            c.env("STREAMPREP_PASSWORD", p);
+        }
+        let mut child = c
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("user");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write");
+        child.wait_with_output().expect("user")
+    };
+    let secret = "a secret long password";
+    let o = user(&["add", "ops", "--role", "operator"], Some(secret), "");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = user(&["list"], None, "");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "ops\toperator\n");
+    let o = user(&["passwd", "ops"], None, "another long password\n");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = user(&["add", "bob"], Some("short"), "");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("12 to 1024 characters"));
+    let o = user(&["add", "x", "--role", "root"], Some(secret), "");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("viewer, operator or admin"));
+    let o = user(&["del", "ops"], None, "");
+    assert!(o.status.success());
+    let o = user(&["list"], None, "");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "");
+    let o = user(&["del", "ops"], None, "");
+    assert_eq!(o.status.code(), Some(2), "no such user");
+    for o in [user(&["list"], Some(secret), "")] {
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(!all.contains(secret), "{all}");
+    }
 }

@@ -12,10 +12,22 @@ use utoipa::{OpenApi, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// What every handler shares.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct AppState {
     /// The runs this server hosts.
     pub runs: Runs,
+    /// Users, sessions, projects, runs, the audit log.
+    pub store: crate::store::Store,
+}
+
+impl AppState {
+    /// A server's state on `store`.
+    pub fn new(store: crate::store::Store) -> Self {
+        AppState {
+            runs: Runs::default(),
+            store,
+        }
+    }
 }
 
 impl std::fmt::Debug for AppState {
@@ -268,7 +280,8 @@ mod tests {
     use tower::ServiceExt;
 
     async fn call(method: &str, uri: &str, body: &str) -> (StatusCode, String) {
-        let r = router(AppState::default())
+        let store = crate::store::Store::memory().await.expect("store");
+        let r = router(AppState::new(store))
             .oneshot(
                 Request::builder()
                     .method(method)

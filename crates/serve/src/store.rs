@@ -105,6 +105,35 @@ impl Store {
         Self::open(&format!("sqlite://{}?mode=rwc", db.display())).await
     }
 
+    /// A store in memory (tests, trials): gone when dropped.
+    pub async fn memory() -> Result<Self, StoreError> {
+        Self::open("sqlite::memory:").await
+    }
+
+    /// Make the first admin when there is no user: with `password`, or a random one, returned
+    /// to be shown once. `None` when users exist.
+    pub async fn bootstrap_admin(
+        &self,
+        password: Option<&str>,
+    ) -> Result<Option<String>, StoreError> {
+        if !self.users().await?.is_empty() {
+            return Ok(None);
+        }
+        let password = match password {
+            Some(p) => p.to_string(),
+            None => random_hex(12),
+        };
+        self.add_user("admin", Role::Admin, &password).await?;
+        self.audit(
+            "streamprep",
+            "user.add",
+            "admin",
+            "the first admin, made at the first start",
+        )
+        .await?;
+        Ok(Some(password))
+    }
+
     /// A store by URL (`sqlite://PATH?mode=rwc`, `postgres://USER@HOST:PORT/DB`), migrated.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
@@ -389,6 +418,26 @@ mod tests {
         let log = store.audit_log(10).await.expect("log");
         assert_eq!(log[0].1, "admin");
         assert_eq!(log[0].2, "user.add");
+    }
+
+    #[tokio::test]
+    async fn the_first_admin_is_made_once() {
+        let store = Store::memory().await.expect("memory");
+        let pw = store
+            .bootstrap_admin(None)
+            .await
+            .expect("made")
+            .expect("a password");
+        assert_eq!(pw.len(), 24);
+        let (u, hash) = store.user_row("admin").await.expect("db").expect("admin");
+        assert_eq!(u.role, Role::Admin);
+        assert!(crate::auth::verify_password(&pw, &hash));
+        assert_eq!(store.bootstrap_admin(None).await.expect("again"), None);
+        let other = Store::memory().await.expect("memory");
+        assert!(
+            other.bootstrap_admin(Some("short")).await.is_err(),
+            "12 characters at least"
+        );
     }
 
     #[tokio::test]
