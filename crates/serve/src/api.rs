@@ -1,8 +1,10 @@
 //! The JSON API under `/api/v1`, its OpenAPI document, `/healthz` and `/metrics`.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -11,6 +13,9 @@ use streamprep_project::{FieldError, ProjectSpec, Runs};
 use utoipa::{OpenApi, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::access::{same_site, Admin, ApiError, Auth, Clock, Operator, Throttle, Via, COOKIE};
+use crate::store::Role;
+
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
@@ -18,6 +23,10 @@ pub struct AppState {
     pub runs: Runs,
     /// Users, sessions, projects, runs, the audit log.
     pub store: crate::store::Store,
+    /// The time (tests inject one to test session timeouts).
+    pub clock: Clock,
+    /// Failed logins.
+    pub throttle: Arc<Throttle>,
 }
 
 impl AppState {
@@ -26,9 +35,14 @@ impl AppState {
         AppState {
             runs: Runs::default(),
             store,
+            clock: Arc::new(crate::store::now_ms),
+            throttle: Arc::new(Throttle::default()),
         }
     }
 }
+
+/// The largest request body taken (413 above).
+pub const MAX_BODY: usize = 1 << 20;
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -51,8 +65,15 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(connectors))
         .routes(routes!(validate))
         .routes(routes!(metrics))
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+        .routes(routes!(create_token))
+        .routes(routes!(list_users, add_user))
+        .routes(routes!(delete_user))
         .with_state(state)
         .split_for_parts();
+    let router = router.layer(DefaultBodyLimit::max(MAX_BODY));
     let doc = api.to_pretty_json().unwrap_or_default();
     router.route(
         "/api/openapi.json",
@@ -112,9 +133,10 @@ pub struct StepView {
 
 /// Every step, with its options.
 #[utoipa::path(get, path = "/api/v1/steps", responses((status = 200, body = [StepView])))]
-async fn steps() -> Json<Vec<StepView>> {
+async fn steps(auth: Auth) -> Result<Json<Vec<StepView>>, ApiError> {
     use streamprep_ops::registry::{OptionKind, StepKind, STEPS};
-    Json(
+    auth.require(Role::Viewer)?;
+    Ok(Json(
         STEPS
             .iter()
             .map(|s| StepView {
@@ -140,7 +162,7 @@ async fn steps() -> Json<Vec<StepView>> {
                 alias_of: s.alias_of.map(|(a, b)| (a.into(), b.into())),
             })
             .collect(),
-    )
+    ))
 }
 
 /// A connector of the catalogue.
@@ -162,9 +184,10 @@ pub struct ConnectorView {
 
 /// Every source and sink, with its options.
 #[utoipa::path(get, path = "/api/v1/connectors", responses((status = 200, body = [ConnectorView])))]
-async fn connectors() -> Json<Vec<ConnectorView>> {
+async fn connectors(auth: Auth) -> Result<Json<Vec<ConnectorView>>, ApiError> {
     use streamprep_connectors::registry::CONNECTORS;
-    Json(
+    auth.require(Role::Viewer)?;
+    Ok(Json(
         CONNECTORS
             .iter()
             .map(|c| ConnectorView {
@@ -185,7 +208,7 @@ async fn connectors() -> Json<Vec<ConnectorView>> {
                     .collect(),
             })
             .collect(),
-    )
+    ))
 }
 
 /// A spec that can run.
@@ -234,7 +257,7 @@ impl From<FieldError> for FieldErrorView {
         (status = 422, body = Invalid, description = "the fields that are wrong")
     )
 )]
-async fn validate(body: Bytes) -> Response {
+async fn validate(_: Operator, body: Bytes) -> Response {
     let checked = std::str::from_utf8(&body)
         .map_err(|_| streamprep_project::SpecError::field("project", "the body is not UTF-8"))
         .and_then(ProjectSpec::from_json)
@@ -260,7 +283,10 @@ async fn validate(body: Bytes) -> Response {
 
 /// The runs' metrics in Prometheus' text format, labelled by pipeline.
 #[utoipa::path(get, path = "/metrics", responses((status = 200, content_type = "text/plain", body = String)))]
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(auth: Auth, State(state): State<AppState>) -> Response {
+    if let Err(e) = auth.require(Role::Viewer) {
+        return e.into_response();
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -271,42 +297,405 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+/// A name and a password.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+pub struct Credentials {
+    /// The login name.
+    pub name: String,
+    /// The password.
+    pub password: String,
+}
+
+/// Who is logged in, and the CSRF token to send with every request that changes something.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Session {
+    /// The user's name.
+    pub name: String,
+    /// The user's role: viewer, operator or admin.
+    pub role: String,
+    /// The session's CSRF token (header X-CSRF-Token); none for an API token.
+    pub csrf: Option<String>,
+}
+
+fn wrong() -> ApiError {
+    // the same answer for an unknown name and a wrong password
+    ApiError::new(StatusCode::UNAUTHORIZED, "wrong name or password")
+}
+
+/// Log in: a new session (a new id at every login; the one sent, if any, ends), its id in an
+/// `HttpOnly`, `SameSite=Strict` cookie, its CSRF token in the answer.
+#[utoipa::path(
+    post,
+    path = "/api/v1/login",
+    request_body = Credentials,
+    responses(
+        (status = 200, body = Session),
+        (status = 401, description = "wrong name or password"),
+        (status = 403, description = "sent from another site"),
+        (status = 429, description = "too many failed logins for this name: wait 15 minutes")
+    )
+)]
+async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(c): Json<Credentials>,
+) -> Result<Response, ApiError> {
+    same_site(&headers)?;
+    let now = (state.clock)();
+    if state.throttle.locked(&c.name, now) {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed logins: wait 15 minutes",
+        ));
+    }
+    let row = state.store.user_row(&c.name).await?;
+    let (password, hash) = match &row {
+        Some((_, h)) => (c.password.as_str(), h.as_str()),
+        None => (c.password.as_str(), crate::auth::dummy_hash()),
+    };
+    // the hash is checked off the async threads: it takes tens of milliseconds
+    let (p, h) = (password.to_string(), hash.to_string());
+    let ok = tokio::task::spawn_blocking(move || crate::auth::verify_password(&p, &h))
+        .await
+        .unwrap_or(false);
+    let Some((user, _)) = row.filter(|_| ok) else {
+        state.throttle.fail(&c.name, now);
+        return Err(wrong());
+    };
+    state.throttle.succeed(&c.name);
+    // a session id sent with the login is dropped: the id changes at every login
+    if let Some(old) = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.to_string())
+    {
+        state.store.delete_session(&old).await?;
+    }
+    let (id, csrf) = state.store.create_session(&user, now).await?;
+    state
+        .store
+        .audit(&user.name, "login", &user.name, "")
+        .await?;
+    let cookie = format!("{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/");
+    Ok((
+        [(header::SET_COOKIE, cookie)],
+        Json(Session {
+            name: user.name,
+            role: user.role.to_string(),
+            csrf: Some(csrf),
+        }),
+    )
+        .into_response())
+}
+
+/// Log out: the session ends on the server.
+#[utoipa::path(post, path = "/api/v1/logout", responses((status = 204)))]
+async fn logout(State(state): State<AppState>, auth: Auth) -> Result<Response, ApiError> {
+    if let Via::Session(id) = &auth.via {
+        state.store.delete_session(id).await?;
+    }
+    Ok((
+        StatusCode::NO_CONTENT,
+        [(
+            header::SET_COOKIE,
+            format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+        )],
+    )
+        .into_response())
+}
+
+/// Who is logged in.
+#[utoipa::path(get, path = "/api/v1/me", responses((status = 200, body = Session), (status = 401)))]
+async fn me(State(state): State<AppState>, auth: Auth) -> Result<Json<Session>, ApiError> {
+    let csrf = match &auth.via {
+        Via::Session(id) => state
+            .store
+            .session(id, (state.clock)())
+            .await?
+            .map(|(_, c)| c),
+        Via::Token => None,
+    };
+    Ok(Json(Session {
+        name: auth.user.name,
+        role: auth.user.role.to_string(),
+        csrf,
+    }))
+}
+
+/// A label for a new API token.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+pub struct TokenRequest {
+    /// What the token is for.
+    pub label: String,
+}
+
+/// A new API token, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NewToken {
+    /// `Authorization: Bearer TOKEN`.
+    pub token: String,
+}
+
+/// Make an API token for yourself (for scripts: `Authorization: Bearer TOKEN`).
+#[utoipa::path(post, path = "/api/v1/tokens", request_body = TokenRequest, responses((status = 201, body = NewToken)))]
+async fn create_token(
+    State(state): State<AppState>,
+    auth: Auth,
+    Json(t): Json<TokenRequest>,
+) -> Result<Response, ApiError> {
+    if t.label.len() > 200 {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "label: at most 200 bytes",
+        ));
+    }
+    let token = state
+        .store
+        .create_token(&auth.user, &t.label, (state.clock)())
+        .await?;
+    state
+        .store
+        .audit(&auth.user.name, "token.add", &auth.user.name, &t.label)
+        .await?;
+    Ok((StatusCode::CREATED, Json(NewToken { token })).into_response())
+}
+
+/// A user, as the API shows it (never its password).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    /// Login name.
+    pub name: String,
+    /// viewer, operator or admin.
+    pub role: String,
+}
+
+/// A new user.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+pub struct NewUser {
+    /// Login name (1 to 64 characters).
+    pub name: String,
+    /// viewer, operator or admin.
+    pub role: String,
+    /// At least 12 characters.
+    pub password: String,
+}
+
+/// Every user (admins).
+#[utoipa::path(get, path = "/api/v1/users", responses((status = 200, body = [UserView])))]
+async fn list_users(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> Result<Json<Vec<UserView>>, ApiError> {
+    auth.require(Role::Admin)?;
+    Ok(Json(
+        state
+            .store
+            .users()
+            .await?
+            .into_iter()
+            .map(|u| UserView {
+                name: u.name,
+                role: u.role.to_string(),
+            })
+            .collect(),
+    ))
+}
+
+/// Add a user (admins).
+#[utoipa::path(post, path = "/api/v1/users", request_body = NewUser, responses((status = 201, body = UserView), (status = 409), (status = 422)))]
+async fn add_user(
+    State(state): State<AppState>,
+    Admin(auth): Admin,
+    Json(n): Json<NewUser>,
+) -> Result<Response, ApiError> {
+    let role: Role = n.role.parse().map_err(|e: String| {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("role: {e}"))
+    })?;
+    let store = state.store.clone();
+    let (name, password) = (n.name.clone(), n.password.clone());
+    let u = store.add_user(&name, role, &password).await?;
+    state
+        .store
+        .audit(
+            &auth.user.name,
+            "user.add",
+            &u.name,
+            &format!("role {role}"),
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(UserView {
+            name: u.name,
+            role: u.role.to_string(),
+        }),
+    )
+        .into_response())
+}
+
+/// Remove a user, its sessions and tokens (admins).
+#[utoipa::path(delete, path = "/api/v1/users/{name}", params(("name" = String, Path, description = "login name")), responses((status = 204), (status = 404)))]
+async fn delete_user(
+    State(state): State<AppState>,
+    Admin(auth): Admin,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    if name == auth.user.name {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "you cannot remove yourself",
+        ));
+    }
+    state.store.delete_user(&name).await?;
+    state
+        .store
+        .audit(&auth.user.name, "user.del", &name, "")
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use axum::body::Body;
     use axum::http::Request;
     use http_body_util::BodyExt;
+    use std::sync::atomic::{AtomicI64, Ordering};
     use tower::ServiceExt;
 
-    async fn call(method: &str, uri: &str, body: &str) -> (StatusCode, String) {
+    struct World {
+        state: AppState,
+        now: Arc<AtomicI64>,
+        /// Bearer tokens by role.
+        tokens: std::collections::HashMap<&'static str, String>,
+    }
+
+    const PASSWORD: &str = "a long enough password";
+
+    async fn world() -> World {
         let store = crate::store::Store::memory().await.expect("store");
-        let r = router(AppState::new(store))
-            .oneshot(
-                Request::builder()
-                    .method(method)
-                    .uri(uri)
-                    .header(header::CONTENT_TYPE, "application/json")
-                    .body(Body::from(body.to_string()))
-                    .expect("request"),
-            )
+        let mut state = AppState::new(store.clone());
+        let now = Arc::new(AtomicI64::new(1_800_000_000_000));
+        let n = now.clone();
+        state.clock = Arc::new(move || n.load(Ordering::SeqCst));
+        let mut tokens = std::collections::HashMap::new();
+        for (name, role) in [
+            ("viewer", Role::Viewer),
+            ("operator", Role::Operator),
+            ("admin", Role::Admin),
+        ] {
+            let u = store.add_user(name, role, PASSWORD).await.expect("user");
+            tokens.insert(
+                name,
+                store.create_token(&u, "test", 0).await.expect("token"),
+            );
+        }
+        World { state, now, tokens }
+    }
+
+    struct Answer {
+        status: StatusCode,
+        body: String,
+        headers: HeaderMap,
+    }
+
+    async fn send(
+        w: &World,
+        method: &str,
+        uri: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::HOST, "localhost:8080")
+            .header(header::CONTENT_TYPE, "application/json");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let r = router(w.state.clone())
+            .oneshot(req.body(Body::from(body.to_string())).expect("request"))
             .await
             .expect("answer");
         let status = r.status();
+        let headers = r.headers().clone();
         let bytes = r.into_body().collect().await.expect("body").to_bytes();
-        (status, String::from_utf8_lossy(&bytes).into_owned())
+        Answer {
+            status,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+            headers,
+        }
+    }
+
+    async fn call(w: &World, method: &str, uri: &str, body: &str) -> (StatusCode, String) {
+        let auth = format!("Bearer {}", w.tokens["admin"]);
+        let a = send(w, method, uri, body, &[("authorization", &auth)]).await;
+        (a.status, a.body)
     }
 
     fn json(text: &str) -> serde_json::Value {
         serde_json::from_str(text).expect("json")
     }
 
+    /// Log in; the session cookie and the CSRF token.
+    async fn login(w: &World, name: &str, extra: &[(&str, &str)]) -> (String, String) {
+        let a = send(
+            w,
+            "POST",
+            "/api/v1/login",
+            &format!(r#"{{"name": "{name}", "password": "{PASSWORD}"}}"#),
+            extra,
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+        let cookie = a
+            .headers
+            .get(header::SET_COOKIE)
+            .and_then(|c| c.to_str().ok())
+            .expect("a cookie")
+            .to_string();
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+            "{cookie}"
+        );
+        let id = cookie
+            .split(';')
+            .next()
+            .and_then(|kv| kv.split_once('='))
+            .map(|(_, v)| v.to_string())
+            .expect("id");
+        assert_eq!(id.len(), 32, "128 random bits");
+        (
+            format!("{COOKIE}={id}"),
+            json(&a.body)["csrf"].as_str().expect("csrf").to_string(),
+        )
+    }
+
+    /// Every route and method the router has, from the OpenAPI document it generates.
+    async fn routes(w: &World) -> Vec<(String, String)> {
+        let a = send(w, "GET", "/api/openapi.json", "", &[]).await;
+        let doc = json(&a.body);
+        let mut out = Vec::new();
+        for (path, ops) in doc["paths"].as_object().expect("paths") {
+            for method in ops.as_object().expect("ops").keys() {
+                out.push((method.to_uppercase(), path.replace("{name}", "someone")));
+            }
+        }
+        out
+    }
+
     #[tokio::test]
     async fn health_catalogue_and_openapi() {
-        let (s, body) = call("GET", "/healthz", "").await;
-        assert_eq!(s, StatusCode::OK);
-        assert_eq!(json(&body)["status"], "ok");
-        let (s, body) = call("GET", "/api/v1/steps", "").await;
+        let w = world().await;
+        let a = send(&w, "GET", "/healthz", "", &[]).await;
+        assert_eq!(a.status, StatusCode::OK);
+        assert_eq!(json(&a.body)["status"], "ok");
+        let (s, body) = call(&w, "GET", "/api/v1/steps", "").await;
         assert_eq!(s, StatusCode::OK);
         let steps = json(&body);
         let mms = steps
@@ -317,16 +706,16 @@ mod tests {
             .expect("min_max_scaler");
         assert_eq!(mms["options"][0]["name"], "feature_range");
         assert_eq!(mms["options"][0]["default"], "[0, 1]");
-        let (s, body) = call("GET", "/api/v1/connectors", "").await;
+        let (s, body) = call(&w, "GET", "/api/v1/connectors", "").await;
         assert_eq!(s, StatusCode::OK);
         assert!(json(&body)
             .as_array()
             .expect("list")
             .iter()
             .any(|c| c["scheme"] == "mqtt" && c["source"] == true && c["sink"] == true));
-        let (s, body) = call("GET", "/api/openapi.json", "").await;
-        assert_eq!(s, StatusCode::OK);
-        let doc = json(&body);
+        let a = send(&w, "GET", "/api/openapi.json", "", &[]).await;
+        assert_eq!(a.status, StatusCode::OK);
+        let doc = json(&a.body);
         assert!(doc["openapi"].as_str().expect("version").starts_with("3.1"));
         for path in [
             "/healthz",
@@ -334,16 +723,22 @@ mod tests {
             "/api/v1/connectors",
             "/api/v1/validate",
             "/metrics",
+            "/api/v1/login",
+            "/api/v1/users",
         ] {
             assert!(doc["paths"].get(path).is_some(), "{path} not documented");
         }
-        let (s, _) = call("GET", "/nope", "").await;
+        let (s, _) = call(&w, "GET", "/nope", "").await;
         assert_eq!(s, StatusCode::NOT_FOUND);
+        let (s, body) = call(&w, "GET", "/metrics", "").await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(body.contains("streamprep_cores_busy"), "{body}");
     }
 
     #[tokio::test]
     async fn validate_names_every_wrong_field_and_returns_a_good_spec_as_kept() {
-        let (s, body) = call("POST", "/api/v1/validate", "{}").await;
+        let w = world().await;
+        let (s, body) = call(&w, "POST", "/api/v1/validate", "{}").await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
         let fields: Vec<String> = json(&body)["errors"]
             .as_array()
@@ -352,15 +747,15 @@ mod tests {
             .map(|e| e["field"].as_str().unwrap_or_default().to_string())
             .collect();
         assert_eq!(fields, ["source", "sink", "chain", "buffer"]);
-        let (s, body) = call("POST", "/api/v1/validate", r#"{"bufer": 3}"#).await;
+        let (s, body) = call(&w, "POST", "/api/v1/validate", r#"{"bufer": 3}"#).await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(body.contains("unknown field"), "{body}");
-        let (s, body) = call("POST", "/api/v1/validate", "not json").await;
+        let (s, body) = call(&w, "POST", "/api/v1/validate", "not json").await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         let good = r#"{"name": "<script>alert(1)</script>", "source": "generator:davis?rows=10",
             "chain": ["fillna_zeros", {"step": "min_max_scaler", "feature_range": [-1, 1]}],
             "buffer": 10, "sink": "-"}"#;
-        let (s, body) = call("POST", "/api/v1/validate", good).await;
+        let (s, body) = call(&w, "POST", "/api/v1/validate", good).await;
         assert_eq!(s, StatusCode::OK, "{body}");
         let v = json(&body);
         assert_eq!(
@@ -369,8 +764,295 @@ mod tests {
         );
         assert_eq!(v["spec"]["chain"][1]["feature_range"][1], 1);
         let bad_option = r#"{"source": "-", "sink": "-", "buffer": 1, "chain": [{"step": "min_max_scaler", "feature_range": [2, 1]}]}"#;
-        let (s, body) = call("POST", "/api/v1/validate", bad_option).await;
+        let (s, body) = call(&w, "POST", "/api/v1/validate", bad_option).await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(json(&body)["errors"][0]["field"], "chain", "{body}");
+    }
+
+    /// Every route that changes something, taken from the router: 401 without a login; with a
+    /// cookie session, 403 without the CSRF token, with a wrong one, or sent from another
+    /// site; 403 for a viewer where it needs more.
+    #[tokio::test]
+    async fn every_state_changing_route_needs_a_login_a_csrf_token_the_same_site_and_its_role() {
+        let w = world().await;
+        let changing: Vec<(String, String)> = routes(&w)
+            .await
+            .into_iter()
+            .filter(|(m, p)| m != "GET" && p != "/api/v1/login")
+            .collect();
+        assert!(changing.len() >= 5, "{changing:?}");
+        let (viewer_cookie, viewer_csrf) = login(&w, "viewer", &[]).await;
+        let (cookie, csrf) = login(&w, "operator", &[]).await;
+        for (m, p) in &changing {
+            let a = send(&w, m, p, "{}", &[]).await;
+            assert_eq!(
+                a.status,
+                StatusCode::UNAUTHORIZED,
+                "{m} {p} without a login"
+            );
+            let a = send(&w, m, p, "{}", &[("cookie", &cookie)]).await;
+            assert_eq!(
+                a.status,
+                StatusCode::FORBIDDEN,
+                "{m} {p} without a CSRF token"
+            );
+            let a = send(
+                &w,
+                m,
+                p,
+                "{}",
+                &[("cookie", &cookie), ("x-csrf-token", "0000")],
+            )
+            .await;
+            assert_eq!(
+                a.status,
+                StatusCode::FORBIDDEN,
+                "{m} {p} with a wrong CSRF token"
+            );
+            let a = send(
+                &w,
+                m,
+                p,
+                "{}",
+                &[
+                    ("cookie", &cookie),
+                    ("x-csrf-token", &csrf),
+                    ("sec-fetch-site", "cross-site"),
+                ],
+            )
+            .await;
+            assert_eq!(a.status, StatusCode::FORBIDDEN, "{m} {p} from another site");
+            let a = send(
+                &w,
+                m,
+                p,
+                "{}",
+                &[
+                    ("cookie", &cookie),
+                    ("x-csrf-token", &csrf),
+                    ("origin", "https://evil.example"),
+                ],
+            )
+            .await;
+            assert_eq!(
+                a.status,
+                StatusCode::FORBIDDEN,
+                "{m} {p} with a foreign Origin"
+            );
+            if !matches!(p.as_str(), "/api/v1/logout" | "/api/v1/tokens") {
+                let a = send(
+                    &w,
+                    m,
+                    p,
+                    "{}",
+                    &[("cookie", &viewer_cookie), ("x-csrf-token", &viewer_csrf)],
+                )
+                .await;
+                assert_eq!(
+                    a.status,
+                    StatusCode::FORBIDDEN,
+                    "{m} {p} as a viewer: {}",
+                    a.body
+                );
+            }
+        }
+        // and with everything right, the request gets through (to its own checks)
+        let a = send(
+            &w,
+            "POST",
+            "/api/v1/validate",
+            "{}",
+            &[
+                ("cookie", &cookie),
+                ("x-csrf-token", &csrf),
+                ("sec-fetch-site", "same-origin"),
+            ],
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
+        // reading needs a login too (but no CSRF token)
+        let a = send(&w, "GET", "/api/v1/steps", "", &[]).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+        let a = send(
+            &w,
+            "GET",
+            "/api/v1/steps",
+            "",
+            &[("cookie", &viewer_cookie)],
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn sessions_change_at_login_end_at_logout_and_time_out() {
+        let w = world().await;
+        let (first, _) = login(&w, "operator", &[]).await;
+        // logging in again with the old cookie: a new id, and the old one is dead
+        let (second, csrf) = login(&w, "operator", &[("cookie", &first)]).await;
+        assert_ne!(first, second);
+        assert_eq!(
+            send(&w, "GET", "/api/v1/me", "", &[("cookie", &first)])
+                .await
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
+        let me = send(&w, "GET", "/api/v1/me", "", &[("cookie", &second)]).await;
+        assert_eq!(me.status, StatusCode::OK);
+        assert_eq!(json(&me.body)["name"], "operator");
+        // logout ends the session on the server
+        let out = send(
+            &w,
+            "POST",
+            "/api/v1/logout",
+            "",
+            &[("cookie", &second), ("x-csrf-token", &csrf)],
+        )
+        .await;
+        assert_eq!(out.status, StatusCode::NO_CONTENT);
+        assert_eq!(
+            send(&w, "GET", "/api/v1/me", "", &[("cookie", &second)])
+                .await
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
+        // idle timeout: 30 minutes without a request
+        let (c, _) = login(&w, "operator", &[]).await;
+        w.now.fetch_add(29 * 60_000, Ordering::SeqCst);
+        assert_eq!(
+            send(&w, "GET", "/api/v1/me", "", &[("cookie", &c)])
+                .await
+                .status,
+            StatusCode::OK
+        );
+        w.now.fetch_add(31 * 60_000, Ordering::SeqCst);
+        assert_eq!(
+            send(&w, "GET", "/api/v1/me", "", &[("cookie", &c)])
+                .await
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
+        // absolute timeout: 12 hours after the login, however busy
+        let (c, _) = login(&w, "operator", &[]).await;
+        for _ in 0..36 {
+            w.now.fetch_add(20 * 60_000, Ordering::SeqCst);
+            assert_eq!(
+                send(&w, "GET", "/api/v1/me", "", &[("cookie", &c)])
+                    .await
+                    .status,
+                StatusCode::OK
+            );
+        }
+        w.now.fetch_add(20 * 60_000, Ordering::SeqCst);
+        assert_eq!(
+            send(&w, "GET", "/api/v1/me", "", &[("cookie", &c)])
+                .await
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+
+    #[tokio::test]
+    async fn logins_say_the_same_for_unknown_names_and_are_throttled() {
+        let w = world().await;
+        let try_login = |name: &'static str, pw: &'static str| {
+            let w = &w;
+            async move {
+                send(
+                    w,
+                    "POST",
+                    "/api/v1/login",
+                    &format!(r#"{{"name": "{name}", "password": "{pw}"}}"#),
+                    &[],
+                )
+                .await
+            }
+        };
+        let unknown = try_login("nobody", "whatever it is").await;
+        let wrong = try_login("viewer", "not the password").await;
+        assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+        assert_eq!((unknown.status, unknown.body), (wrong.status, wrong.body));
+        for _ in 0..4 {
+            try_login("viewer", "not the password").await;
+        }
+        let locked = try_login("viewer", PASSWORD).await;
+        assert_eq!(
+            locked.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{}",
+            locked.body
+        );
+        w.now.fetch_add(16 * 60_000, Ordering::SeqCst);
+        assert_eq!(try_login("viewer", PASSWORD).await.status, StatusCode::OK);
+        let cross = send(
+            &w,
+            "POST",
+            "/api/v1/login",
+            r#"{"name": "viewer", "password": "x"}"#,
+            &[("sec-fetch-site", "cross-site")],
+        )
+        .await;
+        assert_eq!(cross.status, StatusCode::FORBIDDEN);
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_refused_and_users_are_managed_by_admins() {
+        let w = world().await;
+        let big = format!(r#"{{"name": "{}"}}"#, "x".repeat(MAX_BODY + 10));
+        let (s, _) = call(&w, "POST", "/api/v1/validate", &big).await;
+        assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+        let (s, body) = call(&w, "POST", "/api/v1/users", r#"{"name": "<img src=x onerror=alert(1)>", "role": "viewer", "password": "twelve chars ok"}"#).await;
+        assert_eq!(s, StatusCode::CREATED, "{body}");
+        let (s, body) = call(&w, "GET", "/api/v1/users", "").await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(json(&body)
+            .as_array()
+            .expect("users")
+            .iter()
+            .any(|u| u["name"] == "<img src=x onerror=alert(1)>"));
+        assert!(!body.contains("argon2"), "no hash in answers: {body}");
+        let (s, _) = call(
+            &w,
+            "POST",
+            "/api/v1/users",
+            r#"{"name": "x", "role": "root", "password": "twelve chars ok"}"#,
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+        let (s, _) = call(
+            &w,
+            "POST",
+            "/api/v1/users",
+            r#"{"name": "viewer", "role": "viewer", "password": "twelve chars ok"}"#,
+        )
+        .await;
+        assert_eq!(s, StatusCode::CONFLICT);
+        let (s, _) = call(&w, "DELETE", "/api/v1/users/viewer", "").await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
+        let (s, _) = call(&w, "DELETE", "/api/v1/users/viewer", "").await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        // the viewer's token died with it
+        let a = send(
+            &w,
+            "GET",
+            "/api/v1/me",
+            "",
+            &[("authorization", &format!("Bearer {}", w.tokens["viewer"]))],
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+        // a token is shown once and works
+        let (s, body) = call(&w, "POST", "/api/v1/tokens", r#"{"label": "script"}"#).await;
+        assert_eq!(s, StatusCode::CREATED);
+        let token = json(&body)["token"].as_str().expect("token").to_string();
+        let a = send(
+            &w,
+            "GET",
+            "/api/v1/me",
+            "",
+            &[("authorization", &format!("Bearer {token}"))],
+        )
+        .await;
+        assert_eq!(json(&a.body)["name"], "admin");
     }
 }

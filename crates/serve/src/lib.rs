@@ -4,6 +4,7 @@
 //! check, the metrics of the runs it hosts, and the OpenAPI 3.1 document of all of it at
 //! `/api/openapi.json`. Projects, runs, users and sessions come next.
 
+pub mod access;
 pub mod api;
 pub mod auth;
 pub mod store;

@@ -9,7 +9,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
-use crate::auth::{hash_password, random_hex};
+use crate::auth::{digest, hash_password, random_hex};
+
+/// A browser session ends after this long without a request.
+pub const SESSION_IDLE_MS: i64 = 30 * 60 * 1000;
+/// A browser session ends this long after the login, whatever.
+pub const SESSION_MAX_MS: i64 = 12 * 60 * 60 * 1000;
 
 /// The migrations, in order: (version, SQL).
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
@@ -282,6 +287,93 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// A new browser session for `user`: its id (128 random bits, kept only as its SHA-256)
+    /// and its CSRF token.
+    pub async fn create_session(
+        &self,
+        user: &User,
+        now: i64,
+    ) -> Result<(String, String), StoreError> {
+        let (id, csrf) = (random_hex(16), random_hex(16));
+        sqlx::query(
+            "INSERT INTO sessions (id_hash, user_id, csrf, created_ms, seen_ms) VALUES ($1, $2, $3, $4, $4)",
+        )
+        .bind(digest(&id))
+        .bind(&user.id)
+        .bind(&csrf)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok((id, csrf))
+    }
+
+    /// The user and CSRF token of a live session (seen now); an expired one is removed.
+    pub async fn session(&self, id: &str, now: i64) -> Result<Option<(User, String)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT u.id, u.name, u.role, s.csrf, s.created_ms, s.seen_ms FROM sessions s \
+             JOIN users u ON u.id = s.user_id WHERE s.id_hash = $1",
+        )
+        .bind(digest(id))
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = row else {
+            return Ok(None);
+        };
+        let (created, seen): (i64, i64) = (r.try_get("created_ms")?, r.try_get("seen_ms")?);
+        if now - seen > SESSION_IDLE_MS || now - created > SESSION_MAX_MS {
+            self.delete_session(id).await?;
+            return Ok(None);
+        }
+        sqlx::query("UPDATE sessions SET seen_ms = $1 WHERE id_hash = $2")
+            .bind(now)
+            .bind(digest(id))
+            .execute(&self.pool)
+            .await?;
+        Ok(Some((user(&r)?, r.try_get("csrf")?)))
+    }
+
+    /// End a session.
+    pub async fn delete_session(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+            .bind(digest(id))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A new API token for `user` (shown once; kept only as its SHA-256).
+    pub async fn create_token(
+        &self,
+        user: &User,
+        label: &str,
+        now: i64,
+    ) -> Result<String, StoreError> {
+        let token = format!("sp_{}", random_hex(32));
+        sqlx::query(
+            "INSERT INTO api_tokens (id, user_id, token_hash, label, created_ms) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(random_hex(16))
+        .bind(&user.id)
+        .bind(digest(&token))
+        .bind(label)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(token)
+    }
+
+    /// The user of an API token.
+    pub async fn token_user(&self, token: &str) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(
+            "SELECT u.id, u.name, u.role FROM api_tokens t JOIN users u ON u.id = t.user_id \
+             WHERE t.token_hash = $1",
+        )
+        .bind(digest(token))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(user).transpose()
     }
 
     /// Record a change in the audit log.
