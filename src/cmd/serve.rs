@@ -47,11 +47,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             "streamprep: serving on http://{} (API at /api/v1, OpenAPI at /api/openapi.json)",
             listener.local_addr()?
         );
-        let app = streamprep_serve::router(streamprep_serve::AppState::new(store));
+        let state = streamprep_serve::AppState::new(store);
+        // projects that were running when the server stopped start again
+        for (name, r) in streamprep_serve::projects::restart_all(&state).await {
+            match r {
+                Ok(run) => eprintln!("streamprep: started project {name:?} again (run {run})"),
+                Err(e) => eprintln!("streamprep: warning: project {name:?} did not start again: {e}"),
+            }
+        }
+        let app = streamprep_serve::router(state.clone());
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown())
             .await
             .context("serving")?;
+        // every run stops cleanly (drain, flush, ack) and the store records it
+        streamprep_serve::projects::stop_all(&state).await;
         eprintln!("streamprep: stopped serving");
         Ok(ExitCode::SUCCESS)
     })

@@ -148,6 +148,26 @@ impl ProjectSpec {
                 message,
             })
         };
+        // an endpoint is an address or a path: no markup, quotes or control characters
+        for (field, v) in [
+            ("source", &self.source),
+            ("sink", &self.sink),
+            ("dead_letter", &self.dead_letter),
+            ("broker", &self.broker),
+        ] {
+            if let Some(c) = v
+                .as_deref()
+                .and_then(|v| v.chars().find(|c| "<>\"'`".contains(*c) || c.is_control()))
+            {
+                bad(
+                    field,
+                    format!(
+                        "{c:?} is not allowed in an address or path (no quotes, angle brackets \
+                         or control characters)"
+                    ),
+                );
+            }
+        }
         let source = match &self.source {
             None => {
                 bad(

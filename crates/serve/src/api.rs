@@ -27,6 +27,10 @@ pub struct AppState {
     pub clock: Clock,
     /// Failed logins.
     pub throttle: Arc<Throttle>,
+    /// The runs going on, by project.
+    pub active: Arc<crate::projects::Active>,
+    /// Set while the server stops (the runs it stops start again at its next start).
+    pub shutting_down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AppState {
@@ -37,6 +41,8 @@ impl AppState {
             store,
             clock: Arc::new(crate::store::now_ms),
             throttle: Arc::new(Throttle::default()),
+            active: Arc::new(crate::projects::Active::default()),
+            shutting_down: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
     }
 }
@@ -71,6 +77,18 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(create_token))
         .routes(routes!(list_users, add_user))
         .routes(routes!(delete_user))
+        .routes(routes!(crate::projects::list, crate::projects::create))
+        .routes(routes!(crate::projects::import))
+        .routes(routes!(
+            crate::projects::get,
+            crate::projects::update,
+            crate::projects::delete
+        ))
+        .routes(routes!(crate::projects::export))
+        .routes(routes!(crate::projects::start))
+        .routes(routes!(crate::projects::stop))
+        .routes(routes!(crate::projects::live))
+        .routes(routes!(crate::projects::history))
         .with_state(state)
         .split_for_parts();
     let router = router.layer(DefaultBodyLimit::max(MAX_BODY));
@@ -683,7 +701,10 @@ mod tests {
         let mut out = Vec::new();
         for (path, ops) in doc["paths"].as_object().expect("paths") {
             for method in ops.as_object().expect("ops").keys() {
-                out.push((method.to_uppercase(), path.replace("{name}", "someone")));
+                out.push((
+                    method.to_uppercase(),
+                    path.replace("{name}", "someone").replace("{id}", "nope"),
+                ));
             }
         }
         out

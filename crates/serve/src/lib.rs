@@ -7,6 +7,7 @@
 pub mod access;
 pub mod api;
 pub mod auth;
+pub mod projects;
 pub mod store;
 
 pub use api::{router, AppState};

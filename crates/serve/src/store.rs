@@ -376,6 +376,161 @@ impl Store {
         row.as_ref().map(user).transpose()
     }
 
+    /// Add a project (`id` None) or replace one; its name must be unique.
+    pub async fn put_project(
+        &self,
+        id: Option<&str>,
+        name: &str,
+        spec_json: &str,
+    ) -> Result<String, StoreError> {
+        let taken: Option<String> = sqlx::query_scalar("SELECT id FROM projects WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        if taken.as_deref().is_some_and(|t| Some(t) != id) {
+            return Err(StoreError::Exists(format!("a project named '{name}'")));
+        }
+        let now = now_ms();
+        match id {
+            None => {
+                let id = random_hex(8);
+                sqlx::query(
+                    "INSERT INTO projects (id, name, spec_json, running, created_ms, updated_ms) VALUES ($1, $2, $3, 0, $4, $4)",
+                )
+                .bind(&id)
+                .bind(name)
+                .bind(spec_json)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(id)
+            }
+            Some(id) => {
+                let done = sqlx::query(
+                    "UPDATE projects SET name = $1, spec_json = $2, updated_ms = $3 WHERE id = $4",
+                )
+                .bind(name)
+                .bind(spec_json)
+                .bind(now)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::Missing(format!("project {id}")));
+                }
+                Ok(id.to_string())
+            }
+        }
+    }
+
+    /// Every project: (id, name, spec as JSON, running when the server last knew).
+    pub async fn projects(&self) -> Result<Vec<ProjectRow>, StoreError> {
+        sqlx::query("SELECT id, name, spec_json, running FROM projects ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(project_row)
+            .collect()
+    }
+
+    /// One project.
+    pub async fn project(&self, id: &str) -> Result<ProjectRow, StoreError> {
+        let row = sqlx::query("SELECT id, name, spec_json, running FROM projects WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::Missing(format!("project {id}")))?;
+        project_row(&row)
+    }
+
+    /// Remove a project (its run history stays in the audit log).
+    pub async fn delete_project(&self, id: &str) -> Result<(), StoreError> {
+        let done = sqlx::query("DELETE FROM projects WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Missing(format!("project {id}")));
+        }
+        sqlx::query("DELETE FROM runs WHERE project_id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether a project should run (kept across restarts of the server).
+    pub async fn set_running(&self, id: &str, running: bool) -> Result<(), StoreError> {
+        sqlx::query("UPDATE projects SET running = $1 WHERE id = $2")
+            .bind(i64::from(running))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A run begins.
+    pub async fn start_run(&self, project_id: &str, by: &str) -> Result<String, StoreError> {
+        let id = random_hex(8);
+        sqlx::query(
+            "INSERT INTO runs (id, project_id, started_by, started_ms, state) VALUES ($1, $2, $3, $4, 'running')",
+        )
+        .bind(&id)
+        .bind(project_id)
+        .bind(by)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// A run ended: its final state and summary (JSON), and who stopped it.
+    pub async fn end_run(
+        &self,
+        run_id: &str,
+        state: &str,
+        summary_json: Option<&str>,
+        stopped_by: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE runs SET ended_ms = $1, state = $2, summary_json = $3, stopped_by = $4 WHERE id = $5",
+        )
+        .bind(now_ms())
+        .bind(state)
+        .bind(summary_json)
+        .bind(stopped_by)
+        .bind(run_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A project's runs, newest first.
+    pub async fn runs(&self, project_id: &str) -> Result<Vec<RunRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, started_by, started_ms, stopped_by, ended_ms, state, summary_json FROM runs \
+             WHERE project_id = $1 ORDER BY started_ms DESC, id LIMIT 100",
+        )
+        .bind(project_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RunRow {
+                    id: r.try_get("id")?,
+                    started_by: r.try_get("started_by")?,
+                    started_ms: r.try_get("started_ms")?,
+                    stopped_by: r.try_get("stopped_by")?,
+                    ended_ms: r.try_get("ended_ms")?,
+                    state: r.try_get("state")?,
+                    summary: r
+                        .try_get::<Option<String>, _>("summary_json")?
+                        .and_then(|s| serde_json::from_str(&s).ok()),
+                })
+            })
+            .collect()
+    }
+
     /// Record a change in the audit log.
     pub async fn audit(
         &self,
@@ -421,6 +576,48 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// A stored project.
+#[derive(Debug, Clone)]
+pub struct ProjectRow {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its spec, as JSON.
+    pub spec_json: String,
+    /// Running when the server last knew (started again at the server's start).
+    pub running: bool,
+}
+
+fn project_row(r: &AnyRow) -> Result<ProjectRow, StoreError> {
+    Ok(ProjectRow {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        spec_json: r.try_get("spec_json")?,
+        running: r.try_get::<i64, _>("running")? != 0,
+    })
+}
+
+/// A run in a project's history.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct RunRow {
+    /// Its id.
+    pub id: String,
+    /// Who started it.
+    pub started_by: String,
+    /// When, milliseconds since 1970.
+    pub started_ms: i64,
+    /// Who stopped it (none when its input ended, or it failed).
+    pub stopped_by: Option<String>,
+    /// When it ended.
+    pub ended_ms: Option<i64>,
+    /// running, finished, failed: REASON, or interrupted (the server stopped).
+    pub state: String,
+    /// Its summary (rows in and out, dead letters, dropped, seconds, ...).
+    #[schema(value_type = Object)]
+    pub summary: Option<serde_json::Value>,
 }
 
 fn user(r: &AnyRow) -> Result<User, StoreError> {
