@@ -121,9 +121,28 @@ pub struct Events {
     inner: Mutex<Inner>,
 }
 
+/// Dead letters a run keeps for its view (the dead-letter output holds them all).
+pub const LAST_DEAD_LETTERS: usize = 50;
+
+/// A dead letter as a run's view shows it (its reason, not its data).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetterView {
+    /// Milliseconds since 1970.
+    pub at_ms: u64,
+    /// The message it came from.
+    pub seq: u64,
+    /// The step (or `source`, `prepare`) that refused it.
+    pub step: String,
+    /// Why.
+    pub reason: String,
+    /// Rows it holds.
+    pub rows: usize,
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     kept: VecDeque<Stamped>,
+    last_dead: VecDeque<DeadLetterView>,
     subscribers: Vec<Sender<Stamped>>,
     closed: bool,
     dead_letters: u64,
@@ -167,6 +186,18 @@ impl Events {
         let n = {
             let mut g = self.lock();
             g.dead_letters += 1;
+            if g.last_dead.len() == LAST_DEAD_LETTERS {
+                g.last_dead.pop_front();
+            }
+            g.last_dead.push_back(DeadLetterView {
+                at_ms: SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64),
+                seq: d.seq,
+                step: d.step.clone(),
+                reason: d.reason.clone(),
+                rows: d.rows,
+            });
             g.dead_letters
         };
         if n <= FIRST_DEAD_LETTERS {
@@ -199,6 +230,11 @@ impl Events {
             g.subscribers.push(tx);
         }
         rx
+    }
+
+    /// The last dead letters (at most [`LAST_DEAD_LETTERS`]), oldest first.
+    pub fn last_dead_letters(&self) -> Vec<DeadLetterView> {
+        self.lock().last_dead.iter().cloned().collect()
     }
 
     /// The events kept (the latest [`KEPT`]).
@@ -265,6 +301,9 @@ mod tests {
             .filter(|s| matches!(s.event, Event::DeadLetter { .. }))
             .count();
         assert_eq!(dl as u64, FIRST_DEAD_LETTERS);
+        let last = e.last_dead_letters();
+        assert_eq!(last.len(), LAST_DEAD_LETTERS);
+        assert_eq!(last.last().map(|d| d.seq), Some(99));
         for i in 0..1000 {
             e.log(Level::Info, format!("{i}"));
         }

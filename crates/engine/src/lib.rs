@@ -17,7 +17,7 @@ pub mod profile;
 mod shed;
 pub mod stats;
 
-pub use events::{Event, Events, Level, RunState, Stamped};
+pub use events::{DeadLetterView, Event, Events, Level, RunState, Stamped};
 pub use executor::{run_guarded, Method, Remote, RemoteJob};
 pub use latency::{LatencyProbe, LatencySummary};
 pub use pipeline::{run, run_with, Backpressure, PipelineConfig, PipelineError, Summary};

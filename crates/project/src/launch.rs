@@ -188,6 +188,11 @@ impl RunHandle {
         self.inner.stats.events.subscribe()
     }
 
+    /// The run's last dead letters (their reasons; the dead-letter output holds the data).
+    pub fn dead_letters(&self) -> Vec<streamprep_engine::DeadLetterView> {
+        self.inner.stats.events.last_dead_letters()
+    }
+
     /// The run's metrics and counters in Prometheus' text format.
     pub fn prometheus(&self) -> String {
         self.inner.stats.prometheus()

@@ -88,6 +88,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(crate::projects::start))
         .routes(routes!(crate::projects::stop))
         .routes(routes!(crate::projects::live))
+        .routes(routes!(crate::projects::live_stream))
+        .routes(routes!(crate::projects::dead_letters))
         .routes(routes!(crate::projects::history))
         .with_state(state)
         .split_for_parts();

@@ -500,6 +500,64 @@ pub async fn live(
     Ok(Json(c.handle.view()).into_response())
 }
 
+/// The live view of a project's run as Server-Sent Events: `view` once a second (the same
+/// JSON as `/view`), `idle` while it has not run since the server started; the stream ends
+/// a second after the run does.
+#[utoipa::path(get, path = "/api/v1/projects/{id}/view/stream", params(("id" = String, Path)), responses((status = 200, content_type = "text/event-stream", body = String), (status = 404)))]
+pub async fn live_stream(
+    State(state): State<AppState>,
+    _: Auth,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    state.store.project(&id).await?;
+    let active = state.active.clone();
+    // (active, project, first event, the run was over at the last event)
+    let stream = futures_util::stream::unfold(
+        (active, id, true, false),
+        |(active, id, first, ended)| async move {
+            if ended {
+                return None;
+            }
+            if !first {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            let (event, over) = match active.get(&id) {
+                Some(c) => {
+                    let v = c.handle.view();
+                    let over = v.state.is_over();
+                    (Event::default().event("view").json_data(v).ok()?, over)
+                }
+                None => (Event::default().event("idle").data("{}"), false),
+            };
+            Some((
+                Ok::<_, std::convert::Infallible>(event),
+                (active, id, false, over),
+            ))
+        },
+    );
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+/// The last dead letters of a project's run (at most 50; reasons, not data), oldest first.
+#[utoipa::path(get, path = "/api/v1/projects/{id}/dead-letters", params(("id" = String, Path)), responses((status = 200, body = Object), (status = 404)))]
+pub async fn dead_letters(
+    State(state): State<AppState>,
+    _: Auth,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    state.store.project(&id).await?;
+    let Some(c) = state.active.get(&id) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "the project has not run since the server started",
+        ));
+    };
+    Ok(Json(c.handle.dead_letters()).into_response())
+}
+
 /// A project's runs, newest first.
 #[utoipa::path(get, path = "/api/v1/projects/{id}/runs", params(("id" = String, Path)), responses((status = 200, body = [RunRow]), (status = 404)))]
 pub async fn history(
