@@ -473,6 +473,8 @@ temp_out = "float64"
             Some(vec!["abs".to_string(), "normalizer".to_string()])
         );
         assert_eq!(short.buffer, Some(BufferSetting::Word("auto".into())));
+        // found by fuzzing: a buffer written as a string over i64 could not be written back
+        assert!(ProjectSpec::from_toml("buffer = \"13070817209629016063\"").is_err());
         let plan = spec.resolve().expect("a good spec resolves");
         assert_eq!(plan.name, "weather");
         assert_eq!(plan.config.csv_sep, b';');

@@ -258,7 +258,8 @@ impl TryFrom<toml::Value> for BufferSetting {
                 .map(BufferSetting::Rows)
                 .ok_or_else(|| bad(&n)),
             toml::Value::String(s) => match s.trim().parse::<usize>() {
-                Ok(n) if n >= 1 => Ok(BufferSetting::Rows(n)),
+                // a TOML integer is an i64: a larger number would not be written back
+                Ok(n) if n >= 1 && i64::try_from(n).is_ok() => Ok(BufferSetting::Rows(n)),
                 _ if s.trim() == "auto" => Ok(BufferSetting::Word(s)),
                 _ => Err(bad(&format!("{s:?}"))),
             },
