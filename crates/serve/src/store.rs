@@ -709,6 +709,60 @@ mod tests {
         assert_eq!(log[0].2, "user.add");
     }
 
+    /// Sessions, tokens, projects and runs: the same on both stores.
+    async fn sessions_projects_and_runs(store: &Store) {
+        let u = store
+            .add_user("ops", Role::Operator, "a long enough password")
+            .await
+            .expect("user");
+        let (id, csrf) = store.create_session(&u, 1_000).await.expect("session");
+        let (who, c) = store.session(&id, 2_000).await.expect("db").expect("live");
+        assert_eq!((who.name.as_str(), c), ("ops", csrf));
+        assert!(store
+            .session(&id, 2_000 + SESSION_IDLE_MS + 1)
+            .await
+            .expect("db")
+            .is_none());
+        assert!(
+            store.session(&id, 2_000).await.expect("db").is_none(),
+            "removed when expired"
+        );
+        let token = store.create_token(&u, "ci", 0).await.expect("token");
+        assert_eq!(
+            store.token_user(&token).await.expect("db").map(|u| u.name),
+            Some("ops".into())
+        );
+        assert!(store.token_user("sp_nope").await.expect("db").is_none());
+        let p = store
+            .put_project(None, "weather", "{}")
+            .await
+            .expect("project");
+        assert!(matches!(
+            store.put_project(None, "weather", "{}").await,
+            Err(StoreError::Exists(_))
+        ));
+        store
+            .put_project(Some(&p), "weather", "{\"a\":1}")
+            .await
+            .expect("update");
+        store.set_running(&p, true).await.expect("running");
+        let row = store.project(&p).await.expect("row");
+        assert!(row.running && row.spec_json == "{\"a\":1}");
+        let r = store.start_run(&p, "ops").await.expect("run");
+        store
+            .end_run(&r, "finished", Some("{\"rows_in\":5}"), Some("ops"))
+            .await
+            .expect("end");
+        let runs = store.runs(&p).await.expect("runs");
+        assert_eq!(runs[0].state, "finished");
+        assert_eq!(
+            runs[0].summary.as_ref().map(|s| s["rows_in"].clone()),
+            Some(5.into())
+        );
+        store.delete_project(&p).await.expect("del");
+        assert!(store.projects().await.expect("list").is_empty());
+    }
+
     #[tokio::test]
     async fn the_first_admin_is_made_once() {
         let store = Store::memory().await.expect("memory");
@@ -734,10 +788,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let store = Store::open_dir(dir.path()).await.expect("open");
         users_and_audit(&store).await;
+        sessions_projects_and_runs(&store).await;
         drop(store);
         // opened again: migrated once, the data kept
         let store = Store::open_dir(dir.path()).await.expect("open again");
-        assert_eq!(store.users().await.expect("users").len(), 1);
+        assert_eq!(store.users().await.expect("users").len(), 2);
     }
 
     #[tokio::test]
@@ -745,8 +800,9 @@ mod tests {
         let pg = streamprep_testkit::postgres::Postgres::start();
         let store = Store::open(&pg.url()).await.expect("open");
         users_and_audit(&store).await;
+        sessions_projects_and_runs(&store).await;
         drop(store);
         let store = Store::open(&pg.url()).await.expect("open again");
-        assert_eq!(store.users().await.expect("users").len(), 1);
+        assert_eq!(store.users().await.expect("users").len(), 2);
     }
 }
