@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command (README.md): everything the tests need is set up here.
-#  1. a Python venv with the pinned pandas / scikit-learn (tests/oracle/venv.sh; python3 and
+#  1. a Python venv with the pinned pandas / scikit-learn and schemathesis (tests/oracle/venv.sh; python3 and
 #     python3-venv from apt-get when missing), and the golden
 #     files regenerated from it (tests/oracle/make_golden.py);
 #  2. formatting and lints (cargo fmt --check, cargo clippy -D warnings);

@@ -1,5 +1,6 @@
 //! Integration tests: one binary (see conventions.md).
 
+mod api;
 mod capacity;
 mod cli;
 mod conformance;

@@ -266,3 +266,34 @@ impl FromRequestParts<AppState> for Admin {
         Ok(Admin(auth))
     }
 }
+
+/// A JSON body; a body that is not JSON of the expected shape (or not sent as JSON) is a 422
+/// in the API's own form, `{"error": "the body: ..."}`.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for JsonBody<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(JsonBody(v)),
+            Err(rejection) => {
+                let status = rejection.status();
+                let status = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    status
+                } else {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                };
+                Err(ApiError::new(
+                    status,
+                    format!("the body: {}", rejection.body_text()),
+                ))
+            }
+        }
+    }
+}

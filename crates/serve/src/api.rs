@@ -13,7 +13,9 @@ use streamprep_project::{FieldError, ProjectSpec, Runs};
 use utoipa::{OpenApi, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::access::{same_site, Admin, ApiError, Auth, Clock, Operator, Throttle, Via, COOKIE};
+use crate::access::{
+    same_site, Admin, ApiError, Auth, Clock, JsonBody, Operator, Throttle, Via, COOKIE,
+};
 use crate::store::Role;
 
 /// What every handler shares.
@@ -152,7 +154,7 @@ pub struct StepView {
 }
 
 /// Every step, with its options.
-#[utoipa::path(get, path = "/api/v1/steps", responses((status = 200, body = [StepView])))]
+#[utoipa::path(get, path = "/api/v1/steps", responses((status = 200, body = [StepView]), (status = 401, description = "not logged in"), (status = 403, description = "not allowed for this role, or (a session) no CSRF token or another site")))]
 async fn steps(auth: Auth) -> Result<Json<Vec<StepView>>, ApiError> {
     use streamprep_ops::registry::{OptionKind, StepKind, STEPS};
     auth.require(Role::Viewer)?;
@@ -203,7 +205,7 @@ pub struct ConnectorView {
 }
 
 /// Every source and sink, with its options.
-#[utoipa::path(get, path = "/api/v1/connectors", responses((status = 200, body = [ConnectorView])))]
+#[utoipa::path(get, path = "/api/v1/connectors", responses((status = 200, body = [ConnectorView]), (status = 401, description = "not logged in"), (status = 403, description = "not allowed for this role, or (a session) no CSRF token or another site")))]
 async fn connectors(auth: Auth) -> Result<Json<Vec<ConnectorView>>, ApiError> {
     use streamprep_connectors::registry::CONNECTORS;
     auth.require(Role::Viewer)?;
@@ -274,8 +276,7 @@ impl From<FieldError> for FieldErrorView {
     request_body(content = Object, description = "a project spec: the fields of a project file, as JSON", content_type = "application/json"),
     responses(
         (status = 200, body = Valid, description = "the spec can run"),
-        (status = 422, body = Invalid, description = "the fields that are wrong")
-    )
+        (status = 422, body = Invalid, description = "the fields that are wrong"), (status = 401, description = "not logged in"), (status = 403, description = "not allowed for this role, or (a session) no CSRF token or another site"))
 )]
 async fn validate(_: Operator, body: Bytes) -> Response {
     let checked = std::str::from_utf8(&body)
@@ -302,7 +303,7 @@ async fn validate(_: Operator, body: Bytes) -> Response {
 }
 
 /// The runs' metrics in Prometheus' text format, labelled by pipeline.
-#[utoipa::path(get, path = "/metrics", responses((status = 200, content_type = "text/plain", body = String)))]
+#[utoipa::path(get, path = "/metrics", responses((status = 200, content_type = "text/plain", body = String), (status = 401, description = "not logged in"), (status = 403, description = "not allowed for this role, or (a session) no CSRF token or another site")))]
 async fn metrics(auth: Auth, State(state): State<AppState>) -> Response {
     if let Err(e) = auth.require(Role::Viewer) {
         return e.into_response();
@@ -352,13 +353,14 @@ fn wrong() -> ApiError {
         (status = 200, body = Session),
         (status = 401, description = "wrong name or password"),
         (status = 403, description = "sent from another site"),
+        (status = 422, description = "the body is not the JSON asked for"),
         (status = 429, description = "too many failed logins for this name: wait 15 minutes")
     )
 )]
 async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Json(c): Json<Credentials>,
+    JsonBody(c): JsonBody<Credentials>,
 ) -> Result<Response, ApiError> {
     same_site(&headers)?;
     let now = (state.clock)();
@@ -413,7 +415,7 @@ async fn login(
 }
 
 /// Log out: the session ends on the server.
-#[utoipa::path(post, path = "/api/v1/logout", responses((status = 204)))]
+#[utoipa::path(post, path = "/api/v1/logout", responses((status = 204), (status = 401, description = "not logged in"), (status = 403, description = "not allowed for this role, or (a session) no CSRF token or another site")))]
 async fn logout(State(state): State<AppState>, auth: Auth) -> Result<Response, ApiError> {
     if let Via::Session(id) = &auth.via {
         state.store.delete_session(id).await?;
@@ -429,7 +431,7 @@ async fn logout(State(state): State<AppState>, auth: Auth) -> Result<Response, A
 }
 
 /// Who is logged in.
-#[utoipa::path(get, path = "/api/v1/me", responses((status = 200, body = Session), (status = 401)))]
+#[utoipa::path(get, path = "/api/v1/me", responses((status = 200, body = Session), (status = 401), (status = 403, description = "not allowed for this role, or (a session) no CSRF token or another site")))]
 async fn me(State(state): State<AppState>, auth: Auth) -> Result<Json<Session>, ApiError> {
     let csrf = match &auth.via {
         Via::Session(id) => state
@@ -449,7 +451,8 @@ async fn me(State(state): State<AppState>, auth: Auth) -> Result<Json<Session>, 
 /// A label for a new API token.
 #[derive(Debug, serde::Deserialize, ToSchema)]
 pub struct TokenRequest {
-    /// What the token is for.
+    /// What the token is for (at most 200 bytes).
+    #[schema(max_length = 200)]
     pub label: String,
 }
 
@@ -461,11 +464,11 @@ pub struct NewToken {
 }
 
 /// Make an API token for yourself (for scripts: `Authorization: Bearer TOKEN`).
-#[utoipa::path(post, path = "/api/v1/tokens", request_body = TokenRequest, responses((status = 201, body = NewToken)))]
+#[utoipa::path(post, path = "/api/v1/tokens", request_body = TokenRequest, responses((status = 201, body = NewToken), (status = 422, description = "the body is not the JSON asked for"), (status = 401, description = "not logged in"), (status = 403, description = "not allowed for this role, or (a session) no CSRF token or another site")))]
 async fn create_token(
     State(state): State<AppState>,
     auth: Auth,
-    Json(t): Json<TokenRequest>,
+    JsonBody(t): JsonBody<TokenRequest>,
 ) -> Result<Response, ApiError> {
     if t.label.len() > 200 {
         return Err(ApiError::new(
@@ -497,15 +500,18 @@ pub struct UserView {
 #[derive(Debug, serde::Deserialize, ToSchema)]
 pub struct NewUser {
     /// Login name (1 to 64 characters).
+    #[schema(min_length = 1, max_length = 64)]
     pub name: String,
     /// viewer, operator or admin.
+    #[schema(pattern = "^(viewer|operator|admin)$")]
     pub role: String,
-    /// At least 12 characters.
+    /// 12 to 1024 characters.
+    #[schema(min_length = 12, max_length = 1024)]
     pub password: String,
 }
 
 /// Every user (admins).
-#[utoipa::path(get, path = "/api/v1/users", responses((status = 200, body = [UserView])))]
+#[utoipa::path(get, path = "/api/v1/users", responses((status = 200, body = [UserView]), (status = 401, description = "not logged in"), (status = 403, description = "not allowed for this role, or (a session) no CSRF token or another site")))]
 async fn list_users(
     State(state): State<AppState>,
     auth: Auth,
@@ -526,11 +532,11 @@ async fn list_users(
 }
 
 /// Add a user (admins).
-#[utoipa::path(post, path = "/api/v1/users", request_body = NewUser, responses((status = 201, body = UserView), (status = 409), (status = 422)))]
+#[utoipa::path(post, path = "/api/v1/users", request_body = NewUser, responses((status = 201, body = UserView), (status = 409), (status = 422), (status = 401, description = "not logged in"), (status = 403, description = "not allowed for this role, or (a session) no CSRF token or another site")))]
 async fn add_user(
     State(state): State<AppState>,
     Admin(auth): Admin,
-    Json(n): Json<NewUser>,
+    JsonBody(n): JsonBody<NewUser>,
 ) -> Result<Response, ApiError> {
     let role: Role = n.role.parse().map_err(|e: String| {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("role: {e}"))
@@ -558,7 +564,7 @@ async fn add_user(
 }
 
 /// Remove a user, its sessions and tokens (admins).
-#[utoipa::path(delete, path = "/api/v1/users/{name}", params(("name" = String, Path, description = "login name")), responses((status = 204), (status = 404)))]
+#[utoipa::path(delete, path = "/api/v1/users/{name}", params(("name" = String, Path, description = "login name")), responses((status = 204), (status = 404), (status = 409, description = "you cannot remove yourself"), (status = 401, description = "not logged in"), (status = 403, description = "not allowed for this role, or (a session) no CSRF token or another site")))]
 async fn delete_user(
     State(state): State<AppState>,
     Admin(auth): Admin,

@@ -189,7 +189,7 @@ fn view(row: &ProjectRow, active: &Active) -> Result<ProjectView, ApiError> {
 }
 
 /// Every project, with its state.
-#[utoipa::path(get, path = "/api/v1/projects", responses((status = 200, body = [ProjectView])))]
+#[utoipa::path(get, path = "/api/v1/projects", responses((status = 200, body = [ProjectView]), (status = 401, description = "not logged in"), (status = 403, description = "not allowed for this role, or (a session) no CSRF token or another site")))]
 pub async fn list(
     State(state): State<AppState>,
     _: Auth,
@@ -226,7 +226,7 @@ async fn create_from(
     post,
     path = "/api/v1/projects",
     request_body(content = Object, description = "a project spec: the fields of a project file, as JSON", content_type = "application/json"),
-    responses((status = 201, body = ProjectView), (status = 409), (status = 422, body = Invalid))
+    responses((status = 201, body = ProjectView), (status = 409), (status = 422, body = Invalid), (status = 401, description = "not logged in"), (status = 403, description = "not allowed for this role, or (a session) no CSRF token or another site"))
 )]
 pub async fn create(
     State(state): State<AppState>,
@@ -248,7 +248,7 @@ pub async fn create(
     post,
     path = "/api/v1/projects/import",
     request_body(content = String, description = "a project file (TOML)", content_type = "text/plain"),
-    responses((status = 201, body = ProjectView), (status = 409), (status = 422, body = Invalid))
+    responses((status = 201, body = ProjectView), (status = 409), (status = 422, body = Invalid), (status = 401, description = "not logged in"), (status = 403, description = "not allowed for this role, or (a session) no CSRF token or another site"))
 )]
 pub async fn import(
     State(state): State<AppState>,
@@ -266,7 +266,7 @@ pub async fn import(
 }
 
 /// One project.
-#[utoipa::path(get, path = "/api/v1/projects/{id}", params(("id" = String, Path)), responses((status = 200, body = ProjectView), (status = 404)))]
+#[utoipa::path(get, path = "/api/v1/projects/{id}", params(("id" = String, Path)), responses((status = 200, body = ProjectView), (status = 404), (status = 401, description = "not logged in"), (status = 403, description = "not allowed for this role, or (a session) no CSRF token or another site")))]
 pub async fn get(
     State(state): State<AppState>,
     _: Auth,
@@ -277,7 +277,7 @@ pub async fn get(
 }
 
 /// A project as the CLI's project file (TOML; secrets masked).
-#[utoipa::path(get, path = "/api/v1/projects/{id}/export", params(("id" = String, Path)), responses((status = 200, content_type = "application/toml", body = String), (status = 404)))]
+#[utoipa::path(get, path = "/api/v1/projects/{id}/export", params(("id" = String, Path)), responses((status = 200, content_type = "application/toml", body = String), (status = 404), (status = 401, description = "not logged in"), (status = 403, description = "not allowed for this role, or (a session) no CSRF token or another site")))]
 pub async fn export(
     State(state): State<AppState>,
     _: Auth,
@@ -298,7 +298,7 @@ pub async fn export(
     path = "/api/v1/projects/{id}",
     params(("id" = String, Path)),
     request_body(content = Object, description = "a project spec, as JSON", content_type = "application/json"),
-    responses((status = 200, body = ProjectView), (status = 404), (status = 409), (status = 422, body = Invalid))
+    responses((status = 200, body = ProjectView), (status = 404), (status = 409), (status = 422, body = Invalid), (status = 401, description = "not logged in"), (status = 403, description = "not allowed for this role, or (a session) no CSRF token or another site"))
 )]
 pub async fn update(
     State(state): State<AppState>,
@@ -335,7 +335,7 @@ pub async fn update(
 }
 
 /// Remove a project (not while it runs).
-#[utoipa::path(delete, path = "/api/v1/projects/{id}", params(("id" = String, Path)), responses((status = 204), (status = 404), (status = 409)))]
+#[utoipa::path(delete, path = "/api/v1/projects/{id}", params(("id" = String, Path)), responses((status = 204), (status = 404), (status = 409), (status = 401, description = "not logged in"), (status = 403, description = "not allowed for this role, or (a session) no CSRF token or another site")))]
 pub async fn delete(
     State(state): State<AppState>,
     Operator(auth): Operator,
@@ -437,7 +437,7 @@ pub async fn start_project(state: &AppState, id: &str, by: &str) -> Result<RunSt
 }
 
 /// Start a project.
-#[utoipa::path(post, path = "/api/v1/projects/{id}/start", params(("id" = String, Path)), responses((status = 202, body = RunStarted), (status = 404), (status = 409), (status = 422)))]
+#[utoipa::path(post, path = "/api/v1/projects/{id}/start", params(("id" = String, Path)), responses((status = 202, body = RunStarted), (status = 404), (status = 409), (status = 422), (status = 401, description = "not logged in"), (status = 403, description = "not allowed for this role, or (a session) no CSRF token or another site")))]
 pub async fn start(
     State(state): State<AppState>,
     Operator(auth): Operator,
@@ -448,7 +448,7 @@ pub async fn start(
 }
 
 /// Stop a project: no more is read, what was read is processed and flushed.
-#[utoipa::path(post, path = "/api/v1/projects/{id}/stop", params(("id" = String, Path)), responses((status = 202, body = RunStarted), (status = 404), (status = 409)))]
+#[utoipa::path(post, path = "/api/v1/projects/{id}/stop", params(("id" = String, Path)), responses((status = 202, body = RunStarted), (status = 404), (status = 409), (status = 401, description = "not logged in"), (status = 403, description = "not allowed for this role, or (a session) no CSRF token or another site")))]
 pub async fn stop(
     State(state): State<AppState>,
     Operator(auth): Operator,
@@ -484,7 +484,7 @@ pub async fn stop(
 
 /// The live view of a project's latest run (counts, rates, rho, service times, latency,
 /// backlog, links, buffer, state).
-#[utoipa::path(get, path = "/api/v1/projects/{id}/view", params(("id" = String, Path)), responses((status = 200, body = Object), (status = 404)))]
+#[utoipa::path(get, path = "/api/v1/projects/{id}/view", params(("id" = String, Path)), responses((status = 200, body = Object), (status = 404), (status = 401, description = "not logged in"), (status = 403, description = "not allowed for this role, or (a session) no CSRF token or another site")))]
 pub async fn live(
     State(state): State<AppState>,
     _: Auth,
@@ -503,7 +503,7 @@ pub async fn live(
 /// The live view of a project's run as Server-Sent Events: `view` once a second (the same
 /// JSON as `/view`), `idle` while it has not run since the server started; the stream ends
 /// a second after the run does.
-#[utoipa::path(get, path = "/api/v1/projects/{id}/view/stream", params(("id" = String, Path)), responses((status = 200, content_type = "text/event-stream", body = String), (status = 404)))]
+#[utoipa::path(get, path = "/api/v1/projects/{id}/view/stream", params(("id" = String, Path)), responses((status = 200, content_type = "text/event-stream", body = String), (status = 404), (status = 401, description = "not logged in"), (status = 403, description = "not allowed for this role, or (a session) no CSRF token or another site")))]
 pub async fn live_stream(
     State(state): State<AppState>,
     _: Auth,
@@ -542,7 +542,7 @@ pub async fn live_stream(
 }
 
 /// The last dead letters of a project's run (at most 50; reasons, not data), oldest first.
-#[utoipa::path(get, path = "/api/v1/projects/{id}/dead-letters", params(("id" = String, Path)), responses((status = 200, body = Object), (status = 404)))]
+#[utoipa::path(get, path = "/api/v1/projects/{id}/dead-letters", params(("id" = String, Path)), responses((status = 200, body = Object), (status = 404), (status = 401, description = "not logged in"), (status = 403, description = "not allowed for this role, or (a session) no CSRF token or another site")))]
 pub async fn dead_letters(
     State(state): State<AppState>,
     _: Auth,
@@ -559,7 +559,7 @@ pub async fn dead_letters(
 }
 
 /// A project's runs, newest first.
-#[utoipa::path(get, path = "/api/v1/projects/{id}/runs", params(("id" = String, Path)), responses((status = 200, body = [RunRow]), (status = 404)))]
+#[utoipa::path(get, path = "/api/v1/projects/{id}/runs", params(("id" = String, Path)), responses((status = 200, body = [RunRow]), (status = 404), (status = 401, description = "not logged in"), (status = 403, description = "not allowed for this role, or (a session) no CSRF token or another site")))]
 pub async fn history(
     State(state): State<AppState>,
     _: Auth,

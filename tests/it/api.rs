@@ -1,0 +1,194 @@
+//! `streamprep serve` as a real server on a free port, fuzzed by schemathesis (PyPI, in the
+//! test script's venv) from its own OpenAPI document with an operator's API token: no answer
+//! is a 5xx and none breaks the document (status codes, content types, schemas).
+
+use std::io::{BufRead, Read, Write};
+use std::process::{Command, Stdio};
+
+use super::cli::bin;
+
+/// One HTTP/1.1 request; the status and the body.
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).expect("request");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("answer");
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
+}
+
+fn field(json: &str, key: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {key} in {json}"))
+        .to_string()
+}
+
+#[test]
+fn schemathesis_finds_no_server_error_and_no_answer_off_the_openapi_document() {
+    let venv = std::env::var("STREAMPREP_VENV").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/streamprep-venv",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    let st = format!("{venv}/bin/schemathesis");
+    assert!(
+        std::path::Path::new(&st).exists(),
+        "{st} is missing: run scripts/test.sh, which installs the pinned schemathesis into the venv"
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let admin_pw = "the admin's long password";
+    let mut child = bin()
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("store"))
+        .current_dir(dir.path())
+        .env("STREAMPREP_ADMIN_PASSWORD", admin_pw)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let mut err = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut addr = String::new();
+    for _ in 0..5 {
+        let mut line = String::new();
+        err.read_line(&mut line).expect("a line");
+        if let Some(a) = line.split("http://").nth(1) {
+            addr = a.split_whitespace().next().unwrap_or_default().to_string();
+            break;
+        }
+    }
+    assert!(!addr.is_empty(), "serve never said where it listens");
+    // an operator with an API token, made through the API by the admin
+    let (s, body) = http(
+        &addr,
+        "POST",
+        "/api/v1/login",
+        &[],
+        &format!(r#"{{"name": "admin", "password": "{admin_pw}"}}"#),
+    );
+    assert_eq!(s, 200, "{body}");
+    let admin = {
+        let (s, body) = http(&addr, "POST", "/api/v1/tokens", &[], r#"{"label": "x"}"#);
+        assert_eq!(s, 401, "a token needs a login: {body}");
+        // log in again to read the cookie from the raw answer
+        let mut c = std::net::TcpStream::connect(&addr).expect("connect");
+        let b = format!(r#"{{"name": "admin", "password": "{admin_pw}"}}"#);
+        write!(c, "POST /api/v1/login HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}", b.len()).expect("login");
+        let mut text = String::new();
+        c.read_to_string(&mut text).expect("answer");
+        let cookie = text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("set-cookie: ")
+                    .or_else(|| l.strip_prefix("Set-Cookie: "))
+            })
+            .and_then(|v| v.split(';').next())
+            .expect("a session cookie")
+            .to_string();
+        let csrf = field(text.split_once("\r\n\r\n").expect("body").1, "csrf");
+        (cookie, csrf)
+    };
+    let hdr = [
+        ("Cookie", admin.0.as_str()),
+        ("X-CSRF-Token", admin.1.as_str()),
+    ];
+    let (s, body) = http(
+        &addr,
+        "POST",
+        "/api/v1/users",
+        &hdr,
+        r#"{"name": "ops", "role": "operator", "password": "the operator's password"}"#,
+    );
+    assert_eq!(s, 201, "{body}");
+    let (s, body) = http(
+        &addr,
+        "POST",
+        "/api/v1/login",
+        &[],
+        r#"{"name": "ops", "password": "the operator's password"}"#,
+    );
+    assert_eq!(s, 200, "{body}");
+    let token = {
+        // the operator's own token, through a bearer-less session: log in and ask
+        let mut c = std::net::TcpStream::connect(&addr).expect("connect");
+        let b = r#"{"name": "ops", "password": "the operator's password"}"#;
+        write!(c, "POST /api/v1/login HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}", b.len()).expect("login");
+        let mut text = String::new();
+        c.read_to_string(&mut text).expect("answer");
+        let cookie = text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("set-cookie: ")
+                    .or_else(|| l.strip_prefix("Set-Cookie: "))
+            })
+            .and_then(|v| v.split(';').next())
+            .expect("a session cookie")
+            .to_string();
+        let csrf = field(text.split_once("\r\n\r\n").expect("body").1, "csrf");
+        let (s, body) = http(
+            &addr,
+            "POST",
+            "/api/v1/tokens",
+            &[("Cookie", &cookie), ("X-CSRF-Token", &csrf)],
+            r#"{"label": "schemathesis"}"#,
+        );
+        assert_eq!(s, 201, "{body}");
+        field(&body, "token")
+    };
+    let out = Command::new(&st)
+        .args(["run", &format!("http://{addr}/api/openapi.json")])
+        .args(["--header", &format!("Authorization: Bearer {token}")])
+        .args([
+            "--checks",
+            "all",
+            "--exclude-checks",
+            "positive_data_acceptance",
+        ])
+        .args(["--max-examples", "30", "--seed", "1"])
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("schemathesis");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let generated = text
+        .lines()
+        .find(|l| l.contains(" generated, "))
+        .unwrap_or("(no count)")
+        .trim()
+        .to_string();
+    eprintln!("schemathesis: {generated}");
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    assert!(
+        out.status.success(),
+        "schemathesis found failures:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(generated.contains("generated"), "{text}");
+}
