@@ -79,6 +79,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(create_token))
         .routes(routes!(list_users, add_user))
         .routes(routes!(delete_user))
+        .routes(routes!(audit))
         .routes(routes!(crate::projects::list, crate::projects::create))
         .routes(routes!(crate::projects::import))
         .routes(routes!(
@@ -584,6 +585,41 @@ async fn delete_user(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// One change in the audit log.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEntry {
+    /// Milliseconds since 1970.
+    pub at_ms: i64,
+    /// Who.
+    pub user: String,
+    /// What (`project.start`, `user.add`, `login`, ...).
+    pub action: String,
+    /// On what (a project id, a user name).
+    pub target: String,
+    /// More about it.
+    pub detail: String,
+}
+
+/// The audit log, newest first (the last 500 changes; admins).
+#[utoipa::path(get, path = "/api/v1/audit", responses((status = 200, body = [AuditEntry]), (status = 401, description = "not logged in"), (status = 403, description = "admins only")))]
+async fn audit(State(state): State<AppState>, _: Admin) -> Result<Json<Vec<AuditEntry>>, ApiError> {
+    Ok(Json(
+        state
+            .store
+            .audit_log(500)
+            .await?
+            .into_iter()
+            .map(|(at_ms, user, action, target, detail)| AuditEntry {
+                at_ms,
+                user,
+                action,
+                target,
+                detail,
+            })
+            .collect(),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1058,6 +1094,19 @@ mod tests {
         assert_eq!(s, StatusCode::CONFLICT);
         let (s, _) = call(&w, "DELETE", "/api/v1/users/viewer", "").await;
         assert_eq!(s, StatusCode::NO_CONTENT);
+        let (s, body) = call(&w, "GET", "/api/v1/audit", "").await;
+        assert_eq!(s, StatusCode::OK);
+        let log = json(&body);
+        let del = log
+            .as_array()
+            .expect("entries")
+            .iter()
+            .find(|e| e["action"] == "user.del")
+            .expect("the removal is audited");
+        assert_eq!(
+            (del["user"].as_str(), del["target"].as_str()),
+            (Some("admin"), Some("viewer"))
+        );
         let (s, _) = call(&w, "DELETE", "/api/v1/users/viewer", "").await;
         assert_eq!(s, StatusCode::NOT_FOUND);
         // the viewer's token died with it
