@@ -435,6 +435,9 @@ fn run_body(
         }
         if let Some(out) = p.output.take() {
             Stats::add(&stats.rows_out, out.rows as u64);
+            if encoding == Encoding::Ndjson {
+                stats.tap.offer(&out.encoded);
+            }
             if let Some(probe) = probe.as_mut() {
                 probe.before_sink(&out.batch);
             }

@@ -31,6 +31,98 @@ pub struct Stats {
     pub events: crate::events::Events,
     /// The source's and the broker's connections, as `(name, health)` (set by the run).
     pub links: std::sync::Mutex<Vec<(String, std::sync::Arc<streamprep_core::LinkHealth>)>>,
+    /// Output rows sampled for live charts, while someone listens.
+    pub tap: Tap,
+}
+
+/// Output rows a run samples per second, at most, for live charts (only NDJSON output).
+pub const TAP_ROWS_PER_S: u32 = 100;
+/// Sampled rows kept.
+pub const TAP_KEEP: usize = 2_000;
+
+/// Output rows sampled for live charts: nothing is done while nobody listens; with listeners,
+/// at most [`TAP_ROWS_PER_S`] rows a second are copied (the first rows of each message until
+/// the second's budget is spent), and the latest [`TAP_KEEP`] are kept, numbered.
+#[derive(Debug, Default)]
+pub struct Tap {
+    listeners: std::sync::atomic::AtomicUsize,
+    inner: std::sync::Mutex<TapInner>,
+}
+
+#[derive(Debug, Default)]
+struct TapInner {
+    rows: std::collections::VecDeque<(u64, String)>,
+    next: u64,
+    second: u64,
+    taken: u32,
+}
+
+/// A listener of a [`Tap`]; the tap stops sampling when the last one is dropped.
+#[derive(Debug)]
+pub struct TapGuard<'a>(&'a Tap);
+
+impl Drop for TapGuard<'_> {
+    fn drop(&mut self) {
+        self.0.listeners.fetch_sub(1, Relaxed);
+    }
+}
+
+impl Tap {
+    /// Start listening (sampling goes on while a guard lives).
+    pub fn listen(&self) -> TapGuard<'_> {
+        self.listeners.fetch_add(1, Relaxed);
+        TapGuard(self)
+    }
+
+    /// Count a listener that outlives a borrow (an SSE stream): call [`Tap::leave`] once done.
+    pub fn join(&self) {
+        self.listeners.fetch_add(1, Relaxed);
+    }
+
+    /// The end of a [`Tap::join`].
+    pub fn leave(&self) {
+        self.listeners.fetch_sub(1, Relaxed);
+    }
+
+    /// Offer a message's NDJSON output (cheap when nobody listens).
+    pub fn offer(&self, ndjson: &[u8]) {
+        if self.listeners.load(Relaxed) == 0 || ndjson.is_empty() {
+            return;
+        }
+        let second = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if g.second != second {
+            g.second = second;
+            g.taken = 0;
+        }
+        for line in ndjson.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            if g.taken >= TAP_ROWS_PER_S {
+                break;
+            }
+            g.taken += 1;
+            let n = g.next;
+            g.next += 1;
+            if g.rows.len() == TAP_KEEP {
+                g.rows.pop_front();
+            }
+            g.rows
+                .push_back((n, String::from_utf8_lossy(line).into_owned()));
+        }
+    }
+
+    /// The sampled rows numbered `from` or later, and the number to ask from next time.
+    pub fn since(&self, from: u64) -> (Vec<String>, u64) {
+        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let rows = g
+            .rows
+            .iter()
+            .filter(|(n, _)| *n >= from)
+            .map(|(_, r)| r.clone())
+            .collect();
+        (rows, g.next)
+    }
 }
 
 /// A connection's state in [`Figures`].
@@ -147,5 +239,30 @@ impl Stats {
 
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tap_samples_only_while_listened_to_and_at_most_its_rate() {
+        let tap = Tap::default();
+        let message: String = (0..300).map(|i| format!("{{\"a\":{i}}}\n")).collect();
+        tap.offer(message.as_bytes());
+        assert_eq!(tap.since(0).0.len(), 0, "nobody listens: nothing kept");
+        {
+            let _l = tap.listen();
+            tap.offer(message.as_bytes());
+            tap.offer(message.as_bytes());
+        }
+        let (rows, next) = tap.since(0);
+        // two messages in (almost surely) one second: the budget is the rate, once
+        assert!(rows.len() as u32 <= 2 * TAP_ROWS_PER_S && rows.len() as u32 >= TAP_ROWS_PER_S);
+        assert_eq!(rows[0], "{\"a\":0}");
+        assert_eq!(tap.since(next).0.len(), 0);
+        tap.offer(message.as_bytes());
+        assert_eq!(tap.since(next).0.len(), 0, "the listener left");
     }
 }

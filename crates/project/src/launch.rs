@@ -188,6 +188,13 @@ impl RunHandle {
         self.inner.stats.events.subscribe()
     }
 
+    /// The run's output rows sampled for live charts (at most
+    /// [`streamprep_engine::TAP_ROWS_PER_S`] a second, NDJSON output only; sampled only while
+    /// someone has joined the tap).
+    pub fn tap(&self) -> &streamprep_engine::Tap {
+        &self.inner.stats.tap
+    }
+
     /// The run's last dead letters (their reasons; the dead-letter output holds the data).
     pub fn dead_letters(&self) -> Vec<streamprep_engine::DeadLetterView> {
         self.inner.stats.events.last_dead_letters()

@@ -93,6 +93,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(crate::projects::live))
         .routes(routes!(crate::projects::live_stream))
         .routes(routes!(crate::projects::dead_letters))
+        .routes(routes!(crate::projects::rows_stream))
         .routes(routes!(crate::projects::history))
         .with_state(state)
         .split_for_parts();

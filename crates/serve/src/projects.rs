@@ -541,6 +541,59 @@ pub async fn live_stream(
         .into_response())
 }
 
+/// A listener of a run's sampled rows; leaves the tap when dropped (the client went away).
+struct Listening(RunHandle);
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        self.0.tap().leave();
+    }
+}
+
+/// The processed rows of a project's run as Server-Sent Events for live charts: once a second
+/// a `rows` event with the rows sampled since the last (at most 100 a second, so a browser is
+/// never flooded; NDJSON output only); the stream ends with the run.
+#[utoipa::path(get, path = "/api/v1/projects/{id}/rows/stream", params(("id" = String, Path)), responses((status = 200, content_type = "text/event-stream", body = String), (status = 401, description = "not logged in"), (status = 403, description = "not allowed"), (status = 404, description = "no such project, or it has not run")))]
+pub async fn rows_stream(
+    State(state): State<AppState>,
+    _: Auth,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    state.store.project(&id).await?;
+    let Some(c) = state.active.get(&id) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "the project has not run since the server started",
+        ));
+    };
+    c.handle.tap().join();
+    let from = c.handle.tap().since(u64::MAX).1;
+    let stream = futures_util::stream::unfold(
+        (Listening(c.handle.clone()), from, false),
+        |(listening, from, ended)| async move {
+            if ended {
+                return None;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            let (rows, next) = listening.0.tap().since(from);
+            let over = listening.0.state().is_over();
+            let rows: Vec<serde_json::Value> = rows
+                .iter()
+                .filter_map(|r| serde_json::from_str(r).ok())
+                .collect();
+            let event = Event::default().event("rows").json_data(rows).ok()?;
+            Some((
+                Ok::<_, std::convert::Infallible>(event),
+                (listening, next, over),
+            ))
+        },
+    );
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
 /// The last dead letters of a project's run (at most 50; reasons, not data), oldest first.
 #[utoipa::path(get, path = "/api/v1/projects/{id}/dead-letters", params(("id" = String, Path)), responses((status = 200, body = Object), (status = 404), (status = 401, description = "not logged in"), (status = 403, description = "not allowed for this role, or (a session) no CSRF token or another site")))]
 pub async fn dead_letters(
