@@ -40,6 +40,31 @@ fn http(
     (status, body)
 }
 
+/// Log in over a raw connection: the session cookie and the CSRF token.
+fn login(addr: &str, name: &str, password: &str) -> (String, String) {
+    let mut c = std::net::TcpStream::connect(addr).expect("connect");
+    let b = format!(r#"{{"name": "{name}", "password": "{password}"}}"#);
+    write!(
+        c,
+        "POST /api/v1/login HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
+        b.len()
+    )
+    .expect("login");
+    let mut text = String::new();
+    c.read_to_string(&mut text).expect("answer");
+    let cookie = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("set-cookie: ")
+                .or_else(|| l.strip_prefix("Set-Cookie: "))
+        })
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_else(|| panic!("no session cookie in {text}"))
+        .to_string();
+    let csrf = field(text.split_once("\r\n\r\n").expect("body").1, "csrf");
+    (cookie, csrf)
+}
+
 fn field(json: &str, key: &str) -> String {
     let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
     v[key]
@@ -91,27 +116,9 @@ fn schemathesis_finds_no_server_error_and_no_answer_off_the_openapi_document() {
         &format!(r#"{{"name": "admin", "password": "{admin_pw}"}}"#),
     );
     assert_eq!(s, 200, "{body}");
-    let admin = {
-        let (s, body) = http(&addr, "POST", "/api/v1/tokens", &[], r#"{"label": "x"}"#);
-        assert_eq!(s, 401, "a token needs a login: {body}");
-        // log in again to read the cookie from the raw answer
-        let mut c = std::net::TcpStream::connect(&addr).expect("connect");
-        let b = format!(r#"{{"name": "admin", "password": "{admin_pw}"}}"#);
-        write!(c, "POST /api/v1/login HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}", b.len()).expect("login");
-        let mut text = String::new();
-        c.read_to_string(&mut text).expect("answer");
-        let cookie = text
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("set-cookie: ")
-                    .or_else(|| l.strip_prefix("Set-Cookie: "))
-            })
-            .and_then(|v| v.split(';').next())
-            .expect("a session cookie")
-            .to_string();
-        let csrf = field(text.split_once("\r\n\r\n").expect("body").1, "csrf");
-        (cookie, csrf)
-    };
+    let (s, body) = http(&addr, "POST", "/api/v1/tokens", &[], r#"{"label": "x"}"#);
+    assert_eq!(s, 401, "a token needs a login: {body}");
+    let admin = login(&addr, "admin", admin_pw);
     let hdr = [
         ("Cookie", admin.0.as_str()),
         ("X-CSRF-Token", admin.1.as_str()),
@@ -132,33 +139,16 @@ fn schemathesis_finds_no_server_error_and_no_answer_off_the_openapi_document() {
         r#"{"name": "ops", "password": "the operator's password"}"#,
     );
     assert_eq!(s, 200, "{body}");
-    let token = {
-        // the operator's own token, through a bearer-less session: log in and ask
-        let mut c = std::net::TcpStream::connect(&addr).expect("connect");
-        let b = r#"{"name": "ops", "password": "the operator's password"}"#;
-        write!(c, "POST /api/v1/login HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}", b.len()).expect("login");
-        let mut text = String::new();
-        c.read_to_string(&mut text).expect("answer");
-        let cookie = text
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("set-cookie: ")
-                    .or_else(|| l.strip_prefix("Set-Cookie: "))
-            })
-            .and_then(|v| v.split(';').next())
-            .expect("a session cookie")
-            .to_string();
-        let csrf = field(text.split_once("\r\n\r\n").expect("body").1, "csrf");
-        let (s, body) = http(
-            &addr,
-            "POST",
-            "/api/v1/tokens",
-            &[("Cookie", &cookie), ("X-CSRF-Token", &csrf)],
-            r#"{"label": "schemathesis"}"#,
-        );
-        assert_eq!(s, 201, "{body}");
-        field(&body, "token")
-    };
+    let (cookie, csrf) = login(&addr, "ops", "the operator's password");
+    let (s, body) = http(
+        &addr,
+        "POST",
+        "/api/v1/tokens",
+        &[("Cookie", &cookie), ("X-CSRF-Token", &csrf)],
+        r#"{"label": "schemathesis"}"#,
+    );
+    assert_eq!(s, 201, "{body}");
+    let token = field(&body, "token");
     let out = Command::new(&st)
         .args(["run", &format!("http://{addr}/api/openapi.json")])
         .args(["--header", &format!("Authorization: Bearer {token}")])

@@ -146,9 +146,8 @@ impl Auth {
 }
 
 /// The session id in the request's cookies.
-pub fn session_cookie(parts: &Parts) -> Option<String> {
-    parts
-        .headers
+pub fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -212,7 +211,7 @@ impl FromRequestParts<AppState> for Auth {
                 via: Via::Token,
             });
         }
-        let id = session_cookie(parts).ok_or_else(login)?;
+        let id = session_cookie(&parts.headers).ok_or_else(login)?;
         let (user, csrf) = state
             .store
             .session(&id, (state.clock)())

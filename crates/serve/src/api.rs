@@ -388,15 +388,7 @@ async fn login(
     };
     state.throttle.succeed(&c.name);
     // a session id sent with the login is dropped: the id changes at every login
-    if let Some(old) = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
-        .map(|(_, v)| v.to_string())
-    {
+    if let Some(old) = crate::access::session_cookie(&headers) {
         state.store.delete_session(&old).await?;
     }
     let (id, csrf) = state.store.create_session(&user, now).await?;

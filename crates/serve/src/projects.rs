@@ -129,6 +129,16 @@ fn invalid_response(e: SpecError) -> Response {
         .into_response()
 }
 
+/// A spec from a request's body (JSON or TOML).
+fn parse_body(
+    body: &Bytes,
+    parse: fn(&str) -> Result<ProjectSpec, SpecError>,
+) -> Result<ProjectSpec, SpecError> {
+    std::str::from_utf8(body)
+        .map_err(|_| SpecError::field("project", "the body is not UTF-8"))
+        .and_then(parse)
+}
+
 /// A spec from a request: JSON, checked field by field, with a name.
 fn checked(spec: ProjectSpec) -> Result<ProjectSpec, SpecError> {
     let mut errors = match spec.resolve() {
@@ -233,10 +243,7 @@ pub async fn create(
     Operator(auth): Operator,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let spec = match std::str::from_utf8(&body)
-        .map_err(|_| SpecError::field("project", "the body is not UTF-8"))
-        .and_then(ProjectSpec::from_json)
-    {
+    let spec = match parse_body(&body, ProjectSpec::from_json) {
         Ok(s) => s,
         Err(e) => return Ok(invalid_response(e)),
     };
@@ -255,10 +262,7 @@ pub async fn import(
     Operator(auth): Operator,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let spec = match std::str::from_utf8(&body)
-        .map_err(|_| SpecError::field("project", "the body is not UTF-8"))
-        .and_then(ProjectSpec::from_toml)
-    {
+    let spec = match parse_body(&body, ProjectSpec::from_toml) {
         Ok(s) => s,
         Err(e) => return Ok(invalid_response(e)),
     };
@@ -307,10 +311,7 @@ pub async fn update(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let old = state.store.project(&id).await?;
-    let mut spec = match std::str::from_utf8(&body)
-        .map_err(|_| SpecError::field("project", "the body is not UTF-8"))
-        .and_then(ProjectSpec::from_json)
-    {
+    let mut spec = match parse_body(&body, ProjectSpec::from_json) {
         Ok(s) => s,
         Err(e) => return Ok(invalid_response(e)),
     };
@@ -482,6 +483,17 @@ pub async fn stop(
         .into_response())
 }
 
+/// A project's latest run in this server's life.
+async fn latest_run(state: &AppState, id: &str) -> Result<Current, ApiError> {
+    state.store.project(id).await?;
+    state.active.get(id).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "the project has not run since the server started",
+        )
+    })
+}
+
 /// The live view of a project's latest run (counts, rates, rho, service times, latency,
 /// backlog, links, buffer, state).
 #[utoipa::path(get, path = "/api/v1/projects/{id}/view", params(("id" = String, Path)), responses((status = 200, body = Object), (status = 404), (status = 401, description = "not logged in"), (status = 403, description = "not allowed for this role, or (a session) no CSRF token or another site")))]
@@ -490,13 +502,7 @@ pub async fn live(
     _: Auth,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    state.store.project(&id).await?;
-    let Some(c) = state.active.get(&id) else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "the project has not run since the server started",
-        ));
-    };
+    let c = latest_run(&state, &id).await?;
     Ok(Json(c.handle.view()).into_response())
 }
 
@@ -560,13 +566,7 @@ pub async fn rows_stream(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     use axum::response::sse::{Event, KeepAlive, Sse};
-    state.store.project(&id).await?;
-    let Some(c) = state.active.get(&id) else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "the project has not run since the server started",
-        ));
-    };
+    let c = latest_run(&state, &id).await?;
     c.handle.tap().join();
     let from = c.handle.tap().since(u64::MAX).1;
     let stream = futures_util::stream::unfold(
@@ -601,13 +601,7 @@ pub async fn dead_letters(
     _: Auth,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    state.store.project(&id).await?;
-    let Some(c) = state.active.get(&id) else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "the project has not run since the server started",
-        ));
-    };
+    let c = latest_run(&state, &id).await?;
     Ok(Json(c.handle.dead_letters()).into_response())
 }
 
