@@ -3,14 +3,12 @@
 //! service), and recommend the setting with the lowest latency that keeps `rho` under the
 //! target.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
-use serde_json::json;
-use streamprep_engine::capacity::{predict_busy, Prediction};
+use anyhow::Context;
+use streamprep_engine::planner::{self, parse_profile, PlanRequest, PlanRow};
 
 #[derive(clap::Args)]
 pub struct PlanArgs {
@@ -46,14 +44,6 @@ pub struct PlanArgs {
     json: bool,
 }
 
-/// One evaluated setting.
-struct Row {
-    method: &'static str,
-    measured_with: String,
-    p: Prediction,
-    fits: bool,
-}
-
 pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(
         args.arrival_rate.is_finite() && args.arrival_rate > 0.0,
@@ -69,94 +59,30 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
     let cores = args
         .cores
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let pool_max = cores.saturating_sub(1).max(1);
-    let profile = read_profile(&args.profile)?;
-    let counts: Vec<usize> = match (args.method.as_deref(), args.workers, args.max_workers) {
-        (Some("inline"), _, _) => vec![1],
-        (_, Some(c), _) => vec![c],
-        (_, None, m) => (1..=m.unwrap_or(8)).collect(),
+    let text = std::fs::read_to_string(&args.profile)
+        .with_context(|| format!("--profile: reading {}", args.profile.display()))?;
+    let profile = parse_profile(&text)
+        .map_err(|e| anyhow::anyhow!("--profile: {}: {e}", args.profile.display()))?;
+    let req = PlanRequest {
+        arrival_rate: args.arrival_rate,
+        target_rho: args.target_rho,
+        max_latency_ms: args.max_latency,
+        cores,
+        method: args.method.clone(),
+        workers: args.workers,
+        max_workers: args.max_workers,
     };
-    let mut rows = Vec::new();
-    for (&b, by_method) in &profile {
-        for &c in &counts {
-            let method = match args.method.as_deref() {
-                Some("inline") => "inline",
-                Some("pool") => "pool",
-                Some(_) => "queue",
-                None if c <= pool_max => "pool",
-                None => "queue",
-            };
-            // the service time measured with the method the setting would use, else inline's
-            let (measured_with, t) = [method, "inline", "pool", "queue"]
-                .iter()
-                .find_map(|m| by_method.get(*m).map(|t| (m.to_string(), *t)))
-                .expect("every buffer has a measurement");
-            let p = predict_busy(
-                args.arrival_rate,
-                b,
-                c,
-                t.service_us / 1e6,
-                t.busy_us.unwrap_or(t.service_us) / 1e6,
-            );
-            let fits = p.rho < args.target_rho
-                && args.max_latency.is_none_or(|ms| p.latency_s * 1e3 <= ms);
-            rows.push(Row {
-                method,
-                measured_with,
-                p,
-                fits,
-            });
-        }
-    }
-    // lowest latency, then fewest workers
-    let best = rows.iter().filter(|r| r.fits).min_by(|x, y| {
-        x.p.latency_s
-            .total_cmp(&y.p.latency_s)
-            .then(x.p.workers.cmp(&y.p.workers))
-    });
+    let plan = planner::plan(&profile, &req).map_err(anyhow::Error::msg)?;
     if args.json {
-        let setting = |r: &Row| {
-            json!({
-                "buffer": r.p.buffer,
-                "workers": r.p.workers,
-                "method": r.method,
-                "service_time_from": r.measured_with,
-                "service_ms": r.p.service_s * 1e3,
-                "busy_ms": r.p.busy_s * 1e3,
-                "rho": r.p.rho,
-                "stable": r.p.stable(),
-                "fill_ms": r.p.fill_s * 1e3,
-                "wait_ms": finite(r.p.wait_s * 1e3),
-                "latency_ms": finite(r.p.latency_s * 1e3),
-                "max_rate_rows_per_s": r.p.max_rate,
-                "rate_at_target_rows_per_s": r.p.max_rate * args.target_rho,
-                "meets_target": r.fits,
-            })
-        };
-        let out = json!({
-            "arrival_rate_rows_per_s": args.arrival_rate,
-            "target_rho": args.target_rho,
-            "max_latency_ms": args.max_latency,
-            "cores": cores,
-            "settings": rows.iter().map(setting).collect::<Vec<_>>(),
-            "recommendation": best.map(setting),
-        });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        println!("{}", serde_json::to_string_pretty(&plan.to_json())?);
     } else {
-        print!("{}", table(&args, cores, &rows, best));
+        let best = plan.best.map(|i| &plan.rows[i]);
+        print!("{}", table(&args, cores, &plan.rows, best));
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn finite(x: f64) -> serde_json::Value {
-    if x.is_finite() {
-        json!(x)
-    } else {
-        serde_json::Value::Null
-    }
-}
-
-fn table(args: &PlanArgs, cores: usize, rows: &[Row], best: Option<&Row>) -> String {
+fn table(args: &PlanArgs, cores: usize, rows: &[PlanRow], best: Option<&PlanRow>) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -257,78 +183,4 @@ fn ms(s: f64) -> String {
     } else {
         "inf".into()
     }
-}
-
-/// The mean times of one (buffer, method) in a profile, µs.
-#[derive(Debug, Clone, Copy, Default)]
-struct Times {
-    /// The chain's service time, from hand-over to result (stage `chain`).
-    service_us: f64,
-    /// The part that kept a worker busy (stage `busy`; profiles before it had none).
-    busy_us: Option<f64>,
-}
-
-/// buffer -> method -> mean times of the chain, from `profile`'s CSV.
-fn read_profile(path: &PathBuf) -> anyhow::Result<BTreeMap<usize, BTreeMap<String, Times>>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("--profile: reading {}", path.display()))?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
-    let col = |name: &str| {
-        header.iter().position(|h| *h == name).with_context(|| {
-            format!(
-                "--profile: {} has no '{name}' column; is it a CSV from `streamprep profile`?",
-                path.display()
-            )
-        })
-    };
-    let (m, b, st, mean) = (
-        col("method")?,
-        col("buffer")?,
-        col("stage")?,
-        col("mean_us")?,
-    );
-    let mut out: BTreeMap<usize, BTreeMap<String, Times>> = BTreeMap::new();
-    for (i, line) in lines.enumerate() {
-        let f: Vec<&str> = line.split(',').collect();
-        let field = |k: usize| {
-            f.get(k)
-                .copied()
-                .with_context(|| format!("--profile: line {} is short", i + 2))
-        };
-        let stage = field(st)?;
-        if stage != "chain" && stage != "busy" {
-            continue;
-        }
-        let buffer: usize = field(b)?
-            .parse()
-            .with_context(|| format!("--profile: line {}: buffer", i + 2))?;
-        let us: f64 = field(mean)?
-            .parse()
-            .with_context(|| format!("--profile: line {}: mean_us", i + 2))?;
-        if !(us.is_finite() && us > 0.0) || buffer == 0 {
-            bail!("--profile: line {}: not a measurement", i + 2);
-        }
-        let t = out
-            .entry(buffer)
-            .or_default()
-            .entry(field(m)?.to_string())
-            .or_default();
-        if stage == "chain" {
-            t.service_us = us;
-        } else {
-            t.busy_us = Some(us);
-        }
-    }
-    // a method measured with a busy time but no chain line is not a measurement
-    out.retain(|_, by_method| {
-        by_method.retain(|_, t| t.service_us > 0.0);
-        !by_method.is_empty()
-    });
-    anyhow::ensure!(
-        !out.is_empty(),
-        "--profile: {} holds no chain measurements",
-        path.display()
-    );
-    Ok(out)
 }

@@ -13,6 +13,7 @@ pub mod latency;
 pub mod metrics;
 mod monitor;
 pub mod pipeline;
+pub mod planner;
 pub mod profile;
 mod shed;
 pub mod stats;

@@ -80,6 +80,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(list_users, add_user))
         .routes(routes!(delete_user))
         .routes(routes!(audit))
+        .routes(routes!(plan))
         .routes(routes!(crate::projects::list, crate::projects::create))
         .routes(routes!(crate::projects::import))
         .routes(routes!(
@@ -613,6 +614,61 @@ async fn audit(State(state): State<AppState>, _: Admin) -> Result<Json<Vec<Audit
     ))
 }
 
+/// A planning request: a profile and the load to plan for.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+pub struct PlanBody {
+    /// The CSV `streamprep profile` wrote (method, buffer, stage, ..., mean_us, ...).
+    pub profile_csv: String,
+    /// Rows a second the pipeline must take.
+    pub arrival_rate: f64,
+    /// Keep the utilisation under this (default 0.7).
+    pub target_rho: Option<f64>,
+    /// Only settings whose predicted latency is under this many milliseconds.
+    pub max_latency_ms: Option<f64>,
+    /// Cores of the host (default: this server's).
+    pub cores: Option<usize>,
+    /// Evaluate this method only: inline, pool or queue.
+    pub method: Option<String>,
+    /// Exactly this many workers.
+    pub workers: Option<usize>,
+    /// Consider 1 up to this many workers (default 8).
+    pub max_workers: Option<usize>,
+}
+
+/// The planner: each buffer size and worker count's predicted utilisation and latency at the
+/// arrival rate (queueing theory over the measured service times), and the recommendation.
+#[utoipa::path(
+    post,
+    path = "/api/v1/plan",
+    request_body = PlanBody,
+    responses(
+        (status = 200, body = Object, description = "settings and the recommendation, as `streamprep plan --json`"),
+        (status = 401, description = "not logged in"),
+        (status = 403, description = "not allowed for this role, or (a session) no CSRF token or another site"),
+        (status = 422, description = "the profile or the request cannot be planned from")
+    )
+)]
+async fn plan(_: Operator, JsonBody(b): JsonBody<PlanBody>) -> Result<Response, ApiError> {
+    use streamprep_engine::planner;
+    let bad = |e: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e);
+    let profile =
+        planner::parse_profile(&b.profile_csv).map_err(|e| bad(format!("profile_csv: {e}")))?;
+    let req = planner::PlanRequest {
+        arrival_rate: b.arrival_rate,
+        target_rho: b.target_rho.unwrap_or(0.7),
+        max_latency_ms: b.max_latency_ms,
+        cores: b
+            .cores
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .clamp(1, 4096),
+        method: b.method,
+        workers: b.workers,
+        max_workers: b.max_workers,
+    };
+    let plan = planner::plan(&profile, &req).map_err(bad)?;
+    Ok(Json(plan.to_json()).into_response())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -788,6 +844,29 @@ mod tests {
         }
         let (s, _) = call(&w, "GET", "/nope", "").await;
         assert_eq!(s, StatusCode::NOT_FOUND);
+        let profile = "method,buffer,stage,count,mean_us\ninline,100,chain,10,2000\n";
+        let (s, body) = call(
+            &w,
+            "POST",
+            "/api/v1/plan",
+            &serde_json::json!({"profile_csv": profile, "arrival_rate": 20000, "cores": 4})
+                .to_string(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        let plan = json(&body);
+        // 200 messages/s of 2 ms: rho 0.4 on one worker, the recommendation under 0.7
+        assert!((plan["settings"][0]["rho"].as_f64().expect("rho") - 0.4).abs() < 1e-9);
+        assert!(plan["recommendation"]["rho"].as_f64().expect("rho") < 0.7);
+        let (s, body) = call(
+            &w,
+            "POST",
+            "/api/v1/plan",
+            r#"{"profile_csv": "x", "arrival_rate": 1}"#,
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(body.contains("profile_csv"), "{body}");
         let (s, body) = call(&w, "GET", "/metrics", "").await;
         assert_eq!(s, StatusCode::OK);
         assert!(body.contains("streamprep_cores_busy"), "{body}");

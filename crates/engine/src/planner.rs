@@ -1,0 +1,307 @@
+//! The planner: from a profile (the chain's measured service time at several buffer sizes, per
+//! method) and an arrival rate, predict each (buffer, workers, method)'s utilisation and
+//! latency with [`crate::capacity`], and recommend the setting with the lowest latency that
+//! keeps rho under the target. `streamprep plan` and the web server's planner both use it.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use crate::capacity::{predict_busy, Prediction};
+
+/// The mean times of one (buffer, method) in a profile, µs.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Times {
+    /// The chain's service time, from hand-over to result (stage `chain`).
+    pub service_us: f64,
+    /// The part that kept a worker busy (stage `busy`; profiles before it had none).
+    pub busy_us: Option<f64>,
+}
+
+/// buffer -> method -> mean times.
+pub type Profile = BTreeMap<usize, BTreeMap<String, Times>>;
+
+/// A profile from `streamprep profile`'s CSV (`method,buffer,stage,...,mean_us,...`).
+pub fn parse_profile(text: &str) -> Result<Profile, String> {
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .ok_or_else(|| format!("no '{name}' column; is it a CSV from `streamprep profile`?"))
+    };
+    let (m, b, st, mean) = (
+        col("method")?,
+        col("buffer")?,
+        col("stage")?,
+        col("mean_us")?,
+    );
+    let mut out: Profile = BTreeMap::new();
+    for (i, line) in lines.enumerate() {
+        let f: Vec<&str> = line.split(',').collect();
+        let field = |k: usize| {
+            f.get(k)
+                .copied()
+                .ok_or_else(|| format!("line {} is short", i + 2))
+        };
+        let stage = field(st)?;
+        if stage != "chain" && stage != "busy" {
+            continue;
+        }
+        let buffer: usize = field(b)?
+            .parse()
+            .map_err(|_| format!("line {}: buffer", i + 2))?;
+        let us: f64 = field(mean)?
+            .parse()
+            .map_err(|_| format!("line {}: mean_us", i + 2))?;
+        if !(us.is_finite() && us > 0.0) || buffer == 0 {
+            return Err(format!("line {}: not a measurement", i + 2));
+        }
+        let t = out
+            .entry(buffer)
+            .or_default()
+            .entry(field(m)?.to_string())
+            .or_default();
+        if stage == "chain" {
+            t.service_us = us;
+        } else {
+            t.busy_us = Some(us);
+        }
+    }
+    // a method measured with a busy time but no chain line is not a measurement
+    out.retain(|_, by_method| {
+        by_method.retain(|_, t| t.service_us > 0.0);
+        !by_method.is_empty()
+    });
+    if out.is_empty() {
+        return Err("it holds no chain measurements".into());
+    }
+    Ok(out)
+}
+
+/// What to plan for.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct PlanRequest {
+    /// Rows a second the pipeline must take.
+    pub arrival_rate: f64,
+    /// Keep the utilisation under this (default 0.7).
+    #[serde(default = "default_target")]
+    pub target_rho: f64,
+    /// Only settings whose predicted latency is under this many milliseconds.
+    #[serde(default)]
+    pub max_latency_ms: Option<f64>,
+    /// Cores of the host the pool would run on (the pool takes at most cores - 1 workers).
+    pub cores: usize,
+    /// Evaluate this method only (`inline`, `pool`, `queue`).
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Exactly this many workers.
+    #[serde(default)]
+    pub workers: Option<usize>,
+    /// Consider 1 up to this many workers (default 8).
+    #[serde(default)]
+    pub max_workers: Option<usize>,
+}
+
+fn default_target() -> f64 {
+    0.7
+}
+
+/// One evaluated setting.
+#[derive(Debug, Clone)]
+pub struct PlanRow {
+    /// `inline`, `pool` or `queue`.
+    pub method: &'static str,
+    /// The method whose measured service time was used.
+    pub measured_with: String,
+    /// The prediction.
+    pub p: Prediction,
+    /// Under the target rho (and the latency limit).
+    pub fits: bool,
+}
+
+/// Every setting, and the index of the recommended one.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// What was asked.
+    pub request: PlanRequest,
+    /// Each (buffer, workers).
+    pub rows: Vec<PlanRow>,
+    /// The lowest latency under the target, then the fewest workers.
+    pub best: Option<usize>,
+}
+
+/// Plan for `req` from `profile`.
+pub fn plan(profile: &Profile, req: &PlanRequest) -> Result<Plan, String> {
+    if !(req.arrival_rate.is_finite() && req.arrival_rate > 0.0) {
+        return Err("arrival_rate must be a positive number of rows a second".into());
+    }
+    if !(req.target_rho > 0.0 && req.target_rho < 1.0) {
+        return Err("target_rho must be between 0 and 1 (a utilisation)".into());
+    }
+    if let Some(w) = req.workers.or(req.max_workers) {
+        if !(1..=crate::pipeline::MAX_WORKERS).contains(&w) {
+            return Err(format!(
+                "the number of workers must be 1 to {}",
+                crate::pipeline::MAX_WORKERS
+            ));
+        }
+    }
+    if let Some(m) = &req.method {
+        if !matches!(m.as_str(), "inline" | "pool" | "queue") {
+            return Err(format!("method '{m}': inline, pool or queue"));
+        }
+    }
+    let pool_max = req.cores.saturating_sub(1).max(1);
+    let counts: Vec<usize> = match (req.method.as_deref(), req.workers, req.max_workers) {
+        (Some("inline"), _, _) => vec![1],
+        (_, Some(c), _) => vec![c],
+        (_, None, m) => (1..=m.unwrap_or(8)).collect(),
+    };
+    let mut rows = Vec::new();
+    for (&b, by_method) in profile {
+        for &c in &counts {
+            let method = match req.method.as_deref() {
+                Some("inline") => "inline",
+                Some("pool") => "pool",
+                Some(_) => "queue",
+                None if c <= pool_max => "pool",
+                None => "queue",
+            };
+            // the service time measured with the method the setting would use, else another's
+            let Some((measured_with, t)) = [method, "inline", "pool", "queue"]
+                .iter()
+                .find_map(|m| by_method.get(*m).map(|t| (m.to_string(), *t)))
+            else {
+                continue;
+            };
+            let p = predict_busy(
+                req.arrival_rate,
+                b,
+                c,
+                t.service_us / 1e6,
+                t.busy_us.unwrap_or(t.service_us) / 1e6,
+            );
+            let fits = p.rho < req.target_rho
+                && req.max_latency_ms.is_none_or(|ms| p.latency_s * 1e3 <= ms);
+            rows.push(PlanRow {
+                method,
+                measured_with,
+                p,
+                fits,
+            });
+        }
+    }
+    let best = rows
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.fits)
+        .min_by(|(_, x), (_, y)| {
+            x.p.latency_s
+                .total_cmp(&y.p.latency_s)
+                .then(x.p.workers.cmp(&y.p.workers))
+        })
+        .map(|(i, _)| i);
+    Ok(Plan {
+        request: req.clone(),
+        rows,
+        best,
+    })
+}
+
+fn finite(x: f64) -> serde_json::Value {
+    if x.is_finite() {
+        json!(x)
+    } else {
+        serde_json::Value::Null
+    }
+}
+
+impl Plan {
+    /// The plan as JSON (what `streamprep plan --json` prints and the API answers).
+    pub fn to_json(&self) -> serde_json::Value {
+        let target = self.request.target_rho;
+        let setting = |r: &PlanRow| {
+            json!({
+                "buffer": r.p.buffer,
+                "workers": r.p.workers,
+                "method": r.method,
+                "service_time_from": r.measured_with,
+                "service_ms": r.p.service_s * 1e3,
+                "busy_ms": r.p.busy_s * 1e3,
+                "rho": r.p.rho,
+                "stable": r.p.stable(),
+                "fill_ms": r.p.fill_s * 1e3,
+                "wait_ms": finite(r.p.wait_s * 1e3),
+                "latency_ms": finite(r.p.latency_s * 1e3),
+                "max_rate_rows_per_s": r.p.max_rate,
+                "rate_at_target_rows_per_s": r.p.max_rate * target,
+                "meets_target": r.fits,
+            })
+        };
+        json!({
+            "arrival_rate_rows_per_s": self.request.arrival_rate,
+            "target_rho": target,
+            "max_latency_ms": self.request.max_latency_ms,
+            "cores": self.request.cores,
+            "settings": self.rows.iter().map(setting).collect::<Vec<_>>(),
+            "recommendation": self.best.map(|i| setting(&self.rows[i])),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROFILE: &str = "method,buffer,stage,count,mean_us,p50_us,p99_us\n\
+        inline,10,chain,100,1000,1000,1000\n\
+        inline,100,chain,100,5000,5000,5000\n\
+        pool,100,chain,100,5200,5200,5200\n\
+        pool,100,busy,100,5000,5000,5000\n";
+
+    #[test]
+    fn a_profile_plans_every_setting_and_recommends_the_fastest_under_the_target() {
+        let p = parse_profile(PROFILE).expect("profile");
+        assert_eq!(p.len(), 2);
+        let req = PlanRequest {
+            arrival_rate: 10_000.0,
+            target_rho: 0.7,
+            max_latency_ms: None,
+            cores: 4,
+            method: None,
+            workers: None,
+            max_workers: Some(4),
+        };
+        let plan = plan(&p, &req).expect("plan");
+        assert_eq!(plan.rows.len(), 8);
+        let best = &plan.rows[plan.best.expect("a recommendation")];
+        assert!(best.fits && best.p.rho < 0.7);
+        // 10,000 rows/s of 10-row messages of 1 ms each: rho 1 per worker
+        let one = plan
+            .rows
+            .iter()
+            .find(|r| r.p.buffer == 10 && r.p.workers == 1)
+            .expect("row");
+        assert!((one.p.rho - 1.0).abs() < 1e-9 && !one.p.stable());
+        let j = plan.to_json();
+        assert_eq!(j["settings"].as_array().expect("settings").len(), 8);
+        assert!(j["recommendation"]["rho"].as_f64().expect("rho") < 0.7);
+        assert!(parse_profile("a,b\n1,2\n").is_err());
+        assert!(plan_err(&p, 0.0).contains("arrival_rate"));
+    }
+
+    fn plan_err(p: &Profile, rate: f64) -> String {
+        let req = PlanRequest {
+            arrival_rate: rate,
+            target_rho: 0.7,
+            max_latency_ms: None,
+            cores: 2,
+            method: None,
+            workers: None,
+            max_workers: None,
+        };
+        plan(p, &req).err().unwrap_or_default()
+    }
+}
