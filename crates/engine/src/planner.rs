@@ -210,6 +210,103 @@ pub fn plan(profile: &Profile, req: &PlanRequest) -> Result<Plan, String> {
     })
 }
 
+/// The service times of `method` at `buffer`, interpolated linearly between the measured
+/// buffers (the line through the two nearest beyond them; S(b) = s0 + s1 b is what the paper
+/// and the adaptive buffer find). Falls back to another method's times when `method` was not
+/// measured; returns that method's name with the times.
+pub fn times_at(profile: &Profile, method: &str, buffer: usize) -> Option<(String, Times)> {
+    let with = [method, "inline", "pool", "queue"]
+        .into_iter()
+        .find(|m| profile.values().any(|by| by.contains_key(*m)))?;
+    let points: Vec<(f64, Times)> = profile
+        .iter()
+        .filter_map(|(b, by)| by.get(with).map(|t| (*b as f64, *t)))
+        .collect();
+    let b = buffer as f64;
+    let (lo, hi) = match points.len() {
+        0 => return None,
+        1 => return Some((with.to_string(), points[0].1)),
+        n => {
+            let i = points
+                .iter()
+                .position(|(pb, _)| *pb >= b)
+                .unwrap_or(n - 1)
+                .clamp(1, n - 1);
+            (points[i - 1], points[i])
+        }
+    };
+    let f = (b - lo.0) / (hi.0 - lo.0);
+    let lerp = |x: f64, y: f64| (x + f * (y - x)).max(1.0);
+    let busy = match (lo.1.busy_us, hi.1.busy_us) {
+        (Some(x), Some(y)) => Some(lerp(x, y)),
+        _ => None,
+    };
+    Some((
+        with.to_string(),
+        Times {
+            service_us: lerp(lo.1.service_us, hi.1.service_us),
+            busy_us: busy,
+        },
+    ))
+}
+
+/// The planner's verdict on one setting at an arrival rate.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Verdict {
+    /// Predicted utilisation.
+    pub rho: f64,
+    /// Predicted mean latency of a row, ms (none when unstable).
+    pub latency_ms: Option<f64>,
+    /// rho < 1: the backlog stays bounded.
+    pub stable: bool,
+    /// The most rows a second this setting takes (rho = 1).
+    pub max_rate_rows_per_s: f64,
+    /// The method whose measurements were used.
+    pub measured_with: String,
+    /// What to do about it, when rho is high.
+    pub warning: Option<String>,
+}
+
+/// The verdict on `buffer` rows a message, `workers` workers of `method`, at `rate` rows/s.
+pub fn verdict(
+    profile: &Profile,
+    rate: f64,
+    buffer: usize,
+    workers: usize,
+    method: &str,
+) -> Option<Verdict> {
+    let (with, t) = times_at(profile, method, buffer)?;
+    let p = predict_busy(
+        rate,
+        buffer,
+        workers,
+        t.service_us / 1e6,
+        t.busy_us.unwrap_or(t.service_us) / 1e6,
+    );
+    let warning = if !p.stable() {
+        Some(format!(
+            "rho {:.2} >= 1: at {rate} rows/s the backlog grows without bound; this setting \
+             takes at most {:.0} rows/s: more workers or a larger buffer (POST /api/v1/plan)",
+            p.rho, p.max_rate
+        ))
+    } else if p.rho >= 0.7 {
+        Some(format!(
+            "rho {:.2}: little room for bursts (0.7 is the usual target)",
+            p.rho
+        ))
+    } else {
+        None
+    };
+    Some(Verdict {
+        rho: p.rho,
+        latency_ms: p.latency_s.is_finite().then_some(p.latency_s * 1e3),
+        stable: p.stable(),
+        max_rate_rows_per_s: p.max_rate,
+        measured_with: with,
+        warning,
+    })
+}
+
 fn finite(x: f64) -> serde_json::Value {
     if x.is_finite() {
         json!(x)
@@ -290,6 +387,20 @@ mod tests {
         assert!(j["recommendation"]["rho"].as_f64().expect("rho") < 0.7);
         assert!(parse_profile("a,b\n1,2\n").is_err());
         assert!(plan_err(&p, 0.0).contains("arrival_rate"));
+    }
+
+    #[test]
+    fn a_verdict_interpolates_the_service_time_and_warns_when_saturated() {
+        let p = parse_profile(PROFILE).expect("profile");
+        // inline at b = 55: halfway between 1 ms and 5 ms
+        let (with, t) = times_at(&p, "inline", 55).expect("times");
+        assert_eq!(with, "inline");
+        assert!((t.service_us - 3000.0).abs() < 1e-9);
+        let ok = verdict(&p, 1000.0, 100, 1, "inline").expect("verdict");
+        assert!((ok.rho - 0.05).abs() < 1e-9 && ok.stable && ok.warning.is_none());
+        let over = verdict(&p, 30_000.0, 100, 1, "inline").expect("verdict");
+        assert!(!over.stable && over.latency_ms.is_none());
+        assert!(over.warning.as_deref().unwrap_or("").contains(">= 1"));
     }
 
     fn plan_err(p: &Profile, rate: f64) -> String {

@@ -345,6 +345,14 @@ impl ProjectSpec {
             Some(r) => r.steps().map_err(|e| bad("rate", e)).ok(),
             None => None,
         };
+        if let Some(r) = self.arrival_rate {
+            if !(r.is_finite() && r > 0.0) {
+                bad(
+                    "arrival_rate",
+                    format!("{r}: give the rows a second expected, a positive number"),
+                );
+            }
+        }
         let max_row = self.max_row.unwrap_or(SourceOptions::default().max_frame);
         if max_row == 0 {
             bad("max_row", "must be at least 1 byte".into());

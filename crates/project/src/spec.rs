@@ -229,6 +229,10 @@ pub struct ProjectSpec {
     /// Replay a file or stdin at this many rows a second, or in steps ("20000:10s,200000:10s").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate: Option<RateSetting>,
+    /// The rows a second the project is expected to take (the paper's arrival rate): the
+    /// planner judges the buffer, method and workers against it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arrival_rate: Option<f64>,
     /// Declared schema: column name -> type, in column order.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schema: Option<toml::Table>,

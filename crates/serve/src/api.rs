@@ -81,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(delete_user))
         .routes(routes!(audit))
         .routes(routes!(plan))
+        .routes(routes!(list_profiles, add_profile))
         .routes(routes!(crate::projects::list, crate::projects::create))
         .routes(routes!(crate::projects::import))
         .routes(routes!(
@@ -244,6 +245,19 @@ pub struct Valid {
     /// The spec as it will be kept: defaults left out, a chain entry with options as a table.
     #[schema(value_type = Object)]
     pub spec: serde_json::Value,
+    /// The planner's verdict at the spec's `arrival_rate`, with the profile named in the
+    /// query: predicted rho and latency, and a warning when rho is high (>= 1: unstable).
+    #[schema(value_type = Object)]
+    pub verdict: Option<serde_json::Value>,
+    /// Why there is no verdict, when there is none.
+    pub verdict_note: Option<String>,
+}
+
+/// `?profile=NAME`: judge the spec with this stored profile.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+pub struct ValidateQuery {
+    /// A stored profile's name (POST /api/v1/profiles).
+    pub profile: Option<String>,
 }
 
 /// Why a spec cannot run: one entry per wrong field.
@@ -276,33 +290,119 @@ impl From<FieldError> for FieldErrorView {
 #[utoipa::path(
     post,
     path = "/api/v1/validate",
+    params(ValidateQuery),
     request_body(content = Object, description = "a project spec: the fields of a project file, as JSON", content_type = "application/json"),
     responses(
         (status = 200, body = Valid, description = "the spec can run"),
         (status = 422, body = Invalid, description = "the fields that are wrong"), (status = 401, description = "not logged in"), (status = 403, description = "not allowed for this role, or (a session) no CSRF token or another site"))
 )]
-async fn validate(_: Operator, body: Bytes) -> Response {
+async fn validate(
+    State(state): State<AppState>,
+    _: Operator,
+    axum::extract::Query(q): axum::extract::Query<ValidateQuery>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let checked = std::str::from_utf8(&body)
         .map_err(|_| streamprep_project::SpecError::field("project", "the body is not UTF-8"))
         .and_then(ProjectSpec::from_json)
         .and_then(|spec| spec.resolve().map(|plan| (spec, plan)));
-    match checked {
-        Ok((spec, plan)) => (
-            StatusCode::OK,
-            Json(Valid {
-                name: plan.name,
-                spec: serde_json::to_value(&spec).unwrap_or_default(),
-            }),
-        )
-            .into_response(),
-        Err(e) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Json(Invalid {
-                errors: e.errors.into_iter().map(Into::into).collect(),
-            }),
-        )
-            .into_response(),
+    let (spec, plan) = match checked {
+        Ok(ok) => ok,
+        Err(e) => {
+            return Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(Invalid {
+                    errors: e.errors.into_iter().map(Into::into).collect(),
+                }),
+            )
+                .into_response())
+        }
+    };
+    let (verdict, verdict_note) = match (&q.profile, spec.arrival_rate) {
+        (None, _) => (
+            None,
+            Some("name a stored profile (?profile=NAME) for the planner's verdict".to_string()),
+        ),
+        (Some(_), None) => (
+            None,
+            Some("give arrival_rate (rows a second) for the planner's verdict".to_string()),
+        ),
+        (Some(name), Some(rate)) => {
+            let csv = state.store.profile(name).await?;
+            let profile = streamprep_engine::planner::parse_profile(&csv).map_err(|e| {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("profile: {e}"))
+            })?;
+            let setting = match plan.config.method {
+                _ if plan.config.adaptive.is_some() => Err("buffer = \"auto\" follows the load: the planner judges fixed buffers"),
+                streamprep_engine::Method::Inline => Ok((1, "inline")),
+                streamprep_engine::Method::Pool { workers } => Ok((workers, "pool")),
+                streamprep_engine::Method::Queue { .. } => Err("the queue method's workers are processes elsewhere: POST /api/v1/plan with their number"),
+            };
+            match setting {
+                Ok((workers, method)) => {
+                    let v = streamprep_engine::planner::verdict(
+                        &profile,
+                        rate,
+                        plan.config.buffer,
+                        workers,
+                        method,
+                    );
+                    (v.and_then(|v| serde_json::to_value(v).ok()), None)
+                }
+                Err(note) => (None, Some(note.to_string())),
+            }
+        }
+    };
+    Ok((
+        StatusCode::OK,
+        Json(Valid {
+            name: plan.name,
+            spec: serde_json::to_value(&spec).unwrap_or_default(),
+            verdict,
+            verdict_note,
+        }),
+    )
+        .into_response())
+}
+
+/// A profile to keep.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+pub struct NewProfile {
+    /// Its name (1 to 200 bytes).
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: String,
+    /// The CSV `streamprep profile` wrote.
+    pub profile_csv: String,
+}
+
+/// Keep a profile by name for the planner (replacing one of that name).
+#[utoipa::path(post, path = "/api/v1/profiles", request_body = NewProfile, responses((status = 201), (status = 401, description = "not logged in"), (status = 403, description = "not allowed for this role, or (a session) no CSRF token or another site"), (status = 422, description = "not a profile")))]
+async fn add_profile(
+    State(state): State<AppState>,
+    Operator(auth): Operator,
+    JsonBody(p): JsonBody<NewProfile>,
+) -> Result<Response, ApiError> {
+    let bad = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m);
+    if p.name.trim().is_empty() || p.name.len() > 200 {
+        return Err(bad("name: 1 to 200 bytes".into()));
     }
+    streamprep_engine::planner::parse_profile(&p.profile_csv)
+        .map_err(|e| bad(format!("profile_csv: {e}")))?;
+    state.store.put_profile(&p.name, &p.profile_csv).await?;
+    state
+        .store
+        .audit(&auth.user.name, "profile.put", &p.name, "")
+        .await?;
+    Ok(StatusCode::CREATED.into_response())
+}
+
+/// The stored profiles' names.
+#[utoipa::path(get, path = "/api/v1/profiles", responses((status = 200, body = [String]), (status = 401, description = "not logged in"), (status = 403, description = "not allowed")))]
+async fn list_profiles(
+    State(state): State<AppState>,
+    _: Auth,
+) -> Result<Json<Vec<String>>, ApiError> {
+    Ok(Json(state.store.profiles().await?))
 }
 
 /// The runs' metrics in Prometheus' text format, labelled by pipeline.
@@ -618,7 +718,9 @@ async fn audit(State(state): State<AppState>, _: Admin) -> Result<Json<Vec<Audit
 #[derive(Debug, serde::Deserialize, ToSchema)]
 pub struct PlanBody {
     /// The CSV `streamprep profile` wrote (method, buffer, stage, ..., mean_us, ...).
-    pub profile_csv: String,
+    pub profile_csv: Option<String>,
+    /// Or a stored profile's name.
+    pub profile: Option<String>,
     /// Rows a second the pipeline must take.
     pub arrival_rate: f64,
     /// Keep the utilisation under this (default 0.7).
@@ -648,11 +750,23 @@ pub struct PlanBody {
         (status = 422, description = "the profile or the request cannot be planned from")
     )
 )]
-async fn plan(_: Operator, JsonBody(b): JsonBody<PlanBody>) -> Result<Response, ApiError> {
+async fn plan(
+    State(state): State<AppState>,
+    _: Operator,
+    JsonBody(b): JsonBody<PlanBody>,
+) -> Result<Response, ApiError> {
     use streamprep_engine::planner;
     let bad = |e: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e);
-    let profile =
-        planner::parse_profile(&b.profile_csv).map_err(|e| bad(format!("profile_csv: {e}")))?;
+    let csv = match (b.profile_csv, &b.profile) {
+        (Some(csv), _) => csv,
+        (None, Some(name)) => state.store.profile(name).await?,
+        (None, None) => {
+            return Err(bad(
+                "give profile_csv, or profile (a stored one's name)".into()
+            ))
+        }
+    };
+    let profile = planner::parse_profile(&csv).map_err(|e| bad(format!("profile_csv: {e}")))?;
     let req = planner::PlanRequest {
         arrival_rate: b.arrival_rate,
         target_rho: b.target_rho.unwrap_or(0.7),

@@ -17,7 +17,10 @@ pub const SESSION_IDLE_MS: i64 = 30 * 60 * 1000;
 pub const SESSION_MAX_MS: i64 = 12 * 60 * 60 * 1000;
 
 /// The migrations, in order: (version, SQL).
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_init.sql")),
+    (2, include_str!("../migrations/0002_profiles.sql")),
+];
 
 /// A store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -531,6 +534,41 @@ impl Store {
             .collect()
     }
 
+    /// Keep a profile (its CSV) by name, replacing one of the same name.
+    pub async fn put_profile(&self, name: &str, csv: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM profiles WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO profiles (name, csv, created_ms) VALUES ($1, $2, $3)")
+            .bind(name)
+            .bind(csv)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A stored profile's CSV.
+    pub async fn profile(&self, name: &str) -> Result<String, StoreError> {
+        sqlx::query_scalar("SELECT csv FROM profiles WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::Missing(format!("profile '{name}'")))
+    }
+
+    /// The stored profiles' names.
+    pub async fn profiles(&self) -> Result<Vec<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT name FROM profiles ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
     /// Record a change in the audit log.
     pub async fn audit(
         &self,
@@ -761,6 +799,10 @@ mod tests {
         );
         store.delete_project(&p).await.expect("del");
         assert!(store.projects().await.expect("list").is_empty());
+        store.put_profile("paper", "a,b\n").await.expect("profile");
+        store.put_profile("paper", "c,d\n").await.expect("replaced");
+        assert_eq!(store.profile("paper").await.expect("csv"), "c,d\n");
+        assert_eq!(store.profiles().await.expect("names"), ["paper"]);
     }
 
     #[tokio::test]
