@@ -16,6 +16,10 @@ pub struct ServeArgs {
     /// A PostgreSQL store instead (postgres://USER@HOST:PORT/DB).
     #[arg(long)]
     store: Option<String>,
+    /// Mark the session cookie Secure: browsers reach the server over HTTPS, through a proxy
+    /// that terminates TLS.
+    #[arg(long)]
+    secure_cookies: bool,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -47,7 +51,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             "streamprep: serving on http://{} (API at /api/v1, OpenAPI at /api/openapi.json)",
             listener.local_addr()?
         );
-        let state = streamprep_serve::AppState::new(store);
+        let mut state = streamprep_serve::AppState::new(store);
+        state.secure_cookies = args.secure_cookies;
         // projects that were running when the server stopped start again
         for (name, r) in streamprep_serve::projects::restart_all(&state).await {
             match r {

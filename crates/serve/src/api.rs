@@ -33,6 +33,9 @@ pub struct AppState {
     pub active: Arc<crate::projects::Active>,
     /// Set while the server stops (the runs it stops start again at its next start).
     pub shutting_down: Arc<std::sync::atomic::AtomicBool>,
+    /// Mark the session cookie `Secure` (the server is reached over HTTPS, through a proxy
+    /// that terminates TLS).
+    pub secure_cookies: bool,
 }
 
 impl AppState {
@@ -45,6 +48,7 @@ impl AppState {
             throttle: Arc::new(Throttle::default()),
             active: Arc::new(crate::projects::Active::default()),
             shutting_down: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            secure_cookies: false,
         }
     }
 }
@@ -497,7 +501,8 @@ async fn login(
         .store
         .audit(&user.name, "login", &user.name, "")
         .await?;
-    let cookie = format!("{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/");
+    let secure = if state.secure_cookies { "; Secure" } else { "" };
+    let cookie = format!("{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/{secure}");
     Ok((
         [(header::SET_COOKIE, cookie)],
         Json(Session {
@@ -1139,6 +1144,23 @@ mod tests {
     async fn sessions_change_at_login_end_at_logout_and_time_out() {
         let w = world().await;
         let (first, _) = login(&w, "operator", &[]).await;
+        // behind an HTTPS proxy the cookie is Secure
+        let mut secure = world().await;
+        secure.state.secure_cookies = true;
+        let a = send(
+            &secure,
+            "POST",
+            "/api/v1/login",
+            &format!(r#"{{"name": "viewer", "password": "{PASSWORD}"}}"#),
+            &[],
+        )
+        .await;
+        let c = a
+            .headers
+            .get(header::SET_COOKIE)
+            .and_then(|c| c.to_str().ok())
+            .unwrap_or("");
+        assert!(c.ends_with("; Secure"), "{c}");
         // logging in again with the old cookie: a new id, and the old one is dead
         let (second, csrf) = login(&w, "operator", &[("cookie", &first)]).await;
         assert_ne!(first, second);
