@@ -189,3 +189,101 @@ fn schemathesis_finds_no_server_error_and_no_answer_off_the_openapi_document() {
     );
     assert!(generated.contains("generated"), "{text}");
 }
+
+/// Start `serve` on a free port with its store in `dir`; the process, its stderr and its address.
+fn serve(
+    dir: &std::path::Path,
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStderr>,
+    String,
+) {
+    let mut child = bin()
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.join("store"))
+        .current_dir(dir)
+        .env("STREAMPREP_ADMIN_PASSWORD", "the admin's long password")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let mut err = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    for _ in 0..10 {
+        let mut line = String::new();
+        err.read_line(&mut line).expect("a line");
+        if let Some(a) = line.split("http://").nth(1) {
+            let addr = a.split_whitespace().next().unwrap_or_default().to_string();
+            return (child, err, addr);
+        }
+    }
+    panic!("serve never said where it listens");
+}
+
+/// A project running when `serve` stops (SIGTERM) is stopped cleanly, its run recorded as
+/// interrupted, and started again when `serve` starts again on the same store.
+#[test]
+fn serve_restarts_the_projects_that_were_running_when_it_stopped() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (mut child, mut err, addr) = serve(dir.path());
+    let (cookie, csrf) = login(&addr, "admin", "the admin's long password");
+    let h = [("Cookie", cookie.as_str()), ("X-CSRF-Token", csrf.as_str())];
+    let out = dir.path().join("out.ndjson");
+    let spec = serde_json::json!({
+        "name": "paced", "source": "generator:davis?rate=300", "chain": ["abs"], "buffer": 10,
+        "sink": format!("file:{}", out.display()),
+        "dead_letter": format!("file:{}", dir.path().join("dead.ndjson").display())
+    });
+    let (s, body) = http(&addr, "POST", "/api/v1/projects", &h, &spec.to_string());
+    assert_eq!(s, 201, "{body}");
+    let id = field(&body, "id");
+    let (s, body) = http(
+        &addr,
+        "POST",
+        &format!("/api/v1/projects/{id}/start"),
+        &h,
+        "",
+    );
+    assert_eq!(s, 202, "{body}");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    assert!(child.wait().expect("exit").success());
+    let mut said = String::new();
+    let _ = err.read_to_string(&mut said);
+    assert!(said.contains("stopped serving"), "{said}");
+    // the sink holds whole rows only
+    let rows = std::fs::read_to_string(&out).expect("output");
+    assert!(
+        rows.ends_with('\n') && rows.lines().count() > 100,
+        "{} bytes",
+        rows.len()
+    );
+    // started again on the same store
+    let (mut child, mut err, addr) = serve(dir.path());
+    let mut line = String::new();
+    let _ = err.read_line(&mut line);
+    assert!(line.contains("started project \"paced\" again"), "{line}");
+    let (cookie, csrf) = login(&addr, "admin", "the admin's long password");
+    let h = [("Cookie", cookie.as_str()), ("X-CSRF-Token", csrf.as_str())];
+    let (s, body) = http(&addr, "GET", &format!("/api/v1/projects/{id}"), &h, "");
+    assert_eq!(s, 200, "{body}");
+    assert!(body.contains("\"running\":true"), "{body}");
+    let (_, runs) = http(&addr, "GET", &format!("/api/v1/projects/{id}/runs"), &h, "");
+    let runs: serde_json::Value = serde_json::from_str(&runs).expect("runs");
+    assert_eq!(runs.as_array().map(Vec::len), Some(2), "{runs}");
+    assert!(
+        runs[1]["state"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("interrupted"),
+        "{runs}"
+    );
+    assert_eq!(runs[1]["started_by"], "admin");
+    assert_eq!(runs[0]["started_by"], "streamprep");
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
