@@ -215,6 +215,8 @@ fn serve(
             return (child, err, addr);
         }
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("serve never said where it listens");
 }
 
