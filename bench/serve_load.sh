@@ -18,7 +18,7 @@ cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm 
 trap cleanup EXIT
 "$bin" broker --port "$broker" 2>"$work/broker.log" & pids+=($!)
 STREAMPREP_ADMIN_PASSWORD="the bench's admin password" \
-  "$bin" serve --addr "127.0.0.1:$port" --data-dir "$work/store" 2>"$work/serve.log" & pids+=($!)
+  "$bin" serve --addr "127.0.0.1:$port" --data-dir "$work/store" >/dev/null 2>"$work/serve.log" & pids+=($!)
 api=http://127.0.0.1:$port/api/v1
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
 curl -sf -c "$work/cj" -H 'content-type: application/json' \
@@ -31,7 +31,7 @@ ids=()
 for i in $(seq 20); do
   spec="{\"name\":\"station group $i\",\"source\":\"mqtt://127.0.0.1:$broker/st/$i?qos=1\",
     \"chain\":[\"fillna_zeros\",\"normalizer\",\"drop_duplicates\"],\"buffer\":100,\"max_wait\":\"50ms\",
-    \"method\":\"pool\",\"workers\":1,\"sink\":\"file:/dev/null\",\"sink_format\":\"ndjson\",\"dead_letter\":\"file:/dev/null\"}"
+    \"method\":\"pool\",\"workers\":1,\"sink\":\"-\",\"dead_letter\":\"-\"}"
   ids+=("$(curl -sf -H "$auth" -H 'content-type: application/json' -d "$spec" "$api/projects" |
     python3 -c 'import json,sys;print(json.load(sys.stdin)["id"])')")
 done

@@ -20,6 +20,9 @@ pub struct ServeArgs {
     /// that terminates TLS.
     #[arg(long)]
     secure_cookies: bool,
+    /// Projects read and write files under this directory only (default DATA_DIR/files).
+    #[arg(long)]
+    files_dir: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -53,6 +56,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         );
         let mut state = streamprep_serve::AppState::new(store);
         state.secure_cookies = args.secure_cookies;
+        let files = args.files_dir.clone().unwrap_or_else(|| args.data_dir.join("files"));
+        std::fs::create_dir_all(&files)
+            .with_context(|| format!("--files-dir: cannot create {}", files.display()))?;
+        let files = std::fs::canonicalize(&files)?;
+        eprintln!("streamprep: projects read and write files under {}", files.display());
+        state.files_root = Some(files);
         // projects that were running when the server stopped start again
         for (name, r) in streamprep_serve::projects::restart_all(&state).await {
             match r {

@@ -91,6 +91,8 @@ fn schemathesis_finds_no_server_error_and_no_answer_off_the_openapi_document() {
     let mut child = bin()
         .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path().join("store"))
+        .arg("--files-dir")
+        .arg(dir.path())
         .current_dir(dir.path())
         .env("STREAMPREP_ADMIN_PASSWORD", admin_pw)
         .stderr(Stdio::piped())
@@ -201,6 +203,8 @@ fn serve(
     let mut child = bin()
         .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
         .arg(dir.join("store"))
+        .arg("--files-dir")
+        .arg(dir)
         .current_dir(dir)
         .env("STREAMPREP_ADMIN_PASSWORD", "the admin's long password")
         .stderr(Stdio::piped())
@@ -264,9 +268,12 @@ fn serve_restarts_the_projects_that_were_running_when_it_stopped() {
     );
     // started again on the same store
     let (mut child, mut err, addr) = serve(dir.path());
-    let mut line = String::new();
-    let _ = err.read_line(&mut line);
-    assert!(line.contains("started project \"paced\" again"), "{line}");
+    // the next lines: where files go, then the project started again
+    let mut said = String::new();
+    for _ in 0..2 {
+        let _ = err.read_line(&mut said);
+    }
+    assert!(said.contains("started project \"paced\" again"), "{said}");
     let (cookie, csrf) = login(&addr, "admin", "the admin's long password");
     let h = [("Cookie", cookie.as_str()), ("X-CSRF-Token", csrf.as_str())];
     let (s, body) = http(&addr, "GET", &format!("/api/v1/projects/{id}"), &h, "");

@@ -36,6 +36,9 @@ pub struct AppState {
     /// Mark the session cookie `Secure` (the server is reached over HTTPS, through a proxy
     /// that terminates TLS).
     pub secure_cookies: bool,
+    /// Projects read and write files under this directory only (`None`: anywhere; the
+    /// `serve` command always sets one).
+    pub files_root: Option<std::path::PathBuf>,
 }
 
 impl AppState {
@@ -49,6 +52,7 @@ impl AppState {
             active: Arc::new(crate::projects::Active::default()),
             shutting_down: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             secure_cookies: false,
+            files_root: None,
         }
     }
 }
@@ -298,6 +302,7 @@ impl From<FieldError> for FieldErrorView {
     request_body(content = Object, description = "a project spec: the fields of a project file, as JSON", content_type = "application/json"),
     responses(
         (status = 200, body = Valid, description = "the spec can run"),
+        (status = 404, description = "no stored profile of that name"),
         (status = 422, body = Invalid, description = "the fields that are wrong"), (status = 401, description = "not logged in"), (status = 403, description = "not allowed for this role, or (a session) no CSRF token or another site"))
 )]
 async fn validate(
@@ -752,6 +757,7 @@ pub struct PlanBody {
         (status = 200, body = Object, description = "settings and the recommendation, as `streamprep plan --json`"),
         (status = 401, description = "not logged in"),
         (status = 403, description = "not allowed for this role, or (a session) no CSRF token or another site"),
+        (status = 404, description = "no stored profile of that name"),
         (status = 422, description = "the profile or the request cannot be planned from")
     )
 )]

@@ -140,9 +140,39 @@ fn parse_body(
 }
 
 /// A spec from a request: JSON, checked field by field, with a name.
-fn checked(spec: ProjectSpec) -> Result<ProjectSpec, SpecError> {
+fn checked(
+    spec: ProjectSpec,
+    files_root: Option<&std::path::Path>,
+) -> Result<ProjectSpec, SpecError> {
     let mut errors = match spec.resolve() {
-        Ok(_) => Vec::new(),
+        Ok(plan) => match files_root {
+            // an operator may not make the server read or write files outside its files
+            // directory (it would be a way to overwrite the server's own files)
+            Some(root) => [
+                ("source", &plan.source),
+                ("sink", &plan.sink),
+                ("dead_letter", &plan.dead_letter),
+            ]
+            .into_iter()
+            .filter_map(|(field, ep)| {
+                let path = ep.file()?;
+                let inside = path.is_absolute()
+                    && path.starts_with(root)
+                    && !path
+                        .components()
+                        .any(|c| matches!(c, std::path::Component::ParentDir));
+                (!inside).then(|| streamprep_project::FieldError {
+                    field: field.into(),
+                    message: format!(
+                        "{}: the server reads and writes files under {} only (an absolute path there)",
+                        path.display(),
+                        root.display()
+                    ),
+                })
+            })
+            .collect(),
+            None => Vec::new(),
+        },
         Err(e) => e.errors,
     };
     match spec.name.as_deref().map(str::trim) {
@@ -217,7 +247,7 @@ async fn create_from(
     user: &str,
     spec: ProjectSpec,
 ) -> Result<Response, ApiError> {
-    let spec = match checked(spec) {
+    let spec = match checked(spec, state.files_root.as_deref()) {
         Ok(s) => s,
         Err(e) => return Ok(invalid_response(e)),
     };
@@ -318,7 +348,7 @@ pub async fn update(
     if let Ok(old_spec) = ProjectSpec::from_json(&old.spec_json) {
         unmask(&mut spec, &old_spec);
     }
-    let spec = match checked(spec) {
+    let spec = match checked(spec, state.files_root.as_deref()) {
         Ok(s) => s,
         Err(e) => return Ok(invalid_response(e)),
     };
@@ -865,6 +895,42 @@ mod tests {
         assert_eq!(s, StatusCode::NO_CONTENT);
         let (s, _) = call(&state, &t, "GET", &format!("/api/v1/projects/{id}"), "").await;
         assert_eq!(s, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn files_stay_under_the_servers_files_directory() {
+        let (mut state, t, _) = setup().await;
+        let root = tempfile::tempdir().expect("tmp");
+        state.files_root = Some(root.path().to_path_buf());
+        let with_sink = |sink: String| {
+            serde_json::json!({
+                "name": sink.clone(), "source": "generator:davis?rows=10", "chain": ["abs"],
+                "buffer": 10, "sink": sink, "sink_format": "ndjson"
+            })
+            .to_string()
+        };
+        let inside = format!("file:{}/out.ndjson", root.path().display());
+        let (s, body) = call(&state, &t, "POST", "/api/v1/projects", &with_sink(inside)).await;
+        assert_eq!(s, StatusCode::CREATED, "{body}");
+        for outside in [
+            "file:/etc/streamprep-test.ndjson".to_string(),
+            "file:relative.ndjson".to_string(),
+            format!("file:{}/../escape.ndjson", root.path().display()),
+        ] {
+            let (s, body) = call(
+                &state,
+                &t,
+                "POST",
+                "/api/v1/projects",
+                &with_sink(outside.clone()),
+            )
+            .await;
+            assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{outside}: {body}");
+            assert!(
+                body.contains("\"field\":\"sink\"") && body.contains("files under"),
+                "{body}"
+            );
+        }
     }
 
     #[tokio::test]
