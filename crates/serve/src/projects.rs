@@ -26,6 +26,8 @@ pub const MASK: &str = "********";
 #[derive(Default)]
 pub struct Active {
     runs: Mutex<HashMap<String, Current>>,
+    /// Projects being started (two starts at once must not launch two runs).
+    starting: Mutex<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for Active {
@@ -52,6 +54,21 @@ impl Active {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Current>> {
         self.runs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reserve a project's start; false when it is starting already.
+    fn reserve(&self, id: &str) -> bool {
+        self.starting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_string())
+    }
+
+    fn release(&self, id: &str) {
+        self.starting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
     }
 
     /// Every run going on.
@@ -401,7 +418,20 @@ pub struct RunStarted {
 }
 
 /// Start a project: its spec checked (output files too), then launched on threads of its own.
+/// Two starts of one project at once: the second gets 409.
 pub async fn start_project(state: &AppState, id: &str, by: &str) -> Result<RunStarted, ApiError> {
+    if !state.active.reserve(id) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "the project is starting already",
+        ));
+    }
+    let r = start_reserved(state, id, by).await;
+    state.active.release(id);
+    r
+}
+
+async fn start_reserved(state: &AppState, id: &str, by: &str) -> Result<RunStarted, ApiError> {
     if state
         .active
         .get(id)
@@ -992,15 +1022,19 @@ mod tests {
         )
         .await;
         assert_eq!(s, StatusCode::CONFLICT, "not running");
-        let (s, body) = call(
-            &state,
-            &t,
-            "POST",
-            &format!("/api/v1/projects/{id}/start"),
-            "",
-        )
-        .await;
-        assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+        // two starts at once: one run
+        let uri = format!("/api/v1/projects/{id}/start");
+        let (a, b) = tokio::join!(
+            call(&state, &t, "POST", &uri, ""),
+            call(&state, &t, "POST", &uri, "")
+        );
+        let mut codes = [a.0, b.0];
+        codes.sort();
+        assert_eq!(
+            codes,
+            [StatusCode::ACCEPTED, StatusCode::CONFLICT],
+            "{a:?} {b:?}"
+        );
         wait_state(&state, &t, &id, "running").await;
         let (s, _) = call(
             &state,
