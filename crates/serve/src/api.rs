@@ -114,6 +114,7 @@ pub fn router(state: AppState) -> Router {
             "/api/openapi.json",
             get(move || async move { ([(header::CONTENT_TYPE, "application/json")], doc) }),
         )
+        .route("/assets/{*path}", get(crate::assets::asset))
         .layer(axum::middleware::map_response(security_headers))
 }
 
@@ -1025,6 +1026,20 @@ mod tests {
         }
         let (s, _) = call(&w, "GET", "/nope", "").await;
         assert_eq!(s, StatusCode::NOT_FOUND);
+        // the vendored chart library is served from the binary
+        let a = send(&w, "GET", "/assets/vendor/uplot/uPlot.iife.min.js", "", &[]).await;
+        assert_eq!(a.status, StatusCode::OK);
+        assert!(a.body.contains("uPlot"));
+        assert_eq!(
+            a.headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+            Some("text/javascript; charset=utf-8")
+        );
+        assert_eq!(
+            send(&w, "GET", "/assets/nope.js", "", &[]).await.status,
+            StatusCode::NOT_FOUND
+        );
         let profile = "method,buffer,stage,count,mean_us\ninline,100,chain,10,2000\n";
         let (s, body) = call(
             &w,

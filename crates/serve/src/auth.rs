@@ -46,8 +46,13 @@ pub fn random_hex(n: usize) -> String {
 /// SHA-256 of a secret, as hex: how session ids and API tokens are kept (a stolen database
 /// gives no usable session).
 pub fn digest(secret: &str) -> String {
+    digest_bytes(secret.as_bytes())
+}
+
+/// SHA-256 of bytes, as hex.
+pub fn digest_bytes(bytes: &[u8]) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(secret.as_bytes())
+    sha2::Sha256::digest(bytes)
         .iter()
         .map(|x| format!("{x:02x}"))
         .collect()

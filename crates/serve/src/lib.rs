@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod api;
+pub mod assets;
 pub mod auth;
 pub mod projects;
 pub mod store;
