@@ -57,24 +57,8 @@ struct TapInner {
     taken: u32,
 }
 
-/// A listener of a [`Tap`]; the tap stops sampling when the last one is dropped.
-#[derive(Debug)]
-pub struct TapGuard<'a>(&'a Tap);
-
-impl Drop for TapGuard<'_> {
-    fn drop(&mut self) {
-        self.0.listeners.fetch_sub(1, Relaxed);
-    }
-}
-
 impl Tap {
-    /// Start listening (sampling goes on while a guard lives).
-    pub fn listen(&self) -> TapGuard<'_> {
-        self.listeners.fetch_add(1, Relaxed);
-        TapGuard(self)
-    }
-
-    /// Count a listener that outlives a borrow (an SSE stream): call [`Tap::leave`] once done.
+    /// Start listening (sampling goes on while anyone listens): call [`Tap::leave`] once done.
     pub fn join(&self) {
         self.listeners.fetch_add(1, Relaxed);
     }
@@ -252,11 +236,10 @@ mod tests {
         let message: String = (0..300).map(|i| format!("{{\"a\":{i}}}\n")).collect();
         tap.offer(message.as_bytes());
         assert_eq!(tap.since(0).0.len(), 0, "nobody listens: nothing kept");
-        {
-            let _l = tap.listen();
-            tap.offer(message.as_bytes());
-            tap.offer(message.as_bytes());
-        }
+        tap.join();
+        tap.offer(message.as_bytes());
+        tap.offer(message.as_bytes());
+        tap.leave();
         let (rows, next) = tap.since(0);
         // two messages in (almost surely) one second: the budget is the rate, once
         assert!(rows.len() as u32 <= 2 * TAP_ROWS_PER_S && rows.len() as u32 >= TAP_ROWS_PER_S);

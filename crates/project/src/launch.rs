@@ -150,12 +150,6 @@ impl RunHandle {
         self.inner.changed.notify_all();
     }
 
-    /// The run's stop signal: set by [`RunHandle::stop`]; a host may set it from a signal
-    /// handler too (the state then goes from running to finished without `stopping`).
-    pub fn stop_signal(&self) -> Arc<AtomicBool> {
-        self.inner.stop.clone()
-    }
-
     /// Where the run is in its life.
     pub fn state(&self) -> RunState {
         self.lock_state().clone()

@@ -21,8 +21,6 @@ use crate::store::Role;
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
-    /// The runs this server hosts.
-    pub runs: Runs,
     /// Users, sessions, projects, runs, the audit log.
     pub store: crate::store::Store,
     /// The time (tests inject one to test session timeouts).
@@ -45,7 +43,6 @@ impl AppState {
     /// A server's state on `store`.
     pub fn new(store: crate::store::Store) -> Self {
         AppState {
-            runs: Runs::default(),
             store,
             clock: Arc::new(crate::store::now_ms),
             throttle: Arc::new(Throttle::default()),
@@ -341,21 +338,11 @@ async fn validate(
     axum::extract::Query(q): axum::extract::Query<ValidateQuery>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let checked = std::str::from_utf8(&body)
-        .map_err(|_| streamprep_project::SpecError::field("project", "the body is not UTF-8"))
-        .and_then(ProjectSpec::from_json)
+    let checked = crate::projects::parse_body(&body, ProjectSpec::from_json)
         .and_then(|spec| spec.resolve().map(|plan| (spec, plan)));
     let (spec, plan) = match checked {
         Ok(ok) => ok,
-        Err(e) => {
-            return Ok((
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Json(Invalid {
-                    errors: e.errors.into_iter().map(Into::into).collect(),
-                }),
-            )
-                .into_response())
-        }
+        Err(e) => return Ok(crate::projects::invalid_response(e)),
     };
     let (verdict, verdict_note) = match (&q.profile, spec.arrival_rate) {
         (None, _) => (
@@ -455,7 +442,16 @@ async fn metrics(auth: Auth, State(state): State<AppState>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.runs.prometheus(),
+        {
+            // the runs this server hosts are the projects' latest runs
+            let runs = Runs::default();
+            state
+                .active
+                .all()
+                .into_iter()
+                .for_each(|c| runs.add(c.handle));
+            runs.prometheus()
+        },
     )
         .into_response()
 }

@@ -136,7 +136,8 @@ fn invalid(e: SpecError) -> ApiError {
     }
 }
 
-fn invalid_response(e: SpecError) -> Response {
+/// The 422 answer naming every wrong field.
+pub(crate) fn invalid_response(e: SpecError) -> Response {
     (
         StatusCode::UNPROCESSABLE_ENTITY,
         Json(Invalid {
@@ -147,7 +148,7 @@ fn invalid_response(e: SpecError) -> Response {
 }
 
 /// A spec from a request's body (JSON or TOML).
-fn parse_body(
+pub(crate) fn parse_body(
     body: &Bytes,
     parse: fn(&str) -> Result<ProjectSpec, SpecError>,
 ) -> Result<ProjectSpec, SpecError> {
@@ -457,10 +458,7 @@ async fn start_reserved(state: &AppState, id: &str, by: &str) -> Result<RunStart
         run_id: run_id.clone(),
         stopped_by: Arc::new(Mutex::new(None)),
     };
-    if let Some(old) = state.active.lock().insert(id.to_string(), current.clone()) {
-        state.runs.forget(old.handle.id());
-    }
-    state.runs.add(handle.clone());
+    state.active.lock().insert(id.to_string(), current.clone());
     // the end of the run is recorded by a task that waits for it off the async threads
     let (st, pid) = (state.clone(), id.to_string());
     tokio::spawn(async move {
