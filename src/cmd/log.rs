@@ -1,4 +1,4 @@
-//! The CLI's log: what the libraries report through `tracing` (a source listening or
+//! The CLI's log: what streamprep's libraries report through `tracing` (a source listening or
 //! subscribed, a reconnect, a warning) printed to stderr as `streamprep: ...` lines.
 
 use std::io::Write;
@@ -31,7 +31,9 @@ impl Visit for Message {
 impl<S: Subscriber> Layer<S> for Printer {
     fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
         let level = *event.metadata().level();
-        if level > Level::INFO {
+        // streamprep's own lines; the libraries under it (the embedded broker, the MQTT
+        // client) log their own chatter, which the CLI never printed
+        if level > Level::INFO || !event.metadata().target().starts_with("streamprep") {
             return;
         }
         let mut m = Message(String::new());
