@@ -7,7 +7,8 @@
 #  3. Mosquitto (mosquitto, mosquitto_pub, mosquitto_sub), openssl (the TLS test makes its
 #     certificates), redis-server and redis-cli (the queue method) on PATH, installed with apt-get when
 #     missing, and PostgreSQL's initdb/pg_ctl (package postgresql); the tests start their own
-#     broker, Redis and PostgreSQL on free ports;
+#     broker, Redis and PostgreSQL on free ports; Debian's chromium and chromium-driver for the
+#     browser tests (driven through chromedriver on a free port);
 #  4. the whole test suite (unit, conformance, golden, CLI, framed TCP, MQTT, queue, capacity).
 # Set STREAMPREP_SKIP_ORACLE=1 to reuse the committed golden files without Python.
 set -euo pipefail
@@ -26,7 +27,7 @@ if [ "${STREAMPREP_SKIP_ORACLE:-0}" != 1 ]; then
   fi
 fi
 
-echo "== services: mosquitto, openssl, redis-server, postgresql (initdb, pg_ctl)"
+echo "== services: mosquitto, openssl, redis-server, postgresql (initdb, pg_ctl), chromium + chromedriver"
 # Debian's package keeps mosquitto in /usr/sbin
 export PATH="$PATH:/usr/sbin"
 missing=()
@@ -35,6 +36,9 @@ for tool in mosquitto:mosquitto mosquitto_pub:mosquitto-clients mosquitto_sub:mo
 done
 # the store tests start a private PostgreSQL with Debian's initdb and pg_ctl
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+# the browser tests drive Debian's Chromium through its chromedriver (no browser download)
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && sudo="sudo"
   if command -v apt-get >/dev/null; then
@@ -46,6 +50,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   done
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || {
     echo "the tests need PostgreSQL's initdb: install the package postgresql" >&2; exit 1; }
+  for tool in chromium chromedriver; do
+    command -v $tool >/dev/null || {
+      echo "the browser tests need $tool: install the packages chromium and chromium-driver" >&2; exit 1; }
+  done
 fi
 
 echo "== cargo fmt --check"

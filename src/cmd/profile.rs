@@ -9,14 +9,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use streamprep_connectors::generator::DavisGenerator;
 use streamprep_connectors::{open_source, spec, SourceOptions};
-use streamprep_core::{Encoding, Message, Payload, RowFormat, SourceKind};
+use streamprep_core::{RowFormat, SourceKind};
 use streamprep_engine::buffer::Buffer;
-use streamprep_engine::chain::Chain;
-use streamprep_engine::profile::{mean_sd, service_times, Sample};
-use streamprep_engine::{Method, Remote, RemoteJob};
-use streamprep_ops::prepare::{infer_schema, PrepareConfig};
+use streamprep_engine::{Method, Remote};
+use streamprep_project::profile::{self, Line};
 
 #[derive(clap::Args)]
 pub struct ProfileArgs {
@@ -63,17 +60,6 @@ pub struct ProfileArgs {
     /// Where to write the plot (SVG).
     #[arg(long, default_value = "profile.svg")]
     plot: PathBuf,
-}
-
-/// One (method, buffer, stage) line of the CSV.
-struct Line {
-    method: String,
-    buffer: usize,
-    stage: String,
-    messages: usize,
-    mean_us: f64,
-    sd_us: f64,
-    dead_rows: usize,
 }
 
 pub fn run(args: ProfileArgs) -> anyhow::Result<ExitCode> {
@@ -134,71 +120,40 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<ExitCode> {
     // messages differ
     let ring_len = (2 * max_b).max(1000);
     let (format, header, rows) = match &args.input {
-        None => {
-            let mut g = DavisGenerator::new(1);
-            let rows = (0..ring_len)
-                .map(|_| {
-                    let mut r = Vec::with_capacity(600);
-                    g.write_row(&mut r);
-                    r
-                })
-                .collect();
-            (RowFormat::Ndjson, None, rows)
-        }
+        None => (RowFormat::Ndjson, None, profile::davis_rows(ring_len)),
         Some(path) => read_rows(path, ring_len)?,
     };
-    let sample: Vec<&[u8]> = rows.iter().take(1000).map(Vec::as_slice).collect();
-    let schema = infer_schema(format, header.as_deref(), &sample, b',')
-        .map_err(|e| anyhow::anyhow!("inferring the schema: {e}"))?;
-    let job = RemoteJob {
-        chain: steps,
-        prepare: PrepareConfig {
-            format,
-            compression: Default::default(),
-            csv_sep: b',',
-            schema,
-        },
-        encoding: Encoding::Ndjson,
-        want_batch: false,
+    let req = profile::Request {
+        steps,
+        buffers: buffers.clone(),
+        methods: methods.clone(),
+        remote: queue.as_ref().map(|q| q as &dyn Remote),
+        rows,
+        format,
+        header,
+        warmup: args.warmup,
+        messages: args.messages,
+        arrival_rate: args.arrival_rate,
     };
-    let names = Chain::new(&job.chain, job.prepare.clone(), job.encoding)
-        .context("--chain")?
-        .stage_names();
-
-    let mut lines = Vec::new();
-    for (name, method) in &methods {
-        for &b in &buffers {
-            let messages = cut(&rows, format, b, args.warmup + args.messages);
-            burn_in(&job, &messages)?;
-            let remote = queue.as_ref().map(|q| q as &dyn Remote);
-            let gap = args
-                .arrival_rate
-                .map(|r| std::time::Duration::from_secs_f64(b as f64 / r));
-            let samples = service_times(*method, &job, remote, messages, args.warmup, gap)
-                .with_context(|| format!("{name} at buffer {b}"))?;
-            let line = summarise(name, b, "chain", &samples, |s| s.service);
+    let names = profile::stage_names(&req).map_err(|e| anyhow::anyhow!("--chain: {e}"))?;
+    let lines = profile::measure(&req, |line| {
+        let b = line.buffer;
+        eprintln!(
+            "streamprep profile: {:<6} b={b:<6} {:>12.1} us/msg  {:>10.3} us/row",
+            line.method,
+            line.mean_us,
+            line.mean_us / b as f64
+        );
+        if line.dead_rows > 0 {
             eprintln!(
-                "streamprep profile: {name:<6} b={b:<6} {:>12.1} us/msg  {:>10.3} us/row",
-                line.mean_us,
-                line.mean_us / b as f64
+                "streamprep profile: warning: {} row(s) became dead letters at b={b}, so these times leave out the steps those rows did not reach (does the chain need a fillna step first?)",
+                line.dead_rows
             );
-            if line.dead_rows > 0 {
-                eprintln!(
-                    "streamprep profile: warning: {} row(s) became dead letters at b={b}, so these times leave out the steps those rows did not reach (does the chain need a fillna step first?)",
-                    line.dead_rows
-                );
-            }
-            lines.push(line);
-            // the time the chain kept a worker busy (plan's rho counts this, as run's does)
-            lines.push(summarise(name, b, "busy", &samples, |s| s.busy));
-            if *method == Method::Inline {
-                for (i, stage) in names.iter().enumerate() {
-                    lines.push(summarise(name, b, stage, &samples, |s| s.stages[i]));
-                }
-            }
         }
-    }
-    write_csv(&args.csv, &lines)?;
+    })
+    .map_err(|e| anyhow::anyhow!(e))?;
+    std::fs::write(&args.csv, profile::to_csv(&lines))
+        .with_context(|| format!("writing {}", args.csv.display()))?;
     plot(&args.plot, &methods, &buffers, &lines)?;
     print!("{}", table(&methods, &buffers, &names, &lines));
     eprintln!(
@@ -208,24 +163,6 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<ExitCode> {
     );
     Ok(ExitCode::SUCCESS)
 }
-
-/// Run the chain on copies of the messages for [`BURN_IN`] first: a core that was idle runs
-/// slowly for a while (frequency scaling, a virtual machine's scheduler), and short
-/// measurements at small buffers would measure that instead of the chain.
-fn burn_in(job: &RemoteJob, messages: &[Message]) -> anyhow::Result<()> {
-    let mut chain = Chain::new(&job.chain, job.prepare.clone(), job.encoding)?;
-    let started = std::time::Instant::now();
-    for m in messages.iter().cycle() {
-        if started.elapsed() >= BURN_IN {
-            break;
-        }
-        drop(streamprep_engine::run_guarded(&mut chain, m.clone()));
-    }
-    Ok(())
-}
-
-/// How long [`burn_in`] runs before each measurement.
-const BURN_IN: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// Up to `limit` rows of a row file, without their line ends, and its CSV header.
 #[allow(clippy::type_complexity)]
@@ -249,72 +186,6 @@ fn read_rows(
         path.display()
     );
     Ok((format, header, rows))
-}
-
-/// `count` messages of `b` rows, taken one after the other from the ring of rows.
-fn cut(rows: &[Vec<u8>], format: RowFormat, b: usize, count: usize) -> Vec<Message> {
-    (0..count)
-        .map(|k| {
-            let mut bytes = Vec::new();
-            let mut ends = Vec::with_capacity(b);
-            for i in 0..b {
-                bytes.extend_from_slice(&rows[(k * b + i) % rows.len()]);
-                bytes.push(b'\n');
-                ends.push(bytes.len());
-            }
-            Message::new(
-                k as u64,
-                Payload::Raw {
-                    format,
-                    bytes,
-                    ends,
-                },
-            )
-        })
-        .collect()
-}
-
-fn summarise(
-    method: &str,
-    buffer: usize,
-    stage: &str,
-    samples: &[Sample],
-    of: impl Fn(&Sample) -> std::time::Duration,
-) -> Line {
-    let us: Vec<f64> = samples.iter().map(|s| of(s).as_secs_f64() * 1e6).collect();
-    let (mean_us, sd_us) = mean_sd(&us);
-    Line {
-        method: method.to_string(),
-        buffer,
-        stage: stage.to_string(),
-        messages: samples.len(),
-        mean_us,
-        sd_us,
-        dead_rows: samples.iter().map(|s| s.dead_rows).sum(),
-    }
-}
-
-fn write_csv(path: &Path, lines: &[Line]) -> anyhow::Result<()> {
-    let mut s = String::from(
-        "method,buffer,stage,messages,mean_us,sd_us,mean_us_per_row,sd_us_per_row,dead_rows\n",
-    );
-    for l in lines {
-        let b = l.buffer as f64;
-        let _ = writeln!(
-            s,
-            "{},{},{},{},{:.3},{:.3},{:.5},{:.5},{}",
-            l.method,
-            l.buffer,
-            l.stage,
-            l.messages,
-            l.mean_us,
-            l.sd_us,
-            l.mean_us / b,
-            l.sd_us / b,
-            l.dead_rows
-        );
-    }
-    std::fs::write(path, s).with_context(|| format!("writing {}", path.display()))
 }
 
 fn find<'a>(lines: &'a [Line], method: &str, b: usize, stage: &str) -> Option<&'a Line> {

@@ -1,6 +1,7 @@
 //! Integration tests: one binary (see conventions.md).
 
 mod api;
+mod browser;
 mod capacity;
 mod cli;
 mod conformance;

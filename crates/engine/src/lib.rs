@@ -22,4 +22,4 @@ pub use events::{DeadLetterView, Event, Events, Level, RunState, Stamped};
 pub use executor::{run_guarded, Method, Remote, RemoteJob};
 pub use latency::{LatencyProbe, LatencySummary};
 pub use pipeline::{run, run_with, Backpressure, PipelineConfig, PipelineError, Summary};
-pub use stats::{Figures, LinkView, Snapshot, Stats, Tap, TAP_ROWS_PER_S};
+pub use stats::{Figures, LinkView, Sampled, Snapshot, Stats, Tap, TAP_ROWS_PER_S};

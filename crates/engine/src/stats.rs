@@ -37,12 +37,32 @@ pub struct Stats {
 
 /// Output rows a run samples per second, at most, for live charts (only NDJSON output).
 pub const TAP_ROWS_PER_S: u32 = 100;
-/// Sampled rows kept.
+/// Sampled rows kept at full rate (the last 20 seconds at [`TAP_ROWS_PER_S`]).
 pub const TAP_KEEP: usize = 2_000;
+/// Older sampled rows kept, one in [`TAP_THIN`] (5 more minutes at the full rate).
+pub const TAP_KEEP_OLDER: usize = 3_000;
+/// Of the rows leaving the full-rate window, one in this many is kept longer.
+pub const TAP_THIN: u64 = 10;
+/// The sampling budget is spent per slice of this many milliseconds, so a second's rows are
+/// spread over the second.
+const TAP_SLICE_MS: u64 = 100;
+
+/// A sampled output row: its number, when it was sampled (ms since 1970), the NDJSON line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sampled {
+    /// Numbered from 0 in sampling order.
+    pub n: u64,
+    /// When the sink's side saw it, milliseconds since 1970.
+    pub at_ms: u64,
+    /// The row as written (NDJSON).
+    pub row: String,
+}
 
 /// Output rows sampled for live charts: nothing is done while nobody listens; with listeners,
-/// at most [`TAP_ROWS_PER_S`] rows a second are copied (the first rows of each message until
-/// the second's budget is spent), and the latest [`TAP_KEEP`] are kept, numbered.
+/// at most [`TAP_ROWS_PER_S`] rows a second are copied, spread over the second (a slice of
+/// 100 ms takes a tenth, picked evenly across each message's rows). The latest [`TAP_KEEP`]
+/// are kept, and one in [`TAP_THIN`] of the rows before them, up to [`TAP_KEEP_OLDER`], so a
+/// chart can show the last minutes.
 #[derive(Debug, Default)]
 pub struct Tap {
     listeners: std::sync::atomic::AtomicUsize,
@@ -51,10 +71,17 @@ pub struct Tap {
 
 #[derive(Debug, Default)]
 struct TapInner {
-    rows: std::collections::VecDeque<(u64, String)>,
+    rows: std::collections::VecDeque<Sampled>,
+    older: std::collections::VecDeque<Sampled>,
     next: u64,
-    second: u64,
+    slice: u64,
     taken: u32,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Tap {
@@ -73,37 +100,65 @@ impl Tap {
         if self.listeners.load(Relaxed) == 0 || ndjson.is_empty() {
             return;
         }
-        let second = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let at_ms = now_ms();
+        let slice = at_ms / TAP_SLICE_MS;
+        let per_slice = (TAP_ROWS_PER_S as u64 * TAP_SLICE_MS / 1000).max(1) as u32;
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if g.second != second {
-            g.second = second;
+        if g.slice != slice {
+            g.slice = slice;
             g.taken = 0;
         }
-        for line in ndjson.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            if g.taken >= TAP_ROWS_PER_S {
-                break;
-            }
+        let budget = per_slice.saturating_sub(g.taken) as usize;
+        if budget == 0 {
+            return;
+        }
+        let lines: Vec<&[u8]> = ndjson
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
+        let take = budget.min(lines.len());
+        for k in 0..take {
+            // evenly across the message: the k-th of `take` picks
+            let line = lines[k * lines.len() / take];
             g.taken += 1;
             let n = g.next;
             g.next += 1;
             if g.rows.len() == TAP_KEEP {
-                g.rows.pop_front();
+                if let Some(old) = g.rows.pop_front() {
+                    if old.n.is_multiple_of(TAP_THIN) {
+                        if g.older.len() == TAP_KEEP_OLDER {
+                            g.older.pop_front();
+                        }
+                        g.older.push_back(old);
+                    }
+                }
             }
-            g.rows
-                .push_back((n, String::from_utf8_lossy(line).into_owned()));
+            g.rows.push_back(Sampled {
+                n,
+                at_ms,
+                row: String::from_utf8_lossy(line).into_owned(),
+            });
         }
     }
 
-    /// The sampled rows numbered `from` or later, and the number to ask from next time.
-    pub fn since(&self, from: u64) -> (Vec<String>, u64) {
+    /// The sampled rows numbered `from` or later that are still kept at full rate, and the
+    /// number to ask from next time.
+    pub fn since(&self, from: u64) -> (Vec<Sampled>, u64) {
+        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let rows = g.rows.iter().filter(|s| s.n >= from).cloned().collect();
+        (rows, g.next)
+    }
+
+    /// Every kept row sampled at `from_ms` or later, oldest first (thinned before the
+    /// full-rate window), and the number to ask [`Tap::since`] from next.
+    pub fn history(&self, from_ms: u64) -> (Vec<Sampled>, u64) {
         let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let rows = g
-            .rows
+            .older
             .iter()
-            .filter(|(n, _)| *n >= from)
-            .map(|(_, r)| r.clone())
+            .chain(g.rows.iter())
+            .filter(|s| s.at_ms >= from_ms)
+            .cloned()
             .collect();
         (rows, g.next)
     }
@@ -241,11 +296,21 @@ mod tests {
         tap.offer(message.as_bytes());
         tap.leave();
         let (rows, next) = tap.since(0);
-        // two messages in (almost surely) one second: the budget is the rate, once
-        assert!(rows.len() as u32 <= 2 * TAP_ROWS_PER_S && rows.len() as u32 >= TAP_ROWS_PER_S);
-        assert_eq!(rows[0], "{\"a\":0}");
+        // two messages in (almost surely) one 100 ms slice: a slice's budget, once (or twice
+        // when the slice turned between them)
+        let per_slice = TAP_ROWS_PER_S as usize / 10;
+        assert!(
+            rows.len() >= per_slice && rows.len() <= 2 * per_slice,
+            "{}",
+            rows.len()
+        );
+        // spread evenly over the message, not its first rows
+        assert_eq!(rows[0].row, "{\"a\":0}");
+        assert_eq!(rows[1].row, format!("{{\"a\":{}}}", 300 / per_slice));
         assert_eq!(tap.since(next).0.len(), 0);
         tap.offer(message.as_bytes());
         assert_eq!(tap.since(next).0.len(), 0, "the listener left");
+        assert_eq!(tap.history(0).0.len(), rows.len());
+        assert_eq!(tap.history(u64::MAX).0.len(), 0);
     }
 }

@@ -189,6 +189,11 @@ impl RunHandle {
         &self.inner.stats.tap
     }
 
+    /// The run's events kept so far (state changes, log lines, links, first dead letters).
+    pub fn recent_events(&self) -> Vec<Stamped> {
+        self.inner.stats.events.recent()
+    }
+
     /// The run's last dead letters (their reasons; the dead-letter output holds the data).
     pub fn dead_letters(&self) -> Vec<streamprep_engine::DeadLetterView> {
         self.inner.stats.events.last_dead_letters()

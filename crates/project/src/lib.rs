@@ -6,6 +6,7 @@
 
 pub mod launch;
 pub mod plan;
+pub mod profile;
 pub mod runs;
 pub mod spec;
 

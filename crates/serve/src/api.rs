@@ -72,6 +72,7 @@ struct ApiDoc;
 
 /// The server's routes, with the OpenAPI document of them at `/api/openapi.json`.
 pub fn router(state: AppState) -> Router {
+    let pages = crate::pages::routes().with_state(state.clone());
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(healthz))
         .routes(routes!(steps))
@@ -104,7 +105,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(crate::projects::history))
         .with_state(state)
         .split_for_parts();
-    let router = router.layer(DefaultBodyLimit::max(MAX_BODY));
+    let router = router.merge(pages).layer(DefaultBodyLimit::max(MAX_BODY));
     let doc = api.to_pretty_json().unwrap_or_default();
     router
         .route(
@@ -120,7 +121,8 @@ pub fn router(state: AppState) -> Router {
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
     connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-/// Headers every answer carries: the CSP, no MIME sniffing, no referrer, no framing, and no
+/// Headers every answer carries: the CSP, no MIME sniffing, no referrer to other sites (a form's
+/// post keeps its `Origin`, which `no-referrer` would make `null`), no framing, and no
 /// caching of what the API says (it may be private).
 async fn security_headers(mut r: Response) -> Response {
     use axum::http::HeaderValue;
@@ -135,7 +137,7 @@ async fn security_headers(mut r: Response) -> Response {
     );
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -344,41 +346,8 @@ async fn validate(
         Ok(ok) => ok,
         Err(e) => return Ok(crate::projects::invalid_response(e)),
     };
-    let (verdict, verdict_note) = match (&q.profile, spec.arrival_rate) {
-        (None, _) => (
-            None,
-            Some("name a stored profile (?profile=NAME) for the planner's verdict".to_string()),
-        ),
-        (Some(_), None) => (
-            None,
-            Some("give arrival_rate (rows a second) for the planner's verdict".to_string()),
-        ),
-        (Some(name), Some(rate)) => {
-            let csv = state.store.profile(name).await?;
-            let profile = streamprep_engine::planner::parse_profile(&csv).map_err(|e| {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("profile: {e}"))
-            })?;
-            let setting = match plan.config.method {
-                _ if plan.config.adaptive.is_some() => Err("buffer = \"auto\" follows the load: the planner judges fixed buffers"),
-                streamprep_engine::Method::Inline => Ok((1, "inline")),
-                streamprep_engine::Method::Pool { workers } => Ok((workers, "pool")),
-                streamprep_engine::Method::Queue { .. } => Err("the queue method's workers are processes elsewhere: POST /api/v1/plan with their number"),
-            };
-            match setting {
-                Ok((workers, method)) => {
-                    let v = streamprep_engine::planner::verdict(
-                        &profile,
-                        rate,
-                        plan.config.buffer,
-                        workers,
-                        method,
-                    );
-                    (v.and_then(|v| serde_json::to_value(v).ok()), None)
-                }
-                Err(note) => (None, Some(note.to_string())),
-            }
-        }
-    };
+    let (verdict, verdict_note) = judge(&state, &spec, &plan, q.profile.as_deref()).await?;
+    let verdict = verdict.and_then(|v| serde_json::to_value(v).ok());
     Ok((
         StatusCode::OK,
         Json(Valid {
@@ -389,6 +358,60 @@ async fn validate(
         }),
     )
         .into_response())
+}
+
+/// The planner's verdict on a spec's setting at its `arrival_rate`, with a stored profile:
+/// the verdict, or why there is none.
+pub(crate) async fn judge(
+    state: &AppState,
+    spec: &ProjectSpec,
+    plan: &streamprep_project::Plan,
+    profile: Option<&str>,
+) -> Result<(Option<streamprep_engine::planner::Verdict>, Option<String>), ApiError> {
+    let (name, rate) = match (profile, spec.arrival_rate) {
+        (None, _) => {
+            return Ok((
+                None,
+                Some("name a stored profile for the planner's verdict".to_string()),
+            ))
+        }
+        (Some(_), None) => {
+            return Ok((
+                None,
+                Some("give arrival_rate (rows a second) for the planner's verdict".to_string()),
+            ))
+        }
+        (Some(name), Some(rate)) => (name, rate),
+    };
+    let csv = state.store.profile(name).await?;
+    let profile = streamprep_engine::planner::parse_profile(&csv)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("profile: {e}")))?;
+    let setting = match plan.config.method {
+        _ if plan.config.adaptive.is_some() => {
+            Err("buffer = \"auto\" follows the load: the planner judges fixed buffers")
+        }
+        streamprep_engine::Method::Inline => Ok((1, "inline")),
+        streamprep_engine::Method::Pool { workers } => Ok((workers, "pool")),
+        streamprep_engine::Method::Queue { .. } => Err(
+            "the queue method's workers are processes elsewhere: POST /api/v1/plan with their number",
+        ),
+    };
+    Ok(match setting {
+        Ok((workers, method)) => {
+            let v = streamprep_engine::planner::verdict(
+                &profile,
+                rate,
+                plan.config.buffer,
+                workers,
+                method,
+            );
+            let note = v.is_none().then(|| {
+                format!("the profile {name:?} has no measurement for the {method} method")
+            });
+            (v, note)
+        }
+        Err(note) => (None, Some(note.to_string())),
+    })
 }
 
 /// A profile to keep.
@@ -500,42 +523,9 @@ async fn login(
     headers: HeaderMap,
     JsonBody(c): JsonBody<Credentials>,
 ) -> Result<Response, ApiError> {
-    same_site(&headers)?;
-    let now = (state.clock)();
-    if state.throttle.locked(&c.name, now) {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many failed logins: wait 15 minutes",
-        ));
-    }
-    let row = state.store.user_row(&c.name).await?;
-    let (password, hash) = match &row {
-        Some((_, h)) => (c.password.as_str(), h.as_str()),
-        None => (c.password.as_str(), crate::auth::dummy_hash()),
-    };
-    // the hash is checked off the async threads: it takes tens of milliseconds
-    let (p, h) = (password.to_string(), hash.to_string());
-    let ok = tokio::task::spawn_blocking(move || crate::auth::verify_password(&p, &h))
-        .await
-        .unwrap_or(false);
-    let Some((user, _)) = row.filter(|_| ok) else {
-        state.throttle.fail(&c.name, now);
-        return Err(wrong());
-    };
-    state.throttle.succeed(&c.name);
-    // a session id sent with the login is dropped: the id changes at every login
-    if let Some(old) = crate::access::session_cookie(&headers) {
-        state.store.delete_session(&old).await?;
-    }
-    let (id, csrf) = state.store.create_session(&user, now).await?;
-    state
-        .store
-        .audit(&user.name, "login", &user.name, "")
-        .await?;
-    let secure = if state.secure_cookies { "; Secure" } else { "" };
-    let cookie = format!("{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/{secure}");
+    let (user, id, csrf) = start_session(&state, &headers, &c.name, &c.password).await?;
     Ok((
-        [(header::SET_COOKIE, cookie)],
+        [(header::SET_COOKIE, session_cookie_header(&state, &id))],
         Json(Session {
             name: user.name,
             role: user.role.to_string(),
@@ -545,20 +535,67 @@ async fn login(
         .into_response())
 }
 
+/// Check a name and password (throttled per name; the same answer for an unknown name and a
+/// wrong password) and start a session: `(user, session id, CSRF token)`. A session id sent
+/// with the login ends: the id changes at every login.
+pub(crate) async fn start_session(
+    state: &AppState,
+    headers: &HeaderMap,
+    name: &str,
+    password: &str,
+) -> Result<(crate::store::User, String, String), ApiError> {
+    same_site(headers)?;
+    let now = (state.clock)();
+    if state.throttle.locked(name, now) {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed logins: wait 15 minutes",
+        ));
+    }
+    let row = state.store.user_row(name).await?;
+    let hash = match &row {
+        Some((_, h)) => h.as_str(),
+        None => crate::auth::dummy_hash(),
+    };
+    // the hash is checked off the async threads: it takes tens of milliseconds
+    let (p, h) = (password.to_string(), hash.to_string());
+    let ok = tokio::task::spawn_blocking(move || crate::auth::verify_password(&p, &h))
+        .await
+        .unwrap_or(false);
+    let Some((user, _)) = row.filter(|_| ok) else {
+        state.throttle.fail(name, now);
+        return Err(wrong());
+    };
+    state.throttle.succeed(name);
+    if let Some(old) = crate::access::session_cookie(headers) {
+        state.store.delete_session(&old).await?;
+    }
+    let (id, csrf) = state.store.create_session(&user, now).await?;
+    state
+        .store
+        .audit(&user.name, "login", &user.name, "")
+        .await?;
+    Ok((user, id, csrf))
+}
+
+/// The `Set-Cookie` value of a new session: `HttpOnly`, `SameSite=Strict`, `Secure` when the
+/// server is reached over HTTPS.
+pub(crate) fn session_cookie_header(state: &AppState, id: &str) -> String {
+    let secure = if state.secure_cookies { "; Secure" } else { "" };
+    format!("{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/{secure}")
+}
+
+/// The `Set-Cookie` value that ends the session cookie.
+pub(crate) const CLEAR_COOKIE: &str =
+    "streamprep_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0";
+
 /// Log out: the session ends on the server.
 #[utoipa::path(post, path = "/api/v1/logout", responses((status = 204), (status = 401, description = "not logged in"), (status = 403, description = "not allowed for this role, or (a session) no CSRF token or another site")))]
 async fn logout(State(state): State<AppState>, auth: Auth) -> Result<Response, ApiError> {
     if let Via::Session(id) = &auth.via {
         state.store.delete_session(id).await?;
     }
-    Ok((
-        StatusCode::NO_CONTENT,
-        [(
-            header::SET_COOKIE,
-            format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
-        )],
-    )
-        .into_response())
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, CLEAR_COOKIE)]).into_response())
 }
 
 /// Who is logged in.
@@ -984,7 +1021,7 @@ mod tests {
             );
             assert_eq!(h("x-content-type-options"), "nosniff");
             assert_eq!(h("x-frame-options"), "DENY");
-            assert_eq!(h("referrer-policy"), "no-referrer");
+            assert_eq!(h("referrer-policy"), "same-origin");
             assert_eq!(h("cache-control"), "no-store");
         }
         let (s, body) = call(&w, "GET", "/api/v1/steps", "").await;

@@ -1,6 +1,7 @@
-//! Files compiled into the binary and served as they are: the vendored front-end libraries
-//! (`assets/vendor/`, each with its licence, version and sha256 in `MANIFEST.toml`, checked by
-//! a test). Nothing is fetched at build or run time.
+//! Files compiled into the binary and served as they are: the pages' own script, stylesheet
+//! and icon (`assets/app/`) and the vendored front-end libraries (`assets/vendor/`, each with
+//! its licence, version and sha256 in `MANIFEST.toml`, checked by a test). Nothing is fetched
+//! at build or run time.
 
 use axum::extract::Path;
 use axum::http::{header, StatusCode};
@@ -8,6 +9,21 @@ use axum::response::{IntoResponse, Response};
 
 /// `(path under /assets/, content type, bytes)`.
 pub const ASSETS: &[(&str, &str, &[u8])] = &[
+    (
+        "app/app.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/app/app.js"),
+    ),
+    (
+        "app/app.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../assets/app/app.css"),
+    ),
+    (
+        "app/icon.svg",
+        "image/svg+xml",
+        include_bytes!("../assets/app/icon.svg"),
+    ),
     (
         "vendor/uplot/uPlot.iife.min.js",
         "text/javascript; charset=utf-8",
@@ -49,6 +65,10 @@ mod tests {
         let manifest: toml::Table =
             toml::from_str(include_str!("../assets/vendor/MANIFEST.toml")).expect("manifest");
         let mut listed = 0;
+        let ours = ASSETS
+            .iter()
+            .filter(|(p, _, _)| p.starts_with("app/"))
+            .count();
         for lib in manifest["library"].as_array().expect("libraries") {
             for f in lib["files"].as_array().expect("files") {
                 let path = format!("vendor/{}", f["path"].as_str().expect("path"));
@@ -66,9 +86,9 @@ mod tests {
             assert!(lib["licence"].as_str().is_some() && lib["version"].as_str().is_some());
         }
         assert_eq!(
-            listed,
+            listed + ours,
             ASSETS.len(),
-            "every compiled-in file is in the manifest"
+            "every vendored file is in the manifest"
         );
     }
 }

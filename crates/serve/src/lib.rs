@@ -1,13 +1,13 @@
-//! `streamprep serve`: the Preprocessing App's web server (seed 001). This first part serves
-//! what needs no store and changes nothing: the step and connector catalogue with their
-//! options, the check of a project spec (every field, with an error per field), the health
-//! check, the metrics of the runs it hosts, and the OpenAPI 3.1 document of all of it at
-//! `/api/openapi.json`. Projects, runs, users and sessions come next.
+//! `streamprep serve`: the Preprocessing App's web server (seed 001): the JSON API under
+//! `/api/v1` (projects, runs, users, sessions and tokens, the catalogue, the planner; its
+//! OpenAPI 3.1 document at `/api/openapi.json`), `/healthz`, `/metrics`, and the pages
+//! (`pages/`: server-rendered, live over Server-Sent Events, charts with uPlot).
 
 pub mod access;
 pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod pages;
 pub mod projects;
 pub mod store;
 

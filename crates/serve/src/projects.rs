@@ -48,7 +48,8 @@ pub struct Current {
 }
 
 impl Active {
-    fn get(&self, id: &str) -> Option<Current> {
+    /// A project's latest run in this server's life.
+    pub fn get(&self, id: &str) -> Option<Current> {
         self.lock().get(id).cloned()
     }
 
@@ -158,7 +159,7 @@ pub(crate) fn parse_body(
 }
 
 /// A spec from a request: JSON, checked field by field, with a name.
-fn checked(
+pub(crate) fn checked(
     spec: ProjectSpec,
     files_root: Option<&std::path::Path>,
 ) -> Result<ProjectSpec, SpecError> {
@@ -260,21 +261,45 @@ pub async fn list(
     ))
 }
 
+/// Check and keep a spec: a new project (`id` none) or a new spec for project `id` (its
+/// masked secrets filled in from the stored spec). The inner error names every wrong field;
+/// a name another project has is a 409.
+pub(crate) async fn save(
+    state: &AppState,
+    user: &str,
+    id: Option<&str>,
+    mut spec: ProjectSpec,
+) -> Result<Result<String, SpecError>, ApiError> {
+    if let Some(id) = id {
+        let old = state.store.project(id).await?;
+        if let Ok(old_spec) = ProjectSpec::from_json(&old.spec_json) {
+            unmask(&mut spec, &old_spec);
+        }
+    }
+    let spec = match checked(spec, state.files_root.as_deref()) {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(e)),
+    };
+    let name = spec.name.clone().unwrap_or_default();
+    let action = if id.is_some() {
+        "project.edit"
+    } else {
+        "project.add"
+    };
+    let id = state.store.put_project(id, &name, &spec.to_json()).await?;
+    state.store.audit(user, action, &id, &name).await?;
+    Ok(Ok(id))
+}
+
 async fn create_from(
     state: &AppState,
     user: &str,
     spec: ProjectSpec,
 ) -> Result<Response, ApiError> {
-    let spec = match checked(spec, state.files_root.as_deref()) {
-        Ok(s) => s,
+    let id = match save(state, user, None, spec).await? {
+        Ok(id) => id,
         Err(e) => return Ok(invalid_response(e)),
     };
-    let name = spec.name.clone().unwrap_or_default();
-    let id = state
-        .store
-        .put_project(None, &name, &spec.to_json())
-        .await?;
-    state.store.audit(user, "project.add", &id, &name).await?;
     let row = state.store.project(&id).await?;
     Ok((StatusCode::CREATED, Json(view(&row, &state.active)?)).into_response())
 }
@@ -358,27 +383,14 @@ pub async fn update(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let old = state.store.project(&id).await?;
-    let mut spec = match parse_body(&body, ProjectSpec::from_json) {
+    state.store.project(&id).await?;
+    let spec = match parse_body(&body, ProjectSpec::from_json) {
         Ok(s) => s,
         Err(e) => return Ok(invalid_response(e)),
     };
-    if let Ok(old_spec) = ProjectSpec::from_json(&old.spec_json) {
-        unmask(&mut spec, &old_spec);
+    if let Err(e) = save(&state, &auth.user.name, Some(&id), spec).await? {
+        return Ok(invalid_response(e));
     }
-    let spec = match checked(spec, state.files_root.as_deref()) {
-        Ok(s) => s,
-        Err(e) => return Ok(invalid_response(e)),
-    };
-    let name = spec.name.clone().unwrap_or_default();
-    state
-        .store
-        .put_project(Some(&id), &name, &spec.to_json())
-        .await?;
-    state
-        .store
-        .audit(&auth.user.name, "project.edit", &id, &name)
-        .await?;
     let row = state.store.project(&id).await?;
     Ok(Json(view(&row, &state.active)?).into_response())
 }
@@ -390,9 +402,15 @@ pub async fn delete(
     Operator(auth): Operator,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    delete_project(&state, &id, &auth.user.name).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Remove a project and its history (not while it runs).
+pub async fn delete_project(state: &AppState, id: &str, by: &str) -> Result<(), ApiError> {
     if state
         .active
-        .get(&id)
+        .get(id)
         .is_some_and(|c| !c.handle.state().is_over())
     {
         return Err(ApiError::new(
@@ -400,13 +418,10 @@ pub async fn delete(
             "the project is running: stop it first",
         ));
     }
-    state.store.delete_project(&id).await?;
-    state.active.lock().remove(&id);
-    state
-        .store
-        .audit(&auth.user.name, "project.del", &id, "")
-        .await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    state.store.delete_project(id).await?;
+    state.active.lock().remove(id);
+    state.store.audit(by, "project.del", id, "").await?;
+    Ok(())
 }
 
 /// A run started or stopped.
@@ -513,32 +528,27 @@ pub async fn stop(
     Operator(auth): Operator,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    state.store.project(&id).await?;
-    let Some(c) = state
-        .active
-        .get(&id)
-        .filter(|c| !c.handle.state().is_over())
-    else {
+    let stopped = stop_project(&state, &id, &auth.user.name).await?;
+    Ok((StatusCode::ACCEPTED, Json(stopped)).into_response())
+}
+
+/// Stop a project's run: no more is read, what was read is processed and flushed.
+pub async fn stop_project(state: &AppState, id: &str, by: &str) -> Result<RunStarted, ApiError> {
+    state.store.project(id).await?;
+    let Some(c) = state.active.get(id).filter(|c| !c.handle.state().is_over()) else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "the project is not running",
         ));
     };
-    *c.stopped_by.lock().unwrap_or_else(|e| e.into_inner()) = Some(auth.user.name.clone());
+    *c.stopped_by.lock().unwrap_or_else(|e| e.into_inner()) = Some(by.to_string());
     c.handle.stop();
-    state.store.set_running(&id, false).await?;
-    state
-        .store
-        .audit(&auth.user.name, "project.stop", &id, &c.run_id)
-        .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(RunStarted {
-            run: c.run_id.clone(),
-            state: c.handle.state().to_string(),
-        }),
-    )
-        .into_response())
+    state.store.set_running(id, false).await?;
+    state.store.audit(by, "project.stop", id, &c.run_id).await?;
+    Ok(RunStarted {
+        run: c.run_id.clone(),
+        state: c.handle.state().to_string(),
+    })
 }
 
 /// A project's latest run in this server's life.
@@ -638,7 +648,7 @@ pub async fn rows_stream(
             let over = listening.0.state().is_over();
             let rows: Vec<serde_json::Value> = rows
                 .iter()
-                .filter_map(|r| serde_json::from_str(r).ok())
+                .filter_map(|r| serde_json::from_str(&r.row).ok())
                 .collect();
             let event = Event::default().event("rows").json_data(rows).ok()?;
             Some((

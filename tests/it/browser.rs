@@ -1,0 +1,534 @@
+//! The pages in a real browser: `streamprep serve` on a free port, Debian's Chromium driven
+//! through Debian's chromedriver (both installed by scripts/test.sh; a test fails, never
+//! skips, without them) with fantoccini. Every page is checked for Content-Security-Policy
+//! violations (a `securitypolicyviolation` listener put into every document before its own
+//! scripts run) and for script that ran (`window.__xss`, dialogs).
+
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+
+use super::cli::bin;
+use super::tcp::free_port;
+
+/// The admin's password in every test server.
+pub const ADMIN_PW: &str = "the admin's long password";
+
+/// `streamprep serve` on a free port, in its own directory (store and files).
+pub struct App {
+    child: Child,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    /// Its data directory; projects' files live here.
+    pub dir: tempfile::TempDir,
+}
+
+impl App {
+    pub fn start() -> App {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut child = bin()
+            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("store"))
+            .arg("--files-dir")
+            .arg(dir.path())
+            .current_dir(dir.path())
+            .env("STREAMPREP_ADMIN_PASSWORD", ADMIN_PW)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("serve");
+        let mut err = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+        let mut addr = String::new();
+        for _ in 0..10 {
+            let mut line = String::new();
+            err.read_line(&mut line).expect("a line");
+            if let Some(a) = line.split("http://").nth(1) {
+                addr = a.split_whitespace().next().unwrap_or_default().to_string();
+                break;
+            }
+        }
+        assert!(!addr.is_empty(), "serve never said where it listens");
+        // keep reading its log so it never blocks on a full pipe
+        std::thread::spawn(move || for _ in err.lines() {});
+        App { child, addr, dir }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// A path under the files directory.
+    pub fn file(&self, name: &str) -> String {
+        let root = std::fs::canonicalize(self.dir.path()).expect("dir");
+        format!("file:{}", root.join(name).display())
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// chromedriver on a free port, with a fresh Chromium profile.
+pub struct Driver {
+    child: Child,
+    port: u16,
+    profile: tempfile::TempDir,
+}
+
+impl Driver {
+    pub fn start() -> Driver {
+        for tool in ["chromium", "chromedriver"] {
+            let found = Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(
+                found,
+                "{tool} is missing: install Debian's packages chromium and chromium-driver (scripts/test.sh does)"
+            );
+        }
+        let port = free_port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Driver {
+            child,
+            port,
+            profile: tempfile::tempdir().expect("tmp"),
+        }
+    }
+
+    /// A browser window of `width` x `height`.
+    pub async fn client(&self, width: u32, height: u32) -> Client {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    format!("--window-size={width},{height}"),
+                    format!("--user-data-dir={}", self.profile.path().join(format!("p{width}x{height}")).display()),
+                ]
+            }),
+        );
+        let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .expect("a Chromium session through chromedriver");
+        c.issue_cmd(Cdp {
+            cmd: "Page.addScriptToEvaluateOnNewDocument",
+            params: json!({ "source": WATCH }),
+        })
+        .await
+        .expect("the watch script");
+        c
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Put into every document before its scripts: CSP violations into `window.__csp`, dialogs
+/// counted (and turned into `window.__xss`, as a payload's `alert` would be).
+const WATCH: &str = "window.__csp = []; \
+document.addEventListener('securitypolicyviolation', function (e) { \
+  window.__csp.push(e.violatedDirective + ' ' + e.blockedURI + ' ' + e.sourceFile + ':' + e.lineNumber); }); \
+['alert', 'confirm', 'prompt'].forEach(function (n) { window[n] = function () { window.__xss = 'dialog ' + n; }; });";
+
+/// A Chrome DevTools command through chromedriver.
+#[derive(Debug)]
+struct Cdp {
+    cmd: &'static str,
+    params: Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (
+            http::Method::POST,
+            Some(json!({ "cmd": self.cmd, "params": self.params }).to_string()),
+        )
+    }
+}
+
+/// Run a test's browser part.
+pub fn run<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+/// Evaluate `script` (a function body) and return its value.
+pub async fn js(c: &Client, script: &str, args: Vec<Value>) -> Value {
+    c.execute(script, args)
+        .await
+        .unwrap_or_else(|e| panic!("{script}: {e}"))
+}
+
+/// Wait until `script` returns true.
+pub async fn until(c: &Client, what: &str, script: &str, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if js(c, script, vec![]).await == Value::Bool(true) {
+            return;
+        }
+        if Instant::now() >= deadline {
+            let url = c
+                .current_url()
+                .await
+                .map(|u| u.to_string())
+                .unwrap_or_default();
+            let page = js(
+                c,
+                "return document.body ? document.body.innerText.slice(0, 800) : '';",
+                vec![],
+            )
+            .await;
+            panic!("waited {secs} s for {what}; at {url}: {page}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The page is clean: no CSP violation, no script of a payload ran.
+pub async fn clean(c: &Client, page: &str) {
+    let v = js(
+        c,
+        "return [window.__csp || null, typeof window.__xss === 'undefined' ? null : String(window.__xss)];",
+        vec![],
+    )
+    .await;
+    assert_eq!(
+        v[0],
+        json!([]),
+        "{page}: CSP violations (or the watch script is missing)"
+    );
+    assert_eq!(v[1], Value::Null, "{page}: a payload's script ran");
+}
+
+pub async fn goto(c: &Client, app: &App, path: &str) {
+    c.goto(&app.url(path)).await.expect("goto");
+}
+
+pub async fn text(c: &Client, css: &str) -> String {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .text()
+        .await
+        .expect("text")
+}
+
+pub async fn login(c: &Client, app: &App, name: &str, password: &str) {
+    goto(c, app, "/login").await;
+    clean(c, "login").await;
+    let f = c.form(Locator::Css("form")).await.expect("the login form");
+    f.set_by_name("name", name).await.expect("name");
+    f.set_by_name("password", password).await.expect("password");
+    f.submit().await.expect("log in");
+    until(
+        c,
+        "the overview after login",
+        "return document.body.dataset.page === 'overview';",
+        10,
+    )
+    .await;
+}
+
+/// Fill the project form's fields (name -> value) and press `button` (save or check).
+pub async fn fill_project(
+    c: &Client,
+    fields: &[(&str, &str)],
+    steps: &[(&str, &str)],
+    button: &str,
+) {
+    let fields: serde_json::Map<String, Value> = fields
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+    let steps: Vec<Value> = steps.iter().map(|(s, o)| json!([s, o])).collect();
+    js(
+        c,
+        "var f = arguments[0], steps = arguments[1];
+         Object.keys(f).forEach(function (k) { document.querySelector('[name=\"' + k + '\"]').value = f[k]; });
+         var sel = document.querySelectorAll('select[name=step]'), opt = document.querySelectorAll('input[name=options]');
+         steps.forEach(function (s, i) { sel[i].value = s[0]; opt[i].value = s[1]; });
+         return true;",
+        vec![Value::Object(fields), Value::Array(steps)],
+    )
+    .await;
+    c.find(Locator::Css(&format!(
+        "button[name=action][value={button}]"
+    )))
+    .await
+    .expect("the button")
+    .click()
+    .await
+    .expect("click");
+}
+
+#[test]
+fn log_in_create_check_start_chart_stop_dead_letters_plan_and_log_out() {
+    let app = App::start();
+    let driver = Driver::start();
+    // a file with good rows and rows that are not JSON (dead letters with their reasons)
+    let rows: String = (0..50)
+        .map(|i| {
+            if i % 10 == 3 {
+                "{not json\n".to_string()
+            } else {
+                format!("{{\"a\": {i}, \"b\": {}}}\n", i * 2)
+            }
+        })
+        .collect();
+    std::fs::write(app.dir.path().join("messy.ndjson"), rows).expect("rows");
+    run(async {
+        let c = driver.client(1280, 800).await;
+        // not logged in: every page leads to the login, and back after it
+        goto(&c, &app, "/planner").await;
+        assert!(c
+            .current_url()
+            .await
+            .expect("url")
+            .path()
+            .ends_with("/login"));
+        login(&c, &app, "admin", ADMIN_PW).await;
+        clean(&c, "overview").await;
+        assert!(text(&c, "main").await.contains("No projects yet"));
+
+        // the form: a wrong buffer is shown next to its field, nothing is saved
+        goto(&c, &app, "/projects/new").await;
+        clean(&c, "form").await;
+        let live = [
+            ("name", "live weather"),
+            ("description", "the simulated stations, live"),
+            ("source", "generator:davis?rate=400&stations=3"),
+            ("buffer", "lots"),
+            ("method", "pool"),
+            ("workers", "2"),
+            ("sink", &app.file("live.ndjson")),
+            ("arrival_rate", "400"),
+        ];
+        let chain = [
+            ("fillna_zeros", ""),
+            ("min_max_scaler", "feature_range = [-1, 1]"),
+        ];
+        fill_project(&c, &live, &chain, "save").await;
+        until(
+            &c,
+            "the field error",
+            "return !!document.getElementById('e-buffer');",
+            10,
+        )
+        .await;
+        let e = text(&c, "#e-buffer").await;
+        assert!(e.contains("lots"), "the error names the value: {e}");
+        assert_eq!(
+            js(
+                &c,
+                "return document.getElementById('f-buffer').getAttribute('aria-invalid');",
+                vec![]
+            )
+            .await,
+            json!("true")
+        );
+        clean(&c, "form with an error").await;
+        // check, then save
+        let mut fixed = live;
+        fixed[3] = ("buffer", "50");
+        fill_project(&c, &fixed, &chain, "check").await;
+        until(
+            &c,
+            "the check",
+            "return !!document.getElementById('verdict');",
+            10,
+        )
+        .await;
+        assert!(text(&c, "#verdict").await.contains("Every field is right"));
+        fill_project(&c, &fixed, &chain, "save").await;
+        until(
+            &c,
+            "the project page",
+            "return document.body.dataset.page === 'project';",
+            10,
+        )
+        .await;
+        assert_eq!(text(&c, "h1").await, "live weather");
+        clean(&c, "project page").await;
+
+        // start: rows a second above 0 and a chart with points
+        c.find(Locator::Css("form[action$='/start'] button"))
+            .await
+            .expect("start")
+            .click()
+            .await
+            .expect("click");
+        until(&c, "rows/s above 0", "var t = document.querySelector('#figures [data-f=rows_in]').textContent; return parseFloat(t) > 0;", 30).await;
+        until(
+            &c,
+            "a chart with points",
+            "var n = document.getElementById('chart-data'); return !!n.querySelector('canvas') && parseInt(n.getAttribute('data-points') || '0', 10) > 5;",
+            30,
+        )
+        .await;
+        let cols = text(&c, "#columns").await;
+        assert!(cols.contains("temp_out"), "numeric columns to pick: {cols}");
+        until(&c, "the capacity charts", "return document.querySelectorAll('#chart-rho canvas, #chart-rates canvas').length === 2;", 10).await;
+        clean(&c, "project page, running").await;
+        // the overview shows it live
+        goto(&c, &app, "/").await;
+        until(&c, "the overview's live rate", "var t = document.querySelector('[data-f=rows_in]').textContent; return parseFloat(t) > 0;", 15).await;
+        until(
+            &c,
+            "a sparkline",
+            "return !!document.querySelector('[data-f=spark] canvas');",
+            10,
+        )
+        .await;
+        clean(&c, "overview, running").await;
+        // stop from the overview
+        c.find(Locator::Css("form[action$='/stop'] button"))
+            .await
+            .expect("stop")
+            .click()
+            .await
+            .expect("click");
+        until(&c, "finished", "var s = document.querySelector('[data-f=state]').textContent; return s === 'finished';", 20).await;
+
+        // a chain that refuses rows: the dead letters with their reasons
+        goto(&c, &app, "/projects/new").await;
+        fill_project(
+            &c,
+            &[
+                ("name", "messy file"),
+                ("source", &app.file("messy.ndjson")),
+                ("buffer", "10"),
+                ("method", "inline"),
+                ("sink", &app.file("messy-out.ndjson")),
+                ("dead_letter", &app.file("messy-dead.ndjson")),
+            ],
+            &[("fillna_zeros", "")],
+            "save",
+        )
+        .await;
+        until(
+            &c,
+            "the project page",
+            "return document.body.dataset.page === 'project';",
+            10,
+        )
+        .await;
+        c.find(Locator::Css("form[action$='/start'] button"))
+            .await
+            .expect("start")
+            .click()
+            .await
+            .expect("click");
+        until(
+            &c,
+            "dead letters listed",
+            "return document.querySelectorAll('#dead tbody tr').length > 0;",
+            20,
+        )
+        .await;
+        let dead = text(&c, "#dead").await;
+        assert!(
+            dead.contains("prepare"),
+            "the step that refused them: {dead}"
+        );
+        until(
+            &c,
+            "the count",
+            "return document.querySelector('#figures [data-f=dead_letters]').textContent === '5';",
+            10,
+        )
+        .await;
+        clean(&c, "dead letters").await;
+        c.refresh().await.expect("reload");
+        until(&c, "the run in the history", "return document.querySelector('#h-runs').parentNode.textContent.indexOf('finished') >= 0;", 10).await;
+
+        // the planner: profile a chain on the server, see the table and the recommendation
+        goto(&c, &app, "/planner").await;
+        clean(&c, "planner").await;
+        let f = c
+            .form(Locator::Css("form:has(button[value=profile])"))
+            .await
+            .expect("profile form");
+        f.set_by_name("buffers", "1,10").await.expect("buffers");
+        f.submit_with(Locator::Css("button[value=profile]"))
+            .await
+            .expect("profile");
+        until(
+            &c,
+            "the plan",
+            "return document.querySelectorAll('#plan tbody tr').length > 0;",
+            60,
+        )
+        .await;
+        assert!(text(&c, "#recommendation").await.contains("Buffer"));
+        clean(&c, "planner with a plan").await;
+
+        // users (admin)
+        goto(&c, &app, "/users").await;
+        clean(&c, "users").await;
+        assert!(text(&c, "#users").await.contains("admin"));
+
+        // log out: the session ends, pages lead to the login again
+        c.find(Locator::Css("form[action='/logout'] button"))
+            .await
+            .expect("logout")
+            .click()
+            .await
+            .expect("click");
+        until(
+            &c,
+            "the login page",
+            "return document.body.dataset.page === 'login';",
+            10,
+        )
+        .await;
+        goto(&c, &app, "/").await;
+        assert!(c
+            .current_url()
+            .await
+            .expect("url")
+            .path()
+            .ends_with("/login"));
+        c.close().await.expect("close");
+    });
+}
