@@ -254,20 +254,31 @@ pub async fn text(c: &Client, css: &str) -> String {
         .expect("text")
 }
 
+/// Mark the document: a condition on `!window.__stale` holds only in the next document.
+pub async fn mark(c: &Client) {
+    js(c, "window.__stale = true; return true;", vec![]).await;
+}
+
+/// Wait for the next document, a page of this kind.
+pub async fn loaded(c: &Client, page: &str) {
+    until(
+        c,
+        &format!("the {page} page"),
+        &format!("return !window.__stale && document.body.dataset.page === '{page}';"),
+        15,
+    )
+    .await;
+}
+
 pub async fn login(c: &Client, app: &App, name: &str, password: &str) {
     goto(c, app, "/login").await;
     clean(c, "login").await;
     let f = c.form(Locator::Css("form")).await.expect("the login form");
     f.set_by_name("name", name).await.expect("name");
     f.set_by_name("password", password).await.expect("password");
+    mark(c).await;
     f.submit().await.expect("log in");
-    until(
-        c,
-        "the overview after login",
-        "return document.body.dataset.page === 'overview';",
-        10,
-    )
-    .await;
+    loaded(c, "overview").await;
 }
 
 /// Fill the project form's fields (name -> value) and press `button` (save or check).
@@ -288,6 +299,7 @@ pub async fn fill_project(
          Object.keys(f).forEach(function (k) { document.querySelector('[name=\"' + k + '\"]').value = f[k]; });
          var sel = document.querySelectorAll('select[name=step]'), opt = document.querySelectorAll('input[name=options]');
          steps.forEach(function (s, i) { sel[i].value = s[0]; opt[i].value = s[1]; });
+         window.__stale = true;
          return true;",
         vec![Value::Object(fields), Value::Array(steps)],
     )
@@ -381,17 +393,12 @@ fn log_in_create_check_start_chart_stop_dead_letters_plan_and_log_out() {
         .await;
         assert!(text(&c, "#verdict").await.contains("Every field is right"));
         fill_project(&c, &fixed, &chain, "save").await;
-        until(
-            &c,
-            "the project page",
-            "return document.body.dataset.page === 'project';",
-            10,
-        )
-        .await;
+        loaded(&c, "project").await;
         assert_eq!(text(&c, "h1").await, "live weather");
         clean(&c, "project page").await;
 
         // start: rows a second above 0 and a chart with points
+        mark(&c).await;
         c.find(Locator::Css("form[action$='/start'] button"))
             .await
             .expect("start")
@@ -422,6 +429,7 @@ fn log_in_create_check_start_chart_stop_dead_letters_plan_and_log_out() {
         .await;
         clean(&c, "overview, running").await;
         // stop from the overview
+        mark(&c).await;
         c.find(Locator::Css("form[action$='/stop'] button"))
             .await
             .expect("stop")
@@ -446,13 +454,8 @@ fn log_in_create_check_start_chart_stop_dead_letters_plan_and_log_out() {
             "save",
         )
         .await;
-        until(
-            &c,
-            "the project page",
-            "return document.body.dataset.page === 'project';",
-            10,
-        )
-        .await;
+        loaded(&c, "project").await;
+        mark(&c).await;
         c.find(Locator::Css("form[action$='/start'] button"))
             .await
             .expect("start")
@@ -490,6 +493,7 @@ fn log_in_create_check_start_chart_stop_dead_letters_plan_and_log_out() {
             .await
             .expect("profile form");
         f.set_by_name("buffers", "1,10").await.expect("buffers");
+        mark(&c).await;
         f.submit_with(Locator::Css("button[value=profile]"))
             .await
             .expect("profile");
@@ -509,19 +513,14 @@ fn log_in_create_check_start_chart_stop_dead_letters_plan_and_log_out() {
         assert!(text(&c, "#users").await.contains("admin"));
 
         // log out: the session ends, pages lead to the login again
+        mark(&c).await;
         c.find(Locator::Css("form[action='/logout'] button"))
             .await
             .expect("logout")
             .click()
             .await
             .expect("click");
-        until(
-            &c,
-            "the login page",
-            "return document.body.dataset.page === 'login';",
-            10,
-        )
-        .await;
+        loaded(&c, "login").await;
         goto(&c, &app, "/").await;
         assert!(c
             .current_url()
@@ -529,6 +528,345 @@ fn log_in_create_check_start_chart_stop_dead_letters_plan_and_log_out() {
             .expect("url")
             .path()
             .ends_with("/login"));
+        c.close().await.expect("close");
+    });
+}
+
+/// About 40 payloads: script tags, event handlers, `javascript:` URLs, SVG, broken
+/// attributes, template syntax. Each would set `window.__xss` (or open a dialog) if it ran.
+pub const PAYLOADS: &[&str] = &[
+    "<script>window.__xss=1</script>",
+    "<img src=x onerror=\"window.__xss=1\">",
+    "<svg onload=window.__xss=1>",
+    "\"><script>window.__xss=1</script>",
+    "'><img src=x onerror=window.__xss=1>",
+    "javascript:window.__xss=1",
+    "<a href=\"javascript:window.__xss=1\">x</a>",
+    "<iframe src=\"javascript:window.__xss=1\"></iframe>",
+    "<body onload=window.__xss=1>",
+    "<input autofocus onfocus=window.__xss=1>",
+    "<details open ontoggle=window.__xss=1>",
+    "<math><mtext><table><mglyph><style><img src=x onerror=window.__xss=1>",
+    "{{constructor.constructor('window.__xss=1')()}}",
+    "${window.__xss=1}",
+    "{{7*7}}{% raw %}{{ x }}",
+    "\" onmouseover=\"window.__xss=1",
+    "' onfocus='window.__xss=1' autofocus '",
+    "</textarea><script>window.__xss=1</script>",
+    "</title><script>window.__xss=1</script>",
+    "<style>@import 'javascript:window.__xss=1';</style>",
+    "<object data=\"javascript:window.__xss=1\">",
+    "<embed src=\"javascript:window.__xss=1\">",
+    "<meta http-equiv=\"refresh\" content=\"0;url=javascript:window.__xss=1\">",
+    "<svg><script>window.__xss=1</script></svg>",
+    "<svg><animate onbegin=window.__xss=1 attributeName=x dur=1s>",
+    "<video><source onerror=\"window.__xss=1\">",
+    "<audio src=x onerror=window.__xss=1>",
+    "<marquee onstart=window.__xss=1>",
+    "<form action=\"javascript:window.__xss=1\"><button>x</button></form>",
+    "<base href=\"javascript:window.__xss=1//\">",
+    "&lt;script&gt;window.__xss=1&lt;/script&gt;",
+    "&#60;img src=x onerror=window.__xss=1&#62;",
+    "<scr<script>ipt>window.__xss=1</scr</script>ipt>",
+    "<IMG SRC=JaVaScRiPt:window.__xss=1>",
+    "\\u003cscript\\u003ewindow.__xss=1\\u003c/script\\u003e",
+    "--><script>window.__xss=1</script><!--",
+    "<![CDATA[<script>window.__xss=1</script>]]>",
+    "<noscript><p title=\"</noscript><img src=x onerror=window.__xss=1>\">",
+    "\"];window.__xss=1;//",
+    "</script><script>window.__xss=1</script>",
+    "<div style=\"background:url(javascript:window.__xss=1)\">x</div>",
+    "<select><template><img src=x onerror=window.__xss=1></template></select>",
+];
+
+#[test]
+fn payloads_in_every_form_field_and_in_sensor_rows_stay_text() {
+    assert!(PAYLOADS.len() >= 40);
+    let app = App::start();
+    let driver = Driver::start();
+    let dir = tempfile::tempdir().expect("tmp");
+    let broker = super::mqtt::Broker::start(super::mqtt::Kind::Mosquitto, dir.path());
+    run(async {
+        let c = driver.client(1280, 800).await;
+        login(&c, &app, "admin", ADMIN_PW).await;
+        // a name typed at the login page comes back as the field's value, not markup
+        mark(&c).await;
+        c.find(Locator::Css("form[action='/logout'] button"))
+            .await
+            .expect("logout")
+            .click()
+            .await
+            .expect("click");
+        loaded(&c, "login").await;
+        for p in PAYLOADS.iter().take(5) {
+            let f = c.form(Locator::Css("form")).await.expect("the login form");
+            f.set_by_name("name", p).await.expect("name");
+            f.set_by_name("password", "wrong password")
+                .await
+                .expect("password");
+            mark(&c).await;
+            f.submit().await.expect("submit");
+            until(
+                &c,
+                "the login error",
+                "return !window.__stale && !!document.getElementById('login-error');",
+                10,
+            )
+            .await;
+            assert_eq!(
+                js(
+                    &c,
+                    "return document.getElementById('f-name').value;",
+                    vec![]
+                )
+                .await,
+                json!(p)
+            );
+            clean(&c, &format!("login with {p}")).await;
+        }
+        login(&c, &app, "admin", ADMIN_PW).await;
+
+        let text_fields: Vec<&str> = [
+            "name",
+            "description",
+            "source",
+            "buffer",
+            "max_latency",
+            "max_wait",
+            "workers",
+            "broker",
+            "in_flight",
+            "sink",
+            "dead_letter",
+            "max_row",
+            "csv_sep",
+            "rate",
+            "arrival_rate",
+        ]
+        .to_vec();
+        for (i, p) in PAYLOADS.iter().enumerate() {
+            // every text field holds the payload: the form comes back with errors, the payload
+            // in each field's value and in the messages as text
+            goto(&c, &app, "/projects/new").await;
+            let all: Vec<(&str, &str)> = text_fields.iter().map(|f| (*f, *p)).collect();
+            fill_project(&c, &all, &[("fillna_zeros", p)], "save").await;
+            until(&c, "the form again", "return !window.__stale && document.body.dataset.page === 'form' && !!document.querySelector('.field-error, #general-errors');", 10).await;
+            clean(&c, &format!("form with {p}")).await;
+            let values = js(
+                &c,
+                "return Array.prototype.map.call(document.querySelectorAll('.project-form input[name]:not([type=hidden]), .project-form textarea'), function (i) { return [i.name, i.value]; });",
+                vec![],
+            )
+            .await;
+            for v in values.as_array().expect("values") {
+                let name = v[0].as_str().unwrap_or_default();
+                if text_fields.contains(&name) || name == "options" && v[1] != json!("") {
+                    assert_eq!(v[1], json!(p), "{name} holds the payload as typed");
+                }
+            }
+            let errors = js(&c, "return Array.prototype.map.call(document.querySelectorAll('.field-error, #general-errors'), function (e) { return e.textContent; }).join(' ');", vec![]).await;
+            assert!(
+                errors.as_str().unwrap_or_default().contains(p),
+                "the errors quote the payload as text: {errors}"
+            );
+            // a project named and described with the payload: its page and the overview
+            let name = format!("{p} #{i}");
+            goto(&c, &app, "/projects/new").await;
+            fill_project(
+                &c,
+                &[
+                    ("name", &name),
+                    ("description", p),
+                    ("source", "generator:davis?rows=10"),
+                    ("buffer", "10"),
+                    ("sink", &app.file(&format!("x{i}.ndjson"))),
+                ],
+                &[("fillna_zeros", "")],
+                "save",
+            )
+            .await;
+            loaded(&c, "project").await;
+            clean(&c, &format!("project page of {p}")).await;
+            assert_eq!(text(&c, "h1").await, name.trim());
+            assert_eq!(
+                js(
+                    &c,
+                    "return document.querySelector('h1').textContent;",
+                    vec![]
+                )
+                .await,
+                json!(name)
+            );
+            assert_eq!(
+                js(
+                    &c,
+                    "return document.querySelector('.heading p.muted').textContent;",
+                    vec![]
+                )
+                .await,
+                json!(p)
+            );
+            // the planner's fields echo the payload as values too
+            if i % 8 == 0 {
+                goto(&c, &app, "/planner").await;
+                let f = c
+                    .form(Locator::Css("form:has(button[value=plan])"))
+                    .await
+                    .expect("plan form");
+                f.set_by_name("arrival_rate", p).await.expect("rate");
+                mark(&c).await;
+                f.submit_with(Locator::Css("button[value=plan]"))
+                    .await
+                    .expect("plan");
+                until(
+                    &c,
+                    "the planner's error",
+                    "return !window.__stale && !!document.getElementById('planner-error');",
+                    10,
+                )
+                .await;
+                clean(&c, &format!("planner with {p}")).await;
+                assert_eq!(
+                    js(
+                        &c,
+                        "return document.getElementById('p-rate').value;",
+                        vec![]
+                    )
+                    .await,
+                    json!(p)
+                );
+            }
+            // a user named with the payload (names are at most 64 characters)
+            let user: String = p.chars().take(60).collect();
+            goto(&c, &app, "/users").await;
+            let f = c
+                .form(Locator::Css("form[action='/users']"))
+                .await
+                .expect("add form");
+            f.set_by_name("name", &user).await.expect("name");
+            f.set_by_name("password", "a long enough password")
+                .await
+                .expect("pw");
+            mark(&c).await;
+            f.submit().await.expect("add");
+            loaded(&c, "users").await;
+            clean(&c, &format!("users with {p}")).await;
+            let names = js(&c, "return Array.prototype.map.call(document.querySelectorAll('#users tbody tr td:first-child'), function (t) { return t.firstChild.textContent; });", vec![]).await;
+            assert!(
+                names.as_array().expect("names").contains(&json!(user)),
+                "{user} listed as text: {names}"
+            );
+        }
+        goto(&c, &app, "/").await;
+        clean(&c, "overview with every payload").await;
+        let names = js(&c, "return Array.prototype.map.call(document.querySelectorAll('tr[data-id] th a'), function (a) { return a.textContent; });", vec![]).await;
+        for (i, p) in PAYLOADS.iter().enumerate() {
+            assert!(
+                names
+                    .as_array()
+                    .expect("names")
+                    .contains(&json!(format!("{p} #{i}"))),
+                "{p} in the overview"
+            );
+        }
+
+        // sensor rows over MQTT whose column names and string values are the payloads
+        goto(&c, &app, "/projects/new").await;
+        fill_project(
+            &c,
+            &[
+                ("name", "sensors"),
+                ("source", &format!("{}?qos=1", broker.url("xss"))),
+                ("source_format", "ndjson"),
+                ("buffer", "1"),
+                ("max_wait", "10ms"),
+                ("sink", &app.file("sensors.ndjson")),
+            ],
+            &[("fillna_zeros", "")],
+            "save",
+        )
+        .await;
+        loaded(&c, "project").await;
+        mark(&c).await;
+        c.find(Locator::Css("form[action$='/start'] button"))
+            .await
+            .expect("start")
+            .click()
+            .await
+            .expect("click");
+        until(
+            &c,
+            "running",
+            "return document.getElementById('state').textContent === 'running';",
+            20,
+        )
+        .await;
+        let mut row = serde_json::Map::new();
+        for (i, p) in PAYLOADS.iter().enumerate() {
+            row.insert(p.to_string(), json!(p));
+            row.insert(format!("{p}#{i}"), json!(i as f64 + 0.5));
+        }
+        let row = Value::Object(row).to_string();
+        let publish = || {
+            let out = Command::new("mosquitto_pub")
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &broker.port.to_string(),
+                    "-t",
+                    "xss",
+                    "-q",
+                    "1",
+                    "-m",
+                    &row,
+                ])
+                .output()
+                .expect("mosquitto_pub");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        for _ in 0..3 {
+            publish();
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while js(
+            &c,
+            "return document.querySelectorAll('#latest tbody tr').length > 0;",
+            vec![],
+        )
+        .await
+            != json!(true)
+        {
+            assert!(Instant::now() < deadline, "the rows never reached the page");
+            publish();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        clean(&c, "project page with payload columns").await;
+        let heads = js(&c, "return Array.prototype.map.call(document.querySelectorAll('#latest thead th'), function (t) { return t.textContent; });", vec![]).await;
+        let cells = js(&c, "return Array.prototype.map.call(document.querySelectorAll('#latest tbody tr:first-child td'), function (t) { return t.textContent; });", vec![]).await;
+        let boxes = js(&c, "return Array.prototype.map.call(document.querySelectorAll('#columns label'), function (l) { return l.textContent.trim(); });", vec![]).await;
+        for (i, p) in PAYLOADS.iter().enumerate() {
+            assert!(
+                heads.as_array().expect("heads").contains(&json!(p)),
+                "column {p} as text: {heads}"
+            );
+            assert!(
+                cells.as_array().expect("cells").contains(&json!(p)),
+                "value {p} as text"
+            );
+            let numeric = format!("{p}#{i}");
+            assert!(
+                boxes
+                    .as_array()
+                    .expect("boxes")
+                    .contains(&json!(numeric.trim())),
+                "numeric column {numeric} to pick, as text"
+            );
+        }
         c.close().await.expect("close");
     });
 }
