@@ -532,56 +532,9 @@ fn log_in_create_check_start_chart_stop_dead_letters_plan_and_log_out() {
     });
 }
 
-/// About 40 payloads: script tags, event handlers, `javascript:` URLs, SVG, broken
-/// attributes, template syntax. Each would set `window.__xss` (or open a dialog) if it ran.
-pub const PAYLOADS: &[&str] = &[
-    "<script>window.__xss=1</script>",
-    "<img src=x onerror=\"window.__xss=1\">",
-    "<svg onload=window.__xss=1>",
-    "\"><script>window.__xss=1</script>",
-    "'><img src=x onerror=window.__xss=1>",
-    "javascript:window.__xss=1",
-    "<a href=\"javascript:window.__xss=1\">x</a>",
-    "<iframe src=\"javascript:window.__xss=1\"></iframe>",
-    "<body onload=window.__xss=1>",
-    "<input autofocus onfocus=window.__xss=1>",
-    "<details open ontoggle=window.__xss=1>",
-    "<math><mtext><table><mglyph><style><img src=x onerror=window.__xss=1>",
-    "{{constructor.constructor('window.__xss=1')()}}",
-    "${window.__xss=1}",
-    "{{7*7}}{% raw %}{{ x }}",
-    "\" onmouseover=\"window.__xss=1",
-    "' onfocus='window.__xss=1' autofocus '",
-    "</textarea><script>window.__xss=1</script>",
-    "</title><script>window.__xss=1</script>",
-    "<style>@import 'javascript:window.__xss=1';</style>",
-    "<object data=\"javascript:window.__xss=1\">",
-    "<embed src=\"javascript:window.__xss=1\">",
-    "<meta http-equiv=\"refresh\" content=\"0;url=javascript:window.__xss=1\">",
-    "<svg><script>window.__xss=1</script></svg>",
-    "<svg><animate onbegin=window.__xss=1 attributeName=x dur=1s>",
-    "<video><source onerror=\"window.__xss=1\">",
-    "<audio src=x onerror=window.__xss=1>",
-    "<marquee onstart=window.__xss=1>",
-    "<form action=\"javascript:window.__xss=1\"><button>x</button></form>",
-    "<base href=\"javascript:window.__xss=1//\">",
-    "&lt;script&gt;window.__xss=1&lt;/script&gt;",
-    "&#60;img src=x onerror=window.__xss=1&#62;",
-    "<scr<script>ipt>window.__xss=1</scr</script>ipt>",
-    "<IMG SRC=JaVaScRiPt:window.__xss=1>",
-    "\\u003cscript\\u003ewindow.__xss=1\\u003c/script\\u003e",
-    "--><script>window.__xss=1</script><!--",
-    "<![CDATA[<script>window.__xss=1</script>]]>",
-    "<noscript><p title=\"</noscript><img src=x onerror=window.__xss=1>\">",
-    "\"];window.__xss=1;//",
-    "</script><script>window.__xss=1</script>",
-    "<div style=\"background:url(javascript:window.__xss=1)\">x</div>",
-    "<select><template><img src=x onerror=window.__xss=1></template></select>",
-];
-
 #[test]
 fn payloads_in_every_form_field_and_in_sensor_rows_stay_text() {
-    assert!(PAYLOADS.len() >= 40);
+    assert!(streamprep_testkit::XSS_PAYLOADS.len() >= 40);
     let app = App::start();
     let driver = Driver::start();
     let dir = tempfile::tempdir().expect("tmp");
@@ -598,7 +551,7 @@ fn payloads_in_every_form_field_and_in_sensor_rows_stay_text() {
             .await
             .expect("click");
         loaded(&c, "login").await;
-        for p in PAYLOADS.iter().take(5) {
+        for p in streamprep_testkit::XSS_PAYLOADS.iter().take(5) {
             let f = c.form(Locator::Css("form")).await.expect("the login form");
             f.set_by_name("name", p).await.expect("name");
             f.set_by_name("password", "wrong password")
@@ -644,7 +597,7 @@ fn payloads_in_every_form_field_and_in_sensor_rows_stay_text() {
             "arrival_rate",
         ]
         .to_vec();
-        for (i, p) in PAYLOADS.iter().enumerate() {
+        for (i, p) in streamprep_testkit::XSS_PAYLOADS.iter().enumerate() {
             // every text field holds the payload: the form comes back with errors, the payload
             // in each field's value and in the messages as text
             goto(&c, &app, "/projects/new").await;
@@ -760,7 +713,7 @@ fn payloads_in_every_form_field_and_in_sensor_rows_stay_text() {
         goto(&c, &app, "/").await;
         clean(&c, "overview with every payload").await;
         let names = js(&c, "return Array.prototype.map.call(document.querySelectorAll('tr[data-id] th a'), function (a) { return a.textContent; });", vec![]).await;
-        for (i, p) in PAYLOADS.iter().enumerate() {
+        for (i, p) in streamprep_testkit::XSS_PAYLOADS.iter().enumerate() {
             assert!(
                 names
                     .as_array()
@@ -802,7 +755,7 @@ fn payloads_in_every_form_field_and_in_sensor_rows_stay_text() {
         )
         .await;
         let mut row = serde_json::Map::new();
-        for (i, p) in PAYLOADS.iter().enumerate() {
+        for (i, p) in streamprep_testkit::XSS_PAYLOADS.iter().enumerate() {
             row.insert(p.to_string(), json!(p));
             row.insert(format!("{p}#{i}"), json!(i as f64 + 0.5));
         }
@@ -849,7 +802,7 @@ fn payloads_in_every_form_field_and_in_sensor_rows_stay_text() {
         let heads = js(&c, "return Array.prototype.map.call(document.querySelectorAll('#latest thead th'), function (t) { return t.textContent; });", vec![]).await;
         let cells = js(&c, "return Array.prototype.map.call(document.querySelectorAll('#latest tbody tr:first-child td'), function (t) { return t.textContent; });", vec![]).await;
         let boxes = js(&c, "return Array.prototype.map.call(document.querySelectorAll('#columns label'), function (l) { return l.textContent.trim(); });", vec![]).await;
-        for (i, p) in PAYLOADS.iter().enumerate() {
+        for (i, p) in streamprep_testkit::XSS_PAYLOADS.iter().enumerate() {
             assert!(
                 heads.as_array().expect("heads").contains(&json!(p)),
                 "column {p} as text: {heads}"

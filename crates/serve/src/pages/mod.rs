@@ -337,3 +337,6 @@ fn civil(z: i64) -> (i64, u32, u32) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
+
+#[cfg(test)]
+mod matrix;
