@@ -1,8 +1,10 @@
 //! `streamprep demo`: everything in one process, nothing to install. An MQTT broker embedded
 //! in the process (rumqttd; or `--broker` for an existing one), the weather-station simulator
-//! publishing to topic `wetter`, and a project running the paper's chain
-//! `fillna_zeros,normalizer,drop_duplicates` on the pool, with a live status line until
-//! Ctrl-C (or `--seconds`), then a clean shutdown and the summary.
+//! (three stations, rows stamped with the wall clock) publishing to topic `wetter`, and the web
+//! app on 127.0.0.1:8080 (loopback only; an in-memory store, a `demo` user whose password is
+//! printed) running the paper's project `fillna_zeros,normalizer,drop_duplicates` on the pool,
+//! buffer 100, with a live status line until Ctrl-C (or `--seconds`), then a clean shutdown
+//! and the summary.
 
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
@@ -52,6 +54,9 @@ pub struct DemoArgs {
     /// Dead-letter output.
     #[arg(long, default_value = "file:streamprep-demo-dead.ndjson")]
     dead_letter: String,
+    /// Where the web app listens (loopback only; port 0: any free port, printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: String,
     /// Stop after this many seconds (default: run until Ctrl-C).
     #[arg(long)]
     seconds: Option<f64>,
@@ -59,13 +64,52 @@ pub struct DemoArgs {
 
 pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.qos <= 1, "--qos must be 0 or 1");
+    let addr: std::net::SocketAddr = args.addr.parse().map_err(|_| {
+        anyhow::anyhow!(
+            "--addr: '{}' is not an address like 127.0.0.1:8080",
+            args.addr
+        )
+    })?;
+    anyhow::ensure!(
+        addr.ip().is_loopback(),
+        "--addr: the demo listens on loopback only (127.0.0.1 or [::1]); `streamprep serve` serves others"
+    );
     let base = match &args.broker {
         Some(b) => b.trim_end_matches('/').to_string(),
         None => format!("mqtt://127.0.0.1:{}", args.port),
     };
     let qos = format!("?qos={}", args.qos);
     let topic = format!("{base}/wetter{qos}");
-    // the demo is a project like any other, launched through the project library
+    // the app keeps a project's files under one directory: the sink's (by default this one)
+    let cwd = std::env::current_dir().context("the current directory")?;
+    let absolute = |spec: &str| match spec.strip_prefix("file:") {
+        Some(p) if !std::path::Path::new(p).is_absolute() => {
+            format!("file:{}", cwd.join(p).display())
+        }
+        _ => spec.to_string(),
+    };
+    let (sink, dead_letter) = (absolute(&args.sink), absolute(&args.dead_letter));
+    let files_root = sink
+        .strip_prefix("file:")
+        .and_then(|p| std::path::Path::new(p).parent())
+        .map_or_else(|| cwd.clone(), std::path::Path::to_path_buf);
+    let files_root = std::fs::canonicalize(&files_root)
+        .with_context(|| format!("--sink: {} is not a directory", files_root.display()))?;
+    let canon = |spec: String| match spec.strip_prefix("file:") {
+        Some(p) => {
+            let p = std::path::Path::new(p);
+            match (
+                p.parent().and_then(|d| std::fs::canonicalize(d).ok()),
+                p.file_name(),
+            ) {
+                (Some(d), Some(f)) => format!("file:{}", d.join(f).display()),
+                _ => spec,
+            }
+        }
+        None => spec,
+    };
+    let (sink, dead_letter) = (canon(sink), canon(dead_letter));
+    // the demo is a project like any other, run by the web app through the project library
     let spec = ProjectSpec {
         name: Some("demo".into()),
         description: Some("the paper's chain on the simulated weather stations".into()),
@@ -75,11 +119,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         method: Some(MethodName::Pool),
         workers: args.workers,
         max_wait: Some(args.max_wait.clone()),
-        sink: Some(args.sink.clone()),
-        dead_letter: Some(args.dead_letter.clone()),
+        sink: Some(sink),
+        dead_letter: Some(dead_letter),
+        arrival_rate: Some(args.rate),
         ..ProjectSpec::default()
     };
-    let plan = spec.plan().map_err(flagged)?;
+    let plan = spec.clone().plan().map_err(flagged)?;
     let method = plan.config.method;
     // Ctrl-C (or --seconds) stops the simulator first; the run stops once it has taken every
     // row the simulator published, so the summary adds up
@@ -89,7 +134,52 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     if args.broker.is_none() {
         start_embedded_broker(args.port)?;
     }
-    let run = streamprep_project::launch_plan(plan).map_err(flagged)?;
+
+    // the web app: an in-memory store, one user, the project started
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("streamprep-web")
+        .enable_all()
+        .build()
+        .context("starting the web server's runtime")?;
+    let password = streamprep_serve::auth::random_hex(8);
+    let (state, listener, project) = rt.block_on(async {
+        let store = streamprep_serve::store::Store::memory().await?;
+        store
+            .add_user("demo", streamprep_serve::store::Role::Admin, &password)
+            .await?;
+        let mut state = streamprep_serve::AppState::new(store);
+        state.files_root = Some(files_root.clone());
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+            format!("--addr: cannot listen on {addr} (another program has it? give --addr 127.0.0.1:0 for any free port)")
+        })?;
+        let id = match streamprep_serve::projects::save(&state, "demo", None, spec).await {
+            Ok(Ok(id)) => id,
+            Ok(Err(e)) => anyhow::bail!("{e}"),
+            Err(e) => anyhow::bail!("{}", e.message),
+        };
+        streamprep_serve::projects::start_project(&state, &id, "demo")
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        anyhow::Ok((state, listener, id))
+    })?;
+    let local = listener.local_addr()?;
+    let app = streamprep_serve::router(state.clone());
+    let closing = state.shutting_down.clone();
+    let (quit_tx, quit_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = rt.spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = quit_rx.await;
+                closing.store(true, Ordering::SeqCst);
+            })
+            .await
+    });
+    let run = state
+        .active
+        .get(&project)
+        .map(|c| c.handle)
+        .context("the demo project did not start")?;
 
     // the simulator publishes once the run has subscribed (nothing published is missed)
     while run.state() == streamprep_project::RunState::Starting {
@@ -112,12 +202,14 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let simulator = std::thread::Builder::new()
         .name("streamprep-simulator".into())
         .spawn(move || -> anyhow::Result<u64> {
+            // live rows: the wall-clock time in ts, and the publish time in sent_us (the
+            // project page measures publish-to-chart latency with it)
             let n = super::gen::simulate(
                 &mut publisher,
-                Stations::new(1, stations),
+                Stations::new(1, stations).wall_clock(),
                 rate,
                 u64::MAX,
-                false,
+                true,
                 &sim_stop_for_thread,
             )?;
             publisher.close()?;
@@ -137,6 +229,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     eprintln!(
         "streamprep demo: broker {base}, {stations} simulated station(s) at {rate} rows/s to topic wetter (QoS {}), chain {CHAIN} on {method:?}, buffer {} -> {} (Ctrl-C to stop)",
         args.qos, args.buffer, args.sink
+    );
+    eprintln!(
+        "streamprep demo: the app is at http://{local}/ : log in as demo with the password {password} (this run only)"
     );
     let status = StatusLine::start(run.clone(), "demo", true, None);
     let shutdown = {
@@ -160,16 +255,25 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
-            run.stop();
             published
         })
     };
+    // the run stops when the simulator is done (or stops on its own: stopped in the app)
+    while !shutdown.is_finished() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = rt.block_on(streamprep_serve::projects::stop_project(
+        &state, &project, "demo",
+    ));
     let result = run.wait();
     status.stop();
-    run.stop();
     let published = shutdown
         .join()
         .map_err(|_| anyhow::anyhow!("the shutdown thread panicked"))??;
+    // the app stops: its live streams end, the run's end is recorded
+    let _ = quit_tx.send(());
+    let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), server).await });
+    rt.shutdown_timeout(Duration::from_secs(1));
     let summary = result.map_err(anyhow::Error::msg)?;
     eprintln!("streamprep demo: published {published} rows; {summary}");
     eprintln!("streamprep demo: {}", summary.metrics);

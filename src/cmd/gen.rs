@@ -46,7 +46,7 @@ pub fn run(args: GenArgs) -> anyhow::Result<ExitCode> {
         let started = Instant::now();
         let sent = simulate(
             &mut p,
-            Stations::new(args.seed, args.stations),
+            Stations::new(args.seed, args.stations).wall_clock(),
             args.rate,
             args.rows.unwrap_or(u64::MAX),
             args.stamp,

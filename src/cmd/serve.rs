@@ -70,8 +70,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             }
         }
         let app = streamprep_serve::router(state.clone());
+        let closing = state.shutting_down.clone();
         axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown())
+            .with_graceful_shutdown(async move {
+                shutdown().await;
+                // live streams end at once (a browser's open page would hold the shutdown)
+                closing.store(true, std::sync::atomic::Ordering::SeqCst);
+            })
             .await
             .context("serving")?;
         // every run stops cleanly (drain, flush, ack) and the store records it
@@ -82,7 +87,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Ctrl-C or SIGTERM.
-async fn shutdown() {
+pub async fn shutdown() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {

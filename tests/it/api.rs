@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use super::cli::bin;
 
 /// One HTTP/1.1 request; the status and the body.
-fn http(
+pub fn http(
     addr: &str,
     method: &str,
     path: &str,
@@ -41,7 +41,7 @@ fn http(
 }
 
 /// Log in over a raw connection: the session cookie and the CSRF token.
-fn login(addr: &str, name: &str, password: &str) -> (String, String) {
+pub fn login(addr: &str, name: &str, password: &str) -> (String, String) {
     let mut c = std::net::TcpStream::connect(addr).expect("connect");
     let b = format!(r#"{{"name": "{name}", "password": "{password}"}}"#);
     write!(

@@ -342,6 +342,12 @@ fn log_in_create_check_start_chart_stop_dead_letters_plan_and_log_out() {
         login(&c, &app, "admin", ADMIN_PW).await;
         clean(&c, "overview").await;
         assert!(text(&c, "main").await.contains("No projects yet"));
+        // the overview with its script, styles and charting library weighs under 200 KB
+        let bytes = page_bytes(&c).await;
+        assert!(
+            bytes > 50_000 && bytes < 200_000,
+            "the overview weighs {bytes} bytes"
+        );
 
         // the form: a wrong buffer is shown next to its field, nothing is saved
         goto(&c, &app, "/projects/new").await;
@@ -822,4 +828,248 @@ fn payloads_in_every_form_field_and_in_sensor_rows_stay_text() {
         }
         c.close().await.expect("close");
     });
+}
+
+/// Bytes the current page took: the document and every resource it loaded (cached or not).
+pub async fn page_bytes(c: &Client) -> u64 {
+    js(
+        c,
+        "var n = performance.getEntriesByType('navigation')[0];
+         var total = n.encodedBodySize;
+         performance.getEntriesByType('resource').forEach(function (r) { total += r.encodedBodySize; });
+         return total;",
+        vec![],
+    )
+    .await
+    .as_u64()
+    .expect("bytes")
+}
+
+/// `streamprep demo` on free ports: (the process, the app's address, the demo password).
+#[allow(clippy::zombie_processes)] // the caller waits for it
+fn demo(rate: &str, dir: &std::path::Path) -> (Child, String, String) {
+    let mut child = bin()
+        .args(["demo", "--rate", rate, "--addr", "127.0.0.1:0"])
+        .args(["--port", &free_port().to_string()])
+        .arg("--sink")
+        .arg(format!("file:{}", dir.join("demo.ndjson").display()))
+        .arg("--dead-letter")
+        .arg(format!("file:{}", dir.join("dead.ndjson").display()))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("demo");
+    let mut err = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    loop {
+        let mut line = String::new();
+        assert!(
+            err.read_line(&mut line).expect("read") > 0,
+            "the demo stopped"
+        );
+        if let Some(rest) = line.split("the app is at http://").nth(1) {
+            let addr = rest.split('/').next().expect("addr").to_string();
+            let pw = line
+                .split("the password ")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+                .expect("a password")
+                .to_string();
+            std::thread::spawn(move || for _ in err.lines() {});
+            return (child, addr, pw);
+        }
+    }
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+/// The benchmark of the pages (bench/pages.sh runs it on a release build): publish-to-chart
+/// latency at 1,000 rows/s in the demo, the overview's weight and render time, and the
+/// screenshots in docs/.
+#[test]
+#[ignore = "a benchmark: bench/pages.sh"]
+fn bench_pages_latency_weight_and_screenshots() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (mut child, addr, password) = demo("1000", dir.path());
+    let app = AppAt(addr);
+    let driver = Driver::start();
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    std::fs::create_dir_all(&shots).expect("docs/screenshots");
+    run(async {
+        let c = driver.client(1280, 800).await;
+        c.goto(&app.url("/login")).await.expect("login");
+        let f = c.form(Locator::Css("form")).await.expect("form");
+        f.set_by_name("name", "demo").await.expect("name");
+        f.set_by_name("password", &password).await.expect("pw");
+        mark(&c).await;
+        f.submit().await.expect("submit");
+        loaded(&c, "overview").await;
+        // the overview: weight and time to render, five fresh loads
+        let mut times = Vec::new();
+        for _ in 0..5 {
+            mark(&c).await;
+            c.refresh().await.expect("reload");
+            loaded(&c, "overview").await;
+            let t = js(
+                &c,
+                "var n = performance.getEntriesByType('navigation')[0];
+                 var p = performance.getEntriesByName('first-contentful-paint')[0];
+                 return [n.domContentLoadedEventEnd, n.loadEventEnd, p ? p.startTime : null];",
+                vec![],
+            )
+            .await;
+            times.push(t);
+        }
+        let bytes = page_bytes(&c).await;
+        println!("overview: {bytes} bytes (document + resources); [DOMContentLoaded, load, first contentful paint] ms per load: {times:?}");
+        until(
+            &c,
+            "a sparkline",
+            "return !!document.querySelector('[data-f=spark] canvas');",
+            15,
+        )
+        .await;
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        std::fs::write(
+            shots.join("overview.png"),
+            c.screenshot().await.expect("png"),
+        )
+        .expect("write");
+        // the project page: its charts after a minute, and the latency of each point
+        c.find(Locator::Css("tr[data-id] th a"))
+            .await
+            .expect("project")
+            .click()
+            .await
+            .expect("click");
+        until(
+            &c,
+            "the project page",
+            "return document.body.dataset.page === 'project';",
+            10,
+        )
+        .await;
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let lat = js(&c, "return window.streamprepLatencies;", vec![]).await;
+        let mut lat: Vec<f64> = lat
+            .as_array()
+            .expect("latencies")
+            .iter()
+            .filter_map(Value::as_f64)
+            .collect();
+        lat.sort_by(f64::total_cmp);
+        println!(
+            "publish to chart at 1000 rows/s: {} points, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            lat.len(),
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.99),
+            lat.last().copied().unwrap_or(f64::NAN)
+        );
+        let rows_in = text(&c, "#figures [data-f=rows_in]").await;
+        println!("rows/s in on the page: {rows_in}");
+        js(&c, "window.scrollTo(0, 0); return true;", vec![]).await;
+        c.set_window_size(1280, 1700).await.expect("size");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        std::fs::write(
+            shots.join("project.png"),
+            c.screenshot().await.expect("png"),
+        )
+        .expect("write");
+        c.set_window_size(1280, 800).await.expect("size");
+        // the form with an error
+        c.goto(&app.url("/projects/new")).await.expect("form");
+        fill_project(
+            &c,
+            &[
+                ("name", "line 3 vibration"),
+                ("source", "mqtt://127.0.0.1:1883/line3?qos=1"),
+                ("source_format", "ndjson"),
+                ("buffer", "lots"),
+                ("sink", "file:/tmp/out.ndjson"),
+            ],
+            &[
+                ("fillna_mean", ""),
+                ("min_max_scaler", "feature_range = [-1, 1]"),
+            ],
+            "save",
+        )
+        .await;
+        until(
+            &c,
+            "the errors",
+            "return !!document.querySelector('.field-error');",
+            10,
+        )
+        .await;
+        js(&c, "document.getElementById('field-buffer').scrollIntoView({block: 'center'}); return true;", vec![]).await;
+        std::fs::write(
+            shots.join("form-error.png"),
+            c.screenshot().await.expect("png"),
+        )
+        .expect("write");
+        // the planner with a plan
+        c.goto(&app.url("/planner")).await.expect("planner");
+        let f = c
+            .form(Locator::Css("form:has(button[value=profile])"))
+            .await
+            .expect("form");
+        f.set_by_name("buffers", "1,10,100,1000")
+            .await
+            .expect("buffers");
+        mark(&c).await;
+        f.submit_with(Locator::Css("button[value=profile]"))
+            .await
+            .expect("profile");
+        until(
+            &c,
+            "the plan",
+            "return !window.__stale && document.querySelectorAll('#plan tbody tr').length > 0;",
+            120,
+        )
+        .await;
+        js(
+            &c,
+            "document.getElementById('h-best').scrollIntoView(); return true;",
+            vec![],
+        )
+        .await;
+        std::fs::write(
+            shots.join("planner.png"),
+            c.screenshot().await.expect("png"),
+        )
+        .expect("write");
+        // the overview at phone width
+        let phone = driver.client(390, 844).await;
+        phone.goto(&app.url("/login")).await.expect("login");
+        let f = phone.form(Locator::Css("form")).await.expect("form");
+        f.set_by_name("name", "demo").await.expect("name");
+        f.set_by_name("password", &password).await.expect("pw");
+        mark(&phone).await;
+        f.submit().await.expect("submit");
+        loaded(&phone, "overview").await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        std::fs::write(
+            shots.join("overview-phone.png"),
+            phone.screenshot().await.expect("png"),
+        )
+        .expect("write");
+        phone.close().await.expect("close");
+        c.close().await.expect("close");
+    });
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+/// A server already running at an address.
+struct AppAt(String);
+
+impl AppAt {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.0)
+    }
 }

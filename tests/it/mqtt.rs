@@ -661,24 +661,72 @@ fn demo_runs_on_the_embedded_broker_and_stops_cleanly() {
     let dir = tempfile::tempdir().expect("tmp");
     let out = dir.path().join("demo.ndjson");
     let port = free_port();
-    let run = bin()
+    let mut child = bin()
         .args([
             "demo",
             "--seconds",
-            "3",
+            "4",
             "--rate",
             "500",
             "--port",
             &port.to_string(),
+            "--addr",
+            "127.0.0.1:0",
         ])
         .arg("--sink")
         .arg(format!("file:{}", out.display()))
         .arg("--dead-letter")
         .arg(format!("file:{}", dir.path().join("dead.ndjson").display()))
-        .output()
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("demo");
-    let err = String::from_utf8_lossy(&run.stderr);
-    assert!(run.status.success(), "{err}");
+    // the web app: the printed login works, and the paper's project is running there
+    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut err = String::new();
+    let (addr, password) = loop {
+        let mut line = String::new();
+        assert!(
+            std::io::BufRead::read_line(&mut stderr, &mut line).expect("read") > 0,
+            "the demo never said where its app is: {err}"
+        );
+        err.push_str(&line);
+        if let Some(rest) = line.split("the app is at http://").nth(1) {
+            let addr = rest.split('/').next().expect("addr").to_string();
+            let pw = line
+                .split("the password ")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+                .expect("a password")
+                .to_string();
+            break (addr, pw);
+        }
+    };
+    assert!(addr.starts_with("127.0.0.1:"), "loopback only: {addr}");
+    let (status, body) = super::api::http(
+        &addr,
+        "POST",
+        "/api/v1/login",
+        &[],
+        &format!(r#"{{"name": "demo", "password": "{password}"}}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (cookie, _) = super::api::login(&addr, "demo", &password);
+    let (status, body) =
+        super::api::http(&addr, "GET", "/api/v1/projects", &[("Cookie", &cookie)], "");
+    assert_eq!(status, 200, "{body}");
+    let projects: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(projects[0]["name"], "demo", "{body}");
+    assert_eq!(projects[0]["state"], "running", "{body}");
+    let (status, page) = super::api::http(&addr, "GET", "/", &[("Cookie", &cookie)], "");
+    assert_eq!(status, 200);
+    assert!(
+        page.contains(">demo</a>"),
+        "the overview lists the project: {page}"
+    );
+    std::io::Read::read_to_string(&mut stderr, &mut err).expect("the rest");
+    let status = child.wait().expect("demo");
+    assert!(status.success(), "{err}");
+    let err = err.as_str();
     let summary = err
         .lines()
         .find(|l| l.contains("published"))

@@ -264,7 +264,7 @@ pub async fn list(
 /// Check and keep a spec: a new project (`id` none) or a new spec for project `id` (its
 /// masked secrets filled in from the stored spec). The inner error names every wrong field;
 /// a name another project has is a 409.
-pub(crate) async fn save(
+pub async fn save(
     state: &AppState,
     user: &str,
     id: Option<&str>,
@@ -586,28 +586,32 @@ pub async fn live_stream(
     use axum::response::sse::{Event, KeepAlive, Sse};
     state.store.project(&id).await?;
     let active = state.active.clone();
+    let closing = state.shutting_down.clone();
     // (active, project, first event, the run was over at the last event)
     let stream = futures_util::stream::unfold(
         (active, id, true, false),
-        |(active, id, first, ended)| async move {
-            if ended {
-                return None;
-            }
-            if !first {
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            }
-            let (event, over) = match active.get(&id) {
-                Some(c) => {
-                    let v = c.handle.view();
-                    let over = v.state.is_over();
-                    (Event::default().event("view").json_data(v).ok()?, over)
+        move |(active, id, first, ended)| {
+            let closing = closing.clone();
+            async move {
+                if ended || closing.load(std::sync::atomic::Ordering::SeqCst) {
+                    return None;
                 }
-                None => (Event::default().event("idle").data("{}"), false),
-            };
-            Some((
-                Ok::<_, std::convert::Infallible>(event),
-                (active, id, false, over),
-            ))
+                if !first {
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+                let (event, over) = match active.get(&id) {
+                    Some(c) => {
+                        let v = c.handle.view();
+                        let over = v.state.is_over();
+                        (Event::default().event("view").json_data(v).ok()?, over)
+                    }
+                    None => (Event::default().event("idle").data("{}"), false),
+                };
+                Some((
+                    Ok::<_, std::convert::Infallible>(event),
+                    (active, id, false, over),
+                ))
+            }
         },
     );
     Ok(Sse::new(stream)
@@ -637,24 +641,28 @@ pub async fn rows_stream(
     let c = latest_run(&state, &id).await?;
     c.handle.tap().join();
     let from = c.handle.tap().since(u64::MAX).1;
+    let closing = state.shutting_down.clone();
     let stream = futures_util::stream::unfold(
         (Listening(c.handle.clone()), from, false),
-        |(listening, from, ended)| async move {
-            if ended {
-                return None;
+        move |(listening, from, ended)| {
+            let closing = closing.clone();
+            async move {
+                if ended || closing.load(std::sync::atomic::Ordering::SeqCst) {
+                    return None;
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                let (rows, next) = listening.0.tap().since(from);
+                let over = listening.0.state().is_over();
+                let rows: Vec<serde_json::Value> = rows
+                    .iter()
+                    .filter_map(|r| serde_json::from_str(&r.row).ok())
+                    .collect();
+                let event = Event::default().event("rows").json_data(rows).ok()?;
+                Some((
+                    Ok::<_, std::convert::Infallible>(event),
+                    (listening, next, over),
+                ))
             }
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            let (rows, next) = listening.0.tap().since(from);
-            let over = listening.0.state().is_over();
-            let rows: Vec<serde_json::Value> = rows
-                .iter()
-                .filter_map(|r| serde_json::from_str(&r.row).ok())
-                .collect();
-            let event = Event::default().event("rows").json_data(rows).ok()?;
-            Some((
-                Ok::<_, std::convert::Infallible>(event),
-                (listening, next, over),
-            ))
         },
     );
     Ok(Sse::new(stream)

@@ -77,6 +77,9 @@ pub struct DavisGenerator {
     pub missing: f64,
     /// Probability that a row repeats the previous one exactly.
     pub duplicate: f64,
+    /// Stamp `ts` with the wall clock (UTC, milliseconds) instead of the simulated minute
+    /// from 2019-01-01: live rows carry the time they were made.
+    pub wall_clock: bool,
 }
 
 impl DavisGenerator {
@@ -94,6 +97,7 @@ impl DavisGenerator {
             station: "aalen".into(),
             missing: 0.02,
             duplicate: 0.01,
+            wall_clock: false,
         }
     }
 
@@ -197,7 +201,21 @@ impl DavisGenerator {
             match kind {
                 Kind::Str => {
                     let s = st.next().map(String::as_str).unwrap_or("");
-                    if *name == "ts" {
+                    if *name == "ts" && self.wall_clock {
+                        let ms = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_millis() as i64);
+                        let (secs, milli) = (ms.div_euclid(1000), ms.rem_euclid(1000));
+                        let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+                        let t = secs.rem_euclid(86_400);
+                        let _ = write!(
+                            out,
+                            "\"{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{milli:03}Z\"",
+                            t / 3600,
+                            t % 3600 / 60,
+                            t % 60
+                        );
+                    } else if *name == "ts" {
                         let _ = write!(
                             out,
                             "\"{y:04}-{mo:02}-{d:02}T{:02}:{:02}:00\"",
@@ -279,6 +297,14 @@ impl Stations {
             })
             .collect();
         Stations { gens, next: 0 }
+    }
+
+    /// Stamp rows with the wall clock (see [`DavisGenerator::wall_clock`]).
+    pub fn wall_clock(mut self) -> Self {
+        for g in &mut self.gens {
+            g.wall_clock = true;
+        }
+        self
     }
 
     /// Append the next row (without newline), from the next station in turn.
@@ -368,6 +394,12 @@ impl DavisSource {
             left: rows,
         }
     }
+
+    /// Rows stamped with the wall clock (a live, paced generator).
+    pub fn live(mut self) -> Self {
+        self.stations = self.stations.wall_clock();
+        self
+    }
 }
 
 impl Source for DavisSource {
@@ -417,5 +449,14 @@ mod tests {
         assert!((0.015..0.025).contains(&miss), "missing share {miss}");
         assert!((100..300).contains(&dups), "duplicates {dups}");
         assert_eq!(civil_from_days(17897), (2019, 1, 1));
+        let mut live = Stations::new(1, 1).wall_clock();
+        let mut row = Vec::new();
+        live.write_row(&mut row);
+        let v: serde_json::Value = serde_json::from_slice(&row).expect("json");
+        let ts = v["ts"].as_str().expect("ts");
+        assert!(
+            ts.starts_with("20") && !ts.starts_with("2019-01-01") && ts.ends_with('Z'),
+            "{ts}"
+        );
     }
 }

@@ -73,10 +73,15 @@ pub fn parse(
 
 impl Connector for GeneratorEndpoint {
     fn open_source(&self, _: FileFormat, opts: SourceOptions) -> Result<Box<dyn Source>, IoError> {
-        let g = Box::new(DavisSource::stations(self.seed, self.rows, self.stations));
+        let g = DavisSource::stations(self.seed, self.rows, self.stations);
         Ok(match self.rate {
-            Some(r) => Box::new(crate::paced::Paced::new(g, r, opts.stop.clone())),
-            None => g,
+            // live: paced, each row stamped with the wall clock
+            Some(r) => Box::new(crate::paced::Paced::new(
+                Box::new(g.live()),
+                r,
+                opts.stop.clone(),
+            )),
+            None => Box::new(g),
         })
     }
 }

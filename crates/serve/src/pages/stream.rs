@@ -44,6 +44,9 @@ where
 pub async fn overview(State(state): State<AppState>, _: Browser) -> Response {
     sse_from(move |tx| async move {
         loop {
+            if closing(&state) {
+                return;
+            }
             let rows = state.store.projects().await.unwrap_or_default();
             let lines: Vec<_> = rows
                 .iter()
@@ -114,6 +117,10 @@ pub async fn project(
             }
         };
         loop {
+            if closing(&state) {
+                leave(&watching);
+                return;
+            }
             let current = state.active.get(&id);
             let changed = match (&watching, &current) {
                 (Some((run, _, _)), Some(c)) => *run != c.run_id,
@@ -184,6 +191,13 @@ pub async fn project(
             tokio::time::sleep(TICK).await;
         }
     }))
+}
+
+/// The server is stopping: streams end, so the graceful shutdown does not wait for them.
+fn closing(state: &AppState) -> bool {
+    state
+        .shutting_down
+        .load(std::sync::atomic::Ordering::SeqCst)
 }
 
 fn now_ms() -> u64 {
