@@ -112,12 +112,11 @@ impl Driver {
         }
     }
 
-    /// A browser window of `width` x `height`.
+    /// A browser window of `width` x `height` (below 500 wide: a phone's screen, emulated,
+    /// since a desktop window is never narrower than 500).
     pub async fn client(&self, width: u32, height: u32) -> Client {
         let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({
+        let mut options = json!({
                 "binary": "/usr/bin/chromium",
                 "args": [
                     "--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
@@ -126,8 +125,13 @@ impl Driver {
                     format!("--window-size={width},{height}"),
                     format!("--user-data-dir={}", self.profile.path().join(format!("p{width}x{height}")).display()),
                 ]
-            }),
-        );
+        });
+        if width < 500 {
+            options["mobileEmulation"] = json!({
+                "deviceMetrics": { "width": width, "height": height, "pixelRatio": 3.0, "touch": true }
+            });
+        }
+        caps.insert("goog:chromeOptions".into(), options);
         let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(caps)
             .connect(&format!("http://127.0.0.1:{}", self.port))
@@ -331,7 +335,8 @@ fn log_in_create_check_start_chart_stop_dead_letters_plan_and_log_out() {
     std::fs::write(app.dir.path().join("messy.ndjson"), rows).expect("rows");
     run(async {
         let c = driver.client(1280, 800).await;
-        // not logged in: every page leads to the login, and back after it
+        // not logged in: every page leads to the login, and back after it; the login works
+        // with the keyboard alone (the name field has the focus, Tab, Enter)
         goto(&c, &app, "/planner").await;
         assert!(c
             .current_url()
@@ -339,7 +344,34 @@ fn log_in_create_check_start_chart_stop_dead_letters_plan_and_log_out() {
             .expect("url")
             .path()
             .ends_with("/login"));
-        login(&c, &app, "admin", ADMIN_PW).await;
+        let keys = |k: fantoccini::key::Key| char::from(k).to_string();
+        c.active_element()
+            .await
+            .expect("focus")
+            .send_keys("admin")
+            .await
+            .expect("name");
+        c.active_element()
+            .await
+            .expect("focus")
+            .send_keys(&keys(fantoccini::key::Key::Tab))
+            .await
+            .expect("tab");
+        c.active_element()
+            .await
+            .expect("focus")
+            .send_keys(ADMIN_PW)
+            .await
+            .expect("password");
+        mark(&c).await;
+        c.active_element()
+            .await
+            .expect("focus")
+            .send_keys(&keys(fantoccini::key::Key::Enter))
+            .await
+            .expect("enter");
+        loaded(&c, "planner").await;
+        goto(&c, &app, "/").await;
         clean(&c, "overview").await;
         assert!(text(&c, "main").await.contains("No projects yet"));
         // the overview with its script, styles and charting library weighs under 200 KB
@@ -512,6 +544,24 @@ fn log_in_create_check_start_chart_stop_dead_letters_plan_and_log_out() {
         .await;
         assert!(text(&c, "#recommendation").await.contains("Buffer"));
         clean(&c, "planner with a plan").await;
+
+        // at phone width every page fits the screen: nothing wider than the window but the
+        // tables, which scroll in their own box
+        let phone = driver.client(390, 844).await;
+        login(&phone, &app, "admin", ADMIN_PW).await;
+        for path in ["/", "/projects/new", "/planner", "/users"] {
+            goto(&phone, &app, path).await;
+            clean(&phone, path).await;
+            let fits = js(
+                &phone,
+                "return document.documentElement.scrollWidth <= window.innerWidth + 1;",
+                vec![],
+            )
+            .await;
+            let wide = js(&phone, "var w = window.innerWidth; return Array.prototype.filter.call(document.querySelectorAll('body *'), function (e) { return (!e.closest('.table-wrap') || e.classList.contains('table-wrap')) && e.getBoundingClientRect().right > w + 1; }).slice(0, 8).map(function (e) { return e.tagName + '.' + e.className + '#' + e.id + ' ' + Math.round(e.getBoundingClientRect().right); }).concat([document.documentElement.scrollWidth, w]);", vec![]).await;
+            assert_eq!(fits, json!(true), "{path} is wider than a phone: {wide}");
+        }
+        phone.close().await.expect("close");
 
         // users (admin)
         goto(&c, &app, "/users").await;
