@@ -340,3 +340,6 @@ fn civil(z: i64) -> (i64, u32, u32) {
 
 #[cfg(test)]
 mod matrix;
+
+#[cfg(test)]
+mod tests;
