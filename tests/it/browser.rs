@@ -531,6 +531,8 @@ fn log_in_create_check_start_chart_stop_dead_letters_plan_and_log_out() {
             .await
             .expect("profile form");
         f.set_by_name("buffers", "1,10").await.expect("buffers");
+        // plan for the pool (a project without a Redis broker cannot take the queue method)
+        f.set_by_name("method", "pool").await.expect("method");
         mark(&c).await;
         f.submit_with(Locator::Css("button[value=profile]"))
             .await
@@ -544,6 +546,38 @@ fn log_in_create_check_start_chart_stop_dead_letters_plan_and_log_out() {
         .await;
         assert!(text(&c, "#recommendation").await.contains("Buffer"));
         clean(&c, "planner with a plan").await;
+        // apply the recommendation to a project: its setting changes
+        let recommended = js(
+            &c,
+            "var f = document.querySelector('form[action=\"/planner/apply\"]'); return [f.buffer.value, f.method.value];",
+            vec![],
+        )
+        .await;
+        c.find(Locator::Css("#a-project"))
+            .await
+            .expect("projects")
+            .select_by_label("live weather")
+            .await
+            .expect("choose");
+        mark(&c).await;
+        c.find(Locator::Css("form[action='/planner/apply'] button"))
+            .await
+            .expect("apply")
+            .click()
+            .await
+            .expect("click");
+        loaded(&c, "project").await;
+        assert_eq!(text(&c, "h1").await, "live weather");
+        let setting = text(&c, ".spec").await;
+        let (buffer, method) = (
+            recommended[0].as_str().expect("buffer"),
+            recommended[1].as_str().expect("method"),
+        );
+        assert!(
+            setting.contains(&format!("buffer\n{buffer}"))
+                && setting.contains(&format!("method\n{method}")),
+            "applied buffer {buffer}, method {method}: {setting}"
+        );
 
         // at phone width every page fits the screen: nothing wider than the window but the
         // tables, which scroll in their own box
