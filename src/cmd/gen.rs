@@ -29,6 +29,10 @@ pub struct GenArgs {
     /// row (a string, so steps leave it alone), to measure end-to-end latency.
     #[arg(long)]
     stamp: bool,
+    /// With --mqtt: stamp `ts` with the simulated minutes from 2019-01-01, as the file output
+    /// does (the same rows as `gen --out` for the seed), instead of the wall clock.
+    #[arg(long)]
+    simulated_time: bool,
     /// Random seed (the same seed gives the same file).
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -44,9 +48,15 @@ pub fn run(args: GenArgs) -> anyhow::Result<ExitCode> {
         super::status::stop_on_ctrl_c(&stop)?;
         let mut p = Publisher::connect(&url, "gen", stop.clone())?;
         let started = Instant::now();
+        let stations = Stations::new(args.seed, args.stations);
+        let stations = if args.simulated_time {
+            stations
+        } else {
+            stations.wall_clock()
+        };
         let sent = simulate(
             &mut p,
-            Stations::new(args.seed, args.stations).wall_clock(),
+            stations,
             args.rate,
             args.rows.unwrap_or(u64::MAX),
             args.stamp,

@@ -497,7 +497,7 @@ fn mosquitto_restart_mid_stream_loses_no_row_at_qos1() {
     let mut publisher = Reaped(
         bin()
             .args(["gen", "--rows", &ROWS.to_string(), "--seed", "3"])
-            .args(["--rate", "1500", "--mqtt", &url])
+            .args(["--rate", "1500", "--simulated-time", "--mqtt", &url])
             .stderr(Stdio::piped())
             .spawn()
             .expect("gen --mqtt"),
