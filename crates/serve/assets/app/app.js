@@ -78,7 +78,7 @@
           legend: { show: false }, cursor: { show: false },
           scales: { x: { time: false }, y: { range: function (u, lo, hi) { return [0, Math.max(1, hi)]; } } },
           axes: [{ show: false }, { show: false }],
-          series: [{}, { stroke: colour(0), width: 1.5, fill: null }]
+          series: [{}, { stroke: colour(0), width: 1.5, points: { show: false } }]
         }, [s.t, s.v], cell);
       } else {
         s.plot.setData([s.t, s.v]);

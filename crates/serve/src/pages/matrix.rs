@@ -47,6 +47,7 @@ fn plan_line(s: &str) -> PlanLine {
         buffer: s.into(),
         workers: s.into(),
         method: s.into(),
+        measured_with: s.into(),
         service_ms: s.into(),
         rho: s.into(),
         latency_ms: s.into(),

@@ -48,6 +48,8 @@ pub struct PlanLine {
     pub workers: String,
     /// inline, pool or queue.
     pub method: String,
+    /// The method whose measured service time was used.
+    pub measured_with: String,
     /// Service time of a message, ms.
     pub service_ms: String,
     /// Predicted rho.
@@ -265,6 +267,10 @@ fn lines_of(p: &planner::Plan) -> (Vec<PlanLine>, Option<PlanLine>) {
         buffer: v["buffer"].to_string(),
         workers: v["workers"].to_string(),
         method: v["method"].as_str().unwrap_or_default().to_string(),
+        measured_with: v["service_time_from"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
         service_ms: s(v, "service_ms", 3),
         rho: s(v, "rho", 3),
         latency_ms: s(v, "latency_ms", 2),
