@@ -136,12 +136,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
 
     // the web app: an in-memory store, one user, the project started
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("streamprep-web")
-        .enable_all()
-        .build()
-        .context("starting the web server's runtime")?;
+    let rt = super::serve::web_runtime()?;
     let password = streamprep_serve::auth::random_hex(8);
     let (state, listener, project) = rt.block_on(async {
         let store = streamprep_serve::store::Store::memory().await?;

@@ -26,13 +26,7 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    // the web server's threads; pipelines get threads of their own, never these
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("streamprep-web")
-        .enable_all()
-        .build()
-        .context("starting the web server's runtime")?;
+    let rt = web_runtime()?;
     rt.block_on(async {
         let store = super::user::open_store(args.store.as_deref(), &args.data_dir).await?;
         // no default password: the first start makes an admin and shows its password once
@@ -86,8 +80,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// The web server's threads (two); pipelines get threads of their own, never these.
+pub fn web_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("streamprep-web")
+        .enable_all()
+        .build()
+        .context("starting the web server's runtime")
+}
+
 /// Ctrl-C or SIGTERM.
-pub async fn shutdown() {
+async fn shutdown() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {

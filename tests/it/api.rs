@@ -87,28 +87,8 @@ fn schemathesis_finds_no_server_error_and_no_answer_off_the_openapi_document() {
         "{st} is missing: run scripts/test.sh, which installs the pinned schemathesis into the venv"
     );
     let dir = tempfile::tempdir().expect("tmp");
-    let admin_pw = "the admin's long password";
-    let mut child = bin()
-        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path().join("store"))
-        .arg("--files-dir")
-        .arg(dir.path())
-        .current_dir(dir.path())
-        .env("STREAMPREP_ADMIN_PASSWORD", admin_pw)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("serve");
-    let mut err = std::io::BufReader::new(child.stderr.take().expect("stderr"));
-    let mut addr = String::new();
-    for _ in 0..5 {
-        let mut line = String::new();
-        err.read_line(&mut line).expect("a line");
-        if let Some(a) = line.split("http://").nth(1) {
-            addr = a.split_whitespace().next().unwrap_or_default().to_string();
-            break;
-        }
-    }
-    assert!(!addr.is_empty(), "serve never said where it listens");
+    let admin_pw = super::browser::ADMIN_PW;
+    let (mut child, mut err, addr) = serve(dir.path());
     // an operator with an API token, made through the API by the admin
     let (s, body) = http(
         &addr,
@@ -192,8 +172,9 @@ fn schemathesis_finds_no_server_error_and_no_answer_off_the_openapi_document() {
     assert!(generated.contains("generated"), "{text}");
 }
 
-/// Start `serve` on a free port with its store in `dir`; the process, its stderr and its address.
-fn serve(
+/// Start `serve` on a free port with its store in `dir` (the admin's password:
+/// [`super::browser::ADMIN_PW`]); the process, its stderr and its address.
+pub fn serve(
     dir: &std::path::Path,
 ) -> (
     std::process::Child,
@@ -206,7 +187,7 @@ fn serve(
         .arg("--files-dir")
         .arg(dir)
         .current_dir(dir)
-        .env("STREAMPREP_ADMIN_PASSWORD", "the admin's long password")
+        .env("STREAMPREP_ADMIN_PASSWORD", super::browser::ADMIN_PW)
         .stderr(Stdio::piped())
         .spawn()
         .expect("serve");

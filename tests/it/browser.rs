@@ -29,27 +29,7 @@ pub struct App {
 impl App {
     pub fn start() -> App {
         let dir = tempfile::tempdir().expect("tmp");
-        let mut child = bin()
-            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path().join("store"))
-            .arg("--files-dir")
-            .arg(dir.path())
-            .current_dir(dir.path())
-            .env("STREAMPREP_ADMIN_PASSWORD", ADMIN_PW)
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("serve");
-        let mut err = std::io::BufReader::new(child.stderr.take().expect("stderr"));
-        let mut addr = String::new();
-        for _ in 0..10 {
-            let mut line = String::new();
-            err.read_line(&mut line).expect("a line");
-            if let Some(a) = line.split("http://").nth(1) {
-                addr = a.split_whitespace().next().unwrap_or_default().to_string();
-                break;
-            }
-        }
-        assert!(!addr.is_empty(), "serve never said where it listens");
+        let (child, err, addr) = super::api::serve(dir.path());
         // keep reading its log so it never blocks on a full pipe
         std::thread::spawn(move || for _ in err.lines() {});
         App { child, addr, dir }
@@ -83,15 +63,7 @@ pub struct Driver {
 impl Driver {
     pub fn start() -> Driver {
         for tool in ["chromium", "chromedriver"] {
-            let found = Command::new("sh")
-                .args(["-c", &format!("command -v {tool}")])
-                .stdout(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(
-                found,
-                "{tool} is missing: install Debian's packages chromium and chromium-driver (scripts/test.sh does)"
-            );
+            super::mqtt::need_tool(tool, "Debian's packages chromium and chromium-driver");
         }
         let port = free_port();
         let child = Command::new("chromedriver")
@@ -929,36 +901,46 @@ pub async fn page_bytes(c: &Client) -> u64 {
     .expect("bytes")
 }
 
-/// `streamprep demo` on free ports: (the process, the app's address, the demo password).
-#[allow(clippy::zombie_processes)] // the caller waits for it
-fn demo(rate: &str, dir: &std::path::Path) -> (Child, String, String) {
-    let mut child = bin()
-        .args(["demo", "--rate", rate, "--addr", "127.0.0.1:0"])
-        .args(["--port", &free_port().to_string()])
-        .arg("--sink")
-        .arg(format!("file:{}", dir.join("demo.ndjson").display()))
-        .arg("--dead-letter")
-        .arg(format!("file:{}", dir.join("dead.ndjson").display()))
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("demo");
-    let mut err = std::io::BufReader::new(child.stderr.take().expect("stderr"));
-    loop {
-        let mut line = String::new();
-        assert!(
-            err.read_line(&mut line).expect("read") > 0,
-            "the demo stopped"
-        );
-        if let Some(rest) = line.split("the app is at http://").nth(1) {
-            let addr = rest.split('/').next().expect("addr").to_string();
-            let pw = line
-                .split("the password ")
-                .nth(1)
-                .and_then(|r| r.split_whitespace().next())
-                .expect("a password")
-                .to_string();
-            std::thread::spawn(move || for _ in err.lines() {});
-            return (child, addr, pw);
+/// The web app's address and the demo's password in the line `streamprep demo` prints.
+pub fn demo_line(line: &str) -> Option<(String, String)> {
+    let rest = line.split("the app is at http://").nth(1)?;
+    let addr = rest.split('/').next()?.to_string();
+    let pw = line
+        .split("the password ")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .to_string();
+    Some((addr, pw))
+}
+
+impl App {
+    /// `streamprep demo` publishing `rate` rows a second, on free ports: the app and the
+    /// demo user's password.
+    #[allow(clippy::zombie_processes)] // App's drop kills and waits for it
+    pub fn demo(rate: &str) -> (App, String) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut child = bin()
+            .args(["demo", "--rate", rate, "--addr", "127.0.0.1:0"])
+            .args(["--port", &free_port().to_string()])
+            .arg("--sink")
+            .arg(format!("file:{}", dir.path().join("demo.ndjson").display()))
+            .arg("--dead-letter")
+            .arg(format!("file:{}", dir.path().join("dead.ndjson").display()))
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("demo");
+        let mut err = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+        loop {
+            let mut line = String::new();
+            if err.read_line(&mut line).expect("read") == 0 {
+                let _ = child.wait();
+                panic!("the demo stopped");
+            }
+            if let Some((addr, pw)) = demo_line(&line) {
+                std::thread::spawn(move || for _ in err.lines() {});
+                return (App { child, addr, dir }, pw);
+            }
         }
     }
 }
@@ -976,21 +958,14 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 #[test]
 #[ignore = "a benchmark: bench/pages.sh"]
 fn bench_pages_latency_weight_and_screenshots() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let (mut child, addr, password) = demo("1000", dir.path());
-    let app = AppAt(addr);
+    let (app, password) = App::demo("1000");
     let driver = Driver::start();
     let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
     std::fs::create_dir_all(&shots).expect("docs/screenshots");
+    let shot = |name: &str, png: Vec<u8>| std::fs::write(shots.join(name), png).expect("write");
     run(async {
         let c = driver.client(1280, 800).await;
-        c.goto(&app.url("/login")).await.expect("login");
-        let f = c.form(Locator::Css("form")).await.expect("form");
-        f.set_by_name("name", "demo").await.expect("name");
-        f.set_by_name("password", &password).await.expect("pw");
-        mark(&c).await;
-        f.submit().await.expect("submit");
-        loaded(&c, "overview").await;
+        login(&c, &app, "demo", &password).await;
         // the overview: weight and time to render, five fresh loads
         let mut times = Vec::new();
         for _ in 0..5 {
@@ -1017,25 +992,16 @@ fn bench_pages_latency_weight_and_screenshots() {
         )
         .await;
         tokio::time::sleep(Duration::from_secs(8)).await;
-        std::fs::write(
-            shots.join("overview.png"),
-            c.screenshot().await.expect("png"),
-        )
-        .expect("write");
+        shot("overview.png", c.screenshot().await.expect("png"));
         // the project page: its charts after a minute, and the latency of each point
+        mark(&c).await;
         c.find(Locator::Css("tr[data-id] th a"))
             .await
             .expect("project")
             .click()
             .await
             .expect("click");
-        until(
-            &c,
-            "the project page",
-            "return document.body.dataset.page === 'project';",
-            10,
-        )
-        .await;
+        loaded(&c, "project").await;
         tokio::time::sleep(Duration::from_secs(60)).await;
         let lat = js(&c, "return window.streamprepLatencies;", vec![]).await;
         let mut lat: Vec<f64> = lat
@@ -1052,19 +1018,17 @@ fn bench_pages_latency_weight_and_screenshots() {
             percentile(&lat, 0.99),
             lat.last().copied().unwrap_or(f64::NAN)
         );
-        let rows_in = text(&c, "#figures [data-f=rows_in]").await;
-        println!("rows/s in on the page: {rows_in}");
-        js(&c, "window.scrollTo(0, 0); return true;", vec![]).await;
+        println!(
+            "rows/s in on the page: {}",
+            text(&c, "#figures [data-f=rows_in]").await
+        );
         c.set_window_size(1280, 1700).await.expect("size");
+        js(&c, "window.scrollTo(0, 0); return true;", vec![]).await;
         tokio::time::sleep(Duration::from_secs(2)).await;
-        std::fs::write(
-            shots.join("project.png"),
-            c.screenshot().await.expect("png"),
-        )
-        .expect("write");
+        shot("project.png", c.screenshot().await.expect("png"));
         c.set_window_size(1280, 800).await.expect("size");
         // the form with an error
-        c.goto(&app.url("/projects/new")).await.expect("form");
+        goto(&c, &app, "/projects/new").await;
         fill_project(
             &c,
             &[
@@ -1084,18 +1048,14 @@ fn bench_pages_latency_weight_and_screenshots() {
         until(
             &c,
             "the errors",
-            "return !!document.querySelector('.field-error');",
+            "return !window.__stale && !!document.querySelector('.field-error');",
             10,
         )
         .await;
         js(&c, "document.getElementById('field-buffer').scrollIntoView({block: 'center'}); return true;", vec![]).await;
-        std::fs::write(
-            shots.join("form-error.png"),
-            c.screenshot().await.expect("png"),
-        )
-        .expect("write");
+        shot("form-error.png", c.screenshot().await.expect("png"));
         // the planner with a plan
-        c.goto(&app.url("/planner")).await.expect("planner");
+        goto(&c, &app, "/planner").await;
         let f = c
             .form(Locator::Css("form:has(button[value=profile])"))
             .await
@@ -1103,6 +1063,7 @@ fn bench_pages_latency_weight_and_screenshots() {
         f.set_by_name("buffers", "1,10,100,1000")
             .await
             .expect("buffers");
+        f.set_by_name("method", "pool").await.expect("method");
         mark(&c).await;
         f.submit_with(Locator::Css("button[value=profile]"))
             .await
@@ -1120,40 +1081,14 @@ fn bench_pages_latency_weight_and_screenshots() {
             vec![],
         )
         .await;
-        std::fs::write(
-            shots.join("planner.png"),
-            c.screenshot().await.expect("png"),
-        )
-        .expect("write");
+        shot("planner.png", c.screenshot().await.expect("png"));
         // the overview at phone width
         let phone = driver.client(390, 844).await;
-        phone.goto(&app.url("/login")).await.expect("login");
-        let f = phone.form(Locator::Css("form")).await.expect("form");
-        f.set_by_name("name", "demo").await.expect("name");
-        f.set_by_name("password", &password).await.expect("pw");
-        mark(&phone).await;
-        f.submit().await.expect("submit");
-        loaded(&phone, "overview").await;
+        login(&phone, &app, "demo", &password).await;
         tokio::time::sleep(Duration::from_secs(3)).await;
-        std::fs::write(
-            shots.join("overview-phone.png"),
-            phone.screenshot().await.expect("png"),
-        )
-        .expect("write");
+        shot("overview-phone.png", phone.screenshot().await.expect("png"));
         phone.close().await.expect("close");
         c.close().await.expect("close");
     });
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
-}
-
-/// A server already running at an address.
-struct AppAt(String);
-
-impl AppAt {
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.0)
-    }
+    drop(app);
 }

@@ -19,6 +19,14 @@ fn wait_listening(port: u16, what: &str) {
 }
 
 fn need(tool: &str) {
+    need_tool(
+        tool,
+        "Mosquitto (Debian: apt-get install mosquitto mosquitto-clients)",
+    );
+}
+
+/// Fail, saying what to install, when `tool` is not on PATH (a test never skips).
+pub fn need_tool(tool: &str, install: &str) {
     let found = Command::new("sh")
         .args(["-c", &format!("command -v {tool}")])
         .stdout(Stdio::null())
@@ -26,7 +34,7 @@ fn need(tool: &str) {
         .is_ok_and(|s| s.success());
     assert!(
         found,
-        "`{tool}` is not on PATH: install Mosquitto (Debian: apt-get install mosquitto mosquitto-clients); scripts/test.sh does this"
+        "`{tool}` is not on PATH: install {install}; scripts/test.sh does this"
     );
 }
 
@@ -690,15 +698,8 @@ fn demo_runs_on_the_embedded_broker_and_stops_cleanly() {
             "the demo never said where its app is: {err}"
         );
         err.push_str(&line);
-        if let Some(rest) = line.split("the app is at http://").nth(1) {
-            let addr = rest.split('/').next().expect("addr").to_string();
-            let pw = line
-                .split("the password ")
-                .nth(1)
-                .and_then(|r| r.split_whitespace().next())
-                .expect("a password")
-                .to_string();
-            break (addr, pw);
+        if let Some(found) = super::browser::demo_line(&line) {
+            break found;
         }
     };
     assert!(addr.starts_with("127.0.0.1:"), "loopback only: {addr}");

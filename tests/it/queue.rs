@@ -25,14 +25,9 @@ impl Redis {
 
     /// A private redis-server with more settings (`--proto-max-bulk-len 1mb`).
     pub fn start_with(extra: &[&str]) -> Redis {
-        let found = Command::new("sh")
-            .args(["-c", "command -v redis-server"])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            found,
-            "`redis-server` is not on PATH: install Redis (Debian: apt-get install redis-server); scripts/test.sh does this"
+        super::mqtt::need_tool(
+            "redis-server",
+            "Redis (Debian: apt-get install redis-server)",
         );
         let mut r = Redis {
             port: free_port(),

@@ -3,4 +3,4 @@
 mod davis;
 pub mod endpoint;
 
-pub use davis::{DavisGenerator, DavisSource, Pacer, Stations, FIELDS};
+pub use davis::{civil_from_days, DavisGenerator, DavisSource, Pacer, Stations, FIELDS};
