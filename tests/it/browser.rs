@@ -235,6 +235,17 @@ pub async fn mark(c: &Client) {
     js(c, "window.__stale = true; return true;", vec![]).await;
 }
 
+/// Click what `css` finds, marking the document first (see [`loaded`]).
+pub async fn press(c: &Client, css: &str) {
+    mark(c).await;
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .expect("click");
+}
+
 /// Wait for the next document, a page of this kind.
 pub async fn loaded(c: &Client, page: &str) {
     until(
@@ -408,13 +419,7 @@ fn log_in_create_check_start_chart_stop_dead_letters_plan_and_log_out() {
         clean(&c, "project page").await;
 
         // start: rows a second above 0 and a chart with points
-        mark(&c).await;
-        c.find(Locator::Css("form[action$='/start'] button"))
-            .await
-            .expect("start")
-            .click()
-            .await
-            .expect("click");
+        press(&c, "form[action$='/start'] button").await;
         until(&c, "rows/s above 0", "var t = document.querySelector('#figures [data-f=rows_in]').textContent; return parseFloat(t) > 0;", 30).await;
         until(
             &c,
@@ -439,13 +444,7 @@ fn log_in_create_check_start_chart_stop_dead_letters_plan_and_log_out() {
         .await;
         clean(&c, "overview, running").await;
         // stop from the overview
-        mark(&c).await;
-        c.find(Locator::Css("form[action$='/stop'] button"))
-            .await
-            .expect("stop")
-            .click()
-            .await
-            .expect("click");
+        press(&c, "form[action$='/stop'] button").await;
         until(&c, "finished", "var s = document.querySelector('[data-f=state]').textContent; return s === 'finished';", 20).await;
 
         // a chain that refuses rows: the dead letters with their reasons
@@ -465,13 +464,7 @@ fn log_in_create_check_start_chart_stop_dead_letters_plan_and_log_out() {
         )
         .await;
         loaded(&c, "project").await;
-        mark(&c).await;
-        c.find(Locator::Css("form[action$='/start'] button"))
-            .await
-            .expect("start")
-            .click()
-            .await
-            .expect("click");
+        press(&c, "form[action$='/start'] button").await;
         until(
             &c,
             "dead letters listed",
@@ -531,13 +524,7 @@ fn log_in_create_check_start_chart_stop_dead_letters_plan_and_log_out() {
             .select_by_label("live weather")
             .await
             .expect("choose");
-        mark(&c).await;
-        c.find(Locator::Css("form[action='/planner/apply'] button"))
-            .await
-            .expect("apply")
-            .click()
-            .await
-            .expect("click");
+        press(&c, "form[action='/planner/apply'] button").await;
         loaded(&c, "project").await;
         assert_eq!(text(&c, "h1").await, "live weather");
         let setting = text(&c, ".spec").await;
@@ -575,13 +562,7 @@ fn log_in_create_check_start_chart_stop_dead_letters_plan_and_log_out() {
         assert!(text(&c, "#users").await.contains("admin"));
 
         // log out: the session ends, pages lead to the login again
-        mark(&c).await;
-        c.find(Locator::Css("form[action='/logout'] button"))
-            .await
-            .expect("logout")
-            .click()
-            .await
-            .expect("click");
+        press(&c, "form[action='/logout'] button").await;
         loaded(&c, "login").await;
         goto(&c, &app, "/").await;
         assert!(c
@@ -605,13 +586,7 @@ fn payloads_in_every_form_field_and_in_sensor_rows_stay_text() {
         let c = driver.client(1280, 800).await;
         login(&c, &app, "admin", ADMIN_PW).await;
         // a name typed at the login page comes back as the field's value, not markup
-        mark(&c).await;
-        c.find(Locator::Css("form[action='/logout'] button"))
-            .await
-            .expect("logout")
-            .click()
-            .await
-            .expect("click");
+        press(&c, "form[action='/logout'] button").await;
         loaded(&c, "login").await;
         for p in streamprep_testkit::XSS_PAYLOADS.iter().take(5) {
             let f = c.form(Locator::Css("form")).await.expect("the login form");
@@ -802,13 +777,7 @@ fn payloads_in_every_form_field_and_in_sensor_rows_stay_text() {
         )
         .await;
         loaded(&c, "project").await;
-        mark(&c).await;
-        c.find(Locator::Css("form[action$='/start'] button"))
-            .await
-            .expect("start")
-            .click()
-            .await
-            .expect("click");
+        press(&c, "form[action$='/start'] button").await;
         until(
             &c,
             "running",
@@ -994,13 +963,7 @@ fn bench_pages_latency_weight_and_screenshots() {
         tokio::time::sleep(Duration::from_secs(8)).await;
         shot("overview.png", c.screenshot().await.expect("png"));
         // the project page: its charts after a minute, and the latency of each point
-        mark(&c).await;
-        c.find(Locator::Css("tr[data-id] th a"))
-            .await
-            .expect("project")
-            .click()
-            .await
-            .expect("click");
+        press(&c, "tr[data-id] th a").await;
         loaded(&c, "project").await;
         tokio::time::sleep(Duration::from_secs(60)).await;
         let lat = js(&c, "return window.streamprepLatencies;", vec![]).await;
