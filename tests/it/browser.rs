@@ -357,6 +357,25 @@ fn log_in_create_check_start_chart_stop_dead_letters_plan_and_log_out() {
         goto(&c, &app, "/").await;
         clean(&c, "overview").await;
         assert!(text(&c, "main").await.contains("No projects yet"));
+        // dark mode follows the system
+        let background = "return getComputedStyle(document.body).backgroundColor;";
+        assert_eq!(
+            js(&c, background, vec![]).await,
+            json!("rgb(255, 255, 255)")
+        );
+        c.issue_cmd(Cdp {
+            cmd: "Emulation.setEmulatedMedia",
+            params: json!({ "features": [{ "name": "prefers-color-scheme", "value": "dark" }] }),
+        })
+        .await
+        .expect("dark");
+        assert_eq!(js(&c, background, vec![]).await, json!("rgb(15, 20, 25)"));
+        c.issue_cmd(Cdp {
+            cmd: "Emulation.setEmulatedMedia",
+            params: json!({ "features": [{ "name": "prefers-color-scheme", "value": "light" }] }),
+        })
+        .await
+        .expect("light");
         // the overview with its script, styles and charting library weighs under 200 KB
         let bytes = page_bytes(&c).await;
         assert!(
@@ -430,7 +449,7 @@ fn log_in_create_check_start_chart_stop_dead_letters_plan_and_log_out() {
         .await;
         let cols = text(&c, "#columns").await;
         assert!(cols.contains("temp_out"), "numeric columns to pick: {cols}");
-        until(&c, "the capacity charts", "return document.querySelectorAll('#chart-rho canvas, #chart-rates canvas').length === 2;", 10).await;
+        until(&c, "the capacity charts", "return document.querySelectorAll('#chart-rho canvas, #chart-rates canvas, #chart-latency canvas, #chart-backlog canvas, #chart-stages canvas').length === 5;", 10).await;
         clean(&c, "project page, running").await;
         // the overview shows it live
         goto(&c, &app, "/").await;

@@ -98,7 +98,9 @@
     var latest = [];
     var dataPlot = null;
     // the capacity series, one point a second
-    var cap = { t: [], arrival: [], rin: [], rout: [], dropped: [], rhoM: [], rhoP: [], p50: [], p99: [], mean: [], backlog: [] };
+    var cap = { t: [], arrival: [], rin: [], rout: [], dropped: [], rhoM: [], rhoP: [], p50: [], p99: [], mean: [], backlog: [], service: [] };
+    // per stage: its mean service time (ms a message) at each point, by stage name
+    var stageSeries = {}, stageNames = [];
     var lastDropped = null, lastT = null;
     var capPlots = {};
     // publish-to-chart latency of rows stamped by the simulator (sent_us), for the benchmark
@@ -272,12 +274,28 @@
       cap.p99.push(lat.p99_us / 1000);
       cap.mean.push(f.latency_s * 1000);
       cap.backlog.push(c.backlog);
+      cap.service.push(f.service_s * 1000);
+      (r.stages || []).forEach(function (st) {
+        var name = st[0];
+        if (!Object.prototype.hasOwnProperty.call(stageSeries, name)) {
+          stageSeries[name] = new Array(cap.t.length - 1).fill(null);
+          stageNames.push(name);
+          capPlots["#chart-stages"] = destroy(capPlots["#chart-stages"]);
+        }
+      });
+      var means = {};
+      (r.stages || []).forEach(function (st) { means[st[0]] = (st[1] || {}).mean_us / 1000; });
+      stageNames.forEach(function (n) { stageSeries[n].push(Object.prototype.hasOwnProperty.call(means, n) ? means[n] : null); });
       var keep = windowS;
-      if (cap.t.length > keep) Object.keys(cap).forEach(function (k) { cap[k].splice(0, cap[k].length - keep); });
+      if (cap.t.length > keep) {
+        Object.keys(cap).forEach(function (k) { cap[k].splice(0, cap[k].length - keep); });
+        stageNames.forEach(function (n) { stageSeries[n].splice(0, stageSeries[n].length - keep); });
+      }
       capPlot("#chart-rates", ["arrival", "in", "out", "dropped"], [cap.arrival, cap.rin, cap.rout, cap.dropped]);
       capPlot("#chart-rho", ["measured", "predicted"], [cap.rhoM, cap.rhoP]);
       capPlot("#chart-latency", ["p50", "p99", "mean, last second"], [cap.p50, cap.p99, cap.mean]);
       capPlot("#chart-backlog", ["backlog"], [cap.backlog]);
+      capPlot("#chart-stages", ["chain (last seconds)"].concat(stageNames), [cap.service].concat(stageNames.map(function (n) { return stageSeries[n]; })));
       // per step
       var body = $("#stages").tBodies[0];
       body.textContent = "";
