@@ -4,18 +4,14 @@
 use std::process::ExitCode;
 
 use streamprep_connectors::registry::CONNECTORS;
-use streamprep_ops::registry::{OptionKind, STEPS};
+use streamprep_ops::registry::STEPS;
 
 pub fn run() -> anyhow::Result<ExitCode> {
     let width = STEPS.iter().map(|s| s.name.len()).max().unwrap_or(0);
     for s in STEPS {
         println!("{:width$}  {}  [{}]", s.name, s.summary, s.equals);
         for o in s.options {
-            let kind = match o.kind {
-                OptionKind::Range => "[low, high]".to_string(),
-                OptionKind::Integer { min } => format!("integer >= {min}"),
-                OptionKind::Choice(words) => words.join(" | "),
-            };
+            let kind = o.kind.describe();
             println!(
                 "{:width$}    option {} = {kind} (default {}): {}",
                 "", o.name, o.default, o.doc

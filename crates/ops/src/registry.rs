@@ -30,6 +30,23 @@ pub enum OptionKind {
     },
     /// One of these words.
     Choice(&'static [&'static str]),
+    /// A non-empty list of strings (a command and its arguments).
+    Strings,
+    /// A string.
+    Text,
+}
+
+impl OptionKind {
+    /// The type as users read it (`[low, high]`, `integer >= 1`, `uniform | normal`).
+    pub fn describe(&self) -> String {
+        match self {
+            OptionKind::Range => "[low, high]".into(),
+            OptionKind::Integer { min } => format!("integer >= {min}"),
+            OptionKind::Choice(words) => words.join(" | "),
+            OptionKind::Strings => "[strings]".into(),
+            OptionKind::Text => "text".into(),
+        }
+    }
 }
 
 /// One option a step takes.
@@ -79,6 +96,27 @@ impl Options {
             .unwrap_or_default()
     }
 
+    /// A list-of-strings option (checked).
+    pub fn strings(&self, name: &str) -> Vec<String> {
+        self.values
+            .get(name)
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// A string option (checked).
+    pub fn text(&self, name: &str) -> &str {
+        self.values
+            .get(name)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+    }
+
     /// Check `given` against `declared`, filling in defaults.
     fn check(
         step: &str,
@@ -105,12 +143,20 @@ impl Options {
                 }),
                 OptionKind::Integer { min } => v.as_i64().is_some_and(|n| n >= min),
                 OptionKind::Choice(words) => v.as_str().is_some_and(|w| words.contains(&w)),
+                OptionKind::Strings => v.as_array().is_some_and(|a| {
+                    !a.is_empty() && a.iter().all(|x| x.as_str().is_some_and(|s| !s.is_empty()))
+                }),
+                OptionKind::Text => v.as_str().is_some(),
             };
             if !ok {
                 let want = match info.kind {
                     OptionKind::Range => "two numbers, [low, high]".to_string(),
                     OptionKind::Integer { min } => format!("a whole number of at least {min}"),
                     OptionKind::Choice(words) => format!("one of {}", words.join(", ")),
+                    OptionKind::Strings => {
+                        "a list of strings, [\"python3\", \"classify.py\"]".to_string()
+                    }
+                    OptionKind::Text => "a string".to_string(),
                 };
                 return Err(bad(format!("{k} = {v}: give {want} ({})", info.doc)));
             }
@@ -155,6 +201,10 @@ fn min_max_scaler(o: &Options) -> Result<Box<dyn Step>, String> {
     Ok(Box::new(MinMaxScaler::from_options(o)?))
 }
 
+fn exec(o: &Options) -> Result<Box<dyn Step>, String> {
+    Ok(Box::new(crate::exec::Exec::from_options(o)?))
+}
+
 fn quantile_transformer(o: &Options) -> Result<Box<dyn Step>, String> {
     Ok(Box::new(QuantileTransformer::from_options(o)?))
 }
@@ -166,6 +216,7 @@ pub const STEPS: &[StepInfo] = &[
     StepInfo { name: "aggregated_sum", summary: "sum of each numeric column as a one-row message", equals: "df[num].sum()", kind: StepKind::Transform(boxed::<AggregatedSum>), refuses_infinity: None, options: &[], alias_of: None },
     StepInfo { name: "drop_duplicates", summary: "drop repeated rows (all columns), keep the first", equals: "df.drop_duplicates()", kind: StepKind::Transform(boxed::<DropDuplicates>), refuses_infinity: None, options: &[], alias_of: None },
     StepInfo { name: "handling_missing", summary: "drop rows with a missing value in any column", equals: "df.dropna()", kind: StepKind::Transform(boxed::<HandlingMissing>), refuses_infinity: None, options: &[], alias_of: None },
+    StepInfo { name: "exec", summary: "the user's own code: each message to a long-lived process of `command` and back (one process a worker; see the wire protocol in README)", equals: "fn(df) in the process (python/streamprep_step.py: serve(fn))", kind: StepKind::WithOptions(exec), refuses_infinity: None, options: &[OptionInfo { name: "command", kind: OptionKind::Strings, default: "[\"cat\"]", doc: "the program and its arguments, started once a worker (`cat` echoes each frame: the identity)" }, OptionInfo { name: "format", kind: OptionKind::Choice(&["arrow", "csv", "ndjson"]), default: "\"arrow\"", doc: "the frames' format: an Arrow IPC stream, CSV with a header, or NDJSON" }, OptionInfo { name: "timeout", kind: OptionKind::Text, default: "\"30s\"", doc: "the longest a message may take (\"30s\", \"500ms\", \"2m\"); longer: the process is killed and replaced, the message is a dead letter" }], alias_of: None },
     StepInfo { name: "fillna_mean", summary: "fill missing numeric values with the column mean", equals: "df[num].fillna(df[num].mean())", kind: StepKind::Transform(boxed::<FillnaMean>), refuses_infinity: None, options: &[], alias_of: None },
     StepInfo { name: "fillna_median", summary: "fill missing numeric values with the column median", equals: "df[num].fillna(df[num].median())", kind: StepKind::Transform(boxed::<FillnaMedian>), refuses_infinity: None, options: &[], alias_of: None },
     StepInfo { name: "fillna_zeros", summary: "fill missing numeric values with 0", equals: "df[num].fillna(0)", kind: StepKind::Transform(boxed::<FillnaZeros>), refuses_infinity: None, options: &[], alias_of: None },
@@ -387,8 +438,8 @@ mod tests {
                 let _: serde_json::Value = serde_json::from_str(options).expect("alias options");
             }
         }
-        // the paper's 15 transforms, prepare, result, and the two that take options
-        assert_eq!(STEPS.len(), 19);
+        // the paper's 15 transforms, prepare, result, the two that take options, and exec
+        assert_eq!(STEPS.len(), 20);
     }
 
     #[test]

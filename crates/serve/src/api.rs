@@ -197,7 +197,7 @@ pub struct StepView {
 /// Every step, with its options.
 #[utoipa::path(get, path = "/api/v1/steps", responses((status = 200, body = [StepView]), (status = 401, description = "not logged in"), (status = 403, description = "not allowed for this role, or (a session) no CSRF token or another site")))]
 async fn steps(auth: Auth) -> Result<Json<Vec<StepView>>, ApiError> {
-    use streamprep_ops::registry::{OptionKind, StepKind, STEPS};
+    use streamprep_ops::registry::{StepKind, STEPS};
     auth.require(Role::Viewer)?;
     Ok(Json(
         STEPS
@@ -213,11 +213,7 @@ async fn steps(auth: Auth) -> Result<Json<Vec<StepView>>, ApiError> {
                     .iter()
                     .map(|o| OptionView {
                         name: o.name.into(),
-                        kind: match o.kind {
-                            OptionKind::Range => "[low, high]".into(),
-                            OptionKind::Integer { min } => format!("integer >= {min}"),
-                            OptionKind::Choice(words) => words.join(" | "),
-                        },
+                        kind: o.kind.describe(),
                         default: o.default.into(),
                         doc: o.doc.into(),
                     })
