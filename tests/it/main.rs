@@ -5,6 +5,7 @@ mod browser;
 mod capacity;
 mod cli;
 mod conformance;
+mod exec;
 mod fuzz_replay;
 mod golden;
 mod mqtt;

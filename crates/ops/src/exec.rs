@@ -287,9 +287,13 @@ fn read_frame(r: &mut impl Read) -> Result<Vec<u8>, String> {
 pub struct Exec {
     cfg: ExecConfig,
     process: Option<Process>,
-    /// The columns of the first answer: later answers must have them.
-    schema: Option<SchemaRef>,
+    /// The columns of the answers, by the columns of the message: a later answer to a message
+    /// with the same columns must have the same (the latest [`SCHEMAS_KEPT`] pairs).
+    schemas: VecDeque<(SchemaRef, SchemaRef)>,
 }
+
+/// Pairs of (message columns, answer columns) an `exec` step remembers.
+const SCHEMAS_KEPT: usize = 64;
 
 impl Exec {
     /// A step that starts its process with the first message.
@@ -297,7 +301,7 @@ impl Exec {
         Exec {
             cfg,
             process: None,
-            schema: None,
+            schemas: VecDeque::new(),
         }
     }
 
@@ -332,6 +336,7 @@ impl Step for Exec {
     }
 
     fn apply(&mut self, batch: Batch) -> Result<Batch, StepError> {
+        let input = batch.schema();
         let payload = encode(&batch, self.cfg.format).map_err(|e| StepError::Internal {
             step: NAME,
             reason: format!("encoding the message: {e}"),
@@ -384,19 +389,29 @@ impl Step for Exec {
         };
         match answer.split_first() {
             Some((b'D', body)) => {
-                let out = decode(body, self.cfg.format, self.schema.as_ref()).map_err(|e| {
+                let known = self
+                    .schemas
+                    .iter()
+                    .find(|(i, _)| same_columns(i, &input))
+                    .map(|(_, o)| o.clone());
+                let out = decode(body, self.cfg.format, known.as_ref()).map_err(|e| {
                     Self::bad(format!(
                         "the answer is not {} data: {e}",
                         self.cfg.format.word()
                     ))
                 })?;
-                match &self.schema {
-                    None => self.schema = Some(out.schema()),
-                    Some(s) if !same_columns(s, &out.schema()) => {
+                match known {
+                    None => {
+                        if self.schemas.len() == SCHEMAS_KEPT {
+                            self.schemas.pop_front();
+                        }
+                        self.schemas.push_back((input, out.schema()));
+                    }
+                    Some(s) if !same_columns(&s, &out.schema()) => {
                         return Err(Self::bad(format!(
-                            "the process answered with the columns {:?}, earlier ones with {:?}",
+                            "the process answered with the columns {:?}, earlier (to messages with the same columns) with {:?}",
                             names(&out.schema()),
-                            names(s)
+                            names(&s)
                         )))
                     }
                     Some(_) => {}

@@ -1,0 +1,229 @@
+//! The `exec` step with real processes: Python scripts using the shipped helper
+//! (`python/streamprep_step.py`, pandas and pyarrow from the test script's venv) under `run`,
+//! in every format, inline and on the pool; and the faults: a script that exits, one that
+//! segfaults, one that hangs, one that writes garbage to stdout, one that raises, one that
+//! changes its columns. Each costs
+//! its message only (a dead letter with the reason), every other row arrives in order, and
+//! the summary adds up. A command that does not exist is refused before anything is read.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use super::cli::bin;
+
+/// The venv's Python (pandas, pyarrow); the test script makes it.
+pub fn python() -> String {
+    let venv = std::env::var("STREAMPREP_VENV").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/streamprep-venv",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    let py = format!("{venv}/bin/python");
+    assert!(
+        Path::new(&py).exists(),
+        "{py} is missing: run scripts/test.sh, which makes the venv with pandas and pyarrow"
+    );
+    py
+}
+
+/// The folder of the shipped helper.
+fn helper_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("python")
+}
+
+/// `rows` NDJSON rows `{"a": i, "b": i / 4, "s": "row i"}`.
+fn input(dir: &Path, rows: usize) -> PathBuf {
+    let p = dir.join("in.ndjson");
+    let text: String = (0..rows)
+        .map(|i| {
+            format!(
+                "{{\"a\": {i}, \"b\": {}, \"s\": \"row {i}\"}}\n",
+                i as f64 / 4.0
+            )
+        })
+        .collect();
+    std::fs::write(&p, text).expect("input");
+    p
+}
+
+/// A Python step script in `dir`: `body` is the function's body (the frame `df`).
+fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let p = dir.join(name);
+    let text = format!(
+        "import os, sys, time\nsys.path.insert(0, {:?})\nfrom streamprep_step import serve\n\ndef f(df):\n{}\n\nserve(f)\n",
+        helper_dir().display().to_string(),
+        body.lines()
+            .map(|l| format!("    {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    std::fs::write(&p, text).expect("script");
+    p
+}
+
+/// `run` with a project file holding the exec step.
+fn run_exec(dir: &Path, script: &Path, format: &str, method: &str, extra: &str) -> Output {
+    let project = dir.join("project.toml");
+    let workers = if method == "pool" {
+        "workers = 2\n"
+    } else {
+        ""
+    };
+    std::fs::write(
+        &project,
+        format!(
+            "source = \"file:{}\"\nchain = [{{ step = \"exec\", command = [{:?}, {:?}], format = \"{format}\" {extra} }}]\nbuffer = 10\nmethod = \"{method}\"\n{workers}sink = \"file:{}\"\ndead_letter = \"file:{}\"\n",
+            dir.join("in.ndjson").display(),
+            python(),
+            script.display().to_string(),
+            dir.join("out.ndjson").display(),
+            dir.join("dead.ndjson").display(),
+        ),
+    )
+    .expect("project");
+    bin().arg("run").arg(&project).output().expect("run")
+}
+
+fn rows(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect()
+}
+
+/// `name N` in the summary line.
+fn count(summary: &str, name: &str) -> u64 {
+    let rest = &summary[summary
+        .find(name)
+        .unwrap_or_else(|| panic!("no {name} in {summary}"))
+        + name.len()..];
+    rest.trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .expect("a number")
+}
+
+#[test]
+fn a_pandas_function_in_every_format_inline_and_on_the_pool_keeps_the_order() {
+    let dir = tempfile::tempdir().expect("tmp");
+    input(dir.path(), 95);
+    // the classifier of seed 004 in small: a new column from the row
+    let s = script(
+        dir.path(),
+        "classify.py",
+        "df['CLASSIFICATION'] = (df['a'] * 2 + df['b']).where(df['a'] % 3 != 0, -1.0)\nreturn df",
+    );
+    for format in ["arrow", "csv", "ndjson"] {
+        for method in ["inline", "pool"] {
+            let out = run_exec(dir.path(), &s, format, method, "");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{format} {method}: {err}");
+            let got = rows(&dir.path().join("out.ndjson"));
+            assert_eq!(got.len(), 95, "{format} {method}: {err}");
+            for (i, r) in got.iter().enumerate() {
+                assert_eq!(
+                    r["a"].as_i64(),
+                    Some(i as i64),
+                    "{format} {method}: in input order"
+                );
+                let want = if i % 3 == 0 {
+                    -1.0
+                } else {
+                    i as f64 * 2.0 + i as f64 / 4.0
+                };
+                assert_eq!(
+                    r["CLASSIFICATION"].as_f64(),
+                    Some(want),
+                    "{format} {method} row {i}"
+                );
+                assert_eq!(r["s"], format!("row {i}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn exits_segfaults_hangs_garbage_and_exceptions_cost_only_their_message() {
+    let dir = tempfile::tempdir().expect("tmp");
+    input(dir.path(), 100);
+    // rows 10-19 are message 1, 30-39 message 3, ...; each fault hits one message
+    let s = script(
+        dir.path(),
+        "faulty.py",
+        "a = set(df['a'])
+if 13 in a:
+    print('giving up on 13', file=sys.stderr); sys.exit(3)
+if 27 in a:
+    os.kill(os.getpid(), 11)
+if 42 in a:
+    time.sleep(60)
+if 55 in a:
+    os.write(1, b'garbage on stdout'); time.sleep(60)
+if 68 in a:
+    raise ValueError('68 is not a row I like')
+if 81 in a:
+    return df.assign(extra=1)
+return df",
+    );
+    let out = run_exec(dir.path(), &s, "arrow", "pool", ", timeout = \"3s\"");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let got = rows(&dir.path().join("out.ndjson"));
+    let bad = [1, 2, 4, 5, 6, 8];
+    let want: Vec<i64> = (0..100).filter(|i| !bad.contains(&(i / 10))).collect();
+    let got_a: Vec<i64> = got.iter().filter_map(|r| r["a"].as_i64()).collect();
+    assert_eq!(got_a, want, "every other row, in order: {err}");
+    let dead = rows(&dir.path().join("dead.ndjson"));
+    let reasons: Vec<String> = dead
+        .iter()
+        .map(|d| d["reason"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let all = reasons.join("\n");
+    for expected in [
+        "exited with status 3",
+        "giving up on 13",
+        "killed by signal 11",
+        "no answer within",
+        "not a frame",
+        "68 is not a row I like",
+        "answered with the columns",
+    ] {
+        assert!(all.contains(expected), "a reason says {expected:?}: {all}");
+    }
+    let summary = err
+        .lines()
+        .find(|l| l.contains("rows in"))
+        .unwrap_or_else(|| panic!("no summary: {err}"));
+    assert_eq!(count(summary, "rows in"), 100, "{summary}");
+    assert_eq!(count(summary, "rows out"), 40, "{summary}");
+    assert_eq!(count(summary, "dead letters"), 60, "{summary}");
+}
+
+#[test]
+fn a_command_that_does_not_exist_is_refused_before_anything_is_read() {
+    let dir = tempfile::tempdir().expect("tmp");
+    input(dir.path(), 10);
+    let out = bin()
+        .args(["run", "--source"])
+        .arg(format!("file:{}", dir.path().join("in.ndjson").display()))
+        .args([
+            "--chain",
+            r#"exec{"command": ["no-such-program-anywhere", "x.py"]}"#,
+        ])
+        .args(["--buffer", "5", "--sink"])
+        .arg(format!("file:{}", dir.path().join("out.ndjson").display()))
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("no-such-program-anywhere") && err.contains("PATH"),
+        "{err}"
+    );
+    assert!(!dir.path().join("out.ndjson").exists(), "nothing written");
+}
