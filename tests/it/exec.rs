@@ -227,3 +227,87 @@ fn a_command_that_does_not_exist_is_refused_before_anything_is_read() {
     );
     assert!(!dir.path().join("out.ndjson").exists(), "nothing written");
 }
+
+#[test]
+fn stderr_goes_to_the_log_and_ctrl_c_closes_stdin_then_the_processes_end() {
+    let dir = tempfile::tempdir().expect("tmp");
+    input(dir.path(), 3000);
+    let pids = dir.path().join("pids");
+    // each process notes its pid when it starts and "bye" when its stdin closes
+    let s = dir.path().join("noisy.py");
+    std::fs::write(
+        &s,
+        format!(
+            "import os, sys\nsys.path.insert(0, {helper:?})\nfrom streamprep_step import serve\nopen({pids:?}, 'a').write(str(os.getpid()) + '\\n')\ndef f(df):\n    print('hello from the script', file=sys.stderr)\n    return df\nserve(f)\nopen({pids:?}, 'a').write('bye\\n')\n",
+            helper = helper_dir().display().to_string(),
+            pids = pids.display().to_string(),
+        ),
+    )
+    .expect("script");
+    let mut child = bin()
+        .args(["run", "--source"])
+        .arg(format!("file:{}", dir.path().join("in.ndjson").display()))
+        .args([
+            "--rate",
+            "100",
+            "--buffer",
+            "10",
+            "--method",
+            "pool",
+            "--workers",
+            "2",
+        ])
+        .arg("--chain")
+        .arg(format!(
+            "exec{{\"command\": [{:?}, {:?}]}}",
+            python(),
+            s.display().to_string()
+        ))
+        .arg("--sink")
+        .arg(format!("file:{}", dir.path().join("out.ndjson").display()))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run");
+    // both processes started (the sink writes its file in large chunks: watch the pids)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::fs::read_to_string(&pids).unwrap_or_default().lines().count() < 2 {
+        assert!(std::time::Instant::now() < deadline, "the processes did not start");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let st = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    let out = child.wait_with_output().expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("exec-") && err.contains(": hello from the script"),
+        "the processes' stderr is in the log, each named: {err}"
+    );
+    let noted = std::fs::read_to_string(&pids).expect("pids");
+    let started: Vec<&str> = noted.lines().filter(|l| *l != "bye").collect();
+    assert_eq!(started.len(), 2, "one process a worker: {noted}");
+    assert_eq!(
+        noted.lines().filter(|l| *l == "bye").count(),
+        2,
+        "each saw its stdin close and ended on its own: {noted}"
+    );
+    for pid in started {
+        let alive = std::process::Command::new("kill")
+            .args(["-0", pid])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(!alive, "process {pid} outlived the run");
+    }
+    // what was read was processed: every output row is whole and in order
+    let got: Vec<i64> = rows(&dir.path().join("out.ndjson"))
+        .iter()
+        .filter_map(|r| r["a"].as_i64())
+        .collect();
+    assert!(got.len() >= 10 && got.len() < 3000, "stopped midway: {}", got.len());
+    assert_eq!(got, (0..got.len() as i64).collect::<Vec<_>>());
+}

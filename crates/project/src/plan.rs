@@ -74,6 +74,22 @@ impl std::fmt::Debug for Plan {
     }
 }
 
+/// The `processes` of each `exec` step of `chain` that gives them, without repeats.
+fn exec_processes(chain: &[String]) -> Vec<usize> {
+    let mut out = Vec::new();
+    for entry in chain {
+        if let Ok(("exec", options)) = streamprep_ops::registry::split_entry(entry) {
+            if let Some(p) = options.get("processes").and_then(serde_json::Value::as_u64) {
+                let p = p as usize;
+                if !out.contains(&p) {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The default worker count of the pool: one a core.
 pub fn default_workers() -> usize {
     std::thread::available_parallelism()
@@ -249,7 +265,48 @@ impl ProjectSpec {
                 );
             }
         }
+        // `exec`'s processes: one a worker, so `processes = N` is the pool's workers
+        let processes = exec_processes(&chain);
         let method = match self.method.unwrap_or(MethodName::Inline) {
+            _ if processes.len() > 1 => {
+                bad(
+                    "chain",
+                    format!(
+                        "exec steps ask for {processes:?} processes: exec runs one process a worker, so give them all the same processes"
+                    ),
+                );
+                Method::Inline
+            }
+            MethodName::Pool if !processes.is_empty() => {
+                let p = processes[0];
+                match self.workers {
+                    Some(w) if w != p => bad(
+                        "chain",
+                        format!(
+                            "exec processes = {p} but workers = {w}: exec runs one process a worker; leave processes out or make them equal"
+                        ),
+                    ),
+                    _ => {}
+                }
+                Method::Pool { workers: p }
+            }
+            MethodName::Inline if processes.iter().any(|p| *p > 1) => {
+                bad(
+                    "chain",
+                    format!(
+                        "exec processes = {} needs method = \"pool\" (exec runs one process a worker; inline has one)",
+                        processes[0]
+                    ),
+                );
+                Method::Inline
+            }
+            MethodName::Queue if processes.iter().any(|p| *p > 1) => {
+                bad(
+                    "chain",
+                    "exec processes: with the queue method each `streamprep worker --concurrency N` runs N processes on its host; leave processes out".into(),
+                );
+                Method::Inline
+            }
             MethodName::Inline => {
                 if self.workers.is_some_and(|w| w > 1) {
                     bad(
@@ -565,6 +622,35 @@ a = "complex"
             e.errors[0].message.contains("unknown step 'nonsense'"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn exec_processes_set_the_pools_workers_and_nothing_else() {
+        let plan = |extra: &str| {
+            ProjectSpec::from_toml(&format!(
+                "source = \"-\"\nsink = \"-\"\nbuffer = 10\nchain = [{{ step = \"exec\", command = [\"cat\"], processes = 3 }}]\n{extra}"
+            ))
+            .expect("reads")
+            .resolve()
+        };
+        let p = plan("method = \"pool\"").expect("pool");
+        assert_eq!(p.config.method, Method::Pool { workers: 3 });
+        assert!(plan("method = \"pool\"\nworkers = 3").is_ok());
+        for (extra, says) in [
+            (
+                "method = \"pool\"\nworkers = 2",
+                "processes = 3 but workers = 2",
+            ),
+            ("method = \"inline\"", "needs method = \"pool\""),
+            (
+                "method = \"queue\"\nbroker = \"redis://127.0.0.1:6379\"",
+                "--concurrency",
+            ),
+        ] {
+            let e = plan(extra).expect_err(extra);
+            assert_eq!(e.errors[0].field, "chain", "{e}");
+            assert!(e.to_string().contains(says), "{extra}: {e}");
+        }
     }
 
     #[test]
