@@ -244,7 +244,7 @@ fn stderr_goes_to_the_log_and_ctrl_c_closes_stdin_then_the_processes_end() {
         ),
     )
     .expect("script");
-    let mut child = bin()
+    let child = bin()
         .args(["run", "--source"])
         .arg(format!("file:{}", dir.path().join("in.ndjson").display()))
         .args([
