@@ -270,8 +270,16 @@ fn stderr_goes_to_the_log_and_ctrl_c_closes_stdin_then_the_processes_end() {
         .expect("run");
     // both processes started (the sink writes its file in large chunks: watch the pids)
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while std::fs::read_to_string(&pids).unwrap_or_default().lines().count() < 2 {
-        assert!(std::time::Instant::now() < deadline, "the processes did not start");
+    while std::fs::read_to_string(&pids)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        < 2
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the processes did not start"
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     std::thread::sleep(std::time::Duration::from_secs(1));
@@ -308,6 +316,57 @@ fn stderr_goes_to_the_log_and_ctrl_c_closes_stdin_then_the_processes_end() {
         .iter()
         .filter_map(|r| r["a"].as_i64())
         .collect();
-    assert!(got.len() >= 10 && got.len() < 3000, "stopped midway: {}", got.len());
+    assert!(
+        got.len() >= 10 && got.len() < 3000,
+        "stopped midway: {}",
+        got.len()
+    );
     assert_eq!(got, (0..got.len() as i64).collect::<Vec<_>>());
+}
+
+/// Seed 004 end to end (examples/seed004): the sender's frames over TCP, 100 rows a message,
+/// the black box in two Python processes, the framed TCP sink to the receiver; byte for byte
+/// the old single-process pandas pipeline's output, in the same order.
+#[test]
+fn seed_004_on_streamprep_writes_what_the_single_process_pandas_pipeline_writes() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/seed004");
+    let py = python();
+    let input = dir.path().join("in.csv");
+    let ok = |mut c: std::process::Command| {
+        let out = c.output().expect("runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let mut gen = std::process::Command::new(&py);
+    gen.arg(example.join("gen_input.py"))
+        .arg("1234")
+        .arg(&input);
+    ok(gen);
+    let mut old = std::process::Command::new(&py);
+    old.arg(example.join("old_pipeline.py"))
+        .arg(&input)
+        .arg(dir.path().join("old.csv"))
+        .current_dir(&example)
+        .env("BLACKBOX_WORK", "200");
+    ok(old);
+    let mut new = std::process::Command::new(example.join("run.sh"));
+    new.arg("2")
+        .arg(&input)
+        .arg(dir.path().join("new.csv"))
+        .arg(env!("CARGO_BIN_EXE_streamprep"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("PYTHON", &py)
+        .env("BLACKBOX_WORK", "200")
+        .env("SRC_PORT", super::tcp::free_port().to_string())
+        .env("DST_PORT", super::tcp::free_port().to_string());
+    ok(new);
+    let old = std::fs::read_to_string(dir.path().join("old.csv")).expect("old");
+    let new = std::fs::read_to_string(dir.path().join("new.csv")).expect("new");
+    assert_eq!(old.lines().count(), 1234);
+    assert!(old.lines().all(|l| l.split(',').count() == 7), "classified");
+    assert_eq!(new, old, "the same rows in the same order");
 }

@@ -14,4 +14,11 @@ pub trait Step: Send {
     /// Transform one message. A step must accept an empty (0-row) batch and a batch without
     /// numeric columns, returning them unchanged unless its semantics say otherwise.
     fn apply(&mut self, batch: Batch) -> Result<Batch, StepError>;
+
+    /// Whether the step applied to an empty message gives the columns (and types) it gives
+    /// every message with those columns, so a sink that cannot add columns can be set up from
+    /// it. False for `exec`: the user's code may type a column by the values it sees.
+    fn columns_from_empty(&self) -> bool {
+        true
+    }
 }

@@ -223,7 +223,8 @@ impl Chain {
 }
 
 /// The output schema a chain gives the stream's own columns, for a sink that cannot add
-/// columns later; `None` for sinks that can (NDJSON) or when a step refuses an empty batch.
+/// columns later; `None` for sinks that can (NDJSON), when a step refuses an empty batch, or
+/// when an empty batch leaves a column's type unknown.
 fn fixed_output<S: AsRef<str>>(
     names: &[S],
     prepare: &PrepareConfig,
@@ -234,7 +235,20 @@ fn fixed_output<S: AsRef<str>>(
     }
     let mut batch = Batch::new_empty(streamprep_ops::prepare::output_schema(&prepare.schema));
     for mut step in build_chain(names).ok()? {
+        if !step.columns_from_empty() {
+            return None;
+        }
         batch = step.apply(batch).ok()?;
+    }
+    // a column typed Null tells nothing (the user's code in `exec` adds a column that holds
+    // no value in an empty message): the first message's columns decide instead
+    if batch
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| f.data_type() == &arrow_schema::DataType::Null)
+    {
+        return None;
     }
     Some(batch.schema())
 }

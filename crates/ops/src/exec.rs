@@ -335,6 +335,10 @@ impl Step for Exec {
         NAME
     }
 
+    fn columns_from_empty(&self) -> bool {
+        false
+    }
+
     fn apply(&mut self, batch: Batch) -> Result<Batch, StepError> {
         let input = batch.schema();
         let payload = encode(&batch, self.cfg.format).map_err(|e| StepError::Internal {

@@ -373,6 +373,10 @@ impl Step for RefuseInfinity {
         self.inner.name()
     }
 
+    fn columns_from_empty(&self) -> bool {
+        self.inner.columns_from_empty()
+    }
+
     fn apply(
         &mut self,
         batch: streamprep_core::Batch,
