@@ -109,6 +109,41 @@ WITH_OPTIONS = {
 }
 
 
+def df_eval(expr):
+    """pandas' own df.eval (numexpr is not installed: its 'python' engine, NumPy's float64)."""
+    return lambda df: df.eval(expr)
+
+
+def numpy_eval(**columns):
+    """The functions df.eval does not take (where, minimum, maximum): NumPy's own."""
+    return lambda df: df.assign(**{k: f(df) for k, f in columns.items()})
+
+
+# eval: expressions over the columns a, b and i that several cases have (a case without one of
+# them: pandas raises, and so must streamprep's eval). Label -> (expression, reference).
+EVAL = {
+    "beam": ("x = 12.5 * (a + i - b - a) / (a + b + i + a)", None),
+    "arith": ("x = a + b * i - a / 2", None),
+    "divide": ("x = a / b\ny = i / (a - a)", None),
+    "remainder": ("x = a % b\ny = i % 3\nz = -a % 2.5", None),
+    "floordiv": ("x = a // b\ny = -i // 4", None),
+    "power": ("x = a ** 2 + abs(b) ** 0.5\ny = -2 ** 2\nz = 2 ** 3 ** 2", None),
+    "compare": ("x = a > b\ny = a <= i\nz = a != a", None),
+    "logic": ("x = (a > 0) & (b > 0) | (i < 1)\ny = ~(a > b)", None),
+    "functions": ("x = sqrt(abs(a)) + exp(b / 1000) + log(abs(a) + 1) + log10(abs(b) + 1)", None),
+    "trig": ("x = sin(a) + cos(b) + tan(i / 10) + arctan2(a, b)\ny = arctan(a) + tanh(b / 100)", None),
+    "chain": ("x = a + b\ny = x * 2\nz = y - i", None),
+    "replace": ("a = a * 2 + 1", None),
+    "where": ("x = where(a > b, a, b)", numpy_eval(x=lambda df: np.where(df.a > df.b, df.a, df.b))),
+    "minmax": (
+        "x = minimum(a, b)\ny = maximum(a, i)",
+        numpy_eval(x=lambda df: np.minimum(df.a, df.b), y=lambda df: np.maximum(df.a, df.i)),
+    ),
+}
+for label, (expr, ref) in EVAL.items():
+    WITH_OPTIONS[f"eval__{label}"] = ("eval" + json.dumps({"expr": expr}), ref or df_eval(expr))
+
+
 def frame(rows, schema):
     """The DataFrame the paper's prepare builds, with the stream's declared dtypes."""
     df = pd.DataFrame.from_records(rows, columns=list(schema))
