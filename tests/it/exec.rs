@@ -370,3 +370,52 @@ fn seed_004_on_streamprep_writes_what_the_single_process_pandas_pipeline_writes(
     assert!(old.lines().all(|l| l.split(',').count() == 7), "classified");
     assert_eq!(new, old, "the same rows in the same order");
 }
+
+/// `eval` from the command line: seed 002's beam position and more in one step; a column the
+/// stream does not have, or an expression that does not parse, is refused before any row is
+/// processed, naming what is wrong (exact values: the golden test against pandas' df.eval).
+#[test]
+fn eval_derives_columns_and_refuses_a_bad_expression_or_column_before_any_row() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let input = dir.path().join("buttons.ndjson");
+    std::fs::write(
+        &input,
+        "{\"a\": 1.0, \"b\": 2.0, \"c\": 3.0, \"d\": 4.0}\n{\"a\": 2.0, \"b\": 2.0, \"c\": 2.0, \"d\": 2.0}\n",
+    )
+    .expect("input");
+    let run = |expr: &str| {
+        bin()
+            .args(["run", "--source"])
+            .arg(format!("file:{}", input.display()))
+            .args(["--buffer", "10", "--chain"])
+            .arg(format!("eval{}", serde_json::json!({ "expr": expr })))
+            .args(["--sink", "-"])
+            .output()
+            .expect("run")
+    };
+    let out = run("x = 12.5 * (a + d - b - c) / (a + b + c + d)\ny = 12.5 * (a + b - c - d) / (a + b + c + d); near = abs(x) < 1");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(rows[0]["x"], 0.0);
+    assert_eq!(rows[0]["y"], -5.0);
+    assert_eq!(rows[0]["near"], true);
+    assert_eq!(rows[1]["x"], 0.0);
+    for (expr, says) in [
+        ("x = a + e", "no column 'e' (the message has a, b, c, d)"),
+        ("x = a +", "ends too early"),
+        ("x = frob(a)", "not a function"),
+    ] {
+        let out = run(expr);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{expr}: {err}");
+        assert!(err.contains(says), "{expr}: {err}");
+        assert!(out.stdout.is_empty(), "{expr}: no row written");
+    }
+}

@@ -238,6 +238,12 @@ def cases():
             zip(rng.normal(0, 1, 12).round(3), rng.normal(5, 2, 12).round(3), rng.integers(0, 9, 12))]
     infs[3]["a"], infs[7]["b"], infs[9]["a"] = inf, -inf, None
     out["infinities"] = (infs, {"a": "float64", "b": "float64", "i": "int64", "s": "str"})
+    # arithmetic's edges for eval: division by zero, signs of remainders, -0.0, overflow, gaps
+    arith = [(1.0, 0.0, 0), (-1.0, 0.0, -3), (0.0, 0.0, 5), (-7.5, 2.0, -7), (7.5, -2.0, 7),
+             (-0.0, 3.0, 0), (1e300, 1e300, 1), (None, 1.0, 2), (2.0, None, -1), (3.0, 0.5, 9),
+             (-2.5, -1.5, -4), (0.1, 0.2, 100)]
+    out["arithmetic"] = ([{"a": a, "b": b, "i": i, "s": "t"} for a, b, i in arith],
+                         {"a": "float64", "b": "float64", "i": "int64", "s": "str"})
     return out
 
 

@@ -232,6 +232,29 @@ pub enum PipelineError {
     Io(#[from] IoError),
 }
 
+/// Run the chain's steps on an empty message of the stream's columns, up to the first step
+/// whose columns an empty message does not show (`exec`): a step refusing it cannot take the
+/// stream (a step takes any empty message it can take at all).
+fn check_columns<S: AsRef<str>>(chain: &[S], prepare: &PrepareConfig) -> Result<(), PipelineError> {
+    let mut batch =
+        streamprep_core::Batch::new_empty(streamprep_ops::prepare::output_schema(&prepare.schema));
+    for mut step in streamprep_ops::registry::build_chain(chain)? {
+        if !step.columns_from_empty() {
+            break;
+        }
+        batch = step.apply(batch).map_err(|e| {
+            PipelineError::Chain(ChainError::BadOptions {
+                step: e.step().to_string(),
+                message: match e {
+                    streamprep_core::StepError::BadInput { reason, .. }
+                    | streamprep_core::StepError::Internal { reason, .. } => reason,
+                },
+            })
+        })?;
+    }
+    Ok(())
+}
+
 // Not `#[from]`: that would make the ChainError the source too, and `{:#}` would print its
 // text twice ("bad chain: unknown step 'x' ...: unknown step 'x' ...").
 impl From<ChainError> for PipelineError {
@@ -385,6 +408,9 @@ fn run_body(
         csv_sep: cfg.csv_sep,
         schema,
     };
+    // a step that cannot take the stream's columns (eval naming a column the stream does not
+    // have) is refused now, before a row is processed
+    check_columns(&cfg.chain, &prepare)?;
     let encoding = sink.encoding();
     let workers = match cfg.method {
         Method::Inline => 1,

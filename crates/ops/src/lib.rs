@@ -16,6 +16,7 @@ mod abs;
 mod aggregated_sum;
 pub mod codec;
 mod drop_duplicates;
+pub mod eval;
 pub mod exec;
 mod fillna_mean;
 mod fillna_median;

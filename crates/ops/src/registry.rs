@@ -201,6 +201,10 @@ fn min_max_scaler(o: &Options) -> Result<Box<dyn Step>, String> {
     Ok(Box::new(MinMaxScaler::from_options(o)?))
 }
 
+fn eval(o: &Options) -> Result<Box<dyn Step>, String> {
+    Ok(Box::new(crate::eval::Eval::from_options(o)?))
+}
+
 fn exec(o: &Options) -> Result<Box<dyn Step>, String> {
     Ok(Box::new(crate::exec::Exec::from_options(o)?))
 }
@@ -216,6 +220,7 @@ pub const STEPS: &[StepInfo] = &[
     StepInfo { name: "aggregated_sum", summary: "sum of each numeric column as a one-row message", equals: "df[num].sum()", kind: StepKind::Transform(boxed::<AggregatedSum>), refuses_infinity: None, options: &[], alias_of: None },
     StepInfo { name: "drop_duplicates", summary: "drop repeated rows (all columns), keep the first", equals: "df.drop_duplicates()", kind: StepKind::Transform(boxed::<DropDuplicates>), refuses_infinity: None, options: &[], alias_of: None },
     StepInfo { name: "handling_missing", summary: "drop rows with a missing value in any column", equals: "df.dropna()", kind: StepKind::Transform(boxed::<HandlingMissing>), refuses_infinity: None, options: &[], alias_of: None },
+    StepInfo { name: "eval", summary: "derived columns from arithmetic on columns: `x = 12.5 * (a + d - b - c) / (a + b + c + d)`, several assignments separated by ; or new lines", equals: "df.eval(expr) (where, minimum, maximum: NumPy's)", kind: StepKind::WithOptions(eval), refuses_infinity: None, options: &[OptionInfo { name: "expr", kind: OptionKind::Text, default: "\"\"", doc: "assignments `name = expression`: + - * / // % **, comparisons, & | ~ (and or not), numbers, and abs sqrt exp log log10 log1p expm1 sin cos tan arcsin arccos arctan sinh cosh tanh floor ceil arctan2 where minimum maximum" }], alias_of: None },
     StepInfo { name: "exec", summary: "the user's own code: each message to a long-lived process of `command` and back (one process a worker; see the wire protocol in README)", equals: "fn(df) in the process (python/streamprep_step.py: serve(fn))", kind: StepKind::WithOptions(exec), refuses_infinity: None, options: &[OptionInfo { name: "command", kind: OptionKind::Strings, default: "[\"cat\"]", doc: "the program and its arguments, started once a worker (`cat` echoes each frame: the identity)" }, OptionInfo { name: "format", kind: OptionKind::Choice(&["arrow", "csv", "ndjson"]), default: "\"arrow\"", doc: "the frames' format: an Arrow IPC stream, CSV with a header, or NDJSON" }, OptionInfo { name: "timeout", kind: OptionKind::Text, default: "\"30s\"", doc: "the longest a message may take (\"30s\", \"500ms\", \"2m\"); longer: the process is killed and replaced, the message is a dead letter" }, OptionInfo { name: "processes", kind: OptionKind::Integer { min: 1 }, default: "1", doc: "processes running the command: one a worker, so with method = \"pool\" this sets the workers (inline has one; queue workers run --concurrency each)" }], alias_of: None },
     StepInfo { name: "fillna_mean", summary: "fill missing numeric values with the column mean", equals: "df[num].fillna(df[num].mean())", kind: StepKind::Transform(boxed::<FillnaMean>), refuses_infinity: None, options: &[], alias_of: None },
     StepInfo { name: "fillna_median", summary: "fill missing numeric values with the column median", equals: "df[num].fillna(df[num].median())", kind: StepKind::Transform(boxed::<FillnaMedian>), refuses_infinity: None, options: &[], alias_of: None },
@@ -442,8 +447,8 @@ mod tests {
                 let _: serde_json::Value = serde_json::from_str(options).expect("alias options");
             }
         }
-        // the paper's 15 transforms, prepare, result, the two that take options, and exec
-        assert_eq!(STEPS.len(), 20);
+        // the paper's 15 transforms, prepare, result, the two that take options, exec and eval
+        assert_eq!(STEPS.len(), 21);
     }
 
     #[test]
