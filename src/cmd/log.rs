@@ -47,7 +47,12 @@ impl<S: Subscriber> Layer<S> for Printer {
     }
 }
 
-/// Install the printer for the whole process.
+/// Install the printer for the whole process, and the layer that puts the user's processes'
+/// lines into their run's events (the web app's log).
 pub fn install() {
-    let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry().with(Printer));
+    let _ = tracing::subscriber::set_global_default(
+        tracing_subscriber::registry()
+            .with(Printer)
+            .with(streamprep_project::RunLog),
+    );
 }

@@ -419,3 +419,67 @@ fn eval_derives_columns_and_refuses_a_bad_expression_or_column_before_any_row() 
         assert!(out.stdout.is_empty(), "{expr}: no row written");
     }
 }
+
+/// In the app, the processes' stderr is in the run's log (the project page's log stream).
+#[test]
+fn in_the_app_the_processes_stderr_is_in_the_runs_log() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().expect("tmp");
+    input(dir.path(), 50);
+    let s = script(
+        dir.path(),
+        "noisy.py",
+        "print('hello from the script', file=sys.stderr, flush=True)\nreturn df",
+    );
+    let (mut child, _err, addr) = super::api::serve(dir.path());
+    let (cookie, csrf) = super::api::login(&addr, "admin", super::browser::ADMIN_PW);
+    let root = std::fs::canonicalize(dir.path()).expect("dir");
+    let spec = serde_json::json!({
+        "name": "noisy",
+        "source": format!("file:{}", root.join("in.ndjson").display()),
+        "rate": 20,
+        "chain": [{ "step": "exec", "command": [python(), s.display().to_string()] }],
+        "buffer": 5,
+        "sink": format!("file:{}", root.join("out.ndjson").display()),
+    });
+    let hdr = [("Cookie", cookie.as_str()), ("X-CSRF-Token", csrf.as_str())];
+    let (st, body) = super::api::http(&addr, "POST", "/api/v1/projects", &hdr, &spec.to_string());
+    assert_eq!(st, 201, "{body}");
+    let id = serde_json::from_str::<serde_json::Value>(&body).expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let (st, body) = super::api::http(
+        &addr,
+        "POST",
+        &format!("/api/v1/projects/{id}/start"),
+        &hdr,
+        "",
+    );
+    assert_eq!(st, 202, "{body}");
+    // the page's live stream: its `log` events
+    let mut c = std::net::TcpStream::connect(&addr).expect("connect");
+    write!(
+        c,
+        "GET /projects/{id}/stream HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\n\r\n"
+    )
+    .expect("request");
+    c.set_read_timeout(Some(std::time::Duration::from_millis(500)))
+        .expect("timeout");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut seen = String::new();
+    while !seen.contains("hello from the script") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no log line from the process: {seen}"
+        );
+        let mut buf = [0u8; 8192];
+        if let Ok(n) = c.read(&mut buf) {
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    }
+    assert!(seen.contains("event: log"), "{seen}");
+    assert!(seen.contains("exec-"), "the process is named: {seen}");
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -188,9 +188,12 @@ impl Process {
         let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL)));
         if let Some(err) = stderr {
             let (who, kept) = (name.clone(), tail.clone());
+            // its lines belong to the run that started the process (the run's log shows them)
+            let span = tracing::Span::current();
             std::thread::Builder::new()
                 .name(format!("streamprep-{who}-err"))
                 .spawn(move || {
+                    let _run = span.enter();
                     for line in std::io::BufReader::new(err).lines() {
                         let Ok(line) = line else { return };
                         tracing::info!(target: "streamprep::exec", "{who}: {line}");

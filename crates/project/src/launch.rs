@@ -112,6 +112,7 @@ pub fn prepare(plan: Plan) -> (RunHandle, Runner) {
     inner.stats.events.push(Event::State {
         state: RunState::Starting,
     });
+    crate::runlog::register(inner.id, &inner.stats);
     let handle = RunHandle { inner };
     (handle.clone(), Runner { handle, plan })
 }

@@ -7,11 +7,13 @@
 pub mod launch;
 pub mod plan;
 pub mod profile;
+pub mod runlog;
 pub mod runs;
 pub mod spec;
 
 pub use launch::{launch, launch_plan, prepare, RunHandle, Runner, View};
 pub use plan::{default_workers, FieldError, Plan, SpecError};
+pub use runlog::RunLog;
 pub use runs::Runs;
 pub use spec::{
     parse_duration, BackpressureName, BufferSetting, ChainSpec, MethodName, ProjectSpec,
