@@ -483,3 +483,59 @@ fn in_the_app_the_processes_stderr_is_in_the_runs_log() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// With the queue method, each `streamprep worker` runs the processes on its own host (here:
+/// 2 workers of concurrency 2, 4 processes); the output is inline's, in order.
+#[test]
+fn under_the_queue_method_each_worker_runs_its_processes_and_the_output_is_inlines() {
+    let dir = tempfile::tempdir().expect("tmp");
+    input(dir.path(), 200);
+    let s = script(
+        dir.path(),
+        "pids.py",
+        "df['pid'] = os.getpid()\ndf['twice'] = df['a'] * 2\nreturn df",
+    );
+    let redis = super::queue::Redis::start();
+    let _workers = [
+        super::queue::Worker::start(&redis.url(), 2),
+        super::queue::Worker::start(&redis.url(), 2),
+    ];
+    let out = bin()
+        .args(["run", "--source"])
+        .arg(format!("file:{}", dir.path().join("in.ndjson").display()))
+        .args([
+            "--buffer",
+            "10",
+            "--method",
+            "queue",
+            "--broker",
+            &redis.url(),
+        ])
+        .arg("--chain")
+        .arg(format!(
+            "exec{{\"command\": [{:?}, {:?}]}}",
+            python(),
+            s.display().to_string()
+        ))
+        .arg("--sink")
+        .arg(format!("file:{}", dir.path().join("out.ndjson").display()))
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = rows(&dir.path().join("out.ndjson"));
+    assert_eq!(got.len(), 200);
+    for (i, r) in got.iter().enumerate() {
+        assert_eq!(r["a"].as_i64(), Some(i as i64), "in order");
+        assert_eq!(r["twice"].as_i64(), Some(2 * i as i64));
+    }
+    let pids: std::collections::HashSet<i64> =
+        got.iter().filter_map(|r| r["pid"].as_i64()).collect();
+    assert!(
+        pids.len() >= 2 && pids.len() <= 4,
+        "the workers' processes: {pids:?}"
+    );
+}
