@@ -12,9 +12,15 @@ bin=$CARGO_TARGET_DIR/release/streamprep
 py=$(tests/oracle/venv.sh)/bin/python
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 "$bin" gen --rows 400000 --seed 1 --out "$tmp/rows.ndjson"
-step() { echo "exec{\"command\": [\"$py\", \"python/streamprep_step.py\"], \"format\": \"$1\"}"; }
+step() {
+  case $1 in
+    table) echo "exec{\"command\": [\"$py\", \"python/streamprep_step.py\", \"--arrow\"], \"format\": \"arrow\"}";;
+    *) echo "exec{\"command\": [\"$py\", \"python/streamprep_step.py\"], \"format\": \"$1\"}";;
+  esac
+}
+# arrow / csv: the function gets a pandas DataFrame; table: a pyarrow Table (serve_arrow)
 echo "format  buffer  messages  exec ms/msg (mean)  rows/s"
-for format in arrow csv; do
+for format in table arrow csv; do
   for b in 1 100 10000; do
     case $b in 1) rows=2000;; 100) rows=100000;; *) rows=400000;; esac
     head -n "$rows" "$tmp/rows.ndjson" > "$tmp/in.ndjson"
@@ -26,7 +32,7 @@ for format in arrow csv; do
   done
 done
 head -n 400000 "$tmp/rows.ndjson" > "$tmp/in.ndjson"
-for format in arrow csv; do
+for format in table arrow csv; do
   out=$("$bin" run --source "file:$tmp/in.ndjson" --buffer 10000 --method pool --workers 2 \
     --chain "$(step $format)" --sink "file:$tmp/out.ndjson" 2>&1)
   echo "2 processes, $format, b=10000: $(echo "$out" | grep -o '[0-9]* rows/s' | head -1)"

@@ -13,8 +13,10 @@ the DataFrame it returns back (any number of rows, any columns). An exception in
 traceback as the message's reason: that message becomes a dead letter and the process goes on.
 What `fn` prints goes to stderr, which streamprep logs, so it cannot corrupt the answers.
 
-Needs pandas; the Arrow format (the default) also needs pyarrow. Copy this file next to your
-script, or put its folder on PYTHONPATH.
+Needs pandas; the Arrow format (the default) also needs pyarrow. Code that works on Arrow
+tables can use `serve_arrow(fn)` instead: `fn` gets and returns a pyarrow Table, no DataFrame is
+made (that costs about 50 us a column each way) and pandas is not needed. Copy this file next
+to your script, or put its folder on PYTHONPATH.
 
 The wire protocol, for other languages: a frame is a 4-byte big-endian length n, then n bytes:
 one kind byte and the payload. streamprep sends b"D" + a message; answer each frame with one
@@ -29,8 +31,6 @@ import struct
 import sys
 import traceback
 
-import pandas as pd
-
 
 def _read_exact(stream, n):
     chunks = []
@@ -44,6 +44,8 @@ def _read_exact(stream, n):
 
 
 def _decode(payload, fmt):
+    import pandas as pd
+
     if fmt == "arrow":
         import pyarrow as pa
 
@@ -60,6 +62,8 @@ def _decode(payload, fmt):
 
 
 def _encode(df, fmt):
+    import pandas as pd
+
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"the function returned {type(df).__name__}, not a pandas DataFrame")
     if fmt == "arrow":
@@ -80,9 +84,39 @@ def _send(out, kind, payload):
     out.flush()
 
 
+def _table_in(payload):
+    import pyarrow as pa
+
+    return pa.ipc.open_stream(payload).read_all()
+
+
+def _table_out(table):
+    import pyarrow as pa
+
+    if isinstance(table, pa.RecordBatch):
+        table = pa.Table.from_batches([table])
+    if not isinstance(table, pa.Table):
+        raise TypeError(f"the function returned {type(table).__name__}, not a pyarrow Table")
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def serve_arrow(fn):
+    """Answer streamprep's frames with fn(pyarrow.Table) -> pyarrow.Table until stdin closes:
+    no pandas DataFrame is made (format = "arrow" only), for code that works on Arrow
+    (pyarrow.compute, polars.from_arrow, ...); a DataFrame costs about 50 us a column each way."""
+    _loop(fn, _table_in, _table_out)
+
+
 def serve(fn, format=None):
     """Answer streamprep's frames with fn(DataFrame) -> DataFrame until stdin closes."""
     fmt = format or os.environ.get("STREAMPREP_FORMAT", "arrow")
+    _loop(fn, lambda p: _decode(p, fmt), lambda df: _encode(df, fmt))
+
+
+def _loop(fn, decode, encode):
     stdin = sys.stdin.buffer
     out = sys.stdout.buffer
     # prints of the user's code go to stderr: stdout carries frames only
@@ -100,7 +134,7 @@ def serve(fn, format=None):
             _send(out, b"E", f"unknown frame kind {kind!r}".encode())
             continue
         try:
-            result = _encode(fn(_decode(payload, fmt)), fmt)
+            result = encode(fn(decode(payload)))
         except Exception:
             _send(out, b"E", traceback.format_exc().encode())
             continue
@@ -108,5 +142,9 @@ def serve(fn, format=None):
 
 
 if __name__ == "__main__":
-    # the identity: python3 streamprep_step.py
-    serve(lambda df: df)
+    # the identity: python3 streamprep_step.py (through a DataFrame), or with the argument
+    # --arrow, through a pyarrow Table
+    if sys.argv[1:] == ["--arrow"]:
+        serve_arrow(lambda table: table)
+    else:
+        serve(lambda df: df)

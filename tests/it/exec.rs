@@ -148,6 +148,32 @@ fn a_pandas_function_in_every_format_inline_and_on_the_pool_keeps_the_order() {
 }
 
 #[test]
+fn serve_arrow_hands_the_function_a_pyarrow_table() {
+    let dir = tempfile::tempdir().expect("tmp");
+    input(dir.path(), 30);
+    let s = dir.path().join("table.py");
+    std::fs::write(
+        &s,
+        format!(
+            "import sys\nsys.path.insert(0, {:?})\nimport pyarrow.compute as pc\nfrom streamprep_step import serve_arrow\nserve_arrow(lambda t: t.append_column('c', pc.multiply(t['b'], 4)))\n",
+            helper_dir().display().to_string()
+        ),
+    )
+    .expect("script");
+    let out = run_exec(dir.path(), &s, "arrow", "pool", "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = rows(&dir.path().join("out.ndjson"));
+    assert_eq!(got.len(), 30);
+    for (i, r) in got.iter().enumerate() {
+        assert_eq!(r["c"].as_f64(), Some(i as f64), "b * 4 = i, in order");
+    }
+}
+
+#[test]
 fn exits_segfaults_hangs_garbage_and_exceptions_cost_only_their_message() {
     let dir = tempfile::tempdir().expect("tmp");
     input(dir.path(), 100);
