@@ -70,6 +70,10 @@ pub struct RunArgs {
     /// The CSV field separator of the source (pandas' `sep`), one character: `;`, `\t`, `|`.
     #[arg(long)]
     csv_sep: Option<String>,
+    /// The column whose value a row's state belongs to (`station`): `rolling`, `ewm_mean` and
+    /// `diff` keep their state per value of it.
+    #[arg(long)]
+    key: Option<String>,
     /// A live source's (MQTT, paced generator) message is sent when it holds --buffer rows
     /// or when its oldest row has waited this long, whichever comes first (default 50ms).
     #[arg(long)]
@@ -166,6 +170,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     set(&mut spec.max_latency, args.max_latency);
     set(&mut spec.max_wait, args.max_wait);
     set(&mut spec.csv_sep, args.csv_sep);
+    set(&mut spec.key, args.key);
     set(&mut spec.task_compression, args.task_compression);
     if let Some(c) = args.chain {
         spec.chain = Some(ChainSpec::List(split_chain(&c)));

@@ -218,3 +218,116 @@ fn every_step_matches_pandas_and_scikit_learn() {
         "only {checked} step/case pairs were checked"
     );
 }
+
+/// The windows across messages (`rolling`, `ewm_mean`, `diff`, per key) against pandas over
+/// the whole stream (`tests/data/golden_stream`): the same rows cut into messages of 1, 7, 100
+/// and 1000 rows give pandas' values, one step instance carrying the state from message to
+/// message.
+#[test]
+fn windows_across_messages_match_pandas_over_the_whole_stream_at_every_buffer() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden_stream");
+    let cases: std::collections::BTreeMap<String, String> = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("CASES.json"))
+            .expect("CASES.json: run tests/oracle/make_golden.py (the test script does)"),
+    )
+    .expect("cases");
+    assert!(cases.len() >= 10, "{cases:?}");
+    let mut prepare = Prepare::new(PrepareConfig {
+        format: RowFormat::Ndjson,
+        compression: Compression::None,
+        csv_sep: b',',
+        schema: schema_of(&dir),
+    });
+    let batch = prepare
+        .apply(&input_message(&dir))
+        .expect("the stream decodes")
+        .batch;
+    let n = batch.num_rows();
+    assert!(n >= 1000);
+    let mut errors = Vec::new();
+    let mut checked = 0;
+    for (label, entry) in &cases {
+        let want =
+            rows(&std::fs::read_to_string(dir.join(format!("{label}.ndjson"))).expect("golden"));
+        for b in [1, 7, 100, 1000] {
+            let mut step = build_chain(&[entry]).expect("registered").remove(0);
+            let mut got = Vec::with_capacity(n);
+            for start in (0..n).step_by(b) {
+                let out = step
+                    .apply(batch.slice(start, b.min(n - start)))
+                    .unwrap_or_else(|e| panic!("{label} at b={b}: {e}"));
+                let json: Vec<serde_json::Map<String, Value>> =
+                    serde_json::from_str(&batch_to_json(&out)).expect("our json");
+                got.extend(json);
+            }
+            errors.extend(compare(&format!("b={b}"), label, &got, &want));
+            checked += 1;
+        }
+    }
+    assert!(
+        errors.is_empty(),
+        "{} mismatches:\n{}",
+        errors.len(),
+        errors[..errors.len().min(20)].join("\n")
+    );
+    assert_eq!(checked, cases.len() * 4);
+}
+
+/// The same through `run`: `--key k` gives the window its key, messages of 7 rows, inline.
+#[test]
+fn run_with_a_key_gives_pandas_windows_per_key() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden_stream");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("out.ndjson");
+    let run = super::cli::bin()
+        .args(["run", "--source"])
+        .arg(format!("file:{}", dir.join("input.ndjson").display()))
+        .args([
+            "--key",
+            "k",
+            "--buffer",
+            "7",
+            "--chain",
+            r#"rolling{"window": 3, "agg": "mean"}"#,
+        ])
+        .arg("--sink")
+        .arg(format!("file:{}", out.display()))
+        .output()
+        .expect("run");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let got = rows(&std::fs::read_to_string(&out).expect("output"));
+    let want = rows(&std::fs::read_to_string(dir.join("rolling__3_mean.ndjson")).expect("golden"));
+    let errors = compare("run --key k", "rolling", &got, &want);
+    assert!(
+        errors.is_empty(),
+        "{}",
+        errors[..errors.len().min(10)].join("\n")
+    );
+    // on a pool of 2 the state would be split between the workers: refused before anything runs
+    let run = super::cli::bin()
+        .args(["run", "--source"])
+        .arg(format!("file:{}", dir.join("input.ndjson").display()))
+        .args([
+            "--key",
+            "k",
+            "--buffer",
+            "7",
+            "--method",
+            "pool",
+            "--workers",
+            "2",
+        ])
+        .args(["--chain", "diff", "--sink", "-"])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("diff keep state") && err.contains("one worker"),
+        "{err}"
+    );
+}

@@ -252,7 +252,62 @@ def dumps(row):
     return json.dumps(row).replace("-Infinity", "-1e400").replace("Infinity", "1e400")
 
 
+# Windows across messages, per key: the whole stream through pandas (groupby(key) ... over
+# every row, in order); streamprep cuts the same rows into messages of 1, 7, 100 and 1000 rows
+# and must give the same (tests/it/golden.rs). Label -> (chain entry, reference on a column).
+STREAM_OUT = os.path.join(os.path.dirname(OUT), "golden_stream")
+WINDOWS = {
+    "diff": ('diff{"key": "k"}', "k", lambda s: s.diff()),
+    "diff__no_key": ("diff", None, lambda s: s.diff()),
+    "rolling__3_mean": ('rolling{"window": 3, "agg": "mean", "key": "k"}', "k", lambda s: s.rolling(3).mean()),
+    "rolling__3_sum": ('rolling{"window": 3, "agg": "sum", "key": "k"}', "k", lambda s: s.rolling(3).sum()),
+    "rolling__4_min": ('rolling{"window": 4, "agg": "min", "key": "k"}', "k", lambda s: s.rolling(4).min()),
+    "rolling__4_max": ('rolling{"window": 4, "agg": "max", "key": "k"}', "k", lambda s: s.rolling(4).max()),
+    "rolling__5_std": ('rolling{"window": 5, "agg": "std", "key": "k"}', "k", lambda s: s.rolling(5).std()),
+    "rolling__1_mean": ('rolling{"window": 1, "key": "k"}', "k", lambda s: s.rolling(1).mean()),
+    "rolling__10_mean_no_key": ('rolling{"window": 10}', None, lambda s: s.rolling(10).mean()),
+    "ewm_mean__3": ('ewm_mean{"span": 3, "key": "k"}', "k", lambda s: s.ewm(span=3).mean()),
+    "ewm_mean__10_no_key": ('ewm_mean{"span": 10}', None, lambda s: s.ewm(span=10).mean()),
+    "ewm_mean__1_5": ('ewm_mean{"span": 1.5, "key": "k"}', "k", lambda s: s.ewm(span=1.5).mean()),
+}
+
+
+def stream_rows():
+    """A keyed stream: 4 busy keys, one key seen once, a few rows without a key, gaps."""
+    rng = np.random.default_rng(20261206)
+    rows = []
+    for n in range(1500):
+        k = None if n % 97 == 13 else ("solo" if n == 700 else f"k{int(rng.integers(4))}")
+        u = None if rng.random() < 0.05 else round(float(rng.normal(20, 5)), 3)
+        v = None if rng.random() < 0.02 else round(float(rng.normal(0, 1)), 6)
+        rows.append({"k": k, "u": u, "v": v, "i": int(rng.integers(-50, 50)), "s": f"r{n}"})
+    return rows, {"k": "str", "u": "float64", "v": "float64", "i": "int64", "s": "str"}
+
+
+def windows():
+    if os.path.isdir(STREAM_OUT):
+        shutil.rmtree(STREAM_OUT)
+    os.makedirs(STREAM_OUT)
+    rows, schema = stream_rows()
+    with open(os.path.join(STREAM_OUT, "schema.json"), "w") as f:
+        json.dump(schema, f, indent=1)
+    with open(os.path.join(STREAM_OUT, "input.ndjson"), "w") as f:
+        for r in rows:
+            f.write(dumps(r) + "\n")
+    for label, (_, key, fn) in WINDOWS.items():
+        df = frame(rows, schema)
+        out = df.copy()
+        for c in [c for c in num_cols(df) if c != key]:
+            col = df.groupby(key, dropna=True)[c].transform(fn) if key else fn(df[c])
+            out[c] = col.astype(float)
+        write_rows(os.path.join(STREAM_OUT, label + ".ndjson"), out)
+    with open(os.path.join(STREAM_OUT, "CASES.json"), "w") as f:
+        json.dump({label: entry for label, (entry, _, _) in WINDOWS.items()}, f, indent=1)
+    return len(WINDOWS)
+
+
 def main():
+    n_windows = windows()
     if os.path.isdir(OUT):
         shutil.rmtree(OUT)
     n = 0
@@ -279,7 +334,8 @@ def main():
         json.dump({label: entry for label, (entry, _) in WITH_OPTIONS.items()}, f, indent=1)
     with open(os.path.join(OUT, "VERSIONS"), "w") as f:
         f.write(f"numpy {np.__version__}\npandas {pd.__version__}\nscikit-learn {sklearn.__version__}\n")
-    print(f"golden: {len(cases())} cases, {n} step outputs in {os.path.normpath(OUT)}", file=sys.stderr)
+    print(f"golden: {len(cases())} cases, {n} step outputs in {os.path.normpath(OUT)}; "
+          f"{n_windows} window cases over a stream in {os.path.normpath(STREAM_OUT)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ pub mod registry;
 pub mod result;
 mod robust_scaler;
 mod standard_scaler;
+pub mod window;
 
 pub use abs::Abs;
 pub use aggregated_sum::AggregatedSum;

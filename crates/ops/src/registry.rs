@@ -34,6 +34,8 @@ pub enum OptionKind {
     Strings,
     /// A string.
     Text,
+    /// A number.
+    Number,
 }
 
 impl OptionKind {
@@ -45,6 +47,7 @@ impl OptionKind {
             OptionKind::Choice(words) => words.join(" | "),
             OptionKind::Strings => "[strings]".into(),
             OptionKind::Text => "text".into(),
+            OptionKind::Number => "number".into(),
         }
     }
 }
@@ -109,6 +112,14 @@ impl Options {
             .unwrap_or_default()
     }
 
+    /// A number option (checked).
+    pub fn number(&self, name: &str) -> f64 {
+        self.values
+            .get(name)
+            .and_then(|v| v.as_f64())
+            .unwrap_or(f64::NAN)
+    }
+
     /// A string option (checked).
     pub fn text(&self, name: &str) -> &str {
         self.values
@@ -147,6 +158,7 @@ impl Options {
                     !a.is_empty() && a.iter().all(|x| x.as_str().is_some_and(|s| !s.is_empty()))
                 }),
                 OptionKind::Text => v.as_str().is_some(),
+                OptionKind::Number => v.as_f64().is_some_and(f64::is_finite),
             };
             if !ok {
                 let want = match info.kind {
@@ -157,6 +169,7 @@ impl Options {
                         "a list of strings, [\"python3\", \"classify.py\"]".to_string()
                     }
                     OptionKind::Text => "a string".to_string(),
+                    OptionKind::Number => "a number".to_string(),
                 };
                 return Err(bad(format!("{k} = {v}: give {want} ({})", info.doc)));
             }
@@ -193,6 +206,13 @@ pub struct StepInfo {
     pub alias_of: Option<(&'static str, &'static str)>,
 }
 
+impl StepInfo {
+    /// It keeps state from message to message, per key (it takes the option `key`).
+    pub fn keeps_state(&self) -> bool {
+        self.options.iter().any(|o| o.name == "key")
+    }
+}
+
 fn boxed<S: Step + Default + 'static>() -> Box<dyn Step> {
     Box::new(S::default())
 }
@@ -213,6 +233,14 @@ fn quantile_transformer(o: &Options) -> Result<Box<dyn Step>, String> {
     Ok(Box::new(QuantileTransformer::from_options(o)?))
 }
 
+/// The option of the steps that keep state per key.
+const KEY: OptionInfo = OptionInfo {
+    name: "key",
+    kind: OptionKind::Text,
+    default: "\"\"",
+    doc: "the column whose value a row's state belongs to (a project's `key` fills it in); empty: the whole stream is one key",
+};
+
 /// Every step streamprep knows, in the order `streamprep list` shows them.
 pub const STEPS: &[StepInfo] = &[
     StepInfo { name: "prepare", summary: "decode the message's rows (NDJSON, JSON arrays, CSV; optionally zlib+base64) into a batch; bad rows go to dead letters", equals: "pd.DataFrame(rows)", kind: StepKind::Boundary, refuses_infinity: None, options: &[], alias_of: None },
@@ -221,6 +249,9 @@ pub const STEPS: &[StepInfo] = &[
     StepInfo { name: "drop_duplicates", summary: "drop repeated rows (all columns), keep the first", equals: "df.drop_duplicates()", kind: StepKind::Transform(boxed::<DropDuplicates>), refuses_infinity: None, options: &[], alias_of: None },
     StepInfo { name: "handling_missing", summary: "drop rows with a missing value in any column", equals: "df.dropna()", kind: StepKind::Transform(boxed::<HandlingMissing>), refuses_infinity: None, options: &[], alias_of: None },
     StepInfo { name: "eval", summary: "derived columns from arithmetic on columns: `x = 12.5 * (a + d - b - c) / (a + b + c + d)`, several assignments separated by ; or new lines", equals: "df.eval(expr) (where, minimum, maximum: NumPy's)", kind: StepKind::WithOptions(eval), refuses_infinity: None, options: &[OptionInfo { name: "expr", kind: OptionKind::Text, default: "\"\"", doc: "assignments `name = expression`: + - * / // % **, comparisons, & | ~ (and or not), numbers, and abs sqrt exp log log10 log1p expm1 sin cos tan arcsin arccos arctan sinh cosh tanh floor ceil arctan2 where minimum maximum" }], alias_of: None },
+    StepInfo { name: "rolling", summary: "a rolling window per key across messages: mean, sum, min, max or std of the last `window` rows of each numeric column", equals: "df.groupby(key)[num].rolling(window).agg() over the whole stream", kind: StepKind::WithOptions(crate::window::rolling), refuses_infinity: None, options: &[OptionInfo { name: "window", kind: OptionKind::Integer { min: 1 }, default: "10", doc: "rows in the window (min_periods = window: until it is full, or with a missing value in it, the value is missing)" }, OptionInfo { name: "agg", kind: OptionKind::Choice(&["mean", "sum", "min", "max", "std"]), default: "\"mean\"", doc: "what of the window (std: ddof 1)" }, KEY], alias_of: None },
+    StepInfo { name: "ewm_mean", summary: "the exponentially weighted mean per key across messages", equals: "df.groupby(key)[num].ewm(span=span, adjust=True).mean() over the whole stream", kind: StepKind::WithOptions(crate::window::ewm_mean), refuses_infinity: None, options: &[OptionInfo { name: "span", kind: OptionKind::Number, default: "10", doc: "pandas' span (at least 1): alpha = 2 / (span + 1)" }, KEY], alias_of: None },
+    StepInfo { name: "diff", summary: "each numeric value minus the previous row's of the same key, across messages", equals: "df.groupby(key)[num].diff() over the whole stream", kind: StepKind::WithOptions(crate::window::diff), refuses_infinity: None, options: &[KEY], alias_of: None },
     StepInfo { name: "exec", summary: "the user's own code: each message to a long-lived process of `command` and back (one process a worker; see the wire protocol in README)", equals: "fn(df) in the process (python/streamprep_step.py: serve(fn))", kind: StepKind::WithOptions(exec), refuses_infinity: None, options: &[OptionInfo { name: "command", kind: OptionKind::Strings, default: "[\"cat\"]", doc: "the program and its arguments, started once a worker (`cat` echoes each frame: the identity)" }, OptionInfo { name: "format", kind: OptionKind::Choice(&["arrow", "csv", "ndjson"]), default: "\"arrow\"", doc: "the frames' format: an Arrow IPC stream, CSV with a header, or NDJSON" }, OptionInfo { name: "timeout", kind: OptionKind::Text, default: "\"30s\"", doc: "the longest a message may take (\"30s\", \"500ms\", \"2m\"); longer: the process is killed and replaced, the message is a dead letter" }, OptionInfo { name: "processes", kind: OptionKind::Integer { min: 1 }, default: "1", doc: "processes running the command: one a worker, so with method = \"pool\" this sets the workers (inline has one; queue workers run --concurrency each)" }], alias_of: None },
     StepInfo { name: "fillna_mean", summary: "fill missing numeric values with the column mean", equals: "df[num].fillna(df[num].mean())", kind: StepKind::Transform(boxed::<FillnaMean>), refuses_infinity: None, options: &[], alias_of: None },
     StepInfo { name: "fillna_median", summary: "fill missing numeric values with the column median", equals: "df[num].fillna(df[num].median())", kind: StepKind::Transform(boxed::<FillnaMedian>), refuses_infinity: None, options: &[], alias_of: None },
@@ -447,8 +478,9 @@ mod tests {
                 let _: serde_json::Value = serde_json::from_str(options).expect("alias options");
             }
         }
-        // the paper's 15 transforms, prepare, result, the two that take options, exec and eval
-        assert_eq!(STEPS.len(), 21);
+        // the paper's 15 transforms, prepare, result, the two that take options, exec, eval,
+        // and the windows rolling, ewm_mean, diff
+        assert_eq!(STEPS.len(), 24);
     }
 
     #[test]

@@ -74,6 +74,39 @@ impl std::fmt::Debug for Plan {
     }
 }
 
+/// The chain with the project's `key` given to every step that keeps state per key and does
+/// not name its own.
+fn with_key(chain: Vec<String>, key: Option<&str>) -> Vec<String> {
+    let Some(key) = key.map(str::trim).filter(|k| !k.is_empty()) else {
+        return chain;
+    };
+    chain
+        .into_iter()
+        .map(
+            |entry| match streamprep_ops::registry::split_entry(&entry) {
+                Ok((name, mut options))
+                    if streamprep_ops::registry::find(name).is_some_and(|s| s.keeps_state())
+                        && !options.contains_key("key") =>
+                {
+                    options.insert("key".into(), serde_json::Value::from(key));
+                    format!("{name}{}", serde_json::Value::Object(options))
+                }
+                _ => entry,
+            },
+        )
+        .collect()
+}
+
+/// The steps of `chain` that keep state from message to message.
+fn stateful(chain: &[String]) -> Vec<String> {
+    chain
+        .iter()
+        .filter_map(|e| streamprep_ops::registry::split_entry(e).ok())
+        .filter(|(name, _)| streamprep_ops::registry::find(name).is_some_and(|s| s.keeps_state()))
+        .map(|(name, _)| name.to_string())
+        .collect()
+}
+
 /// The `processes` of each `exec` step of `chain` that gives them, without repeats.
 fn exec_processes(chain: &[String]) -> Vec<usize> {
     let mut out = Vec::new();
@@ -219,7 +252,7 @@ impl ProjectSpec {
         .map_err(|e| bad("dead_letter", e.to_string()))
         .ok();
         let chain = match &self.chain {
-            Some(c) => c.steps(),
+            Some(c) => with_key(c.steps(), self.key.as_deref()),
             None => {
                 bad(
                     "chain",
@@ -333,6 +366,19 @@ impl ProjectSpec {
                 }
             }
         };
+        // a step that keeps state needs every message of a key on one chain: until messages
+        // are routed by key, that is one worker
+        let keeps_state = stateful(&chain);
+        let one_worker = matches!(method, Method::Inline | Method::Pool { workers: 1 });
+        if !keeps_state.is_empty() && !one_worker {
+            bad(
+                "method",
+                format!(
+                    "{} keep state from message to message: they need every message on one worker, method = \"inline\" (or the pool with workers = 1)",
+                    keeps_state.join(", ")
+                ),
+            );
+        }
         if self.in_flight.is_some() && !matches!(method, Method::Queue { .. }) {
             bad("in_flight", "is for method = \"queue\"".into());
         }
@@ -651,6 +697,36 @@ a = "complex"
             assert_eq!(e.errors[0].field, "chain", "{e}");
             assert!(e.to_string().contains(says), "{extra}: {e}");
         }
+    }
+
+    #[test]
+    fn the_key_reaches_the_steps_that_keep_state_and_they_need_one_worker() {
+        let plan = |extra: &str| {
+            ProjectSpec::from_toml(&format!(
+                "source = \"-\"\nsink = \"-\"\nbuffer = 10\nkey = \"station\"\nchain = [\"fillna_zeros\", {{ step = \"rolling\", window = 3 }}, {{ step = \"diff\", key = \"line\" }}]\n{extra}"
+            ))
+            .expect("reads")
+            .resolve()
+        };
+        let p = plan("").expect("inline");
+        assert_eq!(
+            p.config.chain[0], "fillna_zeros",
+            "a step without state is left alone"
+        );
+        assert!(
+            p.config.chain[1].contains(r#""key":"station""#),
+            "{:?}",
+            p.config.chain
+        );
+        assert!(
+            p.config.chain[2].contains(r#""key":"line""#),
+            "a step's own key stays: {:?}",
+            p.config.chain
+        );
+        assert!(plan("method = \"pool\"\nworkers = 1").is_ok());
+        let e = plan("method = \"pool\"\nworkers = 2").expect_err("two workers");
+        assert_eq!(e.errors[0].field, "method", "{e}");
+        assert!(e.to_string().contains("rolling, diff keep state"), "{e}");
     }
 
     #[test]

@@ -229,6 +229,10 @@ pub struct ProjectSpec {
     /// Replay a file or stdin at this many rows a second, or in steps ("20000:10s,200000:10s").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate: Option<RateSetting>,
+    /// The column whose value a row's state belongs to (`station`): the steps that keep state
+    /// (`rolling`, `ewm_mean`, `diff`) keep it per value of this column.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     /// The rows a second the project is expected to take (the paper's arrival rate): the
     /// planner judges the buffer, method and workers against it.
     #[serde(skip_serializing_if = "Option::is_none")]

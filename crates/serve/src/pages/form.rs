@@ -106,6 +106,11 @@ pub const TEXT_FIELDS: &[(&str, &str, &str)] = &[
         "replay a file at this many rows a second, or steps like 20000:10s,200000:10s",
     ),
     (
+        "key",
+        "Key",
+        "the column whose value a row's state belongs to (station): rolling, ewm_mean and diff keep state per key",
+    ),
+    (
         "arrival_rate",
         "Arrival rate",
         "rows a second the project is expected to take: the planner judges the setting against it",

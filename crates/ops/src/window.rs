@@ -1,0 +1,351 @@
+//! Windows across message boundaries, per key: `rolling`, `ewm_mean` and `diff`. Each keeps,
+//! for each key (the value of the `key` column; without one, the whole stream is one key) and
+//! each numeric column, what the next rows need, so the output over the whole stream is
+//! pandas' whatever the buffer:
+//! - `rolling{window, agg}` = `df.groupby(key)[col].rolling(window).agg()` (agg `mean`, `sum`,
+//!   `min`, `max`, `std`; `min_periods = window`: a window with a missing value, or not yet
+//!   full, gives a missing value; `std` with `ddof = 1`);
+//! - `ewm_mean{span}` = `.ewm(span=span, adjust=True).mean()` (missing values keep their place
+//!   in the weights, pandas' `ignore_na=False`);
+//! - `diff` = `.diff()` (the previous row of the same key; the key's first row is missing).
+//!
+//! Numeric columns become float64, as in pandas; the key and other columns pass through. A row
+//! whose key is missing gets missing values (pandas' `groupby` leaves such rows out). The state
+//! lives in the chain instance: the messages of a key must come to it in order (inline, or one
+//! worker).
+
+use std::collections::{HashMap, VecDeque};
+
+use arrow_array::{Array, ArrayRef};
+use streamprep_core::numeric::{from_f64, numeric_columns, replace_columns, to_f64};
+use streamprep_core::{Batch, Step, StepError};
+
+use crate::registry::Options;
+
+/// What a window step computes, with its per-(key, column) state.
+pub trait Window: Send {
+    /// The step's name.
+    const NAME: &'static str;
+    /// One key's and column's state.
+    type State: Default + Send;
+    /// The value for the next row `x` (NaN: missing) of a key's column.
+    fn next(&self, state: &mut Self::State, x: f64) -> f64;
+}
+
+/// A window step: its computation, the key column, and the state by key and column.
+pub struct Keyed<W: Window> {
+    w: W,
+    key: Option<String>,
+    states: HashMap<String, HashMap<String, W::State>>,
+}
+
+impl<W: Window> Keyed<W> {
+    fn new(w: W, key: &str) -> Self {
+        Keyed {
+            w,
+            key: Some(key.to_string()).filter(|k| !k.is_empty()),
+            states: HashMap::new(),
+        }
+    }
+}
+
+/// The key of each row (`None`: missing), as text.
+fn keys(batch: &Batch, key: Option<&str>) -> Result<Vec<Option<String>>, String> {
+    let n = batch.num_rows();
+    let Some(key) = key else {
+        return Ok(vec![Some(String::new()); n]);
+    };
+    let col = batch.column_by_name(key).ok_or_else(|| {
+        let names: Vec<String> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        format!(
+            "no key column '{key}' (the message has {})",
+            names.join(", ")
+        )
+    })?;
+    let fmt = arrow_cast::display::ArrayFormatter::try_new(col.as_ref(), &Default::default())
+        .map_err(|e| e.to_string())?;
+    Ok((0..n)
+        .map(|i| col.is_valid(i).then(|| fmt.value(i).to_string()))
+        .collect())
+}
+
+impl<W: Window> Step for Keyed<W> {
+    fn name(&self) -> &'static str {
+        W::NAME
+    }
+
+    fn apply(&mut self, batch: Batch) -> Result<Batch, StepError> {
+        let keys = keys(&batch, self.key.as_deref()).map_err(|reason| StepError::BadInput {
+            step: W::NAME,
+            reason,
+        })?;
+        let schema = batch.schema();
+        let mut new_columns: Vec<(usize, ArrayRef)> = Vec::new();
+        for c in numeric_columns(&schema) {
+            let name = schema.field(c).name();
+            if self.key.as_deref() == Some(name.as_str()) {
+                continue;
+            }
+            let values = to_f64(batch.column(c));
+            let out: Vec<f64> = values
+                .iter()
+                .zip(&keys)
+                .map(|(x, k)| match k {
+                    None => f64::NAN,
+                    Some(k) => {
+                        let by_column = self.states.entry(k.clone()).or_default();
+                        let state = match by_column.get_mut(name) {
+                            Some(s) => s,
+                            None => by_column.entry(name.clone()).or_default(),
+                        };
+                        self.w.next(state, *x)
+                    }
+                })
+                .collect();
+            new_columns.push((c, from_f64(out)));
+        }
+        replace_columns(&batch, new_columns).map_err(|e| StepError::Internal {
+            step: W::NAME,
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// `rolling{window, agg}`.
+pub struct Rolling {
+    window: usize,
+    agg: Agg,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Agg {
+    Mean,
+    Sum,
+    Min,
+    Max,
+    Std,
+}
+
+impl Window for Rolling {
+    const NAME: &'static str = "rolling";
+    /// The last `window` values (NaN for missing).
+    type State = VecDeque<f64>;
+
+    fn next(&self, last: &mut VecDeque<f64>, x: f64) -> f64 {
+        if last.len() == self.window {
+            last.pop_front();
+        }
+        last.push_back(x);
+        if last.len() < self.window || last.iter().any(|v| v.is_nan()) {
+            return f64::NAN;
+        }
+        let n = self.window as f64;
+        match self.agg {
+            Agg::Sum => last.iter().sum(),
+            Agg::Mean => last.iter().sum::<f64>() / n,
+            Agg::Min => last.iter().copied().fold(f64::INFINITY, f64::min),
+            Agg::Max => last.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            Agg::Std => {
+                if self.window < 2 {
+                    return f64::NAN;
+                }
+                let mean = last.iter().sum::<f64>() / n;
+                let ss: f64 = last.iter().map(|v| (v - mean) * (v - mean)).sum();
+                (ss / (n - 1.0)).max(0.0).sqrt()
+            }
+        }
+    }
+}
+
+/// `ewm_mean{span}`: pandas' `ewm(span, adjust=True, ignore_na=False).mean()`, its own
+/// recurrence (pandas/_libs/window/aggregations.pyx `ewm`).
+pub struct EwmMean {
+    alpha: f64,
+}
+
+/// The weighted mean so far, the weight of the old part, observations seen.
+#[derive(Default)]
+pub struct EwmState {
+    started: bool,
+    weighted: f64,
+    old_wt: f64,
+    nobs: u64,
+}
+
+impl Window for EwmMean {
+    const NAME: &'static str = "ewm_mean";
+    type State = EwmState;
+
+    fn next(&self, s: &mut EwmState, cur: f64) -> f64 {
+        let is_obs = !cur.is_nan();
+        if !s.started {
+            s.started = true;
+            s.weighted = cur;
+            s.old_wt = 1.0;
+            s.nobs = u64::from(is_obs);
+        } else {
+            s.nobs += u64::from(is_obs);
+            if !s.weighted.is_nan() {
+                // ignore_na=False: a missing value ages the old weight too
+                s.old_wt *= 1.0 - self.alpha;
+                if is_obs {
+                    // adjust=True: the new value's weight is 1
+                    if s.weighted != cur {
+                        s.weighted = (s.old_wt * s.weighted + cur) / (s.old_wt + 1.0);
+                    }
+                    s.old_wt += 1.0;
+                }
+            } else if is_obs {
+                s.weighted = cur;
+            }
+        }
+        if s.nobs >= 1 {
+            s.weighted
+        } else {
+            f64::NAN
+        }
+    }
+}
+
+/// `diff`: this row minus the previous row of its key.
+pub struct Diff;
+
+impl Window for Diff {
+    const NAME: &'static str = "diff";
+    /// The previous value (`None` before the key's first row).
+    type State = Option<f64>;
+
+    fn next(&self, prev: &mut Option<f64>, x: f64) -> f64 {
+        let out = prev.map_or(f64::NAN, |p| x - p);
+        *prev = Some(x);
+        out
+    }
+}
+
+/// `rolling` from its options: `window` (rows, at least 1), `agg`, `key`.
+pub fn rolling(o: &Options) -> Result<Box<dyn Step>, String> {
+    let agg = match o.choice("agg") {
+        "sum" => Agg::Sum,
+        "min" => Agg::Min,
+        "max" => Agg::Max,
+        "std" => Agg::Std,
+        _ => Agg::Mean,
+    };
+    let window = usize::try_from(o.integer("window")).map_err(|_| "window: at least 1 row")?;
+    if !(1..=1_000_000).contains(&window) {
+        return Err(format!("window = {window}: give 1 to 1000000 rows"));
+    }
+    Ok(Box::new(Keyed::new(Rolling { window, agg }, o.text("key"))))
+}
+
+/// `ewm_mean` from its options: `span` (at least 1), `key`.
+pub fn ewm_mean(o: &Options) -> Result<Box<dyn Step>, String> {
+    let span = o.number("span");
+    if !(span.is_finite() && span >= 1.0) {
+        return Err(format!(
+            "span = {span}: give a number of at least 1 (pandas' span)"
+        ));
+    }
+    Ok(Box::new(Keyed::new(
+        EwmMean {
+            alpha: 2.0 / (span + 1.0),
+        },
+        o.text("key"),
+    )))
+}
+
+/// `diff` from its options: `key`.
+pub fn diff(o: &Options) -> Result<Box<dyn Step>, String> {
+    Ok(Box::new(Keyed::new(Diff, o.text("key"))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col<W: Window>(v: &[f64], w: W) -> Vec<f64> {
+        let mut s = W::State::default();
+        v.iter().map(|x| w.next(&mut s, *x)).collect()
+    }
+
+    fn same(a: &[f64], b: &[f64]) -> bool {
+        a.len() == b.len()
+            && a.iter().zip(b).all(|(x, y)| {
+                (x.is_nan() && y.is_nan()) || (x - y).abs() <= 1e-12 * y.abs().max(1.0)
+            })
+    }
+
+    #[test]
+    fn rolling_ewm_and_diff_follow_pandas_on_one_column() {
+        let nan = f64::NAN;
+        let v = [1.0, 2.0, nan, 4.0, 5.0, 6.0];
+        // pd.Series(v).rolling(2).mean()
+        let got = col(
+            &v,
+            Rolling {
+                window: 2,
+                agg: Agg::Mean,
+            },
+        );
+        assert!(same(&got, &[nan, 1.5, nan, nan, 4.5, 5.5]), "{got:?}");
+        // .rolling(3).std()
+        let got = col(
+            &[1.0, 2.0, 4.0, 8.0],
+            Rolling {
+                window: 3,
+                agg: Agg::Std,
+            },
+        );
+        assert!(
+            same(&got, &[nan, nan, 1.5275252316519465, 3.055050463303893]),
+            "{got:?}"
+        );
+        // pd.Series(v).ewm(span=3).mean()
+        let got = col(&v, EwmMean { alpha: 0.5 });
+        assert!(
+            same(
+                &got,
+                &[
+                    1.0,
+                    1.6666666666666667,
+                    1.6666666666666667,
+                    3.3636363636363638,
+                    4.333333333333333,
+                    5.237288135593221
+                ]
+            ),
+            "{got:?}"
+        );
+        let got = col(&v, Diff);
+        assert!(same(&got, &[nan, 1.0, nan, nan, 1.0, 1.0]), "{got:?}");
+    }
+
+    #[test]
+    fn each_key_keeps_its_own_state_across_messages() {
+        let mut step = Keyed::new(Diff, "k");
+        let a =
+            streamprep_testkit::batch_from_json(r#"[{"k": "x", "v": 1.0}, {"k": "y", "v": 10.0}]"#);
+        let b = streamprep_testkit::batch_from_json(
+            r#"[{"k": "x", "v": 3.0}, {"k": "y", "v": 15.0}, {"k": null, "v": 1.0}]"#,
+        );
+        step.apply(a).expect("first");
+        let out = streamprep_testkit::batch_to_json(&step.apply(b).expect("second"));
+        assert!(
+            out.contains(r#"{"k":"x","v":2.0}"#) && out.contains(r#"{"k":"y","v":5.0}"#),
+            "{out}"
+        );
+        assert!(
+            out.contains(r#"{"k":null}"#) || out.contains(r#""v":null"#),
+            "a missing key gives a missing value: {out}"
+        );
+        let err = Keyed::new(Diff, "nope")
+            .apply(streamprep_testkit::batch_from_json(r#"[{"v": 1.0}]"#))
+            .expect_err("no key column");
+        assert!(err.to_string().contains("no key column 'nope'"), "{err}");
+    }
+}
