@@ -273,6 +273,53 @@ fn windows_across_messages_match_pandas_over_the_whole_stream_at_every_buffer() 
     assert_eq!(checked, cases.len() * 4);
 }
 
+/// The running-fit scalers against scikit-learn's `partial_fit` then `transform`, per key and
+/// message, at each buffer (their output depends on where messages end, as the oracle's does).
+#[test]
+fn running_scalers_match_scikit_learn_partial_fit_per_key_at_every_buffer() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden_stream");
+    let cases: std::collections::BTreeMap<String, String> = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("RUNNING.json"))
+            .expect("RUNNING.json: run tests/oracle/make_golden.py (the test script does)"),
+    )
+    .expect("cases");
+    assert!(cases.len() >= 5, "{cases:?}");
+    let mut prepare = Prepare::new(PrepareConfig {
+        format: RowFormat::Ndjson,
+        compression: Compression::None,
+        csv_sep: b',',
+        schema: schema_of(&dir),
+    });
+    let batch = prepare.apply(&input_message(&dir)).expect("decodes").batch;
+    let n = batch.num_rows();
+    let mut errors = Vec::new();
+    for (label, entry) in &cases {
+        for b in [1, 7, 100, 1000] {
+            let want = rows(
+                &std::fs::read_to_string(dir.join(format!("running__{label}__b{b}.ndjson")))
+                    .expect("golden"),
+            );
+            let mut step = build_chain(&[entry]).expect("registered").remove(0);
+            let mut got = Vec::with_capacity(n);
+            for start in (0..n).step_by(b) {
+                let out = step
+                    .apply(batch.slice(start, b.min(n - start)))
+                    .unwrap_or_else(|e| panic!("{label} at b={b}: {e}"));
+                let json: Vec<serde_json::Map<String, Value>> =
+                    serde_json::from_str(&batch_to_json(&out)).expect("our json");
+                got.extend(json);
+            }
+            errors.extend(compare(&format!("b={b}"), label, &got, &want));
+        }
+    }
+    assert!(
+        errors.is_empty(),
+        "{} mismatches:\n{}",
+        errors.len(),
+        errors[..errors.len().min(20)].join("\n")
+    );
+}
+
 /// The same through `run`: `--key k` gives the window its key, messages of 7 rows, inline.
 #[test]
 fn run_with_a_key_gives_pandas_windows_per_key() {

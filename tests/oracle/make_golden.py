@@ -272,6 +272,42 @@ WINDOWS = {
 }
 
 
+# Running-fit scalers, per key: for each message of b rows, each key's rows through that key's
+# scaler, partial_fit then transform (scikit-learn's own); label -> (entry, key, scaler).
+BUFFERS = [1, 7, 100, 1000]
+RUNNING = {
+    "standard": ('standard_scaler{"fit": "running", "key": "k"}', "k", pp.StandardScaler),
+    "standard__no_key": ('standard_scaler{"fit": "running"}', None, pp.StandardScaler),
+    "min_max": ('min_max_scaler{"fit": "running", "key": "k"}', "k", pp.MinMaxScaler),
+    "min_max__m1_1": (
+        'min_max_scaler{"fit": "running", "feature_range": [-1, 1], "key": "k"}',
+        "k",
+        lambda: pp.MinMaxScaler(feature_range=(-1, 1)),
+    ),
+    "max_abs": ('max_abs_scaler{"fit": "running", "key": "k"}', "k", pp.MaxAbsScaler),
+}
+
+
+def running(df, key, make, b):
+    out = df.copy()
+    num = [c for c in num_cols(df) if c != key]
+    res = np.full((len(df), len(num)), np.nan)
+    scalers = {}
+    for start in range(0, len(df), b):
+        m = df.iloc[start:start + b]
+        groups = m.groupby(key, dropna=True, sort=False) if key else [(None, m)]
+        for k, g in groups:
+            sc = scalers.setdefault(k, make())
+            x = g[num].to_numpy(dtype=float)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                sc.partial_fit(x)
+                res[g.index.to_numpy()] = sc.transform(x)
+    for j, c in enumerate(num):
+        out[c] = res[:, j]
+    return out
+
+
 def stream_rows():
     """A keyed stream: 4 busy keys, one key seen once, a few rows without a key, gaps."""
     rng = np.random.default_rng(20261206)
@@ -303,7 +339,13 @@ def windows():
         write_rows(os.path.join(STREAM_OUT, label + ".ndjson"), out)
     with open(os.path.join(STREAM_OUT, "CASES.json"), "w") as f:
         json.dump({label: entry for label, (entry, _, _) in WINDOWS.items()}, f, indent=1)
-    return len(WINDOWS)
+    for label, (_, key, make) in RUNNING.items():
+        for b in BUFFERS:
+            df = frame(rows, schema)
+            write_rows(os.path.join(STREAM_OUT, f"running__{label}__b{b}.ndjson"), running(df, key, make, b))
+    with open(os.path.join(STREAM_OUT, "RUNNING.json"), "w") as f:
+        json.dump({label: entry for label, (entry, _, _) in RUNNING.items()}, f, indent=1)
+    return len(WINDOWS) + len(RUNNING) * len(BUFFERS)
 
 
 def main():

@@ -34,6 +34,7 @@ mod quantile_transformer_uniform;
 pub mod registry;
 pub mod result;
 mod robust_scaler;
+pub mod running;
 mod standard_scaler;
 pub mod window;
 

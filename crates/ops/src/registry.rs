@@ -207,9 +207,12 @@ pub struct StepInfo {
 }
 
 impl StepInfo {
-    /// It keeps state from message to message, per key (it takes the option `key`).
-    pub fn keeps_state(&self) -> bool {
-        self.options.iter().any(|o| o.name == "key")
+    /// With these options it keeps state from message to message, per key: a window step
+    /// always, a scaler with `fit = "running"`.
+    pub fn keeps_state(&self, options: &serde_json::Map<String, serde_json::Value>) -> bool {
+        let has = |n: &str| self.options.iter().any(|o| o.name == n);
+        has("key")
+            && (!has("fit") || options.get("fit").and_then(|v| v.as_str()) == Some("running"))
     }
 }
 
@@ -217,8 +220,44 @@ fn boxed<S: Step + Default + 'static>() -> Box<dyn Step> {
     Box::new(S::default())
 }
 
+/// `fit = "running"`: scikit-learn's `partial_fit` then `transform` per message and key.
+fn running(o: &Options) -> bool {
+    o.choice("fit") == "running"
+}
+
 fn min_max_scaler(o: &Options) -> Result<Box<dyn Step>, String> {
-    Ok(Box::new(MinMaxScaler::from_options(o)?))
+    let per_message = MinMaxScaler::from_options(o)?;
+    if running(o) {
+        let (lo, hi) = o.range("feature_range");
+        return Ok(Box::new(crate::running::Running::new(
+            "min_max_scaler",
+            o.text("key"),
+            move || crate::running::MinMax::range(lo, hi),
+        )));
+    }
+    Ok(Box::new(per_message))
+}
+
+fn standard_scaler(o: &Options) -> Result<Box<dyn Step>, String> {
+    if running(o) {
+        return Ok(Box::new(crate::running::Running::new(
+            "standard_scaler",
+            o.text("key"),
+            crate::running::Standard::default,
+        )));
+    }
+    Ok(Box::new(StandardScaler))
+}
+
+fn max_abs_scaler(o: &Options) -> Result<Box<dyn Step>, String> {
+    if running(o) {
+        return Ok(Box::new(crate::running::Running::new(
+            "max_abs_scaler",
+            o.text("key"),
+            crate::running::MaxAbs::default,
+        )));
+    }
+    Ok(Box::new(MaxAbsScaler))
 }
 
 fn eval(o: &Options) -> Result<Box<dyn Step>, String> {
@@ -232,6 +271,14 @@ fn exec(o: &Options) -> Result<Box<dyn Step>, String> {
 fn quantile_transformer(o: &Options) -> Result<Box<dyn Step>, String> {
     Ok(Box::new(QuantileTransformer::from_options(o)?))
 }
+
+/// `fit`: per message (the paper's `fit_transform`) or running (`partial_fit` per key).
+const FIT: OptionInfo = OptionInfo {
+    name: "fit",
+    kind: OptionKind::Choice(&["message", "running"]),
+    default: "\"message\"",
+    doc: "message: fit_transform on each message alone (the paper's); running: scikit-learn's partial_fit on the key's rows of each message, then transform (state per key, across messages)",
+};
 
 /// The option of the steps that keep state per key.
 const KEY: OptionInfo = OptionInfo {
@@ -256,16 +303,16 @@ pub const STEPS: &[StepInfo] = &[
     StepInfo { name: "fillna_mean", summary: "fill missing numeric values with the column mean", equals: "df[num].fillna(df[num].mean())", kind: StepKind::Transform(boxed::<FillnaMean>), refuses_infinity: None, options: &[], alias_of: None },
     StepInfo { name: "fillna_median", summary: "fill missing numeric values with the column median", equals: "df[num].fillna(df[num].median())", kind: StepKind::Transform(boxed::<FillnaMedian>), refuses_infinity: None, options: &[], alias_of: None },
     StepInfo { name: "fillna_zeros", summary: "fill missing numeric values with 0", equals: "df[num].fillna(0)", kind: StepKind::Transform(boxed::<FillnaZeros>), refuses_infinity: None, options: &[], alias_of: None },
-    StepInfo { name: "max_abs_scaler", summary: "divide each numeric column by its largest absolute value", equals: "MaxAbsScaler().fit_transform", kind: StepKind::Transform(boxed::<MaxAbsScaler>), refuses_infinity: Some("MaxAbsScaler"), options: &[], alias_of: None },
+    StepInfo { name: "max_abs_scaler", summary: "divide each numeric column by its largest absolute value", equals: "MaxAbsScaler().fit_transform", kind: StepKind::WithOptions(max_abs_scaler), refuses_infinity: Some("MaxAbsScaler"), options: &[FIT, KEY], alias_of: None },
     StepInfo { name: "min_max_scaler_0_1", summary: "scale each numeric column to [0, 1]", equals: "MinMaxScaler((0, 1)).fit_transform", kind: StepKind::Transform(boxed::<MinMaxScaler01>), refuses_infinity: Some("MinMaxScaler"), options: &[], alias_of: Some(("min_max_scaler", r#"{"feature_range": [0, 1]}"#)) },
     StepInfo { name: "min_max_scaler_m1_1", summary: "scale each numeric column to [-1, 1]", equals: "MinMaxScaler((-1, 1)).fit_transform", kind: StepKind::Transform(boxed::<MinMaxScalerM11>), refuses_infinity: Some("MinMaxScaler"), options: &[], alias_of: Some(("min_max_scaler", r#"{"feature_range": [-1, 1]}"#)) },
-    StepInfo { name: "min_max_scaler", summary: "scale each numeric column to feature_range", equals: "MinMaxScaler(feature_range).fit_transform", kind: StepKind::WithOptions(min_max_scaler), refuses_infinity: Some("MinMaxScaler"), options: &[OptionInfo { name: "feature_range", kind: OptionKind::Range, default: "[0, 1]", doc: "the range each column is scaled to; low < high" }], alias_of: None },
+    StepInfo { name: "min_max_scaler", summary: "scale each numeric column to feature_range", equals: "MinMaxScaler(feature_range).fit_transform", kind: StepKind::WithOptions(min_max_scaler), refuses_infinity: Some("MinMaxScaler"), options: &[OptionInfo { name: "feature_range", kind: OptionKind::Range, default: "[0, 1]", doc: "the range each column is scaled to; low < high" }, FIT, KEY], alias_of: None },
     StepInfo { name: "normalizer", summary: "scale each row of numeric values to unit l2 norm (refuses missing values)", equals: "Normalizer().fit_transform", kind: StepKind::Transform(boxed::<Normalizer>), refuses_infinity: None, options: &[], alias_of: None },
     StepInfo { name: "quantile_transformer_normal", summary: "map numeric columns to a standard normal via their quantiles", equals: "QuantileTransformer(n_quantiles=min(1000, n), output_distribution='normal').fit_transform", kind: StepKind::Transform(boxed::<QuantileTransformerNormal>), refuses_infinity: Some("QuantileTransformer"), options: &[], alias_of: Some(("quantile_transformer", r#"{"output_distribution": "normal"}"#)) },
     StepInfo { name: "quantile_transformer_uniform", summary: "map numeric columns to [0, 1] via their quantiles", equals: "QuantileTransformer(n_quantiles=min(1000, n)).fit_transform", kind: StepKind::Transform(boxed::<QuantileTransformerUniform>), refuses_infinity: Some("QuantileTransformer"), options: &[], alias_of: Some(("quantile_transformer", r#"{"output_distribution": "uniform"}"#)) },
     StepInfo { name: "quantile_transformer", summary: "map numeric columns to output_distribution via their quantiles", equals: "QuantileTransformer(n_quantiles=min(n_quantiles, n), output_distribution).fit_transform", kind: StepKind::WithOptions(quantile_transformer), refuses_infinity: Some("QuantileTransformer"), options: &[OptionInfo { name: "n_quantiles", kind: OptionKind::Integer { min: 1 }, default: "1000", doc: "quantiles computed (at most the rows of the message)" }, OptionInfo { name: "output_distribution", kind: OptionKind::Choice(&["uniform", "normal"]), default: "\"uniform\"", doc: "the distribution mapped to" }], alias_of: None },
     StepInfo { name: "robust_scaler", summary: "centre on the median, scale by the interquartile range", equals: "RobustScaler().fit_transform", kind: StepKind::Transform(boxed::<RobustScaler>), refuses_infinity: Some("RobustScaler"), options: &[], alias_of: None },
-    StepInfo { name: "standard_scaler", summary: "centre on the mean, scale by the population standard deviation", equals: "StandardScaler().fit_transform", kind: StepKind::Transform(boxed::<StandardScaler>), refuses_infinity: Some("StandardScaler"), options: &[], alias_of: None },
+    StepInfo { name: "standard_scaler", summary: "centre on the mean, scale by the population standard deviation", equals: "StandardScaler().fit_transform", kind: StepKind::WithOptions(standard_scaler), refuses_infinity: Some("StandardScaler"), options: &[FIT, KEY], alias_of: None },
     StepInfo { name: "result", summary: "encode the batch for the sinks and hand it over", equals: "df.to_json(orient='records', lines=True)", kind: StepKind::Boundary, refuses_infinity: None, options: &[], alias_of: None },
 ];
 
@@ -508,7 +555,7 @@ mod tests {
         assert!(build_chain(&["min_max_scaler", "quantile_transformer"]).is_ok());
         assert!(
             err(r#"min_max_scaler{"feature_rang": [0, 1]}"#)
-                .contains("has no option 'feature_rang' (it takes feature_range)"),
+                .contains("has no option 'feature_rang' (it takes feature_range, fit, key)"),
             "{}",
             err(r#"min_max_scaler{"feature_rang": [0, 1]}"#)
         );

@@ -49,8 +49,8 @@ impl<W: Window> Keyed<W> {
     }
 }
 
-/// The key of each row (`None`: missing), as text.
-fn keys(batch: &Batch, key: Option<&str>) -> Result<Vec<Option<String>>, String> {
+/// The key of each row (`None`: missing), as text; every row's is `""` without a key column.
+pub(crate) fn row_keys(batch: &Batch, key: Option<&str>) -> Result<Vec<Option<String>>, String> {
     let n = batch.num_rows();
     let Some(key) = key else {
         return Ok(vec![Some(String::new()); n]);
@@ -80,7 +80,7 @@ impl<W: Window> Step for Keyed<W> {
     }
 
     fn apply(&mut self, batch: Batch) -> Result<Batch, StepError> {
-        let keys = keys(&batch, self.key.as_deref()).map_err(|reason| StepError::BadInput {
+        let keys = row_keys(&batch, self.key.as_deref()).map_err(|reason| StepError::BadInput {
             step: W::NAME,
             reason,
         })?;

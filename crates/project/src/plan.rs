@@ -85,7 +85,8 @@ fn with_key(chain: Vec<String>, key: Option<&str>) -> Vec<String> {
         .map(
             |entry| match streamprep_ops::registry::split_entry(&entry) {
                 Ok((name, mut options))
-                    if streamprep_ops::registry::find(name).is_some_and(|s| s.keeps_state())
+                    if streamprep_ops::registry::find(name)
+                        .is_some_and(|s| s.keeps_state(&options))
                         && !options.contains_key("key") =>
                 {
                     options.insert("key".into(), serde_json::Value::from(key));
@@ -102,7 +103,9 @@ fn stateful(chain: &[String]) -> Vec<String> {
     chain
         .iter()
         .filter_map(|e| streamprep_ops::registry::split_entry(e).ok())
-        .filter(|(name, _)| streamprep_ops::registry::find(name).is_some_and(|s| s.keeps_state()))
+        .filter(|(name, options)| {
+            streamprep_ops::registry::find(name).is_some_and(|s| s.keeps_state(options))
+        })
         .map(|(name, _)| name.to_string())
         .collect()
 }
