@@ -219,6 +219,27 @@ fn every_step_matches_pandas_and_scikit_learn() {
     );
 }
 
+/// `batch` cut into messages of `b` rows through one instance of the step `entry`, in order:
+/// the output rows.
+fn through(
+    entry: &str,
+    batch: &arrow_array::RecordBatch,
+    b: usize,
+) -> Vec<serde_json::Map<String, Value>> {
+    let n = batch.num_rows();
+    let mut step = build_chain(&[entry]).expect("registered").remove(0);
+    let mut got = Vec::with_capacity(n);
+    for start in (0..n).step_by(b) {
+        let out = step
+            .apply(batch.slice(start, b.min(n - start)))
+            .unwrap_or_else(|e| panic!("{entry} at b={b}: {e}"));
+        let json: Vec<serde_json::Map<String, Value>> =
+            serde_json::from_str(&batch_to_json(&out)).expect("our json");
+        got.extend(json);
+    }
+    got
+}
+
 /// The windows across messages (`rolling`, `ewm_mean`, `diff`, per key) against pandas over
 /// the whole stream (`tests/data/golden_stream`): the same rows cut into messages of 1, 7, 100
 /// and 1000 rows give pandas' values, one step instance carrying the state from message to
@@ -250,16 +271,7 @@ fn windows_across_messages_match_pandas_over_the_whole_stream_at_every_buffer() 
         let want =
             rows(&std::fs::read_to_string(dir.join(format!("{label}.ndjson"))).expect("golden"));
         for b in [1, 7, 100, 1000] {
-            let mut step = build_chain(&[entry]).expect("registered").remove(0);
-            let mut got = Vec::with_capacity(n);
-            for start in (0..n).step_by(b) {
-                let out = step
-                    .apply(batch.slice(start, b.min(n - start)))
-                    .unwrap_or_else(|e| panic!("{label} at b={b}: {e}"));
-                let json: Vec<serde_json::Map<String, Value>> =
-                    serde_json::from_str(&batch_to_json(&out)).expect("our json");
-                got.extend(json);
-            }
+            let got = through(entry, &batch, b);
             errors.extend(compare(&format!("b={b}"), label, &got, &want));
             checked += 1;
         }
@@ -291,7 +303,6 @@ fn running_scalers_match_scikit_learn_partial_fit_per_key_at_every_buffer() {
         schema: schema_of(&dir),
     });
     let batch = prepare.apply(&input_message(&dir)).expect("decodes").batch;
-    let n = batch.num_rows();
     let mut errors = Vec::new();
     for (label, entry) in &cases {
         for b in [1, 7, 100, 1000] {
@@ -299,16 +310,7 @@ fn running_scalers_match_scikit_learn_partial_fit_per_key_at_every_buffer() {
                 &std::fs::read_to_string(dir.join(format!("running__{label}__b{b}.ndjson")))
                     .expect("golden"),
             );
-            let mut step = build_chain(&[entry]).expect("registered").remove(0);
-            let mut got = Vec::with_capacity(n);
-            for start in (0..n).step_by(b) {
-                let out = step
-                    .apply(batch.slice(start, b.min(n - start)))
-                    .unwrap_or_else(|e| panic!("{label} at b={b}: {e}"));
-                let json: Vec<serde_json::Map<String, Value>> =
-                    serde_json::from_str(&batch_to_json(&out)).expect("our json");
-                got.extend(json);
-            }
+            let got = through(entry, &batch, b);
             errors.extend(compare(&format!("b={b}"), label, &got, &want));
         }
     }
