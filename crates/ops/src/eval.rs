@@ -185,7 +185,16 @@ fn tokens(src: &str) -> Result<Vec<Tok>, String> {
 struct Parser {
     toks: Vec<Tok>,
     at: usize,
+    /// Nesting so far (parentheses, calls, unary operators): bounded, so no expression can
+    /// exhaust the stack.
+    depth: usize,
 }
+
+/// The deepest nesting an expression may have.
+const MAX_DEPTH: usize = 64;
+
+/// The most tokens an assignment may have.
+const MAX_TOKENS: usize = 1_000;
 
 impl Parser {
     fn peek(&self) -> Option<&Tok> {
@@ -211,6 +220,18 @@ impl Parser {
     }
 
     fn or(&mut self) -> Result<Expr, String> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(format!(
+                "the expression nests deeper than {MAX_DEPTH} levels"
+            ));
+        }
+        let e = self.or_inner();
+        self.depth -= 1;
+        e
+    }
+
+    fn or_inner(&mut self) -> Result<Expr, String> {
         let mut e = self.and()?;
         while self.eat_op("|") || self.eat_word("or") {
             e = Expr::Bin(Op::Or, Box::new(e), Box::new(self.and()?));
@@ -228,7 +249,15 @@ impl Parser {
 
     fn not(&mut self) -> Result<Expr, String> {
         if self.eat_word("not") {
-            return Ok(Expr::Not(Box::new(self.not()?)));
+            self.depth += 1;
+            if self.depth > MAX_DEPTH * 4 {
+                return Err(format!(
+                    "the expression nests deeper than {MAX_DEPTH} levels"
+                ));
+            }
+            let e = self.not();
+            self.depth -= 1;
+            return Ok(Expr::Not(Box::new(e?)));
         }
         self.comparison()
     }
@@ -291,6 +320,18 @@ impl Parser {
     }
 
     fn unary(&mut self) -> Result<Expr, String> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH * 4 {
+            return Err(format!(
+                "the expression nests deeper than {MAX_DEPTH} levels"
+            ));
+        }
+        let e = self.unary_inner();
+        self.depth -= 1;
+        e
+    }
+
+    fn unary_inner(&mut self) -> Result<Expr, String> {
         if self.eat_op("-") {
             return Ok(Expr::Neg(Box::new(self.unary()?)));
         }
@@ -368,6 +409,14 @@ fn parse(src: &str) -> Result<Vec<(String, Expr)>, String> {
     let toks = tokens(src)?;
     let mut out = Vec::new();
     for stmt in toks.split(|t| *t == Tok::Sep).filter(|s| !s.is_empty()) {
+        // a bound on an expression's size bounds its tree's depth (evaluating and dropping it
+        // recurse): far beyond any formula a sensor needs
+        if stmt.len() > MAX_TOKENS {
+            return Err(format!(
+                "an assignment of {} pieces: at most {MAX_TOKENS}",
+                stmt.len()
+            ));
+        }
         let (target, rest) = match stmt {
             [Tok::Name(n), Tok::Op("="), rest @ ..] => (n.clone(), rest),
             _ => return Err("each part is an assignment, `name = expression` (x = a + b)".into()),
@@ -380,6 +429,7 @@ fn parse(src: &str) -> Result<Vec<(String, Expr)>, String> {
         let mut p = Parser {
             toks: rest.to_vec(),
             at: 0,
+            depth: 0,
         };
         let e = p.or()?;
         if p.at != p.toks.len() {
@@ -772,6 +822,38 @@ mod tests {
     }
 
     #[test]
+    fn no_expression_makes_it_panic() {
+        // expressions built at random from the grammar's pieces, and byte soup: each parses or
+        // is refused, and what parses evaluates (to a value or a reason) on a small message
+        let pieces = [
+            "x", "=", "a", "b", "c", "(", ")", "+", "-", "*", "/", "//", "%", "**", "<", "<=",
+            "==", "!=", ">", "&", "|", "~", "not", "and", "or", ",", "1", "2.5", "1e308", "0",
+            "True", "sqrt(", "where(", "arctan2(", "minimum(", ";", "\n", "`a`", "`", "é", ".",
+        ];
+        let batch = streamprep_testkit::batch_from_json(
+            r#"[{"a": 1.5, "b": 0.0, "c": -2.0}, {"a": null, "b": 3.0, "c": 4.0}]"#,
+        );
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20_000 {
+            let len = (next() % 12) as usize;
+            let mut src = String::from("x = ");
+            for _ in 0..len {
+                src.push_str(pieces[(next() % pieces.len() as u64) as usize]);
+                src.push(' ');
+            }
+            if let Ok(mut step) = Eval::new(&src) {
+                let _ = step.apply(batch.clone());
+            }
+        }
+    }
+
+    #[test]
     fn bad_expressions_are_refused_with_a_reason() {
         for (e, says) in [
             ("a + b", "assignment"),
@@ -781,6 +863,13 @@ mod tests {
             ("x = (a + b", "')' is missing"),
             ("x = a $ b", "'$'"),
             ("x = a b", "left over"),
+            (
+                &format!("x = {}a{}", "(".repeat(100), ")".repeat(100)),
+                "nests deeper",
+            ),
+            (&format!("x = {}a", "-".repeat(300)), "nests deeper"),
+            (&format!("x = a{}", " + a".repeat(5_000)), "at most 1000"),
+            (&format!("x = {}a > 1", "not ".repeat(300)), "nests deeper"),
         ] {
             let err = parse(e).expect_err(e);
             assert!(err.contains(says), "{e}: {err}");
