@@ -356,27 +356,70 @@ fn run_with_a_key_gives_pandas_windows_per_key() {
         "{}",
         errors[..errors.len().min(10)].join("\n")
     );
-    // on a pool of 2 the state would be split between the workers: refused before anything runs
+    // without a key, a pool of 2 would split the one stream's state: refused before anything runs
     let run = super::cli::bin()
         .args(["run", "--source"])
         .arg(format!("file:{}", dir.join("input.ndjson").display()))
-        .args([
-            "--key",
-            "k",
-            "--buffer",
-            "7",
-            "--method",
-            "pool",
-            "--workers",
-            "2",
-        ])
+        .args(["--buffer", "7", "--method", "pool", "--workers", "2"])
         .args(["--chain", "diff", "--sink", "-"])
         .output()
         .expect("run");
     let err = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("diff keep state") && err.contains("one worker"),
+        err.contains("diff keep state") && err.contains("Give the project a key"),
         "{err}"
     );
+}
+
+/// With a key, the pool routes each key to one worker: on 2 and 4 workers every window and
+/// running scaler gives, per key, exactly what inline gives (and pandas over the stream).
+#[test]
+fn a_keyed_pool_gives_each_key_what_inline_gives() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden_stream");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let chain = r#"fillna_zeros,rolling{"window": 3, "agg": "std"},ewm_mean{"span": 4},diff,standard_scaler{"fit": "running"}"#;
+    let run = |method: &[&str], out: &str| {
+        let out = tmp.path().join(out);
+        let r = super::cli::bin()
+            .args(["run", "--source"])
+            .arg(format!("file:{}", dir.join("input.ndjson").display()))
+            .args(["--key", "k", "--buffer", "7", "--chain", chain])
+            .args(method)
+            .arg("--sink")
+            .arg(format!("file:{}", out.display()))
+            .output()
+            .expect("run");
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        rows(&std::fs::read_to_string(&out).expect("output"))
+    };
+    let by_key = |rows: Vec<serde_json::Map<String, Value>>| {
+        let mut m: std::collections::BTreeMap<String, Vec<serde_json::Map<String, Value>>> =
+            Default::default();
+        for r in rows {
+            m.entry(r["k"].to_string()).or_default().push(r);
+        }
+        m
+    };
+    let inline = run(&[], "inline.ndjson");
+    let n = inline.len();
+    let inline = by_key(inline);
+    for workers in ["2", "4"] {
+        let pooled = run(
+            &["--method", "pool", "--workers", workers],
+            &format!("pool{workers}.ndjson"),
+        );
+        assert_eq!(pooled.len(), n, "every row, {workers} workers");
+        let pooled = by_key(pooled);
+        assert_eq!(pooled.len(), inline.len());
+        for (k, want) in &inline {
+            let got = &pooled[k];
+            let errors = compare(&format!("{workers} workers"), k, got, want);
+            assert!(
+                errors.is_empty(),
+                "{}",
+                errors[..errors.len().min(5)].join("\n")
+            );
+        }
+    }
 }

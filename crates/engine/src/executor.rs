@@ -126,7 +126,7 @@ pub(crate) fn pool(
     chains: Vec<Chain>,
     window: usize,
     mut next: impl FnMut() -> Result<Option<Message>, IoError> + Send,
-    mut deliver: impl FnMut(Processed) -> Result<(), IoError> + Send,
+    deliver: impl FnMut(Processed) -> Result<(), IoError> + Send,
 ) -> Result<(), IoError> {
     let workers = chains.len().max(1);
     let window = window.max(workers);
@@ -151,31 +151,7 @@ pub(crate) fn pool(
         drop(res_tx);
         drop(task_rx);
         let failed = &failed;
-        let collector = s.spawn(move || -> Result<(), IoError> {
-            let mut pending: BTreeMap<u64, Processed> = BTreeMap::new();
-            let mut next_seq = 0u64;
-            let mut result = Ok(());
-            for p in res_rx {
-                pending.insert(p.seq, p);
-                while let Some(p) = pending.remove(&next_seq) {
-                    next_seq += 1;
-                    if result.is_ok() {
-                        if let Err(e) = deliver(p) {
-                            failed.store(true, Ordering::SeqCst);
-                            result = Err(e);
-                        }
-                    }
-                    let _ = credit_rx.try_recv();
-                }
-            }
-            if result.is_ok() && !pending.is_empty() {
-                result = Err(IoError::Protocol(format!(
-                    "internal error: {} message(s) after #{next_seq} never completed",
-                    pending.len()
-                )));
-            }
-            result
-        });
+        let collector = s.spawn(move || ordered(res_rx, credit_rx, failed, deliver));
         let mut read_result = Ok(());
         while !failed.load(Ordering::SeqCst) {
             match next() {
@@ -192,6 +168,97 @@ pub(crate) fn pool(
             }
         }
         drop(task_tx);
+        let sink_result = collector.join().unwrap_or_else(|_| {
+            Err(IoError::Protocol(
+                "internal error: the ordered sink thread panicked".into(),
+            ))
+        });
+        read_result.and(sink_result)
+    })
+}
+
+/// The ordered sink: results as the workers finish them, delivered in `seq` order; a credit
+/// is given back for each one delivered.
+fn ordered(
+    res_rx: crossbeam_channel::Receiver<Processed>,
+    credit_rx: crossbeam_channel::Receiver<()>,
+    failed: &AtomicBool,
+    mut deliver: impl FnMut(Processed) -> Result<(), IoError>,
+) -> Result<(), IoError> {
+    let mut pending: BTreeMap<u64, Processed> = BTreeMap::new();
+    let mut next_seq = 0u64;
+    let mut result = Ok(());
+    for p in res_rx {
+        pending.insert(p.seq, p);
+        while let Some(p) = pending.remove(&next_seq) {
+            next_seq += 1;
+            if result.is_ok() {
+                if let Err(e) = deliver(p) {
+                    failed.store(true, Ordering::SeqCst);
+                    result = Err(e);
+                }
+            }
+            let _ = credit_rx.try_recv();
+        }
+    }
+    if result.is_ok() && !pending.is_empty() {
+        result = Err(IoError::Protocol(format!(
+            "internal error: {} message(s) after #{next_seq} never completed",
+            pending.len()
+        )));
+    }
+    result
+}
+
+/// The pool with each message pinned to a worker (`next` gives the worker with it): a
+/// worker's messages run in the order they come, so a key routed to one worker keeps its
+/// order and its state. Delivery is in `seq` order, as the pool's.
+pub(crate) fn pool_routed(
+    chains: Vec<Chain>,
+    window: usize,
+    mut next: impl FnMut() -> Result<Option<(usize, Message)>, IoError> + Send,
+    deliver: impl FnMut(Processed) -> Result<(), IoError> + Send,
+) -> Result<(), IoError> {
+    let workers = chains.len().max(1);
+    let window = window.max(workers);
+    let (res_tx, res_rx) = bounded::<Processed>(window);
+    let (credit_tx, credit_rx) = bounded::<()>(window);
+    let failed = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let mut task_txs = Vec::with_capacity(workers);
+        for (worker, mut chain) in chains.into_iter().enumerate() {
+            let (task_tx, task_rx) = bounded::<Message>(window);
+            task_txs.push(task_tx);
+            let res_tx = res_tx.clone();
+            s.spawn(move || {
+                for msg in task_rx {
+                    let mut p = run_guarded(&mut chain, msg);
+                    p.worker = worker;
+                    if res_tx.send(p).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(res_tx);
+        let failed = &failed;
+        let collector = s.spawn(move || ordered(res_rx, credit_rx, failed, deliver));
+        let mut read_result = Ok(());
+        while !failed.load(Ordering::SeqCst) {
+            match next() {
+                Ok(Some((w, msg))) => {
+                    if credit_tx.send(()).is_err() || task_txs[w % workers].send(msg).is_err() {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    read_result = Err(e);
+                    break;
+                }
+            }
+        }
+        drop(task_txs);
         let sink_result = collector.join().unwrap_or_else(|_| {
             Err(IoError::Protocol(
                 "internal error: the ordered sink thread panicked".into(),

@@ -9,6 +9,7 @@ pub mod chain;
 mod counts;
 pub mod events;
 pub mod executor;
+pub mod keyed;
 pub mod latency;
 pub mod metrics;
 mod monitor;

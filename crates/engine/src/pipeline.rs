@@ -67,6 +67,9 @@ pub struct PipelineConfig {
     pub stop: Arc<AtomicBool>,
     /// Measure end-to-end latency from this column's send time (microseconds since 1970).
     pub latency_field: Option<String>,
+    /// Route rows by this column on the pool: a key's rows always go to the same worker, in
+    /// order (for the steps that keep state per key).
+    pub key: Option<String>,
     /// The executor of `Method::Queue`.
     pub remote: Option<Arc<dyn crate::executor::Remote>>,
     /// `--buffer auto`: the buffer size follows the load (starting from `buffer`).
@@ -88,6 +91,7 @@ impl PipelineConfig {
             backpressure: Backpressure::Block,
             stop: Arc::new(AtomicBool::new(false)),
             latency_field: None,
+            key: None,
             remote: None,
             adaptive: None,
         }
@@ -412,6 +416,14 @@ fn run_body(
     // have) is refused now, before a row is processed
     check_columns(&cfg.chain, &prepare)?;
     let encoding = sink.encoding();
+    // keyed routing on a pool of more than one worker
+    let router =
+        match (&cfg.key, cfg.method) {
+            (Some(key), Method::Pool { workers }) if workers > 1 => Some(
+                crate::keyed::KeyRouter::new(key, workers, header.as_deref(), cfg.csv_sep),
+            ),
+            _ => None,
+        };
     let workers = match cfg.method {
         Method::Inline => 1,
         Method::Pool { workers } => workers,
@@ -508,7 +520,16 @@ fn run_body(
                 }
                 Ok(m)
             };
-            execute(cfg.method, remote, &job, chains, window, next, deliver)
+            execute(
+                cfg.method,
+                remote,
+                &job,
+                chains,
+                window,
+                router.clone(),
+                next,
+                deliver,
+            )
         }
         Backpressure::DropOldest => {
             let queue = SheddingQueue::new(window);
@@ -550,7 +571,16 @@ fn run_body(
                         m
                     }))
                 };
-                let r = execute(cfg.method, remote, &job, chains, window, next, deliver);
+                let r = execute(
+                    cfg.method,
+                    remote,
+                    &job,
+                    chains,
+                    window,
+                    router.clone(),
+                    next,
+                    deliver,
+                );
                 if r.is_err() {
                     // the reader must not wait for rows nobody will take
                     stop.store(true, Ordering::SeqCst);
@@ -581,12 +611,14 @@ fn run_body(
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn execute(
     method: Method,
     remote: Option<&dyn crate::executor::Remote>,
     job: &crate::executor::RemoteJob,
     chains: Vec<Chain>,
     window: usize,
+    router: Option<crate::keyed::KeyRouter>,
     mut next: impl FnMut() -> Result<Option<Message>, IoError> + Send,
     mut deliver: impl FnMut(Processed) -> Result<(), IoError> + Send,
 ) -> Result<(), IoError> {
@@ -601,7 +633,10 @@ fn execute(
             Some(chain) => executor::inline(chain, next, deliver),
             None => Err(IoError::Protocol("internal error: no chain".into())),
         },
-        Method::Pool { .. } => executor::pool(chains, window, next, deliver),
+        Method::Pool { .. } => match router {
+            Some(r) => executor::pool_routed(chains, window, crate::keyed::parts(r, next), deliver),
+            None => executor::pool(chains, window, next, deliver),
+        },
     }
 }
 

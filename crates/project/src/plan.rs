@@ -372,13 +372,23 @@ impl ProjectSpec {
         // a step that keeps state needs every message of a key on one chain: until messages
         // are routed by key, that is one worker
         let keeps_state = stateful(&chain);
-        let one_worker = matches!(method, Method::Inline | Method::Pool { workers: 1 });
-        if !keeps_state.is_empty() && !one_worker {
+        let keyed = self.key.as_deref().is_some_and(|k| !k.trim().is_empty());
+        let spread = match method {
+            Method::Inline | Method::Pool { workers: 1 } => false,
+            Method::Pool { .. } => !keyed,
+            Method::Queue { .. } => true,
+        };
+        if !keeps_state.is_empty() && spread {
             bad(
                 "method",
                 format!(
-                    "{} keep state from message to message: they need every message on one worker, method = \"inline\" (or the pool with workers = 1)",
-                    keeps_state.join(", ")
+                    "{} keep state from message to message: every row of a key must reach the same chain. Give the project a key (the pool routes each key to one worker), or use method = \"inline\"{}",
+                    keeps_state.join(", "),
+                    if matches!(method, Method::Queue { .. }) {
+                        " (the queue method does not route by key yet)"
+                    } else {
+                        ""
+                    }
                 ),
             );
         }
@@ -475,6 +485,12 @@ impl ProjectSpec {
             _ => Backpressure::Block,
         };
         config.adaptive = adaptive;
+        config.key = self
+            .key
+            .as_deref()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(str::to_string);
         if self.chain.is_some() && self.buffer.is_some() {
             // the engine's own checks (steps, limits), named by field
             match config.check() {
@@ -727,7 +743,10 @@ a = "complex"
             p.config.chain
         );
         assert!(plan("method = \"pool\"\nworkers = 1").is_ok());
-        let e = plan("method = \"pool\"\nworkers = 2").expect_err("two workers");
+        // with the key, the pool routes each key to one worker
+        let p = plan("method = \"pool\"\nworkers = 2").expect("keyed pool");
+        assert_eq!(p.config.key.as_deref(), Some("station"));
+        let e = plan("method = \"queue\"\nbroker = \"redis://127.0.0.1:1\"").expect_err("queue");
         assert_eq!(e.errors[0].field, "method", "{e}");
         assert!(e.to_string().contains("rolling, diff keep state"), "{e}");
     }
