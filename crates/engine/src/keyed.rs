@@ -143,8 +143,84 @@ fn trim_eol(row: &[u8]) -> &[u8] {
 }
 
 /// The value of the top-level `field` of an NDJSON object (a string's text, or a number's or
-/// literal's), or `None`.
+/// literal's), or `None`: one pass over the bytes, keys compared where they stand (at the
+/// object's top level, outside strings); a value with escapes goes through serde_json.
 fn ndjson_field(row: &[u8], field: &str) -> Option<Vec<u8>> {
+    let want = field.as_bytes();
+    let (mut depth, mut i, mut expect_key) = (0usize, 0usize, false);
+    while i < row.len() {
+        match row[i] {
+            b'"' => {
+                // a string: find its end, noting escapes
+                let start = i + 1;
+                let mut j = start;
+                let mut escaped = false;
+                while j < row.len() && row[j] != b'"' {
+                    if row[j] == b'\\' {
+                        escaped = true;
+                        j += 1;
+                    }
+                    j += 1;
+                }
+                let text = row.get(start..j)?;
+                i = j + 1;
+                if depth == 1 && expect_key {
+                    expect_key = false;
+                    if !escaped && text == want {
+                        // the value after the colon
+                        while i < row.len() && (row[i] == b':' || row[i].is_ascii_whitespace()) {
+                            i += 1;
+                        }
+                        return value_at(row, i, field);
+                    }
+                }
+            }
+            b'{' | b'[' => {
+                depth += 1;
+                expect_key = row[i] == b'{' && depth == 1;
+                i += 1;
+            }
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                i += 1;
+            }
+            b',' => {
+                expect_key = depth == 1;
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// The value starting at `row[i]`: a plain string's text, a number or literal's text; a
+/// string with escapes (or anything odd) through serde_json.
+fn value_at(row: &[u8], i: usize, field: &str) -> Option<Vec<u8>> {
+    match row.get(i)? {
+        b'"' => {
+            let rest = &row[i + 1..];
+            let end = rest.iter().position(|b| *b == b'"' || *b == b'\\')?;
+            if rest[end] == b'"' {
+                Some(rest[..end].to_vec())
+            } else {
+                ndjson_field_slow(row, field)
+            }
+        }
+        b'n' if row[i..].starts_with(b"null") => None,
+        b'{' | b'[' => ndjson_field_slow(row, field),
+        _ => {
+            let end = row[i..]
+                .iter()
+                .position(|b| matches!(b, b',' | b'}' | b']') || b.is_ascii_whitespace())
+                .map_or(row.len(), |e| i + e);
+            Some(row[i..end].to_vec())
+        }
+    }
+}
+
+/// [`ndjson_field`] through serde_json (values with escapes, nested values).
+fn ndjson_field_slow(row: &[u8], field: &str) -> Option<Vec<u8>> {
     use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
     struct Seed<'a>(&'a str);
     impl<'de> DeserializeSeed<'de> for Seed<'_> {
@@ -225,6 +301,33 @@ mod tests {
         assert_eq!(ndjson_field(br#"{"k": 12.5}"#, "k"), Some(b"12.5".to_vec()));
         assert_eq!(ndjson_field(br#"{"k": null}"#, "k"), None);
         assert_eq!(ndjson_field(br#"not json"#, "k"), None);
+        // a key inside a nested object or a string is not the field
+        assert_eq!(
+            ndjson_field(br#"{"m": {"k": 1}, "s": "\"k\": 2", "k": 3}"#, "k"),
+            Some(b"3".to_vec())
+        );
+        assert_eq!(ndjson_field(br#"{"m": {"k": 1}}"#, "k"), None);
+        assert_eq!(
+            ndjson_field(br#"{"k": "a\"b"}"#, "k"),
+            Some(b"a\"b".to_vec())
+        );
+        assert_eq!(
+            ndjson_field(br#"{ "k" : -12 , "x": 1}"#, "k"),
+            Some(b"-12".to_vec())
+        );
+        for row in [
+            &br#"{"a": [1, {"k": 9}], "k": "x"}"#[..],
+            br#"{"k": true}"#,
+            br#"{"kk": 1, "k": "2.5e3"}"#,
+            br#"{"k": "\u00e9t\u00e9"}"#,
+        ] {
+            assert_eq!(
+                ndjson_field(row, "k"),
+                ndjson_field_slow(row, "k"),
+                "{}",
+                String::from_utf8_lossy(row)
+            );
+        }
         assert_eq!(
             csv_fields(b"a,\"x, \"\"y\"\"\",3\n", b','),
             vec![b"a".to_vec(), b"x, \"y\"".to_vec(), b"3".to_vec()]
