@@ -74,6 +74,12 @@ pub struct RunArgs {
     /// `diff` keep their state per value of it.
     #[arg(long)]
     key: Option<String>,
+    /// A key with no row for this long ("5m") has its state dropped (counted).
+    #[arg(long)]
+    key_ttl: Option<String>,
+    /// Beyond this many keys, the least recently seen key's state is dropped (counted).
+    #[arg(long)]
+    max_keys: Option<usize>,
     /// A live source's (MQTT, paced generator) message is sent when it holds --buffer rows
     /// or when its oldest row has waited this long, whichever comes first (default 50ms).
     #[arg(long)]
@@ -171,6 +177,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     set(&mut spec.max_wait, args.max_wait);
     set(&mut spec.csv_sep, args.csv_sep);
     set(&mut spec.key, args.key);
+    set(&mut spec.key_ttl, args.key_ttl);
+    if args.max_keys.is_some() {
+        spec.max_keys = args.max_keys;
+    }
     set(&mut spec.task_compression, args.task_compression);
     if let Some(c) = args.chain {
         spec.chain = Some(ChainSpec::List(split_chain(&c)));

@@ -98,7 +98,7 @@ impl ExecConfig {
             "ndjson" => Format::Ndjson,
             _ => Format::Arrow,
         };
-        let timeout = parse_timeout(o.text("timeout")).ok_or_else(|| {
+        let timeout = parse_duration(o.text("timeout")).ok_or_else(|| {
             format!(
                 "timeout = {:?}: give a duration such as \"30s\", \"500ms\" or \"2m\"",
                 o.text("timeout")
@@ -113,7 +113,7 @@ impl ExecConfig {
 }
 
 /// `30s`, `500ms`, `2m` (more than 0).
-fn parse_timeout(s: &str) -> Option<Duration> {
+pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     let (n, unit) = if let Some(n) = s.strip_suffix("ms") {
         (n, 0.001)
@@ -592,10 +592,10 @@ mod tests {
     fn options_are_checked_before_anything_runs() {
         assert!(resolve("sh").is_some());
         assert!(resolve("no-such-program-streamprep").is_none());
-        assert_eq!(parse_timeout("30s"), Some(Duration::from_secs(30)));
-        assert_eq!(parse_timeout("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_timeout("2m"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_timeout("0s"), None);
-        assert_eq!(parse_timeout("soon"), None);
+        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("0s"), None);
+        assert_eq!(parse_duration("soon"), None);
     }
 }

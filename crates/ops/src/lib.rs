@@ -22,6 +22,7 @@ mod fillna_mean;
 mod fillna_median;
 mod fillna_zeros;
 mod handling_missing;
+pub mod keystate;
 mod max_abs_scaler;
 mod min_max_scaler;
 mod min_max_scaler_0_1;

@@ -72,6 +72,11 @@ pub struct Options {
 }
 
 impl Options {
+    /// Options as given (unchecked; for tests and the steps' own helpers).
+    pub fn from_map(values: serde_json::Map<String, serde_json::Value>) -> Self {
+        Options { values }
+    }
+
     /// A range option (checked: two numbers).
     pub fn range(&self, name: &str) -> (f64, f64) {
         let v = self.values.get(name).and_then(|v| v.as_array());
@@ -231,9 +236,9 @@ fn min_max_scaler(o: &Options) -> Result<Box<dyn Step>, String> {
         let (lo, hi) = o.range("feature_range");
         return Ok(Box::new(crate::running::Running::new(
             "min_max_scaler",
-            o.text("key"),
+            o,
             move || crate::running::MinMax::range(lo, hi),
-        )));
+        )?));
     }
     Ok(Box::new(per_message))
 }
@@ -242,9 +247,9 @@ fn standard_scaler(o: &Options) -> Result<Box<dyn Step>, String> {
     if running(o) {
         return Ok(Box::new(crate::running::Running::new(
             "standard_scaler",
-            o.text("key"),
+            o,
             crate::running::Standard::default,
-        )));
+        )?));
     }
     Ok(Box::new(StandardScaler))
 }
@@ -253,9 +258,9 @@ fn max_abs_scaler(o: &Options) -> Result<Box<dyn Step>, String> {
     if running(o) {
         return Ok(Box::new(crate::running::Running::new(
             "max_abs_scaler",
-            o.text("key"),
+            o,
             crate::running::MaxAbs::default,
-        )));
+        )?));
     }
     Ok(Box::new(MaxAbsScaler))
 }
@@ -288,6 +293,22 @@ const KEY: OptionInfo = OptionInfo {
     doc: "the column whose value a row's state belongs to (a project's `key` fills it in); empty: the whole stream is one key",
 };
 
+/// The bounds on a step's per-key state (a project's `key_ttl` and `max_keys` fill them in).
+const KEY_TTL: OptionInfo = OptionInfo {
+    name: "key_ttl",
+    kind: OptionKind::Text,
+    default: "\"\"",
+    doc: "a key with no row for this long (\"5m\") has its state dropped (counted); empty: never",
+};
+
+/// See [`KEY_TTL`].
+const MAX_KEYS: OptionInfo = OptionInfo {
+    name: "max_keys",
+    kind: OptionKind::Integer { min: 0 },
+    default: "0",
+    doc: "beyond this many keys the least recently seen one's state is dropped (counted); 0: no bound",
+};
+
 /// Every step streamprep knows, in the order `streamprep list` shows them.
 pub const STEPS: &[StepInfo] = &[
     StepInfo { name: "prepare", summary: "decode the message's rows (NDJSON, JSON arrays, CSV; optionally zlib+base64) into a batch; bad rows go to dead letters", equals: "pd.DataFrame(rows)", kind: StepKind::Boundary, refuses_infinity: None, options: &[], alias_of: None },
@@ -296,23 +317,23 @@ pub const STEPS: &[StepInfo] = &[
     StepInfo { name: "drop_duplicates", summary: "drop repeated rows (all columns), keep the first", equals: "df.drop_duplicates()", kind: StepKind::Transform(boxed::<DropDuplicates>), refuses_infinity: None, options: &[], alias_of: None },
     StepInfo { name: "handling_missing", summary: "drop rows with a missing value in any column", equals: "df.dropna()", kind: StepKind::Transform(boxed::<HandlingMissing>), refuses_infinity: None, options: &[], alias_of: None },
     StepInfo { name: "eval", summary: "derived columns from arithmetic on columns: `x = 12.5 * (a + d - b - c) / (a + b + c + d)`, several assignments separated by ; or new lines", equals: "df.eval(expr) (where, minimum, maximum: NumPy's)", kind: StepKind::WithOptions(eval), refuses_infinity: None, options: &[OptionInfo { name: "expr", kind: OptionKind::Text, default: "\"\"", doc: "assignments `name = expression`: + - * / // % **, comparisons, & | ~ (and or not), numbers, and abs sqrt exp log log10 log1p expm1 sin cos tan arcsin arccos arctan sinh cosh tanh floor ceil arctan2 where minimum maximum" }], alias_of: None },
-    StepInfo { name: "rolling", summary: "a rolling window per key across messages: mean, sum, min, max or std of the last `window` rows of each numeric column", equals: "df.groupby(key)[num].rolling(window).agg() over the whole stream", kind: StepKind::WithOptions(crate::window::rolling), refuses_infinity: None, options: &[OptionInfo { name: "window", kind: OptionKind::Integer { min: 1 }, default: "10", doc: "rows in the window (min_periods = window: until it is full, or with a missing value in it, the value is missing)" }, OptionInfo { name: "agg", kind: OptionKind::Choice(&["mean", "sum", "min", "max", "std"]), default: "\"mean\"", doc: "what of the window (std: ddof 1)" }, KEY], alias_of: None },
-    StepInfo { name: "ewm_mean", summary: "the exponentially weighted mean per key across messages", equals: "df.groupby(key)[num].ewm(span=span, adjust=True).mean() over the whole stream", kind: StepKind::WithOptions(crate::window::ewm_mean), refuses_infinity: None, options: &[OptionInfo { name: "span", kind: OptionKind::Number, default: "10", doc: "pandas' span (at least 1): alpha = 2 / (span + 1)" }, KEY], alias_of: None },
-    StepInfo { name: "diff", summary: "each numeric value minus the previous row's of the same key, across messages", equals: "df.groupby(key)[num].diff() over the whole stream", kind: StepKind::WithOptions(crate::window::diff), refuses_infinity: None, options: &[KEY], alias_of: None },
+    StepInfo { name: "rolling", summary: "a rolling window per key across messages: mean, sum, min, max or std of the last `window` rows of each numeric column", equals: "df.groupby(key)[num].rolling(window).agg() over the whole stream", kind: StepKind::WithOptions(crate::window::rolling), refuses_infinity: None, options: &[OptionInfo { name: "window", kind: OptionKind::Integer { min: 1 }, default: "10", doc: "rows in the window (min_periods = window: until it is full, or with a missing value in it, the value is missing)" }, OptionInfo { name: "agg", kind: OptionKind::Choice(&["mean", "sum", "min", "max", "std"]), default: "\"mean\"", doc: "what of the window (std: ddof 1)" }, KEY, KEY_TTL, MAX_KEYS], alias_of: None },
+    StepInfo { name: "ewm_mean", summary: "the exponentially weighted mean per key across messages", equals: "df.groupby(key)[num].ewm(span=span, adjust=True).mean() over the whole stream", kind: StepKind::WithOptions(crate::window::ewm_mean), refuses_infinity: None, options: &[OptionInfo { name: "span", kind: OptionKind::Number, default: "10", doc: "pandas' span (at least 1): alpha = 2 / (span + 1)" }, KEY, KEY_TTL, MAX_KEYS], alias_of: None },
+    StepInfo { name: "diff", summary: "each numeric value minus the previous row's of the same key, across messages", equals: "df.groupby(key)[num].diff() over the whole stream", kind: StepKind::WithOptions(crate::window::diff), refuses_infinity: None, options: &[KEY, KEY_TTL, MAX_KEYS], alias_of: None },
     StepInfo { name: "exec", summary: "the user's own code: each message to a long-lived process of `command` and back (one process a worker; see the wire protocol in README)", equals: "fn(df) in the process (python/streamprep_step.py: serve(fn))", kind: StepKind::WithOptions(exec), refuses_infinity: None, options: &[OptionInfo { name: "command", kind: OptionKind::Strings, default: "[\"cat\"]", doc: "the program and its arguments, started once a worker (`cat` echoes each frame: the identity)" }, OptionInfo { name: "format", kind: OptionKind::Choice(&["arrow", "csv", "ndjson"]), default: "\"arrow\"", doc: "the frames' format: an Arrow IPC stream, CSV with a header, or NDJSON" }, OptionInfo { name: "timeout", kind: OptionKind::Text, default: "\"30s\"", doc: "the longest a message may take (\"30s\", \"500ms\", \"2m\"); longer: the process is killed and replaced, the message is a dead letter" }, OptionInfo { name: "processes", kind: OptionKind::Integer { min: 1 }, default: "1", doc: "processes running the command: one a worker, so with method = \"pool\" this sets the workers (inline has one; queue workers run --concurrency each)" }], alias_of: None },
     StepInfo { name: "fillna_mean", summary: "fill missing numeric values with the column mean", equals: "df[num].fillna(df[num].mean())", kind: StepKind::Transform(boxed::<FillnaMean>), refuses_infinity: None, options: &[], alias_of: None },
     StepInfo { name: "fillna_median", summary: "fill missing numeric values with the column median", equals: "df[num].fillna(df[num].median())", kind: StepKind::Transform(boxed::<FillnaMedian>), refuses_infinity: None, options: &[], alias_of: None },
     StepInfo { name: "fillna_zeros", summary: "fill missing numeric values with 0", equals: "df[num].fillna(0)", kind: StepKind::Transform(boxed::<FillnaZeros>), refuses_infinity: None, options: &[], alias_of: None },
-    StepInfo { name: "max_abs_scaler", summary: "divide each numeric column by its largest absolute value", equals: "MaxAbsScaler().fit_transform", kind: StepKind::WithOptions(max_abs_scaler), refuses_infinity: Some("MaxAbsScaler"), options: &[FIT, KEY], alias_of: None },
+    StepInfo { name: "max_abs_scaler", summary: "divide each numeric column by its largest absolute value", equals: "MaxAbsScaler().fit_transform", kind: StepKind::WithOptions(max_abs_scaler), refuses_infinity: Some("MaxAbsScaler"), options: &[FIT, KEY, KEY_TTL, MAX_KEYS], alias_of: None },
     StepInfo { name: "min_max_scaler_0_1", summary: "scale each numeric column to [0, 1]", equals: "MinMaxScaler((0, 1)).fit_transform", kind: StepKind::Transform(boxed::<MinMaxScaler01>), refuses_infinity: Some("MinMaxScaler"), options: &[], alias_of: Some(("min_max_scaler", r#"{"feature_range": [0, 1]}"#)) },
     StepInfo { name: "min_max_scaler_m1_1", summary: "scale each numeric column to [-1, 1]", equals: "MinMaxScaler((-1, 1)).fit_transform", kind: StepKind::Transform(boxed::<MinMaxScalerM11>), refuses_infinity: Some("MinMaxScaler"), options: &[], alias_of: Some(("min_max_scaler", r#"{"feature_range": [-1, 1]}"#)) },
-    StepInfo { name: "min_max_scaler", summary: "scale each numeric column to feature_range", equals: "MinMaxScaler(feature_range).fit_transform", kind: StepKind::WithOptions(min_max_scaler), refuses_infinity: Some("MinMaxScaler"), options: &[OptionInfo { name: "feature_range", kind: OptionKind::Range, default: "[0, 1]", doc: "the range each column is scaled to; low < high" }, FIT, KEY], alias_of: None },
+    StepInfo { name: "min_max_scaler", summary: "scale each numeric column to feature_range", equals: "MinMaxScaler(feature_range).fit_transform", kind: StepKind::WithOptions(min_max_scaler), refuses_infinity: Some("MinMaxScaler"), options: &[OptionInfo { name: "feature_range", kind: OptionKind::Range, default: "[0, 1]", doc: "the range each column is scaled to; low < high" }, FIT, KEY, KEY_TTL, MAX_KEYS], alias_of: None },
     StepInfo { name: "normalizer", summary: "scale each row of numeric values to unit l2 norm (refuses missing values)", equals: "Normalizer().fit_transform", kind: StepKind::Transform(boxed::<Normalizer>), refuses_infinity: None, options: &[], alias_of: None },
     StepInfo { name: "quantile_transformer_normal", summary: "map numeric columns to a standard normal via their quantiles", equals: "QuantileTransformer(n_quantiles=min(1000, n), output_distribution='normal').fit_transform", kind: StepKind::Transform(boxed::<QuantileTransformerNormal>), refuses_infinity: Some("QuantileTransformer"), options: &[], alias_of: Some(("quantile_transformer", r#"{"output_distribution": "normal"}"#)) },
     StepInfo { name: "quantile_transformer_uniform", summary: "map numeric columns to [0, 1] via their quantiles", equals: "QuantileTransformer(n_quantiles=min(1000, n)).fit_transform", kind: StepKind::Transform(boxed::<QuantileTransformerUniform>), refuses_infinity: Some("QuantileTransformer"), options: &[], alias_of: Some(("quantile_transformer", r#"{"output_distribution": "uniform"}"#)) },
     StepInfo { name: "quantile_transformer", summary: "map numeric columns to output_distribution via their quantiles", equals: "QuantileTransformer(n_quantiles=min(n_quantiles, n), output_distribution).fit_transform", kind: StepKind::WithOptions(quantile_transformer), refuses_infinity: Some("QuantileTransformer"), options: &[OptionInfo { name: "n_quantiles", kind: OptionKind::Integer { min: 1 }, default: "1000", doc: "quantiles computed (at most the rows of the message)" }, OptionInfo { name: "output_distribution", kind: OptionKind::Choice(&["uniform", "normal"]), default: "\"uniform\"", doc: "the distribution mapped to" }], alias_of: None },
     StepInfo { name: "robust_scaler", summary: "centre on the median, scale by the interquartile range", equals: "RobustScaler().fit_transform", kind: StepKind::Transform(boxed::<RobustScaler>), refuses_infinity: Some("RobustScaler"), options: &[], alias_of: None },
-    StepInfo { name: "standard_scaler", summary: "centre on the mean, scale by the population standard deviation", equals: "StandardScaler().fit_transform", kind: StepKind::WithOptions(standard_scaler), refuses_infinity: Some("StandardScaler"), options: &[FIT, KEY], alias_of: None },
+    StepInfo { name: "standard_scaler", summary: "centre on the mean, scale by the population standard deviation", equals: "StandardScaler().fit_transform", kind: StepKind::WithOptions(standard_scaler), refuses_infinity: Some("StandardScaler"), options: &[FIT, KEY, KEY_TTL, MAX_KEYS], alias_of: None },
     StepInfo { name: "result", summary: "encode the batch for the sinks and hand it over", equals: "df.to_json(orient='records', lines=True)", kind: StepKind::Boundary, refuses_infinity: None, options: &[], alias_of: None },
 ];
 
@@ -555,7 +576,7 @@ mod tests {
         assert!(build_chain(&["min_max_scaler", "quantile_transformer"]).is_ok());
         assert!(
             err(r#"min_max_scaler{"feature_rang": [0, 1]}"#)
-                .contains("has no option 'feature_rang' (it takes feature_range, fit, key)"),
+                .contains("has no option 'feature_rang' (it takes feature_range, fit, key, key_ttl, max_keys)"),
             "{}",
             err(r#"min_max_scaler{"feature_rang": [0, 1]}"#)
         );

@@ -18,6 +18,8 @@ use streamprep_core::numeric::{
 };
 use streamprep_core::{Batch, Step, StepError};
 
+use crate::keystate::KeyStates;
+
 /// One running scaler of one key's column: fit on more rows, then transform them.
 pub trait Fit: Send {
     /// `partial_fit(values)`.
@@ -187,18 +189,29 @@ pub struct Running<F: Fit> {
     name: &'static str,
     key: Option<String>,
     fresh: Box<dyn Fn() -> F + Send>,
-    states: HashMap<String, HashMap<String, F>>,
+    states: KeyStates<HashMap<String, F>>,
 }
 
 impl<F: Fit> Running<F> {
-    /// A step named `name` whose column states start as `fresh()`.
-    pub fn new(name: &'static str, key: &str, fresh: impl Fn() -> F + Send + 'static) -> Self {
-        Running {
+    /// A step named `name` whose column states start as `fresh()`; `key`, `key_ttl` and
+    /// `max_keys` from `o`.
+    pub fn new(
+        name: &'static str,
+        o: &crate::registry::Options,
+        fresh: impl Fn() -> F + Send + 'static,
+    ) -> Result<Self, String> {
+        Ok(Running {
             name,
-            key: Some(key.to_string()).filter(|k| !k.is_empty()),
+            key: Some(o.text("key").to_string()).filter(|k| !k.is_empty()),
             fresh: Box::new(fresh),
-            states: HashMap::new(),
-        }
+            states: KeyStates::from_options(o)?,
+        })
+    }
+}
+
+impl<F: Fit> Drop for Running<F> {
+    fn drop(&mut self) {
+        crate::window::report(self.name, &self.states);
     }
 }
 
@@ -227,6 +240,8 @@ impl<F: Fit> Step for Running<F> {
             }
         }
         let schema = batch.schema();
+        let now = std::time::Instant::now();
+        self.states.expire(now);
         let mut new_columns: Vec<(usize, ArrayRef)> = Vec::new();
         for c in numeric_columns(&schema) {
             let name = schema.field(c).name();
@@ -237,7 +252,7 @@ impl<F: Fit> Step for Running<F> {
             let mut out = vec![f64::NAN; values.len()];
             for (k, rows) in &groups {
                 let x: Vec<f64> = rows.iter().map(|&r| values[r]).collect();
-                let by_column = self.states.entry(k.clone()).or_default();
+                let by_column = self.states.get(k, now);
                 let state = by_column
                     .entry(name.clone())
                     .or_insert_with(|| (self.fresh)());

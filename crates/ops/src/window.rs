@@ -20,6 +20,7 @@ use arrow_array::{Array, ArrayRef};
 use streamprep_core::numeric::{from_f64, numeric_columns, replace_columns, to_f64};
 use streamprep_core::{Batch, Step, StepError};
 
+use crate::keystate::KeyStates;
 use crate::registry::Options;
 
 /// What a window step computes, with its per-(key, column) state.
@@ -36,16 +37,35 @@ pub trait Window: Send {
 pub struct Keyed<W: Window> {
     w: W,
     key: Option<String>,
-    states: HashMap<String, HashMap<String, W::State>>,
+    states: KeyStates<HashMap<String, W::State>>,
 }
 
 impl<W: Window> Keyed<W> {
-    fn new(w: W, key: &str) -> Self {
-        Keyed {
+    fn new(w: W, o: &Options) -> Result<Self, String> {
+        Ok(Keyed {
             w,
-            key: Some(key.to_string()).filter(|k| !k.is_empty()),
-            states: HashMap::new(),
-        }
+            key: Some(o.text("key").to_string()).filter(|k| !k.is_empty()),
+            states: KeyStates::from_options(o)?,
+        })
+    }
+}
+
+impl<W: Window> Drop for Keyed<W> {
+    fn drop(&mut self) {
+        report(W::NAME, &self.states);
+    }
+}
+
+/// Say how many keys' states the bounds dropped (at the chain's end).
+pub(crate) fn report<S>(step: &str, states: &KeyStates<S>) {
+    if states.evicted + states.expired > 0 {
+        tracing::info!(
+            target: "streamprep::state",
+            "{step}: {} key(s) dropped beyond max_keys, {} idle past key_ttl; {} kept",
+            states.evicted,
+            states.expired,
+            states.len()
+        );
     }
 }
 
@@ -85,6 +105,8 @@ impl<W: Window> Step for Keyed<W> {
             reason,
         })?;
         let schema = batch.schema();
+        let now = std::time::Instant::now();
+        self.states.expire(now);
         let mut new_columns: Vec<(usize, ArrayRef)> = Vec::new();
         for c in numeric_columns(&schema) {
             let name = schema.field(c).name();
@@ -98,7 +120,7 @@ impl<W: Window> Step for Keyed<W> {
                 .map(|(x, k)| match k {
                     None => f64::NAN,
                     Some(k) => {
-                        let by_column = self.states.entry(k.clone()).or_default();
+                        let by_column = self.states.get(k, now);
                         let state = match by_column.get_mut(name) {
                             Some(s) => s,
                             None => by_column.entry(name.clone()).or_default(),
@@ -240,7 +262,7 @@ pub fn rolling(o: &Options) -> Result<Box<dyn Step>, String> {
     if !(1..=1_000_000).contains(&window) {
         return Err(format!("window = {window}: give 1 to 1000000 rows"));
     }
-    Ok(Box::new(Keyed::new(Rolling { window, agg }, o.text("key"))))
+    Ok(Box::new(Keyed::new(Rolling { window, agg }, o)?))
 }
 
 /// `ewm_mean` from its options: `span` (at least 1), `key`.
@@ -255,18 +277,24 @@ pub fn ewm_mean(o: &Options) -> Result<Box<dyn Step>, String> {
         EwmMean {
             alpha: 2.0 / (span + 1.0),
         },
-        o.text("key"),
-    )))
+        o,
+    )?))
 }
 
 /// `diff` from its options: `key`.
 pub fn diff(o: &Options) -> Result<Box<dyn Step>, String> {
-    Ok(Box::new(Keyed::new(Diff, o.text("key"))))
+    Ok(Box::new(Keyed::new(Diff, o)?))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn key(k: &str) -> Options {
+        let mut m = serde_json::Map::new();
+        m.insert("key".into(), k.into());
+        Options::from_map(m)
+    }
 
     fn col<W: Window>(v: &[f64], w: W) -> Vec<f64> {
         let mut s = W::State::default();
@@ -327,7 +355,7 @@ mod tests {
 
     #[test]
     fn each_key_keeps_its_own_state_across_messages() {
-        let mut step = Keyed::new(Diff, "k");
+        let mut step = Keyed::new(Diff, &key("k")).expect("step");
         let a =
             streamprep_testkit::batch_from_json(r#"[{"k": "x", "v": 1.0}, {"k": "y", "v": 10.0}]"#);
         let b = streamprep_testkit::batch_from_json(
@@ -343,7 +371,8 @@ mod tests {
             out.contains(r#"{"k":null}"#) || out.contains(r#""v":null"#),
             "a missing key gives a missing value: {out}"
         );
-        let err = Keyed::new(Diff, "nope")
+        let err = Keyed::new(Diff, &key("nope"))
+            .expect("step")
             .apply(streamprep_testkit::batch_from_json(r#"[{"v": 1.0}]"#))
             .expect_err("no key column");
         assert!(err.to_string().contains("no key column 'nope'"), "{err}");

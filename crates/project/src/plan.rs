@@ -74,22 +74,46 @@ impl std::fmt::Debug for Plan {
     }
 }
 
-/// The chain with the project's `key` given to every step that keeps state per key and does
-/// not name its own.
-fn with_key(chain: Vec<String>, key: Option<&str>) -> Vec<String> {
-    let Some(key) = key.map(str::trim).filter(|k| !k.is_empty()) else {
+/// The chain with the project's `key`, `key_ttl` and `max_keys` given to every step that keeps
+/// state per key and does not name its own.
+fn with_key(
+    chain: Vec<String>,
+    key: Option<&str>,
+    ttl: Option<&str>,
+    max_keys: Option<usize>,
+) -> Vec<String> {
+    let settings: Vec<(&str, serde_json::Value)> = [
+        (
+            "key",
+            key.map(|k| k.trim())
+                .filter(|k| !k.is_empty())
+                .map(serde_json::Value::from),
+        ),
+        (
+            "key_ttl",
+            ttl.map(|t| t.trim())
+                .filter(|t| !t.is_empty())
+                .map(serde_json::Value::from),
+        ),
+        ("max_keys", max_keys.map(serde_json::Value::from)),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| (k, v)))
+    .collect();
+    if settings.is_empty() {
         return chain;
-    };
+    }
     chain
         .into_iter()
         .map(
             |entry| match streamprep_ops::registry::split_entry(&entry) {
                 Ok((name, mut options))
                     if streamprep_ops::registry::find(name)
-                        .is_some_and(|s| s.keeps_state(&options))
-                        && !options.contains_key("key") =>
+                        .is_some_and(|s| s.keeps_state(&options)) =>
                 {
-                    options.insert("key".into(), serde_json::Value::from(key));
+                    for (k, v) in &settings {
+                        options.entry(k.to_string()).or_insert_with(|| v.clone());
+                    }
                     format!("{name}{}", serde_json::Value::Object(options))
                 }
                 _ => entry,
@@ -255,7 +279,12 @@ impl ProjectSpec {
         .map_err(|e| bad("dead_letter", e.to_string()))
         .ok();
         let chain = match &self.chain {
-            Some(c) => with_key(c.steps(), self.key.as_deref()),
+            Some(c) => with_key(
+                c.steps(),
+                self.key.as_deref(),
+                self.key_ttl.as_deref(),
+                self.max_keys,
+            ),
             None => {
                 bad(
                     "chain",

@@ -233,6 +233,12 @@ pub struct ProjectSpec {
     /// (`rolling`, `ewm_mean`, `diff`) keep it per value of this column.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// A key with no row for this long ("5m") has its state dropped (counted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_ttl: Option<String>,
+    /// Beyond this many keys, the least recently seen key's state is dropped (counted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_keys: Option<usize>,
     /// The rows a second the project is expected to take (the paper's arrival rate): the
     /// planner judges the buffer, method and workers against it.
     #[serde(skip_serializing_if = "Option::is_none")]

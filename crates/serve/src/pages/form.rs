@@ -111,6 +111,16 @@ pub const TEXT_FIELDS: &[(&str, &str, &str)] = &[
         "the column whose value a row's state belongs to (station): rolling, ewm_mean and diff keep state per key",
     ),
     (
+        "key_ttl",
+        "Key idle time",
+        "a key with no row for this long (5m) has its state dropped",
+    ),
+    (
+        "max_keys",
+        "Most keys",
+        "beyond this many keys the least recently seen one's state is dropped",
+    ),
+    (
         "arrival_rate",
         "Arrival rate",
         "rows a second the project is expected to take: the planner judges the setting against it",
@@ -128,7 +138,7 @@ pub const CHOICES: &[(&str, &[&str])] = &[
 ];
 
 /// Fields that hold whole numbers.
-const INTEGERS: &[&str] = &["workers", "in_flight", "max_row"];
+const INTEGERS: &[&str] = &["workers", "in_flight", "max_row", "max_keys"];
 
 /// One field as the template shows it.
 #[derive(Debug, Clone)]
