@@ -22,6 +22,8 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+// parsed once at start: the size of its largest variant does not matter
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Run a pipeline: source -> buffer -> chain of steps -> sink.
     Run(cmd::run::RunArgs),
