@@ -128,15 +128,49 @@ pub(crate) fn pool(
     mut next: impl FnMut() -> Result<Option<Message>, IoError> + Send,
     deliver: impl FnMut(Processed) -> Result<(), IoError> + Send,
 ) -> Result<(), IoError> {
+    run_pool(
+        chains,
+        window,
+        false,
+        move || next().map(|m| m.map(|m| (0, m))),
+        deliver,
+    )
+}
+
+/// The pool with each message pinned to a worker (`next` gives the worker with it): a
+/// worker's messages run in the order they come, so a key routed to one worker keeps its
+/// order and its state. Delivery is in `seq` order, as the pool's.
+pub(crate) fn pool_routed(
+    chains: Vec<Chain>,
+    window: usize,
+    next: impl FnMut() -> Result<Option<(usize, Message)>, IoError> + Send,
+    deliver: impl FnMut(Processed) -> Result<(), IoError> + Send,
+) -> Result<(), IoError> {
+    run_pool(chains, window, true, next, deliver)
+}
+
+/// The pool: `pinned`, each worker reads its own queue and a message goes to the worker `next`
+/// names; otherwise every worker takes the next message from one queue.
+fn run_pool(
+    chains: Vec<Chain>,
+    window: usize,
+    pinned: bool,
+    mut next: impl FnMut() -> Result<Option<(usize, Message)>, IoError> + Send,
+    deliver: impl FnMut(Processed) -> Result<(), IoError> + Send,
+) -> Result<(), IoError> {
     let workers = chains.len().max(1);
     let window = window.max(workers);
-    let (task_tx, task_rx) = bounded::<Message>(workers);
     let (res_tx, res_rx) = bounded::<Processed>(window);
     let (credit_tx, credit_rx) = bounded::<()>(window);
     let failed = AtomicBool::new(false);
+    let queues: Vec<_> = if pinned {
+        (0..workers).map(|_| bounded::<Message>(window)).collect()
+    } else {
+        vec![bounded::<Message>(workers)]
+    };
     std::thread::scope(|s| {
         for (worker, mut chain) in chains.into_iter().enumerate() {
-            let task_rx = task_rx.clone();
+            let task_rx = queues[worker % queues.len()].1.clone();
             let res_tx = res_tx.clone();
             s.spawn(move || {
                 for msg in task_rx {
@@ -149,14 +183,15 @@ pub(crate) fn pool(
             });
         }
         drop(res_tx);
-        drop(task_rx);
+        let senders: Vec<_> = queues.into_iter().map(|(tx, _)| tx).collect();
         let failed = &failed;
         let collector = s.spawn(move || ordered(res_rx, credit_rx, failed, deliver));
         let mut read_result = Ok(());
         while !failed.load(Ordering::SeqCst) {
             match next() {
-                Ok(Some(msg)) => {
-                    if credit_tx.send(()).is_err() || task_tx.send(msg).is_err() {
+                Ok(Some((w, msg))) => {
+                    let to = &senders[w % senders.len()];
+                    if credit_tx.send(()).is_err() || to.send(msg).is_err() {
                         break;
                     }
                 }
@@ -167,7 +202,7 @@ pub(crate) fn pool(
                 }
             }
         }
-        drop(task_tx);
+        drop(senders);
         let sink_result = collector.join().unwrap_or_else(|_| {
             Err(IoError::Protocol(
                 "internal error: the ordered sink thread panicked".into(),
@@ -208,64 +243,6 @@ fn ordered(
         )));
     }
     result
-}
-
-/// The pool with each message pinned to a worker (`next` gives the worker with it): a
-/// worker's messages run in the order they come, so a key routed to one worker keeps its
-/// order and its state. Delivery is in `seq` order, as the pool's.
-pub(crate) fn pool_routed(
-    chains: Vec<Chain>,
-    window: usize,
-    mut next: impl FnMut() -> Result<Option<(usize, Message)>, IoError> + Send,
-    deliver: impl FnMut(Processed) -> Result<(), IoError> + Send,
-) -> Result<(), IoError> {
-    let workers = chains.len().max(1);
-    let window = window.max(workers);
-    let (res_tx, res_rx) = bounded::<Processed>(window);
-    let (credit_tx, credit_rx) = bounded::<()>(window);
-    let failed = AtomicBool::new(false);
-    std::thread::scope(|s| {
-        let mut task_txs = Vec::with_capacity(workers);
-        for (worker, mut chain) in chains.into_iter().enumerate() {
-            let (task_tx, task_rx) = bounded::<Message>(window);
-            task_txs.push(task_tx);
-            let res_tx = res_tx.clone();
-            s.spawn(move || {
-                for msg in task_rx {
-                    let mut p = run_guarded(&mut chain, msg);
-                    p.worker = worker;
-                    if res_tx.send(p).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        drop(res_tx);
-        let failed = &failed;
-        let collector = s.spawn(move || ordered(res_rx, credit_rx, failed, deliver));
-        let mut read_result = Ok(());
-        while !failed.load(Ordering::SeqCst) {
-            match next() {
-                Ok(Some((w, msg))) => {
-                    if credit_tx.send(()).is_err() || task_txs[w % workers].send(msg).is_err() {
-                        break;
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    read_result = Err(e);
-                    break;
-                }
-            }
-        }
-        drop(task_txs);
-        let sink_result = collector.join().unwrap_or_else(|_| {
-            Err(IoError::Protocol(
-                "internal error: the ordered sink thread panicked".into(),
-            ))
-        });
-        read_result.and(sink_result)
-    })
 }
 
 #[cfg(test)]
