@@ -485,3 +485,28 @@ fn a_million_distinct_keys_stay_within_max_keys() {
         "peak resident {peak_kb} kB"
     );
 }
+
+/// The inspector's figures: a keyed run's view and its Prometheus text count the keys held
+/// and dropped, over the pool's workers.
+#[test]
+fn a_keyed_runs_view_counts_its_keys() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden_stream");
+    let spec = streamprep_project::ProjectSpec::from_toml(&format!(
+        "source = \"file:{}\"\nchain = [\"fillna_zeros\", {{ step = \"diff\" }}]\nkey = \"k\"\nmax_keys = 2\nbuffer = 10\nmethod = \"pool\"\nworkers = 2\nsink = \"file:/dev/null\"\nsink_format = \"ndjson\"\n",
+        dir.join("input.ndjson").display()
+    ))
+    .expect("spec");
+    let handle = streamprep_project::launch(&spec).expect("launch");
+    handle.wait().expect("runs");
+    let keys = handle.view().figures.keys.expect("keys counted");
+    // 5 keys (k0..k3 and solo) over 2 workers with at most 2 each: at most 4 held, and each
+    // key that came back after its eviction was dropped again
+    assert!(keys.live >= 2 && keys.live <= 4, "{keys:?}");
+    assert!(keys.evicted > 0 && keys.expired == 0, "{keys:?}");
+    let text = handle.prometheus();
+    assert!(
+        text.contains(&format!("streamprep_keys {}", keys.live)),
+        "{text}"
+    );
+    assert!(text.contains(&format!("streamprep_keys_evicted_total {}", keys.evicted)));
+}

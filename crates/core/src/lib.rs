@@ -32,7 +32,7 @@ pub use io::{
     AckToken, Acker, DeadLetterSink, IoError, LinkHealth, Read, RowBlock, Sink, Source, SourceKind,
 };
 pub use message::{DeadLetter, Encoding, Message, Output, Payload, RowFormat};
-pub use step::Step;
+pub use step::{KeyCounts, Step};
 
 /// A message in columnar form: the unit every step works on.
 pub type Batch = arrow_array::RecordBatch;

@@ -21,4 +21,21 @@ pub trait Step: Send {
     fn columns_from_empty(&self) -> bool {
         true
     }
+
+    /// For a step that keeps state per key: the keys it holds, and those it dropped (idle
+    /// past `key_ttl`, beyond `max_keys`) so far.
+    fn key_counts(&self) -> Option<KeyCounts> {
+        None
+    }
+}
+
+/// The keys a step keeps state for (the seed-003 inspector's figures).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KeyCounts {
+    /// Keys held now.
+    pub live: u64,
+    /// Keys dropped after `key_ttl` without a row.
+    pub expired: u64,
+    /// Keys dropped beyond `max_keys`.
+    pub evicted: u64,
 }

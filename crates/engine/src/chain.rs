@@ -37,6 +37,8 @@ pub struct Processed {
     /// Columns this message had beyond the stream's schema that the sink cannot take (a CSV
     /// header already written, a Parquet file's schema): left out of the output, reported.
     pub dropped_columns: Vec<String>,
+    /// The chain's keys after this message (its first step that keeps state per key).
+    pub keys: Option<streamprep_core::KeyCounts>,
 }
 
 impl Processed {
@@ -54,6 +56,7 @@ impl Processed {
             worker: 0,
             arrived: None,
             dropped_columns: Vec::new(),
+            keys: None,
         }
     }
 }
@@ -116,6 +119,11 @@ impl Chain {
             .chain(self.steps.iter().map(|s| s.name().to_string()))
             .chain(std::iter::once("result".to_string()))
             .collect()
+    }
+
+    /// The keys of the chain's first step that keeps state per key.
+    pub fn key_counts(&self) -> Option<streamprep_core::KeyCounts> {
+        self.steps.iter().find_map(|s| s.key_counts())
     }
 
     /// Time each stage from now on; a message costs two clock reads a stage more.

@@ -101,6 +101,7 @@ pub fn run_guarded(chain: &mut Chain, mut msg: Message) -> Processed {
     }
     p.service = started.elapsed();
     p.stages = chain.take_timings();
+    p.keys = chain.key_counts();
     p.acks = acks;
     p.dropped = dropped;
     p.arrived = arrived;

@@ -453,6 +453,7 @@ fn run_body(
     let mut probe = cfg.latency_field.as_deref().map(LatencyProbe::new);
     let deliver = |mut p: Processed| -> Result<(), IoError> {
         Stats::add(&stats.messages, 1);
+        stats.record_keys(p.worker, p.keys);
         // rows shed by drop_oldest came in too: rows in = out + dead letters + dropped
         Stats::add(&stats.rows_in, (p.rows_in + p.dropped) as u64);
         let mut dead = 0;

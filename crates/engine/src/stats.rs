@@ -33,6 +33,8 @@ pub struct Stats {
     pub links: std::sync::Mutex<Vec<(String, std::sync::Arc<streamprep_core::LinkHealth>)>>,
     /// Output rows sampled for live charts, while someone listens.
     pub tap: Tap,
+    /// The keys each worker's chain holds and dropped, as of its last message.
+    pub keys: std::sync::Mutex<Vec<Option<streamprep_core::KeyCounts>>>,
 }
 
 /// Output rows a run samples per second, at most, for live charts (only NDJSON output).
@@ -190,6 +192,9 @@ pub struct Figures {
     pub dropped_columns: Vec<String>,
     /// The source's and the broker's connections (none for files).
     pub links: Vec<LinkView>,
+    /// The keys the steps that keep state per key hold and dropped, over the workers (none
+    /// without such a step).
+    pub keys: Option<streamprep_core::KeyCounts>,
 }
 
 impl Stats {
@@ -232,6 +237,31 @@ impl Stats {
             .clone()
     }
 
+    /// Note a worker's keys after a message.
+    pub fn record_keys(&self, worker: usize, keys: Option<streamprep_core::KeyCounts>) {
+        if keys.is_none() {
+            return;
+        }
+        let mut k = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        if k.len() <= worker {
+            k.resize(worker + 1, None);
+        }
+        k[worker] = keys;
+    }
+
+    /// The keys over the workers (each holds its own keys: routed, they do not overlap).
+    pub fn key_counts(&self) -> Option<streamprep_core::KeyCounts> {
+        let k = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        k.iter().flatten().fold(None, |acc, c| {
+            let a = acc.unwrap_or_default();
+            Some(streamprep_core::KeyCounts {
+                live: a.live + c.live,
+                expired: a.expired + c.expired,
+                evicted: a.evicted + c.evicted,
+            })
+        })
+    }
+
     /// The links' states now.
     pub fn link_views(&self) -> Vec<LinkView> {
         use std::sync::atomic::Ordering::Relaxed;
@@ -256,12 +286,24 @@ impl Stats {
             buffer: self.metrics.buffer(),
             dropped_columns: self.dropped_columns(),
             links: self.link_views(),
+            keys: self.key_counts(),
         }
     }
 
     /// The metrics and counters in Prometheus' text format.
     pub fn prometheus(&self) -> String {
-        self.metrics.prometheus(self.snapshot())
+        let mut text = self.metrics.prometheus(self.snapshot());
+        if let Some(k) = self.key_counts() {
+            use std::fmt::Write as _;
+            let _ = write!(
+                text,
+                "# HELP streamprep_keys Keys the steps that keep state per key hold.\n# TYPE streamprep_keys gauge\nstreamprep_keys {}\n\
+                 # HELP streamprep_keys_expired_total Keys dropped after key_ttl without a row.\n# TYPE streamprep_keys_expired_total counter\nstreamprep_keys_expired_total {}\n\
+                 # HELP streamprep_keys_evicted_total Keys dropped beyond max_keys.\n# TYPE streamprep_keys_evicted_total counter\nstreamprep_keys_evicted_total {}\n",
+                k.live, k.expired, k.evicted
+            );
+        }
+        text
     }
 
     /// A warning: to the run's events and to the host's log (`tracing`).

@@ -31,6 +31,15 @@ impl<S> KeyStates<S> {
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
+
+    /// The keys held and dropped so far.
+    pub fn counts(&self) -> streamprep_core::KeyCounts {
+        streamprep_core::KeyCounts {
+            live: self.map.len() as u64,
+            expired: self.expired,
+            evicted: self.evicted,
+        }
+    }
 }
 
 impl<S: Default> KeyStates<S> {

@@ -481,6 +481,10 @@ impl Step for RefuseInfinity {
         self.inner.columns_from_empty()
     }
 
+    fn key_counts(&self) -> Option<streamprep_core::KeyCounts> {
+        self.inner.key_counts()
+    }
+
     fn apply(
         &mut self,
         batch: streamprep_core::Batch,

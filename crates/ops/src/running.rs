@@ -220,6 +220,10 @@ impl<F: Fit> Step for Running<F> {
         self.name
     }
 
+    fn key_counts(&self) -> Option<streamprep_core::KeyCounts> {
+        Some(self.states.counts())
+    }
+
     fn apply(&mut self, batch: Batch) -> Result<Batch, StepError> {
         let keys = crate::window::row_keys(&batch, self.key.as_deref()).map_err(|reason| {
             StepError::BadInput {

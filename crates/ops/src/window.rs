@@ -99,6 +99,10 @@ impl<W: Window> Step for Keyed<W> {
         W::NAME
     }
 
+    fn key_counts(&self) -> Option<streamprep_core::KeyCounts> {
+        Some(self.states.counts())
+    }
+
     fn apply(&mut self, batch: Batch) -> Result<Batch, StepError> {
         let keys = row_keys(&batch, self.key.as_deref()).map_err(|reason| StepError::BadInput {
             step: W::NAME,

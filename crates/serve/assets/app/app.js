@@ -256,6 +256,8 @@
       setText(fig, "dropped", String(c.dropped));
       setText(fig, "buffer", String(v.buffer));
       setText(fig, "workers", String(f.workers));
+      var k = v.keys;
+      setText(fig, "keys", k ? k.live + " / " + k.expired + " / " + k.evicted : "-");
       setText(fig, "links", (v.links || []).map(function (l) {
         return l.name + (l.connected ? " up" : " down") + (l.disconnects ? " (" + l.disconnects + " lost)" : "");
       }).join(", ") || "-");
