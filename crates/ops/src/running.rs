@@ -243,33 +243,23 @@ impl<F: Fit> Step for Running<F> {
                 groups[g].1.push(i);
             }
         }
-        let schema = batch.schema();
         let now = std::time::Instant::now();
         self.states.expire(now);
-        let mut new_columns: Vec<(usize, ArrayRef)> = Vec::new();
-        for c in numeric_columns(&schema) {
-            let name = schema.field(c).name();
-            if self.key.as_deref() == Some(name.as_str()) {
-                continue;
-            }
-            let values = to_f64(batch.column(c));
+        let (states, fresh) = (&mut self.states, &self.fresh);
+        crate::window::map_value_columns(&batch, self.key.as_deref(), self.name, |name, values| {
             let mut out = vec![f64::NAN; values.len()];
             for (k, rows) in &groups {
                 let x: Vec<f64> = rows.iter().map(|&r| values[r]).collect();
-                let by_column = self.states.get(k, now);
-                let state = by_column
-                    .entry(name.clone())
-                    .or_insert_with(|| (self.fresh)());
+                let state = states
+                    .get(k, now)
+                    .entry(name.to_string())
+                    .or_insert_with(|| fresh());
                 state.partial_fit(&x);
                 for (&r, v) in rows.iter().zip(&x) {
                     out[r] = state.transform(*v);
                 }
             }
-            new_columns.push((c, from_f64(out)));
-        }
-        replace_columns(&batch, new_columns).map_err(|e| StepError::Internal {
-            step: self.name,
-            reason: e.to_string(),
+            out
         })
     }
 }

@@ -108,38 +108,49 @@ impl<W: Window> Step for Keyed<W> {
             step: W::NAME,
             reason,
         })?;
-        let schema = batch.schema();
         let now = std::time::Instant::now();
         self.states.expire(now);
-        let mut new_columns: Vec<(usize, ArrayRef)> = Vec::new();
-        for c in numeric_columns(&schema) {
-            let name = schema.field(c).name();
-            if self.key.as_deref() == Some(name.as_str()) {
-                continue;
-            }
-            let values = to_f64(batch.column(c));
-            let out: Vec<f64> = values
+        let (states, w) = (&mut self.states, &self.w);
+        map_value_columns(&batch, self.key.as_deref(), W::NAME, |name, values| {
+            values
                 .iter()
                 .zip(&keys)
                 .map(|(x, k)| match k {
                     None => f64::NAN,
                     Some(k) => {
-                        let by_column = self.states.get(k, now);
+                        let by_column = states.get(k, now);
                         let state = match by_column.get_mut(name) {
                             Some(s) => s,
-                            None => by_column.entry(name.clone()).or_default(),
+                            None => by_column.entry(name.to_string()).or_default(),
                         };
-                        self.w.next(state, *x)
+                        w.next(state, *x)
                     }
                 })
-                .collect();
-            new_columns.push((c, from_f64(out)));
-        }
-        replace_columns(&batch, new_columns).map_err(|e| StepError::Internal {
-            step: W::NAME,
-            reason: e.to_string(),
+                .collect()
         })
     }
+}
+
+/// Each numeric column but the key replaced by `f(name, values)` (float64; missing = NaN).
+pub(crate) fn map_value_columns(
+    batch: &Batch,
+    key: Option<&str>,
+    step: &'static str,
+    mut f: impl FnMut(&str, Vec<f64>) -> Vec<f64>,
+) -> Result<Batch, StepError> {
+    let schema = batch.schema();
+    let mut new_columns: Vec<(usize, ArrayRef)> = Vec::new();
+    for c in numeric_columns(&schema) {
+        let name = schema.field(c).name();
+        if key == Some(name.as_str()) {
+            continue;
+        }
+        new_columns.push((c, from_f64(f(name, to_f64(batch.column(c))))));
+    }
+    replace_columns(batch, new_columns).map_err(|e| StepError::Internal {
+        step,
+        reason: e.to_string(),
+    })
 }
 
 /// `rolling{window, agg}`.
