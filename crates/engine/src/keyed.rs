@@ -72,9 +72,24 @@ impl KeyRouter {
         let (format, bytes, ends) = (*format, bytes, ends);
         let mut parts: Vec<(Vec<u8>, Vec<usize>)> = vec![(Vec::new(), Vec::new()); self.workers];
         let mut start = 0;
+        // a CSV record whose quoted field spans lines: its next lines go where its first went
+        let mut open_record: Option<usize> = None;
         for &end in ends {
             let row = &bytes[start..end];
-            let w = self.worker_of(format, trim_eol(row));
+            let w = match open_record {
+                Some(w) => w,
+                None => self.worker_of(format, trim_eol(row)),
+            };
+            if format == RowFormat::Csv {
+                let quotes = row.iter().filter(|b| **b == b'"').count();
+                let open_before = open_record.is_some();
+                // an odd number of quotes toggles whether the record is still open
+                open_record = if (quotes % 2 == 1) != open_before {
+                    Some(w)
+                } else {
+                    None
+                };
+            }
             let (b, e) = &mut parts[w];
             b.extend_from_slice(row);
             e.push(b.len());
@@ -331,6 +346,42 @@ mod tests {
         assert_eq!(
             csv_fields(b"a,\"x, \"\"y\"\"\",3\n", b','),
             vec![b"a".to_vec(), b"x, \"y\"".to_vec(), b"3".to_vec()]
+        );
+    }
+
+    #[test]
+    fn a_csv_record_spanning_lines_stays_together() {
+        let router = KeyRouter::new("k", 8, Some(b"k,note"), b',');
+        let text = "a,\"one\nline two\nthree\"\nb,plain\nc,\"x\"\"y\"\n";
+        let mut ends = Vec::new();
+        for (i, b) in text.bytes().enumerate() {
+            if b == b'\n' {
+                ends.push(i + 1);
+            }
+        }
+        let msg = Message::new(
+            0,
+            Payload::Raw {
+                format: RowFormat::Csv,
+                bytes: text.as_bytes().to_vec(),
+                ends,
+            },
+        );
+        let parts = router.split(msg);
+        let holding_a = parts
+            .iter()
+            .find(|(_, m)| m.payload.raw_rows().any(|r| r.starts_with(b"a,")))
+            .expect("a's part");
+        let rows: Vec<&[u8]> = holding_a.1.payload.raw_rows().collect();
+        let at = rows.iter().position(|r| r.starts_with(b"a,")).expect("a");
+        assert_eq!(
+            &rows[at..at + 3],
+            &[&b"a,\"one"[..], b"line two", b"three\""],
+            "the three lines of a's record together"
+        );
+        assert_eq!(
+            parts.iter().map(|(_, m)| m.payload.rows()).sum::<usize>(),
+            5
         );
     }
 
