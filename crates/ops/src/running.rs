@@ -12,10 +12,7 @@
 
 use std::collections::HashMap;
 
-use arrow_array::ArrayRef;
-use streamprep_core::numeric::{
-    from_f64, handle_zeros_in_scale, nan_sum_count, numeric_columns, replace_columns, to_f64,
-};
+use streamprep_core::numeric::{handle_zeros_in_scale, nan_sum_count};
 use streamprep_core::{Batch, Step, StepError};
 
 use crate::keystate::KeyStates;
@@ -253,7 +250,7 @@ impl<F: Fit> Step for Running<F> {
                 let state = states
                     .get(k, now)
                     .entry(name.to_string())
-                    .or_insert_with(|| fresh());
+                    .or_insert_with(fresh);
                 state.partial_fit(&x);
                 for (&r, v) in rows.iter().zip(&x) {
                     out[r] = state.transform(*v);
