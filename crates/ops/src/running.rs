@@ -242,21 +242,24 @@ impl<F: Fit> Step for Running<F> {
         }
         let now = std::time::Instant::now();
         self.states.expire(now);
-        let (states, fresh) = (&mut self.states, &self.fresh);
-        crate::window::map_value_columns(&batch, self.key.as_deref(), self.name, |name, values| {
-            let mut out = vec![f64::NAN; values.len()];
-            for (k, rows) in &groups {
-                let x: Vec<f64> = rows.iter().map(|&r| values[r]).collect();
-                let state = states
-                    .get(k, now)
-                    .entry(name.to_string())
-                    .or_insert_with(fresh);
+        let (names, values) = crate::window::value_columns(&batch, self.key.as_deref());
+        let mut out = vec![vec![f64::NAN; keys.len()]; names.len()];
+        // key by key, in the order they first appear: each key is touched once a message (so a
+        // key dropped by max_keys is dropped for all its columns at once)
+        for (k, rows) in &groups {
+            let by_column = self.states.get(k, now);
+            for (c, name) in names.iter().enumerate() {
+                let x: Vec<f64> = rows.iter().map(|&r| values[c][r]).collect();
+                let state = by_column.entry(name.clone()).or_insert_with(&self.fresh);
                 state.partial_fit(&x);
                 for (&r, v) in rows.iter().zip(&x) {
-                    out[r] = state.transform(*v);
+                    out[c][r] = state.transform(*v);
                 }
             }
-            out
+        }
+        let mut out = out.into_iter();
+        crate::window::map_value_columns(&batch, self.key.as_deref(), self.name, |_, _| {
+            out.next().unwrap_or_default()
         })
     }
 }

@@ -110,25 +110,36 @@ impl<W: Window> Step for Keyed<W> {
         })?;
         let now = std::time::Instant::now();
         self.states.expire(now);
-        let (states, w) = (&mut self.states, &self.w);
-        map_value_columns(&batch, self.key.as_deref(), W::NAME, |name, values| {
-            values
-                .iter()
-                .zip(&keys)
-                .map(|(x, k)| match k {
-                    None => f64::NAN,
-                    Some(k) => {
-                        let by_column = states.get(k, now);
-                        let state = match by_column.get_mut(name) {
-                            Some(s) => s,
-                            None => by_column.entry(name.to_string()).or_default(),
-                        };
-                        w.next(state, *x)
-                    }
-                })
-                .collect()
+        let (names, values) = value_columns(&batch, self.key.as_deref());
+        let mut out = vec![vec![f64::NAN; keys.len()]; names.len()];
+        // row by row: each row touches its key once (so a key dropped by max_keys within a
+        // message is dropped for all its columns at once)
+        for (r, k) in keys.iter().enumerate() {
+            let Some(k) = k else { continue };
+            let by_column = self.states.get(k, now);
+            for (c, name) in names.iter().enumerate() {
+                let state = match by_column.get_mut(name) {
+                    Some(s) => s,
+                    None => by_column.entry(name.clone()).or_default(),
+                };
+                out[c][r] = self.w.next(state, values[c][r]);
+            }
+        }
+        let mut out = out.into_iter();
+        map_value_columns(&batch, self.key.as_deref(), W::NAME, |_, _| {
+            out.next().unwrap_or_default()
         })
     }
+}
+
+/// The numeric columns but the key: their names and values (missing = NaN), in order.
+pub(crate) fn value_columns(batch: &Batch, key: Option<&str>) -> (Vec<String>, Vec<Vec<f64>>) {
+    let schema = batch.schema();
+    numeric_columns(&schema)
+        .into_iter()
+        .filter(|c| key != Some(schema.field(*c).name().as_str()))
+        .map(|c| (schema.field(c).name().clone(), to_f64(batch.column(c))))
+        .unzip()
 }
 
 /// Each numeric column but the key replaced by `f(name, values)` (float64; missing = NaN).
@@ -366,6 +377,29 @@ mod tests {
         );
         let got = col(&v, Diff);
         assert!(same(&got, &[nan, 1.0, nan, nan, 1.0, 1.0]), "{got:?}");
+    }
+
+    #[test]
+    fn a_key_dropped_within_a_message_is_dropped_for_every_column_at_once() {
+        let mut m = serde_json::Map::new();
+        m.insert("key".into(), "k".into());
+        m.insert("max_keys".into(), 1.into());
+        let o = Options::from_map(m);
+        let mut step = Keyed::new(Diff, &o).expect("step");
+        step.apply(streamprep_testkit::batch_from_json(
+            r#"[{"k": "a", "u": 1.0, "v": 10.0}]"#,
+        ))
+        .expect("first");
+        let out = step
+            .apply(streamprep_testkit::batch_from_json(
+                r#"[{"k": "a", "u": 2.0, "v": 12.0}, {"k": "b", "u": 5.0, "v": 5.0}, {"k": "a", "u": 3.0, "v": 13.0}]"#,
+            ))
+            .expect("second");
+        let json = streamprep_testkit::batch_to_json(&out);
+        // a's first row still has a's state in both columns; b then drops a; a comes back fresh
+        assert!(json.starts_with(r#"[{"k":"a","u":1.0,"v":2.0}"#), "{json}");
+        assert!(json.ends_with(r#"{"k":"a","u":null,"v":null}]"#), "{json}");
+        assert_eq!(step.key_counts().map(|c| (c.live, c.evicted)), Some((1, 2)));
     }
 
     #[test]
