@@ -36,3 +36,25 @@ pub use step::{KeyCounts, Step};
 
 /// A message in columnar form: the unit every step works on.
 pub type Batch = arrow_array::RecordBatch;
+
+/// A duration as users write it: `250us`, `50ms`, `2s`, `1m`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .ok()
+        .filter(|n: &f64| n.is_finite() && *n >= 0.0)
+        .ok_or_else(|| format!("'{text}' is not a duration (e.g. 50ms, 2s)"))?;
+    let secs = match unit.trim() {
+        "us" | "µs" => n / 1e6,
+        "ms" => n / 1e3,
+        "s" => n,
+        "m" | "min" => n * 60.0,
+        _ => return Err(format!("'{text}': give a unit: us, ms, s or m (e.g. 50ms)")),
+    };
+    Ok(std::time::Duration::from_secs_f64(secs))
+}

@@ -274,6 +274,38 @@ pub fn handle_zeros_in_scale(scale: f64) -> f64 {
     }
 }
 
+/// `np.minimum`: a NaN on either side gives NaN.
+pub fn np_minimum(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.min(b)
+    }
+}
+
+/// `np.maximum`: a NaN on either side gives NaN.
+pub fn np_maximum(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.max(b)
+    }
+}
+
+/// `(np.nanmin(x), np.nanmax(x))`: NaN only when every value is.
+pub fn nan_min_max(x: &[f64]) -> (f64, f64) {
+    let (mut mn, mut mx) = (f64::NAN, f64::NAN);
+    for &v in x.iter().filter(|v| !v.is_nan()) {
+        if mn.is_nan() || v < mn {
+            mn = v;
+        }
+        if mx.is_nan() || v > mx {
+            mx = v;
+        }
+    }
+    (mn, mx)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -521,22 +521,6 @@ fn floor_divide(a: f64, b: f64) -> f64 {
     }
 }
 
-fn nan_min(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() {
-        f64::NAN
-    } else {
-        a.min(b)
-    }
-}
-
-fn nan_max(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() {
-        f64::NAN
-    } else {
-        a.max(b)
-    }
-}
-
 struct Frame<'a> {
     n: usize,
     columns: &'a std::collections::HashMap<String, Val>,
@@ -656,8 +640,8 @@ fn eval(e: &Expr, fr: &Frame<'_>) -> Result<Val, String> {
                     }
                 }
                 Func::Arctan2 => zip(&vals[0], &vals[1], n, f64::atan2)?,
-                Func::Minimum => zip(&vals[0], &vals[1], n, nan_min)?,
-                Func::Maximum => zip(&vals[0], &vals[1], n, nan_max)?,
+                Func::Minimum => zip(&vals[0], &vals[1], n, numeric::np_minimum)?,
+                Func::Maximum => zip(&vals[0], &vals[1], n, numeric::np_maximum)?,
                 Func::Where => {
                     let cond = vals[0].bools(n, "where's first argument")?;
                     match (&vals[1], &vals[2]) {

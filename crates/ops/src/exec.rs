@@ -112,20 +112,11 @@ impl ExecConfig {
     }
 }
 
-/// `30s`, `500ms`, `2m` (more than 0).
+/// A duration more than 0 (`30s`, `500ms`, `2m`), as users write durations elsewhere.
 pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let (n, unit) = if let Some(n) = s.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = s.strip_suffix('m') {
-        (n, 60.0)
-    } else {
-        return None;
-    };
-    let secs = n.trim().parse::<f64>().ok()? * unit;
-    (secs.is_finite() && secs > 0.0 && secs < 1e9).then(|| Duration::from_secs_f64(secs))
+    streamprep_core::parse_duration(s)
+        .ok()
+        .filter(|d| !d.is_zero())
 }
 
 /// The program's path: as given when it holds a `/`, else the first executable on PATH.

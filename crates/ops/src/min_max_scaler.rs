@@ -3,7 +3,7 @@
 //! `MinMaxScaler(feature_range=(lo, hi))`: `scale = (hi - lo) / range`, `min = lo - data_min * scale`,
 //! `x * scale + min`, in that order.
 
-use streamprep_core::numeric::{handle_zeros_in_scale, map_numeric_to_f64};
+use streamprep_core::numeric::{handle_zeros_in_scale, map_numeric_to_f64, nan_min_max};
 use streamprep_core::{Batch, StepError};
 
 pub(crate) fn min_max(
@@ -13,15 +13,7 @@ pub(crate) fn min_max(
     step: &'static str,
 ) -> Result<Batch, StepError> {
     map_numeric_to_f64(batch, |mut v| {
-        let (mut mn, mut mx) = (f64::NAN, f64::NAN);
-        for &x in v.iter().filter(|x| !x.is_nan()) {
-            if mn.is_nan() || x < mn {
-                mn = x;
-            }
-            if mx.is_nan() || x > mx {
-                mx = x;
-            }
-        }
+        let (mn, mx) = nan_min_max(&v);
         let scale = (hi - lo) / handle_zeros_in_scale(mx - mn);
         let min = lo - mn * scale;
         v.iter_mut().for_each(|x| *x = *x * scale + min);

@@ -12,7 +12,9 @@
 
 use std::collections::HashMap;
 
-use streamprep_core::numeric::{handle_zeros_in_scale, nan_sum_count};
+use streamprep_core::numeric::{
+    handle_zeros_in_scale, nan_min_max, nan_sum_count, np_maximum, np_minimum,
+};
 use streamprep_core::{Batch, Step, StepError};
 
 use crate::keystate::KeyStates;
@@ -95,37 +97,6 @@ impl Default for MinMax {
     }
 }
 
-/// `np.nanmin` / `np.nanmax` of a column: NaN only when every value is.
-fn nan_extremes(x: &[f64]) -> (f64, f64) {
-    let (mut mn, mut mx) = (f64::NAN, f64::NAN);
-    for &v in x.iter().filter(|v| !v.is_nan()) {
-        if mn.is_nan() || v < mn {
-            mn = v;
-        }
-        if mx.is_nan() || v > mx {
-            mx = v;
-        }
-    }
-    (mn, mx)
-}
-
-/// `np.minimum` / `np.maximum`: a NaN on either side gives NaN.
-fn np_min(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() {
-        f64::NAN
-    } else {
-        a.min(b)
-    }
-}
-
-fn np_max(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() {
-        f64::NAN
-    } else {
-        a.max(b)
-    }
-}
-
 impl MinMax {
     /// A fresh state for `feature_range = [lo, hi]`.
     pub fn range(lo: f64, hi: f64) -> Self {
@@ -139,10 +110,10 @@ impl MinMax {
 
 impl Fit for MinMax {
     fn partial_fit(&mut self, x: &[f64]) {
-        let (mn, mx) = nan_extremes(x);
+        let (mn, mx) = nan_min_max(x);
         if self.seen {
-            self.min = np_min(self.min, mn);
-            self.max = np_max(self.max, mx);
+            self.min = np_minimum(self.min, mn);
+            self.max = np_maximum(self.max, mx);
         } else {
             self.seen = true;
             self.min = mn;
@@ -167,9 +138,9 @@ pub struct MaxAbs {
 impl Fit for MaxAbs {
     fn partial_fit(&mut self, x: &[f64]) {
         let abs: Vec<f64> = x.iter().map(|v| v.abs()).collect();
-        let (_, mx) = nan_extremes(&abs);
+        let (_, mx) = nan_min_max(&abs);
         if self.seen {
-            self.max_abs = np_max(self.max_abs, mx);
+            self.max_abs = np_maximum(self.max_abs, mx);
         } else {
             self.seen = true;
             self.max_abs = mx;
