@@ -8,7 +8,8 @@ use streamprep_connectors::FileFormat;
 use streamprep_ops::prepare::Compression;
 use streamprep_project::spec::split_chain;
 use streamprep_project::{
-    BackpressureName, BufferSetting, ChainSpec, MethodName, ProjectSpec, RateSetting, SpecError,
+    BackpressureName, BufferSetting, ChainSpec, MethodName, OrderedName, ProjectSpec, RateSetting,
+    SpecError,
 };
 
 use super::status::StatusLine;
@@ -80,6 +81,10 @@ pub struct RunArgs {
     /// Beyond this many keys, the least recently seen key's state is dropped (counted).
     #[arg(long)]
     max_keys: Option<usize>,
+    /// With --key: `key` gathers messages per key (each key's rows in order, keys as their
+    /// messages close); `global` cuts them from the stream and keeps its order.
+    #[arg(long, value_enum)]
+    ordered: Option<OrderedArg>,
     /// A live source's (MQTT, paced generator) message is sent when it holds --buffer rows
     /// or when its oldest row has waited this long, whichever comes first (default 50ms).
     #[arg(long)]
@@ -143,6 +148,15 @@ enum MethodArg {
 }
 
 /// What a saturated pipeline does.
+/// The order of a keyed run's rows.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum OrderedArg {
+    /// Messages per key; each key's rows in input order.
+    Key,
+    /// Messages cut from the stream; the stream's order.
+    Global,
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum BackpressureArg {
     /// Stop reading the source until the chain catches up (nothing lost).
@@ -202,6 +216,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         spec.backpressure = Some(match b {
             BackpressureArg::Block => BackpressureName::Block,
             BackpressureArg::DropOldest => BackpressureName::DropOldest,
+        });
+    }
+    if let Some(o) = args.ordered {
+        spec.ordered = Some(match o {
+            OrderedArg::Key => OrderedName::Key,
+            OrderedArg::Global => OrderedName::Global,
         });
     }
     spec.workers = args.workers.or(spec.workers);

@@ -348,7 +348,15 @@ fn run_with_a_key_gives_pandas_windows_per_key() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    let got = rows(&std::fs::read_to_string(&out).expect("output"));
+    // messages per key: each key's rows in order, keys as their messages close; pandas'
+    // values row for row once put back in input order (each row's "s" is its number)
+    let mut got = rows(&std::fs::read_to_string(&out).expect("output"));
+    got.sort_by_key(|r| {
+        r["s"]
+            .as_str()
+            .and_then(|s| s[1..].parse::<usize>().ok())
+            .unwrap_or(usize::MAX)
+    });
     let want = rows(&std::fs::read_to_string(dir.join("rolling__3_mean.ndjson")).expect("golden"));
     let errors = compare("run --key k", "rolling", &got, &want);
     assert!(
@@ -369,6 +377,80 @@ fn run_with_a_key_gives_pandas_windows_per_key() {
     assert!(
         err.contains("diff keep state") && err.contains("Give the project a key"),
         "{err}"
+    );
+}
+
+/// A keyed run through `run --key k` (messages gathered per key, closed when full, beyond
+/// `--max-keys` waiting keys, and at the end), inline and on pools of 2 and 4 workers, against
+/// the oracle's simulation of the same messages through pandas / scikit-learn (keys evicted
+/// beyond max_keys start afresh when they come back, in both): the same rows, in the same order.
+/// The cases with `max_keys` run inline only: on the pool each worker's steps hold up to
+/// max_keys keys of their own, so fewer keys are dropped there (README says so).
+#[test]
+fn keyed_runs_match_the_oracle_inline_and_on_the_pool() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden_stream");
+    let cases: std::collections::BTreeMap<String, Value> = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("KEYED.json"))
+            .expect("KEYED.json: run tests/oracle/make_golden.py (the test script does)"),
+    )
+    .expect("cases");
+    assert!(cases.len() >= 10, "{cases:?}");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut errors = Vec::new();
+    let mut evictions = 0;
+    for (label, case) in &cases {
+        let want = rows(
+            &std::fs::read_to_string(dir.join(format!("keyed__{label}.ndjson"))).expect("golden"),
+        );
+        let methods: &[&[&str]] = if case["max_keys"].is_null() {
+            &[
+                &["--method", "inline"],
+                &["--method", "pool", "--workers", "2"],
+                &["--method", "pool", "--workers", "4"],
+            ]
+        } else {
+            &[&["--method", "inline"]]
+        };
+        for method in methods {
+            let out = tmp
+                .path()
+                .join(format!("{label}-{}.ndjson", method.join("-")));
+            let mut cmd = super::cli::bin();
+            cmd.args(["run", "--source"])
+                .arg(format!("file:{}", dir.join("input.ndjson").display()))
+                .args([
+                    "--key",
+                    "k",
+                    "--chain",
+                    case["chain"].as_str().expect("chain"),
+                ])
+                .args(["--buffer", &case["buffer"].to_string()])
+                .args(*method)
+                .arg("--sink")
+                .arg(format!("file:{}", out.display()));
+            if let Some(m) = case["max_keys"].as_u64() {
+                cmd.args(["--max-keys", &m.to_string()]);
+            }
+            let r = cmd.output().expect("run");
+            let err = String::from_utf8_lossy(&r.stderr);
+            assert!(r.status.success(), "{label}: {err}");
+            if err.contains("dropped beyond max_keys") && !err.contains(" 0 key(s) dropped beyond")
+            {
+                evictions += 1;
+            }
+            let got = rows(&std::fs::read_to_string(&out).expect("output"));
+            errors.extend(compare(&method.join(" "), label, &got, &want));
+        }
+    }
+    assert!(
+        errors.is_empty(),
+        "{} mismatches:\n{}",
+        errors.len(),
+        errors[..errors.len().min(20)].join("\n")
+    );
+    assert!(
+        evictions > 0,
+        "the cases with max_keys evict keys that come back"
     );
 }
 
@@ -421,6 +503,39 @@ fn a_keyed_pool_gives_each_key_what_inline_gives() {
                 errors[..errors.len().min(5)].join("\n")
             );
         }
+    }
+    // ordered = "global": messages cut from the stream; inline keeps the input's order, and
+    // the pool gives exactly what inline gives, in the same order (each message's parts put
+    // back together: this chain keeps every row)
+    let global = run(&["--ordered", "global"], "global.ndjson");
+    let numbers: Vec<usize> = global
+        .iter()
+        .filter_map(|r| r["s"].as_str().and_then(|s| s[1..].parse().ok()))
+        .collect();
+    assert_eq!(numbers, (0..n).collect::<Vec<_>>(), "the input's order");
+    for workers in ["2", "4"] {
+        let pooled = run(
+            &[
+                "--ordered",
+                "global",
+                "--method",
+                "pool",
+                "--workers",
+                workers,
+            ],
+            &format!("global{workers}.ndjson"),
+        );
+        let errors = compare(
+            &format!("global, {workers} workers"),
+            "chain",
+            &pooled,
+            &global,
+        );
+        assert!(
+            errors.is_empty(),
+            "{}",
+            errors[..errors.len().min(5)].join("\n")
+        );
     }
 }
 

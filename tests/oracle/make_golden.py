@@ -11,6 +11,7 @@ The Python method is the paper's: build a DataFrame from the rows, apply the ste
 pandas / scikit-learn (scalers fitted on the message: fit_transform), emit the rows.
 Run with the pinned versions in requirements.txt (tests/oracle/venv.sh creates that venv).
 """
+import collections
 import json
 import math
 import os
@@ -308,6 +309,82 @@ def running(df, key, make, b):
     return out
 
 
+# A keyed run (`--key k`): streamprep gathers each key's rows into its own messages of b rows;
+# a message closes when full, when more than max_keys keys wait (the one waiting longest), and
+# at the end (oldest first); messages leave in the order they close. The steps keep state per
+# key, at most max_keys keys (the least recently seen dropped, so a key that comes back starts
+# afresh). Label -> (chain, kind, reference, b, max_keys); the golden rows are in streamprep's
+# output order.
+KEYED = {
+    "standard__b1": ('standard_scaler{"fit": "running"}', "running", pp.StandardScaler, 1, None),
+    "standard__b7": ('standard_scaler{"fit": "running"}', "running", pp.StandardScaler, 7, None),
+    "standard__b100": ('standard_scaler{"fit": "running"}', "running", pp.StandardScaler, 100, None),
+    "standard__b1000": ('standard_scaler{"fit": "running"}', "running", pp.StandardScaler, 1000, None),
+    "min_max__b7__max2": ('min_max_scaler{"fit": "running"}', "running", pp.MinMaxScaler, 7, 2),
+    "max_abs__b100__max3": ('max_abs_scaler{"fit": "running"}', "running", pp.MaxAbsScaler, 100, 3),
+    "rolling_3_mean__b7": ('rolling{"window": 3, "agg": "mean"}', "window", lambda s: s.rolling(3).mean(), 7, None),
+    "rolling_4_std__b7__max2": ('rolling{"window": 4, "agg": "std"}', "window", lambda s: s.rolling(4).std(), 7, 2),
+    "ewm_3__b100__max3": ('ewm_mean{"span": 3}', "window", lambda s: s.ewm(span=3).mean(), 100, 3),
+    "diff__b1__max2": ("diff", "window", lambda s: s.diff(), 1, 2),
+    "diff__b1000": ("diff", "window", lambda s: s.diff(), 1000, None),
+}
+
+
+def keyed_messages(keys, b, max_keys):
+    """The rows of each message streamprep's keyed buffer closes, in closing order."""
+    waiting = {}  # key -> row indices; insertion order = the order of their first rows
+    out = []
+    for i, k in enumerate(keys):
+        waiting.setdefault(k, []).append(i)
+        if len(waiting[k]) >= b:
+            out.append(waiting.pop(k))
+        while max_keys and len(waiting) > max_keys:
+            out.append(waiting.pop(next(iter(waiting))))
+    out.extend(waiting.values())
+    return out
+
+
+def keyed(df, kind, ref, b, max_keys):
+    key = "k"
+    num = [c for c in num_cols(df) if c != key]
+    res = np.full((len(df), len(num)), np.nan)
+    keys = [None if (k is None or (isinstance(k, float) and math.isnan(k))) else k for k in df[key]]
+    messages = keyed_messages(keys, b, max_keys)
+    states = collections.OrderedDict()  # key -> its state, least recently seen first
+    segment = np.zeros(len(df), dtype=int)  # windows: a key's rows since its state last started
+    lives = {}
+    for idx in messages:
+        k = keys[idx[0]]
+        if k is None:
+            continue  # rows without a key: no state, NaN (pandas' groupby drops them)
+        if k in states:
+            states.move_to_end(k)
+        else:
+            if max_keys:
+                while len(states) >= max_keys:
+                    states.popitem(last=False)
+            states[k] = ref() if kind == "running" else None
+            lives[k] = lives.get(k, -1) + 1
+        segment[idx] = lives[k]
+        if kind == "running":
+            x = df.iloc[idx][num].to_numpy(dtype=float)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                states[k].partial_fit(x)
+                res[idx] = states[k].transform(x)
+    if kind == "window":
+        ok = np.array([k is not None for k in keys])
+        g = df[ok].assign(_seg=segment[ok])
+        for j, c in enumerate(num):
+            col = g.groupby([key, "_seg"])[c].transform(ref).astype(float)
+            res[np.flatnonzero(ok), j] = col.to_numpy()
+    out = df.copy()
+    for j, c in enumerate(num):
+        out[c] = res[:, j]
+    order = [i for idx in messages for i in idx]
+    return out.iloc[order]
+
+
 def stream_rows():
     """A keyed stream: 4 busy keys, one key seen once, a few rows without a key, gaps."""
     rng = np.random.default_rng(20261206)
@@ -345,7 +422,13 @@ def windows():
             write_rows(os.path.join(STREAM_OUT, f"running__{label}__b{b}.ndjson"), running(df, key, make, b))
     with open(os.path.join(STREAM_OUT, "RUNNING.json"), "w") as f:
         json.dump({label: entry for label, (entry, _, _) in RUNNING.items()}, f, indent=1)
-    return len(WINDOWS) + len(RUNNING) * len(BUFFERS)
+    for label, (_, kind, ref, b, max_keys) in KEYED.items():
+        df = frame(rows, schema)
+        write_rows(os.path.join(STREAM_OUT, f"keyed__{label}.ndjson"), keyed(df, kind, ref, b, max_keys))
+    with open(os.path.join(STREAM_OUT, "KEYED.json"), "w") as f:
+        json.dump({label: {"chain": entry, "buffer": b, "max_keys": m}
+                   for label, (entry, _, _, b, m) in KEYED.items()}, f, indent=1)
+    return len(WINDOWS) + len(RUNNING) * len(BUFFERS) + len(KEYED)
 
 
 def main():

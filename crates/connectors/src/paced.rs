@@ -73,10 +73,15 @@ impl Source for Paced {
                 return Ok(());
             }
             let now = Instant::now();
-            if deadline.is_some_and(|d| now >= d) {
+            if deadline.is_some_and(|d| now >= d)
+                || (block.is_empty() && block.give_up_at.is_some_and(|g| now >= g))
+            {
                 return Ok(());
             }
-            let limit = deadline.unwrap_or(now + Duration::from_millis(100));
+            let limit = deadline
+                .or(block.give_up_at)
+                .unwrap_or(now + Duration::from_millis(100))
+                .min(now + Duration::from_millis(100));
             if pacer.wait(limit) {
                 let due = pacer.due();
                 let (rows, refused) = (block.ends.len(), block.rejected.len());

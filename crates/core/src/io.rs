@@ -41,6 +41,10 @@ pub struct RowBlock {
     /// When the first of these rows arrived, set by sources that wait for rows (MQTT, a
     /// paced replay); otherwise the buffer takes the time it asked for them.
     pub first_at: Option<std::time::Instant>,
+    /// Set by the caller: a live source that has no row by then returns the block empty and
+    /// not ended (the keyed buffer closes its waiting keys' messages meanwhile). `None`: wait
+    /// for the first row as long as it takes.
+    pub give_up_at: Option<std::time::Instant>,
 }
 
 /// [`Source::read_block`] for a source that never waits: up to `max` rows through

@@ -25,6 +25,16 @@ impl Buffer {
         }
     }
 
+    /// Rows a message.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// The source said its input is over.
+    pub fn ended(&self) -> bool {
+        self.ended
+    }
+
     /// Change the number of rows a message from the next message on (at least 1).
     pub fn set_size(&mut self, size: usize) {
         self.size = size.max(1);
@@ -37,6 +47,17 @@ impl Buffer {
         src: &mut dyn Source,
         max_wait: Option<Duration>,
     ) -> Result<Option<Message>, IoError> {
+        self.next_block(src, max_wait, None)
+    }
+
+    /// [`Buffer::next_message`], but a live source with no row by `give_up_at` gives `None`
+    /// without ending the input ([`Buffer::ended`] tells the two apart).
+    pub fn next_block(
+        &mut self,
+        src: &mut dyn Source,
+        max_wait: Option<Duration>,
+        give_up_at: Option<Instant>,
+    ) -> Result<Option<Message>, IoError> {
         if self.ended {
             return Ok(None);
         }
@@ -44,16 +65,20 @@ impl Buffer {
         let (payload, rejected, acks, first_at) = match src.kind() {
             SourceKind::Columnar => match src.next_batch(self.size)? {
                 Some(b) => (Payload::Columnar(b), Vec::new(), Vec::new(), None),
-                None => return Ok(None),
+                None => {
+                    self.ended = true;
+                    return Ok(None);
+                }
             },
             SourceKind::Rows(format) => {
                 let mut block = RowBlock {
                     bytes: Vec::with_capacity(self.size.min(1 << 16) * self.avg_row),
                     ends: Vec::with_capacity(self.size.min(1 << 16)),
+                    give_up_at,
                     ..RowBlock::default()
                 };
                 src.read_block(self.size, max_wait, &mut block)?;
-                self.ended = block.ended;
+                self.ended = block.ended || (block.is_empty() && give_up_at.is_none());
                 if block.is_empty() {
                     return Ok(None);
                 }

@@ -14,6 +14,8 @@ use std::hash::{Hash, Hasher};
 
 use streamprep_core::{IoError, Message, Payload, RowFormat};
 
+use crate::chain::Processed;
+
 /// Cuts messages into per-worker parts by key.
 #[derive(Debug, Clone)]
 pub struct KeyRouter {
@@ -39,14 +41,18 @@ impl KeyRouter {
         }
     }
 
-    /// The worker of a row.
-    fn worker_of(&self, format: RowFormat, row: &[u8]) -> usize {
-        let key = match format {
+    /// The key of a row (without its line end), `None` when it has none.
+    pub fn key_of(&self, format: RowFormat, row: &[u8]) -> Option<Vec<u8>> {
+        match format {
             RowFormat::Ndjson => ndjson_field(row, &self.key),
             RowFormat::Csv => self
                 .csv
                 .and_then(|(i, sep)| csv_fields(row, sep).into_iter().nth(i)),
-        };
+        }
+    }
+
+    /// The worker of a key (a missing key: the first).
+    pub fn worker_of_key(&self, key: Option<&[u8]>) -> usize {
         match key {
             None => 0,
             Some(k) => {
@@ -57,20 +63,49 @@ impl KeyRouter {
         }
     }
 
+    /// The worker of a row.
+    fn worker_of(&self, format: RowFormat, row: &[u8]) -> usize {
+        self.worker_of_key(self.key_of(format, row).as_deref())
+    }
+
+    /// The worker of a message the keyed buffer made (one key: its first row's).
+    pub fn worker_of_message(&self, msg: &Message) -> usize {
+        match &msg.payload {
+            Payload::Raw { format, .. } => msg
+                .payload
+                .raw_rows()
+                .next()
+                .map_or(0, |row| self.worker_of(*format, row)),
+            Payload::Columnar(_) => 0,
+        }
+    }
+
     /// The parts of `msg`: `(worker, part)` in worker order, the empty ones left out (a
     /// message with no row still gives one part, so its acknowledgements travel). The first
     /// part carries the source's refusals and the dropped count, the last the acks.
     pub fn split(&self, msg: Message) -> Vec<(usize, Message)> {
+        self.split_with_rows(msg)
+            .into_iter()
+            .map(|(w, m, _)| (w, m))
+            .collect()
+    }
+
+    /// [`KeyRouter::split`], with each part's records' places in the message (a CSV record
+    /// over several lines is one record).
+    pub fn split_with_rows(&self, msg: Message) -> Vec<(usize, Message, Vec<u32>)> {
         let Payload::Raw {
             format,
             bytes,
             ends,
         } = &msg.payload
         else {
-            return vec![(0, msg)];
+            let n = msg.payload.rows() as u32;
+            return vec![(0, msg, (0..n).collect())];
         };
         let (format, bytes, ends) = (*format, bytes, ends);
         let mut parts: Vec<(Vec<u8>, Vec<usize>)> = vec![(Vec::new(), Vec::new()); self.workers];
+        let mut places: Vec<Vec<u32>> = vec![Vec::new(); self.workers];
+        let mut record = 0u32;
         let mut start = 0;
         // a CSV record whose quoted field spans lines: its next lines go where its first went
         let mut open_record: Option<usize> = None;
@@ -78,7 +113,12 @@ impl KeyRouter {
             let row = &bytes[start..end];
             let w = match open_record {
                 Some(w) => w,
-                None => self.worker_of(format, trim_eol(row)),
+                None => {
+                    let w = self.worker_of(format, trim_eol(row));
+                    places[w].push(record);
+                    record += 1;
+                    w
+                }
             };
             if format == RowFormat::Csv {
                 let quotes = row.iter().filter(|b| **b == b'"').count();
@@ -95,11 +135,12 @@ impl KeyRouter {
             e.push(b.len());
             start = end;
         }
-        let mut out: Vec<(usize, Message)> = parts
+        let mut out: Vec<(usize, Message, Vec<u32>)> = parts
             .into_iter()
+            .zip(places)
             .enumerate()
-            .filter(|(_, (_, e))| !e.is_empty())
-            .map(|(w, (bytes, ends))| {
+            .filter(|(_, ((_, e), _))| !e.is_empty())
+            .map(|(w, ((bytes, ends), places))| {
                 let mut m = Message::new(
                     msg.seq,
                     Payload::Raw {
@@ -109,11 +150,11 @@ impl KeyRouter {
                     },
                 );
                 m.arrived = msg.arrived;
-                (w, m)
+                (w, m, places)
             })
             .collect();
         if out.is_empty() {
-            return vec![(0, msg)];
+            return vec![(0, msg, Vec::new())];
         }
         let Message {
             rejected,
@@ -130,9 +171,11 @@ impl KeyRouter {
     }
 }
 
-/// The parts of the messages `next` gives, numbered from 0 in order, with their worker.
+/// The parts of the messages `next` gives, numbered from 0 in order, with their worker; each
+/// message's parts' record places go to `places` (for [`Merger`]).
 pub fn parts(
     router: KeyRouter,
+    places: Places,
     mut next: impl FnMut() -> Result<Option<Message>, IoError>,
 ) -> impl FnMut() -> Result<Option<(usize, Message)>, IoError> {
     let mut pending: VecDeque<(usize, Message)> = VecDeque::new();
@@ -140,7 +183,14 @@ pub fn parts(
     move || {
         if pending.is_empty() {
             match next()? {
-                Some(m) => pending.extend(router.split(m)),
+                Some(m) => {
+                    let split = router.split_with_rows(m);
+                    places
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push_back(split.iter().map(|(_, _, p)| p.clone()).collect());
+                    pending.extend(split.into_iter().map(|(w, m, _)| (w, m)));
+                }
                 None => return Ok(None),
             }
         }
@@ -152,7 +202,135 @@ pub fn parts(
     }
 }
 
-fn trim_eol(row: &[u8]) -> &[u8] {
+/// Each split message's parts' record places, in order (from the reader to the sink's side).
+pub type Places = std::sync::Arc<std::sync::Mutex<VecDeque<Vec<Vec<u32>>>>>;
+
+/// Puts a split message back together on the sink's side (`ordered = "global"` on the pool):
+/// its parts come one after the other; once all are in, the last carries the message's output
+/// with the rows in their input places, the others none. That needs every part to have given
+/// one output row per record it took (no row dropped, refused or added) and the same columns;
+/// otherwise the parts go on as they are, each key's rows still in order.
+pub struct Merger {
+    places: Places,
+    held: Vec<Processed>,
+    csv: bool,
+}
+
+impl Merger {
+    /// A merger of the parts `parts` numbers, encoded as CSV (`csv`) or NDJSON.
+    pub fn new(places: Places, csv: bool) -> Self {
+        Merger {
+            places,
+            held: Vec::new(),
+            csv,
+        }
+    }
+
+    /// Take a delivered part; give what is ready to go on, in order.
+    pub fn take(&mut self, p: Processed) -> Vec<Processed> {
+        self.held.push(p);
+        let mut places = self.places.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(want) = places.front() else {
+            return std::mem::take(&mut self.held);
+        };
+        if self.held.len() < want.len() {
+            return Vec::new();
+        }
+        let want = places.pop_front().unwrap_or_default();
+        drop(places);
+        let mut parts = std::mem::take(&mut self.held);
+        if parts.len() > 1 {
+            if let Some(merged) = merge_outputs(&parts, &want, self.csv) {
+                for p in parts.iter_mut() {
+                    p.output = None;
+                }
+                if let Some(last) = parts.last_mut() {
+                    last.output = Some(merged);
+                }
+            }
+        }
+        parts
+    }
+}
+
+/// The parts' outputs as one, rows in their input places; `None` when they cannot be.
+fn merge_outputs(
+    parts: &[Processed],
+    places: &[Vec<u32>],
+    csv: bool,
+) -> Option<streamprep_core::Output> {
+    let mut outs = Vec::with_capacity(parts.len());
+    for (p, want) in parts.iter().zip(places) {
+        let o = p.output.as_ref()?;
+        if o.rows != want.len() || !p.dead.is_empty() {
+            return None;
+        }
+        outs.push(o);
+    }
+    let schema = outs.first()?.batch.schema();
+    if outs.iter().any(|o| o.batch.schema() != schema) {
+        return None;
+    }
+    let total: usize = places.iter().map(Vec::len).sum();
+    // (part, row in part) of each place
+    let mut at = vec![(0usize, 0usize); total];
+    for (i, want) in places.iter().enumerate() {
+        for (j, &place) in want.iter().enumerate() {
+            *at.get_mut(place as usize)? = (i, j);
+        }
+    }
+    // the encoded rows: NDJSON lines, or CSV records (a quoted field may hold line ends)
+    let records: Vec<Vec<&[u8]>> = outs.iter().map(|o| records_of(&o.encoded, csv)).collect();
+    let encoded = if outs.iter().all(|o| o.encoded.is_empty()) {
+        Vec::new()
+    } else {
+        if records.iter().zip(&outs).any(|(r, o)| r.len() != o.rows) {
+            return None;
+        }
+        let mut e = Vec::with_capacity(outs.iter().map(|o| o.encoded.len()).sum());
+        for &(i, j) in &at {
+            e.extend_from_slice(records[i][j]);
+        }
+        e
+    };
+    // the batch (a Parquet sink writes it; the latency probe reads it): taken in the same order
+    // when the parts carry their rows, else the parts' (empty) batches as they are
+    let batch = if outs.iter().all(|o| o.batch.num_rows() == o.rows) {
+        let batches: Vec<&streamprep_core::Batch> = outs.iter().map(|o| &o.batch).collect();
+        arrow_select::interleave::interleave_record_batch(&batches, &at).ok()?
+    } else {
+        outs[0].batch.clone()
+    };
+    Some(streamprep_core::Output {
+        seq: outs[0].seq,
+        batch,
+        encoded,
+        rows: total,
+    })
+}
+
+/// The rows of encoded output: lines; in CSV a line end inside double quotes stays in its
+/// record (NDJSON escapes line ends in strings).
+fn records_of(bytes: &[u8], csv: bool) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let (mut start, mut quoted) = (0, false);
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'"' if csv => quoted = !quoted,
+            b'\n' if !quoted => {
+                out.push(&bytes[start..=i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if start < bytes.len() {
+        out.push(&bytes[start..]);
+    }
+    out
+}
+
+pub(crate) fn trim_eol(row: &[u8]) -> &[u8] {
     let row = row.strip_suffix(b"\n").unwrap_or(row);
     row.strip_suffix(b"\r").unwrap_or(row)
 }
@@ -425,5 +603,52 @@ mod tests {
             assert_eq!(holding.len(), 1, "key{k} in one part: {holding:?}");
         }
         assert!(parts.windows(2).all(|w| w[0].0 < w[1].0), "in worker order");
+    }
+
+    fn part(seq: u64, encoded: &str, rows: usize) -> Processed {
+        let schema = std::sync::Arc::new(arrow_schema::Schema::empty());
+        let mut p = Processed::refused(seq, rows, Vec::new());
+        p.output = Some(streamprep_core::Output {
+            seq,
+            batch: streamprep_core::Batch::new_empty(schema),
+            encoded: encoded.as_bytes().to_vec(),
+            rows,
+        });
+        p
+    }
+
+    #[test]
+    fn the_merger_puts_a_messages_rows_back_in_their_places() {
+        let places = Places::default();
+        // message 0: records 0, 2, 3 on one worker, 1 and 4 on the other; message 1: one part
+        places
+            .lock()
+            .unwrap()
+            .extend([vec![vec![0, 2, 3], vec![1, 4]], vec![vec![0]]]);
+        let mut m = Merger::new(places.clone(), true);
+        assert!(m.take(part(0, "r0\n\"r2\nstill r2\"\nr3\n", 3)).is_empty());
+        let out = m.take(part(1, "r1\n\"r4 \"\"q\"\"\"\n", 2));
+        assert_eq!(out.len(), 2);
+        assert!(out[0].output.is_none());
+        let merged = out[1].output.as_ref().expect("merged");
+        assert_eq!(
+            String::from_utf8_lossy(&merged.encoded),
+            "r0\nr1\n\"r2\nstill r2\"\nr3\n\"r4 \"\"q\"\"\"\n"
+        );
+        assert_eq!(merged.rows, 5);
+        assert_eq!(m.take(part(2, "x\n", 1)).len(), 1);
+        // a part that lost a row: the parts go on as they are
+        places.lock().unwrap().push_back(vec![vec![0, 1], vec![2]]);
+        assert!(m.take(part(3, "a\n", 1)).is_empty());
+        let out = m.take(part(4, "c\n", 1));
+        assert_eq!(
+            out.iter()
+                .map(
+                    |p| String::from_utf8_lossy(&p.output.as_ref().expect("own").encoded)
+                        .into_owned()
+                )
+                .collect::<Vec<_>>(),
+            ["a\n", "c\n"]
+        );
     }
 }

@@ -32,6 +32,18 @@ pub enum Backpressure {
     DropOldest,
 }
 
+/// The order a keyed run's rows leave in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Ordered {
+    /// Messages are gathered per key (`buffer` rows of one key); each key's rows leave in
+    /// input order, keys in the order their messages close.
+    #[default]
+    Key,
+    /// Messages are cut from the input as without a key (`buffer` rows of the stream, every
+    /// key in it) and leave in input order; each key's rows in a message are that key's part.
+    Global,
+}
+
 /// The most steps a chain may have.
 pub const MAX_STEPS: usize = 1000;
 /// The most rows a message may have (`--buffer`).
@@ -70,6 +82,12 @@ pub struct PipelineConfig {
     /// Route rows by this column on the pool: a key's rows always go to the same worker, in
     /// order (for the steps that keep state per key).
     pub key: Option<String>,
+    /// With a key: gather messages per key (`Key`) or cut them from the input (`Global`).
+    pub ordered: Ordered,
+    /// With a key: a key with no row for this long closes its waiting message.
+    pub key_ttl: Option<Duration>,
+    /// With a key: at most this many keys wait in the buffer.
+    pub max_keys: Option<usize>,
     /// The executor of `Method::Queue`.
     pub remote: Option<Arc<dyn crate::executor::Remote>>,
     /// `--buffer auto`: the buffer size follows the load (starting from `buffer`).
@@ -92,6 +110,9 @@ impl PipelineConfig {
             stop: Arc::new(AtomicBool::new(false)),
             latency_field: None,
             key: None,
+            ordered: Ordered::Key,
+            key_ttl: None,
+            max_keys: None,
             remote: None,
             adaptive: None,
         }
@@ -327,10 +348,7 @@ fn run_body(
         SourceKind::Rows(f) => (f, source.header()?),
         SourceKind::Columnar => (streamprep_core::RowFormat::Ndjson, None),
     };
-    let count_read = |m: &Message| {
-        Stats::add(&stats.messages_read, 1);
-        Stats::add(&stats.rows_read, m.payload.rows() as u64);
-    };
+    let count_read = |m: &Message| count_read(stats, m);
     // Read ahead the first messages to infer the schema from enough rows (a live source:
     // from its first message, which may be all there is for a while).
     let infer_rows = if source.is_live() { 1 } else { INFER_ROWS };
@@ -416,14 +434,6 @@ fn run_body(
     // have) is refused now, before a row is processed
     check_columns(&cfg.chain, &prepare)?;
     let encoding = sink.encoding();
-    // keyed routing on a pool of more than one worker
-    let router =
-        match (&cfg.key, cfg.method) {
-            (Some(key), Method::Pool { workers }) if workers > 1 => Some(
-                crate::keyed::KeyRouter::new(key, workers, header.as_deref(), cfg.csv_sep),
-            ),
-            _ => None,
-        };
     let workers = match cfg.method {
         Method::Inline => 1,
         Method::Pool { workers } => workers,
@@ -497,39 +507,53 @@ fn run_body(
         Ok(())
     };
     let window = workers * 4;
-    let mut tuner = Tuner {
+    let tuner = Tuner {
         ctl: cfg.adaptive.map(|a| (Controller::new(a), 0)),
     };
     if let Some((c, _)) = &tuner.ctl {
         buffer.set_size(c.size());
         stats.metrics.set_buffer(c.size());
     }
+    // with a key: messages gathered per key (the keyed buffer), each routed whole to its key's
+    // worker; or (ordered = "global") cut from the input and split by key across the workers
+    let router = |n: usize| {
+        cfg.key
+            .as_deref()
+            .map(|key| crate::keyed::KeyRouter::new(key, n, header.as_deref(), cfg.csv_sep))
+    };
+    let keyed = match (cfg.ordered, router(workers.max(1))) {
+        (Ordered::Key, Some(r)) => Some(crate::keyed_buffer::KeyedBuffer::new(
+            r,
+            buffer.size(),
+            crate::keyed_buffer::KeyedBounds {
+                max_wait,
+                key_ttl: cfg.key_ttl,
+                max_keys: cfg.max_keys,
+                max_bytes: crate::keyed_buffer::MAX_PENDING_BYTES,
+            },
+        )),
+        _ => None,
+    };
+    let route = match (cfg.method, router(workers)) {
+        (Method::Pool { workers }, Some(r)) if workers > 1 => match cfg.ordered {
+            Ordered::Key => Route::Whole(r),
+            Ordered::Global => Route::Split(r),
+        },
+        _ => Route::None,
+    };
+    let csv = encoding == Encoding::Csv;
+    let mut reader = Reader {
+        buffer,
+        keyed,
+        ahead,
+        max_wait,
+        tuner,
+    };
     let result = match cfg.backpressure {
         Backpressure::Block => {
-            let next = || -> Result<Option<Message>, IoError> {
-                let m = match ahead.pop_front() {
-                    Some(m) => return Ok(Some(m)),
-                    // stopped (Ctrl-C, SIGTERM, a handle): no more reading, drain what is in
-                    None if stop.load(Ordering::SeqCst) => None,
-                    None => {
-                        tuner.tune(&mut buffer, stats);
-                        buffer.next_message(source, max_wait)?
-                    }
-                };
-                if let Some(m) = &m {
-                    count_read(m);
-                }
-                Ok(m)
-            };
+            let next = || reader.next(source, stop, stats);
             execute(
-                cfg.method,
-                remote,
-                &job,
-                chains,
-                window,
-                router.clone(),
-                next,
-                deliver,
+                cfg.method, remote, &job, chains, window, route, csv, next, deliver,
             )
         }
         Backpressure::DropOldest => {
@@ -537,14 +561,8 @@ fn run_body(
             std::thread::scope(|s| {
                 let queue = &queue;
                 s.spawn(move || loop {
-                    if stop.load(Ordering::SeqCst) {
-                        queue.finish(Ok(()));
-                        break;
-                    }
-                    tuner.tune(&mut buffer, stats);
-                    match buffer.next_message(source, max_wait) {
+                    match reader.next(source, stop, stats) {
                         Ok(Some(m)) => {
-                            count_read(&m);
                             if !queue.push(m, stats) {
                                 break;
                             }
@@ -562,25 +580,14 @@ fn run_body(
                 // shed messages merge, so number them as they are taken
                 let mut seq = 0u64;
                 let next = || -> Result<Option<Message>, IoError> {
-                    let m = match ahead.pop_front() {
-                        Some(m) => Some(m),
-                        None => queue.pop()?,
-                    };
-                    Ok(m.map(|mut m| {
+                    Ok(queue.pop()?.map(|mut m| {
                         m.seq = seq;
                         seq += 1;
                         m
                     }))
                 };
                 let r = execute(
-                    cfg.method,
-                    remote,
-                    &job,
-                    chains,
-                    window,
-                    router.clone(),
-                    next,
-                    deliver,
+                    cfg.method, remote, &job, chains, window, route, csv, next, deliver,
                 );
                 if r.is_err() {
                     // the reader must not wait for rows nobody will take
@@ -612,6 +619,82 @@ fn run_body(
     })
 }
 
+fn count_read(stats: &Stats, m: &Message) {
+    Stats::add(&stats.messages_read, 1);
+    Stats::add(&stats.rows_read, m.payload.rows() as u64);
+}
+
+/// How messages find their worker on the pool.
+enum Route {
+    /// Any worker takes the next message.
+    None,
+    /// A message (of one key) goes whole to its key's worker.
+    Whole(crate::keyed::KeyRouter),
+    /// A message is cut into a part per worker by its rows' keys.
+    Split(crate::keyed::KeyRouter),
+}
+
+/// Reads the executor's messages: the plain buffer's, or (with a key, ordered by key) the
+/// keyed buffer's; the messages read ahead for the schema come first.
+struct Reader {
+    buffer: Buffer,
+    keyed: Option<crate::keyed_buffer::KeyedBuffer>,
+    ahead: VecDeque<Message>,
+    max_wait: Option<Duration>,
+    tuner: Tuner,
+}
+
+impl Reader {
+    fn next(
+        &mut self,
+        source: &mut dyn Source,
+        stop: &AtomicBool,
+        stats: &Stats,
+    ) -> Result<Option<Message>, IoError> {
+        loop {
+            if let Some(kb) = self.keyed.as_mut() {
+                if let Some(top) = kb.busiest() {
+                    stats.set_busiest(top);
+                }
+                if let Some(m) = kb.pop() {
+                    return Ok(Some(m));
+                }
+            }
+            let read = match self.ahead.pop_front() {
+                // counted when it was read ahead
+                Some(m) => Some(m),
+                // stopped (Ctrl-C, SIGTERM, a handle): no more reading, drain what is in
+                None if stop.load(Ordering::SeqCst) => None,
+                None => {
+                    self.tuner
+                        .tune(&mut self.buffer, self.keyed.as_mut(), stats);
+                    let give_up = self
+                        .keyed
+                        .as_ref()
+                        .and_then(crate::keyed_buffer::KeyedBuffer::give_up_at);
+                    let m = self.buffer.next_block(source, self.max_wait, give_up)?;
+                    if let Some(m) = &m {
+                        count_read(stats, m);
+                    }
+                    m
+                }
+            };
+            let Some(kb) = self.keyed.as_mut() else {
+                return Ok(read);
+            };
+            match read {
+                Some(m) => kb.push(m),
+                None if self.buffer.ended() || stop.load(Ordering::SeqCst) => {
+                    // the end (or a stop): every key's waiting rows go on
+                    kb.flush();
+                    return Ok(kb.pop());
+                }
+                None => kb.tick(),
+            }
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn execute(
     method: Method,
@@ -619,7 +702,8 @@ fn execute(
     job: &crate::executor::RemoteJob,
     chains: Vec<Chain>,
     window: usize,
-    router: Option<crate::keyed::KeyRouter>,
+    route: Route,
+    csv: bool,
     mut next: impl FnMut() -> Result<Option<Message>, IoError> + Send,
     mut deliver: impl FnMut(Processed) -> Result<(), IoError> + Send,
 ) -> Result<(), IoError> {
@@ -634,9 +718,30 @@ fn execute(
             Some(chain) => executor::inline(chain, next, deliver),
             None => Err(IoError::Protocol("internal error: no chain".into())),
         },
-        Method::Pool { .. } => match router {
-            Some(r) => executor::pool_routed(chains, window, crate::keyed::parts(r, next), deliver),
-            None => executor::pool(chains, window, next, deliver),
+        Method::Pool { .. } => match route {
+            Route::Split(r) => {
+                // the parts of a message come back together, rows in their input places
+                let places = crate::keyed::Places::default();
+                let mut merger = crate::keyed::Merger::new(places.clone(), csv);
+                executor::pool_routed(
+                    chains,
+                    window,
+                    crate::keyed::parts(r, places, next),
+                    move |p| {
+                        for p in merger.take(p) {
+                            deliver(p)?;
+                        }
+                        Ok(())
+                    },
+                )
+            }
+            Route::Whole(r) => executor::pool_routed(
+                chains,
+                window,
+                move || Ok(next()?.map(|m| (r.worker_of_message(&m), m))),
+                deliver,
+            ),
+            Route::None => executor::pool(chains, window, next, deliver),
         },
     }
 }
@@ -648,7 +753,12 @@ struct Tuner {
 }
 
 impl Tuner {
-    fn tune(&mut self, buffer: &mut Buffer, stats: &Stats) {
+    fn tune(
+        &mut self,
+        buffer: &mut Buffer,
+        keyed: Option<&mut crate::keyed_buffer::KeyedBuffer>,
+        stats: &Stats,
+    ) {
         let Some((ctl, seen)) = self.ctl.as_mut() else {
             return;
         };
@@ -657,6 +767,9 @@ impl Tuner {
             *seen = live.samples;
             let b = ctl.update(&live);
             buffer.set_size(b);
+            if let Some(k) = keyed {
+                k.set_size(b);
+            }
             stats.metrics.set_buffer(b);
         }
     }

@@ -35,6 +35,15 @@ pub struct Stats {
     pub tap: Tap,
     /// The keys each worker's chain holds and dropped, as of its last message.
     pub keys: std::sync::Mutex<Vec<Option<streamprep_core::KeyCounts>>>,
+    /// The busiest keys of the last second (keyed runs; the inspector).
+    pub busiest: std::sync::Mutex<Vec<crate::keyed_buffer::BusyKey>>,
+}
+
+/// A Prometheus label value: backslash, quote and line feed escaped.
+fn label_value(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Output rows a run samples per second, at most, for live charts (only NDJSON output).
@@ -195,6 +204,9 @@ pub struct Figures {
     /// The keys the steps that keep state per key hold and dropped, over the workers (none
     /// without such a step).
     pub keys: Option<streamprep_core::KeyCounts>,
+    /// The busiest keys of the last second, with their rows/s and last-seen time (keyed runs).
+    #[serde(default)]
+    pub busiest: Vec<crate::keyed_buffer::BusyKey>,
 }
 
 impl Stats {
@@ -287,7 +299,21 @@ impl Stats {
             dropped_columns: self.dropped_columns(),
             links: self.link_views(),
             keys: self.key_counts(),
+            busiest: self.busiest(),
         }
+    }
+
+    /// Note the busiest keys of the last second.
+    pub fn set_busiest(&self, top: Vec<crate::keyed_buffer::BusyKey>) {
+        *self.busiest.lock().unwrap_or_else(|e| e.into_inner()) = top;
+    }
+
+    /// The busiest keys of the last second.
+    pub fn busiest(&self) -> Vec<crate::keyed_buffer::BusyKey> {
+        self.busiest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The metrics and counters in Prometheus' text format.
@@ -302,6 +328,22 @@ impl Stats {
                  # HELP streamprep_keys_evicted_total Keys dropped beyond max_keys.\n# TYPE streamprep_keys_evicted_total counter\nstreamprep_keys_evicted_total {}\n",
                 k.live, k.expired, k.evicted
             );
+        }
+        let busiest = self.busiest();
+        if !busiest.is_empty() {
+            use std::fmt::Write as _;
+            text.push_str(
+                "# HELP streamprep_key_rows_per_second Rows a second of the busiest keys over the last second.\n\
+                 # TYPE streamprep_key_rows_per_second gauge\n",
+            );
+            for b in &busiest {
+                let _ = writeln!(
+                    text,
+                    "streamprep_key_rows_per_second{{key=\"{}\"}} {}",
+                    label_value(&b.key),
+                    b.rows_per_s
+                );
+            }
         }
         text
     }

@@ -16,7 +16,7 @@ pub use plan::{default_workers, FieldError, Plan, SpecError};
 pub use runlog::RunLog;
 pub use runs::Runs;
 pub use spec::{
-    parse_duration, BackpressureName, BufferSetting, ChainSpec, MethodName, ProjectSpec,
-    RateSetting,
+    parse_duration, BackpressureName, BufferSetting, ChainSpec, MethodName, OrderedName,
+    ProjectSpec, RateSetting,
 };
 pub use streamprep_engine::{Event, Level, RunState, Stamped, Summary};

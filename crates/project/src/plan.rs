@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use streamprep_connectors::{spec, Endpoint, FileFormat, SourceOptions};
 use streamprep_engine::adaptive::Adaptive;
-use streamprep_engine::{Backpressure, Method, PipelineConfig};
+use streamprep_engine::{Backpressure, Method, Ordered, PipelineConfig};
 
 use crate::spec::{
-    declared_schema, parse_duration, BackpressureName, BufferSetting, MethodName, ProjectSpec,
+    declared_schema, parse_duration, BackpressureName, BufferSetting, MethodName, OrderedName,
+    ProjectSpec,
 };
 
 /// One field's problem.
@@ -520,6 +521,25 @@ impl ProjectSpec {
             .map(str::trim)
             .filter(|k| !k.is_empty())
             .map(str::to_string);
+        config.ordered = match self.ordered {
+            Some(OrderedName::Global) => Ordered::Global,
+            _ => Ordered::Key,
+        };
+        // the keyed buffer closes an idle key's message and bounds its waiting keys the same
+        config.key_ttl = self
+            .key_ttl
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .and_then(|t| parse_duration(t).ok());
+        config.max_keys = self.max_keys.filter(|m| *m > 0);
+        if self.ordered.is_some() && config.key.is_none() {
+            bad(
+                "ordered",
+                "is for a keyed project: give the project a key (the column rows are gathered by)"
+                    .into(),
+            );
+        }
         if self.chain.is_some() && self.buffer.is_some() {
             // the engine's own checks (steps, limits), named by field
             match config.check() {

@@ -239,6 +239,10 @@ pub struct ProjectSpec {
     /// Beyond this many keys, the least recently seen key's state is dropped (counted).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_keys: Option<usize>,
+    /// With a key: `key` (default) gathers messages per key, each key's rows in order;
+    /// `global` cuts messages from the stream and keeps its order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ordered: Option<OrderedName>,
     /// The rows a second the project is expected to take (the paper's arrival rate): the
     /// planner judges the buffer, method and workers against it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -337,6 +341,16 @@ pub enum BackpressureName {
     /// Shed the oldest waiting message and count its rows.
     #[serde(alias = "drop-oldest")]
     DropOldest,
+}
+
+/// The order a keyed run's rows leave in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderedName {
+    /// Messages per key; each key's rows in input order.
+    Key,
+    /// Messages cut from the stream; the stream's order.
+    Global,
 }
 
 pub use streamprep_core::parse_duration;

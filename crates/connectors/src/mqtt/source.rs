@@ -417,6 +417,9 @@ impl Source for MqttSource {
                 return Ok(());
             }
             let now = Instant::now();
+            if block.is_empty() && block.give_up_at.is_some_and(|g| now >= g) {
+                return Ok(());
+            }
             if let Some(d) = deadline {
                 if now >= d {
                     match (first, last, max_wait) {
@@ -429,7 +432,9 @@ impl Source for MqttSource {
                     return Ok(());
                 }
             }
-            let until = deadline.map_or(now + TICK, |d| d.min(now + TICK));
+            let until = deadline
+                .or(block.give_up_at)
+                .map_or(now + TICK, |d| d.min(now + TICK));
             self.poll(until);
         }
     }

@@ -121,6 +121,11 @@ pub const TEXT_FIELDS: &[(&str, &str, &str)] = &[
         "beyond this many keys the least recently seen one's state is dropped",
     ),
     (
+        "ordered",
+        "Order",
+        "with a key: key (messages per key, each key's rows in order) or global (the stream's order)",
+    ),
+    (
         "arrival_rate",
         "Arrival rate",
         "rows a second the project is expected to take: the planner judges the setting against it",
@@ -135,6 +140,7 @@ pub const CHOICES: &[(&str, &[&str])] = &[
     ("task_compression", &["", "none", "lz4"]),
     ("compression", &["", "none", "zlib-base64"]),
     ("backpressure", &["", "block", "drop_oldest"]),
+    ("ordered", &["", "key", "global"]),
 ];
 
 /// Fields that hold whole numbers.
