@@ -85,6 +85,10 @@ pub struct RunArgs {
     /// messages close); `global` cuts them from the stream and keeps its order.
     #[arg(long, value_enum)]
     ordered: Option<OrderedArg>,
+    /// A file keeping the steps' per-key state (running scalers, windows) from one run to
+    /// the next (default: beside a file sink, its path + `.state`).
+    #[arg(long)]
+    state: Option<String>,
     /// A live source's (MQTT, paced generator) message is sent when it holds --buffer rows
     /// or when its oldest row has waited this long, whichever comes first (default 50ms).
     #[arg(long)]
@@ -192,6 +196,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     set(&mut spec.csv_sep, args.csv_sep);
     set(&mut spec.key, args.key);
     set(&mut spec.key_ttl, args.key_ttl);
+    set(&mut spec.state, args.state);
     if args.max_keys.is_some() {
         spec.max_keys = args.max_keys;
     }

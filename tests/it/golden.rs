@@ -625,3 +625,180 @@ fn a_keyed_runs_view_counts_its_keys() {
     );
     assert!(text.contains(&format!("streamprep_keys_evicted_total {}", keys.evicted)));
 }
+
+/// State survives a stop: a keyed run stopped half-way (Ctrl-C while a paced replay runs) and
+/// started again on the rest of the input, its steps' state kept in a file between the two,
+/// gives what one uninterrupted run gives: windows and running scalers per key (messages of
+/// one row, so a scaler's messages are the same whatever the stop closed).
+#[test]
+fn a_keyed_run_stopped_and_started_again_equals_one_run() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden_stream");
+    let input = std::fs::read_to_string(dir.join("input.ndjson")).expect("input");
+    let lines: Vec<&str> = input.lines().collect();
+    let tmp = tempfile::tempdir().expect("tmp");
+    // (the scaler first: after a window, a key's first one-row message is all missing, which
+    // leaves scikit-learn's statistics NaN for good)
+    let chain = r#"fillna_zeros,standard_scaler{"fit": "running"},rolling{"window": 4, "agg": "std"},ewm_mean{"span": 3},diff"#;
+    let state = tmp.path().join("keyed.state");
+    let run = |input: &Path, out: &str, extra: &[&str]| {
+        let mut cmd = super::cli::bin();
+        cmd.args(["run", "--source"])
+            .arg(format!("file:{}", input.display()))
+            .args(["--key", "k", "--buffer", "1", "--chain", chain])
+            .args(extra)
+            .arg("--sink")
+            .arg(format!("file:{}", tmp.path().join(out).display()));
+        cmd
+    };
+    let by_key = |file: &str| {
+        let text = std::fs::read_to_string(tmp.path().join(file)).expect("output");
+        let mut m: std::collections::BTreeMap<String, Vec<serde_json::Map<String, Value>>> =
+            Default::default();
+        for r in rows(&text) {
+            m.entry(r["k"].to_string()).or_default().push(r);
+        }
+        m
+    };
+    let whole_state = tmp.path().join("whole.state").display().to_string();
+    let whole = run(
+        &dir.join("input.ndjson"),
+        "whole.ndjson",
+        &["--state", &whole_state],
+    )
+    .output()
+    .expect("run");
+    assert!(whole.status.success());
+    // the first part, stopped by Ctrl-C while it replays at 1,000 rows/s
+    let state_arg = state.display().to_string();
+    let child = run(
+        &dir.join("input.ndjson"),
+        "first.ndjson",
+        &["--rate", "1000", "--state", &state_arg],
+    )
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("run");
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let first = child.wait_with_output().expect("first part");
+    let err = String::from_utf8_lossy(&first.stderr);
+    assert!(first.status.success(), "{err}");
+    let done: usize = err
+        .split("rows in ")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .expect("rows in");
+    assert!(
+        done > 50 && done < lines.len() - 50,
+        "stopped half-way: {done}"
+    );
+    assert!(err.contains("state is saved in"), "{err}");
+    // the rest, started again with the saved state
+    let rest = tmp.path().join("rest.ndjson");
+    std::fs::write(&rest, lines[done..].join("\n") + "\n").expect("rest");
+    let second = run(&rest, "second.ndjson", &["--state", &state_arg])
+        .output()
+        .expect("second part");
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(second.status.success(), "{err}");
+    assert!(err.contains("taken back"), "{err}");
+    let (mut got, want) = (by_key("first.ndjson"), by_key("whole.ndjson"));
+    for (k, more) in by_key("second.ndjson") {
+        got.entry(k).or_default().extend(more);
+    }
+    assert_eq!(got.len(), want.len());
+    let numbers = want
+        .values()
+        .flatten()
+        .filter(|r| r["u"].as_f64().is_some_and(|u| u != 0.0))
+        .count();
+    assert!(numbers > 1000, "the chain gives values: {numbers}");
+    for (k, w) in &want {
+        let errors = compare("stopped and started again", k, &got[k], w);
+        assert!(
+            errors.is_empty(),
+            "{}",
+            errors[..errors.len().min(5)].join("\n")
+        );
+    }
+    // without the saved state the rest starts afresh: different (the test can fail)
+    let none_state = tmp.path().join("none.state").display().to_string();
+    let fresh = run(&rest, "fresh.ndjson", &["--state", &none_state])
+        .output()
+        .expect("fresh");
+    assert!(fresh.status.success());
+    let mut fresh_got = by_key("first.ndjson");
+    for (k, more) in by_key("fresh.ndjson") {
+        fresh_got.entry(k).or_default().extend(more);
+    }
+    assert!(want
+        .iter()
+        .any(|(k, w)| !compare("fresh", k, &fresh_got[k], w).is_empty()));
+    // a changed chain cannot take the state: said, and the run starts afresh
+    let changed = super::cli::bin()
+        .args(["run", "--source"])
+        .arg(format!("file:{}", rest.display()))
+        .args(["--key", "k", "--chain", "diff", "--state", &state_arg])
+        .args([
+            "--buffer",
+            "10",
+            "--sink",
+            "file:/dev/null",
+            "--sink-format",
+            "ndjson",
+        ])
+        .output()
+        .expect("changed");
+    let err = String::from_utf8_lossy(&changed.stderr);
+    assert!(changed.status.success(), "{err}");
+    assert!(
+        err.contains("the saved state is of another chain") && err.contains("start afresh"),
+        "{err}"
+    );
+}
+
+/// Keyed state saved by a pool of 2 workers goes to the right workers of a pool of 4 (each
+/// takes its own keys), and `ordered = "global"` restarted at a message boundary gives, byte
+/// for byte, what one run gives.
+#[test]
+fn saved_state_follows_its_keys_to_other_workers() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden_stream");
+    let input = std::fs::read_to_string(dir.join("input.ndjson")).expect("input");
+    let lines: Vec<&str> = input.lines().collect();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (a, b) = (tmp.path().join("a.ndjson"), tmp.path().join("b.ndjson"));
+    std::fs::write(&a, lines[..700].join("\n") + "\n").expect("a");
+    std::fs::write(&b, lines[700..].join("\n") + "\n").expect("b");
+    let chain = r#"fillna_zeros,rolling{"window": 3},diff,min_max_scaler{"fit": "running"}"#;
+    let run = |input: &Path, out: &str, workers: &str| {
+        let r = super::cli::bin()
+            .args(["run", "--source"])
+            .arg(format!("file:{}", input.display()))
+            .args(["--key", "k", "--ordered", "global", "--buffer", "100"])
+            .args(["--chain", chain, "--method", "pool", "--workers", workers])
+            .arg("--state")
+            .arg(tmp.path().join(if out == "whole" {
+                "whole.state"
+            } else {
+                "parts.state"
+            }))
+            .arg("--sink")
+            .arg(format!(
+                "file:{}",
+                tmp.path().join(format!("{out}.ndjson")).display()
+            ))
+            .output()
+            .expect("run");
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        std::fs::read_to_string(tmp.path().join(format!("{out}.ndjson"))).expect("output")
+    };
+    let whole = run(&dir.join("input.ndjson"), "whole", "2");
+    let first = run(&a, "first", "2");
+    let second = run(&b, "second", "4");
+    assert_eq!(first + &second, whole, "one run's output, byte for byte");
+}

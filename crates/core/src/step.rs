@@ -27,6 +27,20 @@ pub trait Step: Send {
     fn key_counts(&self) -> Option<KeyCounts> {
         None
     }
+
+    /// The state the step keeps from message to message, to carry over a stop (`None`: it
+    /// keeps none).
+    fn save_state(&self) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Take back state [`Step::save_state`] gave (of this step in a chain like this one),
+    /// adding to what the step holds; a step keeping state per key takes the keys `keep`
+    /// accepts (the others belong to another worker).
+    fn load_state(&mut self, state: &[u8], keep: &dyn Fn(&str) -> bool) -> Result<(), String> {
+        let _ = (state, keep);
+        Ok(())
+    }
 }
 
 /// The keys a step keeps state for (the seed-003 inspector's figures).

@@ -121,6 +121,27 @@ impl Chain {
             .collect()
     }
 
+    /// Each step's state to carry over a stop (`None`: the step keeps none).
+    pub fn save_state(&self) -> Vec<Option<Vec<u8>>> {
+        self.steps.iter().map(|s| s.save_state()).collect()
+    }
+
+    /// Give each step the states saved of it (one a worker of the run that saved them); a
+    /// step keeping state per key takes the keys `keep` accepts.
+    pub fn load_state(
+        &mut self,
+        saved: &[Vec<Vec<u8>>],
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Result<(), String> {
+        for (step, blobs) in self.steps.iter_mut().zip(saved) {
+            for b in blobs {
+                step.load_state(b, keep)
+                    .map_err(|e| format!("{}: {e}", step.name()))?;
+            }
+        }
+        Ok(())
+    }
+
     /// The keys of the chain's first step that keeps state per key.
     pub fn key_counts(&self) -> Option<streamprep_core::KeyCounts> {
         self.steps.iter().find_map(|s| s.key_counts())

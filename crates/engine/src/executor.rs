@@ -108,16 +108,17 @@ pub fn run_guarded(chain: &mut Chain, mut msg: Message) -> Processed {
     p
 }
 
-/// Run `inline`: read, process, deliver, one message at a time.
+/// Run `inline`: read, process, deliver, one message at a time. Gives the chain back (its
+/// steps' state outlives the run).
 pub(crate) fn inline(
     mut chain: Chain,
     mut next: impl FnMut() -> Result<Option<Message>, IoError>,
     mut deliver: impl FnMut(Processed) -> Result<(), IoError>,
-) -> Result<(), IoError> {
+) -> Result<Vec<Chain>, IoError> {
     while let Some(msg) = next()? {
         deliver(run_guarded(&mut chain, msg))?;
     }
-    Ok(())
+    Ok(vec![chain])
 }
 
 /// Run on a pool of worker threads. At most `window` messages are between the reader and the
@@ -128,7 +129,7 @@ pub(crate) fn pool(
     window: usize,
     mut next: impl FnMut() -> Result<Option<Message>, IoError> + Send,
     deliver: impl FnMut(Processed) -> Result<(), IoError> + Send,
-) -> Result<(), IoError> {
+) -> Result<Vec<Chain>, IoError> {
     run_pool(
         chains,
         window,
@@ -146,7 +147,7 @@ pub(crate) fn pool_routed(
     window: usize,
     next: impl FnMut() -> Result<Option<(usize, Message)>, IoError> + Send,
     deliver: impl FnMut(Processed) -> Result<(), IoError> + Send,
-) -> Result<(), IoError> {
+) -> Result<Vec<Chain>, IoError> {
     run_pool(chains, window, true, next, deliver)
 }
 
@@ -158,7 +159,7 @@ fn run_pool(
     pinned: bool,
     mut next: impl FnMut() -> Result<Option<(usize, Message)>, IoError> + Send,
     deliver: impl FnMut(Processed) -> Result<(), IoError> + Send,
-) -> Result<(), IoError> {
+) -> Result<Vec<Chain>, IoError> {
     let workers = chains.len().max(1);
     let window = window.max(workers);
     let (res_tx, res_rx) = bounded::<Processed>(window);
@@ -170,10 +171,11 @@ fn run_pool(
         vec![bounded::<Message>(workers)]
     };
     std::thread::scope(|s| {
+        let mut threads = Vec::with_capacity(workers);
         for (worker, mut chain) in chains.into_iter().enumerate() {
             let task_rx = queues[worker % queues.len()].1.clone();
             let res_tx = res_tx.clone();
-            s.spawn(move || {
+            threads.push(s.spawn(move || {
                 for msg in task_rx {
                     let mut p = run_guarded(&mut chain, msg);
                     p.worker = worker;
@@ -181,7 +183,8 @@ fn run_pool(
                         break;
                     }
                 }
-            });
+                chain
+            }));
         }
         drop(res_tx);
         let senders: Vec<_> = queues.into_iter().map(|(tx, _)| tx).collect();
@@ -209,7 +212,9 @@ fn run_pool(
                 "internal error: the ordered sink thread panicked".into(),
             ))
         });
-        read_result.and(sink_result)
+        // the chains come back in worker order (a worker's steps hold its keys' state)
+        let chains: Vec<Chain> = threads.into_iter().filter_map(|t| t.join().ok()).collect();
+        read_result.and(sink_result).map(|()| chains)
     })
 }
 

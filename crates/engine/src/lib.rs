@@ -18,6 +18,7 @@ pub mod pipeline;
 pub mod planner;
 pub mod profile;
 mod shed;
+pub mod state;
 pub mod stats;
 
 pub use events::{DeadLetterView, Event, Events, Level, RunState, Stamped};

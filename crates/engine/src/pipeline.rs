@@ -88,6 +88,9 @@ pub struct PipelineConfig {
     pub key_ttl: Option<Duration>,
     /// With a key: at most this many keys wait in the buffer.
     pub max_keys: Option<usize>,
+    /// The per-key state of the chain's steps: given to the chains at the start when it was
+    /// saved of the same chain and key, replaced by theirs at the end.
+    pub state: Option<crate::state::StateSlot>,
     /// The executor of `Method::Queue`.
     pub remote: Option<Arc<dyn crate::executor::Remote>>,
     /// `--buffer auto`: the buffer size follows the load (starting from `buffer`).
@@ -111,6 +114,7 @@ impl PipelineConfig {
             latency_field: None,
             key: None,
             ordered: Ordered::Key,
+            state: None,
             key_ttl: None,
             max_keys: None,
             remote: None,
@@ -541,6 +545,33 @@ fn run_body(
         },
         _ => Route::None,
     };
+    // state saved by the last run of this chain: each worker takes its keys
+    if let Some(slot) = &cfg.state {
+        let saved = slot.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(bytes) = saved {
+            match crate::state::SavedState::read(&bytes, &cfg.chain, cfg.key.as_deref()) {
+                Ok(saved) => {
+                    let routed = match &route {
+                        Route::Whole(r) | Route::Split(r) => Some(r),
+                        Route::None => None,
+                    };
+                    for (w, chain) in chains.iter_mut().enumerate() {
+                        let keep = |k: &str| {
+                            routed.is_none_or(|r| r.worker_of_key(Some(k.as_bytes())) == w)
+                        };
+                        chain.load_state(&saved.steps, &keep).map_err(|e| {
+                            PipelineError::Setting {
+                                field: "state",
+                                message: format!("the saved state cannot be taken back: {e}"),
+                            }
+                        })?;
+                    }
+                    stats.info("state saved by the last run taken back: running statistics and windows go on".into());
+                }
+                Err(why) => stats.warn(format!("{why}: its saved state is not used, the steps start afresh (it is replaced when this run ends)")),
+            }
+        }
+    }
     let csv = encoding == Encoding::Csv;
     let mut reader = Reader {
         buffer,
@@ -600,6 +631,17 @@ fn run_body(
     };
     // Whatever ended the run, what was processed reaches the sinks and is flushed: a source
     // that failed half-way (a torn connection, a full disk) costs no row already done.
+    // the steps' state, for the next run of this chain
+    let result = result.map(|chains| {
+        if let Some(slot) = &cfg.state {
+            let states = chains.iter().map(Chain::save_state).collect();
+            if let Some(s) =
+                crate::state::SavedState::gather(&cfg.chain, cfg.key.as_deref(), states)
+            {
+                *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(s.to_bytes());
+            }
+        }
+    });
     let finished = sink.finish();
     let dl_finished = dead_letters.map_or(Ok(()), |dl| dl.finish());
     result?;
@@ -706,10 +748,12 @@ fn execute(
     csv: bool,
     mut next: impl FnMut() -> Result<Option<Message>, IoError> + Send,
     mut deliver: impl FnMut(Processed) -> Result<(), IoError> + Send,
-) -> Result<(), IoError> {
+) -> Result<Vec<Chain>, IoError> {
     match method {
         Method::Queue { in_flight } => match remote {
-            Some(r) => r.execute(job, in_flight, &mut next, &mut deliver),
+            Some(r) => r
+                .execute(job, in_flight, &mut next, &mut deliver)
+                .map(|()| Vec::new()),
             None => Err(IoError::Protocol(
                 "internal error: no remote executor".into(),
             )),

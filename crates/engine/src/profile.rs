@@ -80,7 +80,7 @@ pub fn service_times(
         Method::Pool { workers } => {
             let pool = |chains: Vec<Chain>| {
                 move |next: &mut Next<'_>, deliver: &mut Deliver<'_>| {
-                    executor::pool(chains, workers.max(1), next, deliver)
+                    executor::pool(chains, workers.max(1), next, deliver).map(|_| ())
                 }
             };
             // at a pace, the busy time comes from a second pass in which messages arrive at

@@ -116,6 +116,34 @@ impl<S: Default> KeyStates<S> {
     }
 }
 
+impl<S: Default + serde::Serialize + serde::de::DeserializeOwned> KeyStates<S> {
+    /// Every key's state, least recently seen first (CBOR: floats keep every bit, NaN too).
+    pub fn save(&self) -> Vec<u8> {
+        let mut keys: Vec<(&String, &S, u64)> =
+            self.map.iter().map(|(k, (s, t, _))| (k, s, *t)).collect();
+        keys.sort_by_key(|(_, _, t)| *t);
+        let keys: Vec<(&String, &S)> = keys.into_iter().map(|(k, s, _)| (k, s)).collect();
+        let mut out = Vec::new();
+        // writing to a Vec cannot fail
+        let _ = ciborium::into_writer(&keys, &mut out);
+        out
+    }
+
+    /// Take back saved keys (those `keep` accepts), as seen now, in their saved order (so
+    /// `max_keys` keeps the most recent).
+    pub fn load(&mut self, saved: &[u8], keep: &dyn Fn(&str) -> bool) -> Result<(), String> {
+        let keys: Vec<(String, S)> = ciborium::from_reader(saved)
+            .map_err(|e| format!("the saved state does not read: {e}"))?;
+        let now = Instant::now();
+        for (k, s) in keys {
+            if keep(&k) {
+                *self.get(&k, now) = s;
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -485,6 +485,14 @@ impl Step for RefuseInfinity {
         self.inner.key_counts()
     }
 
+    fn save_state(&self) -> Option<Vec<u8>> {
+        self.inner.save_state()
+    }
+
+    fn load_state(&mut self, state: &[u8], keep: &dyn Fn(&str) -> bool) -> Result<(), String> {
+        self.inner.load_state(state, keep)
+    }
+
     fn apply(
         &mut self,
         batch: streamprep_core::Batch,

@@ -20,7 +20,7 @@ use streamprep_core::{Batch, Step, StepError};
 use crate::keystate::KeyStates;
 
 /// One running scaler of one key's column: fit on more rows, then transform them.
-pub trait Fit: Send {
+pub trait Fit: Send + serde::Serialize + serde::de::DeserializeOwned {
     /// `partial_fit(values)`.
     fn partial_fit(&mut self, values: &[f64]);
     /// `transform(value)` with the statistics so far.
@@ -28,7 +28,7 @@ pub trait Fit: Send {
 }
 
 /// scikit-learn's `StandardScaler` state of one column: samples seen, mean, variance.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub struct Standard {
     n: f64,
     mean: f64,
@@ -77,6 +77,7 @@ impl Fit for Standard {
 
 /// scikit-learn's `MinMaxScaler` state of one column: the running minimum and maximum, and
 /// the feature range.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct MinMax {
     seen: bool,
     min: f64,
@@ -129,7 +130,7 @@ impl Fit for MinMax {
 }
 
 /// scikit-learn's `MaxAbsScaler` state of one column: the running largest absolute value.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub struct MaxAbs {
     seen: bool,
     max_abs: f64,
@@ -190,6 +191,14 @@ impl<F: Fit> Step for Running<F> {
 
     fn key_counts(&self) -> Option<streamprep_core::KeyCounts> {
         Some(self.states.counts())
+    }
+
+    fn save_state(&self) -> Option<Vec<u8>> {
+        Some(self.states.save())
+    }
+
+    fn load_state(&mut self, state: &[u8], keep: &dyn Fn(&str) -> bool) -> Result<(), String> {
+        self.states.load(state, keep)
     }
 
     fn apply(&mut self, batch: Batch) -> Result<Batch, StepError> {
@@ -256,5 +265,59 @@ mod tests {
         m.partial_fit(&[2.0, 4.0]);
         m.partial_fit(&[0.0]);
         assert_eq!(m.transform(1.0), 0.25);
+    }
+}
+
+#[cfg(test)]
+mod state_tests {
+    use super::*;
+    use streamprep_core::Step;
+
+    #[test]
+    fn a_running_scaler_saved_and_taken_back_goes_on_as_if_never_stopped() {
+        use arrow_array::{Float64Array, StringArray};
+        let batch = |k: &[&str], x: &[f64]| {
+            streamprep_core::Batch::try_from_iter(vec![
+                (
+                    "k",
+                    std::sync::Arc::new(StringArray::from(k.to_vec())) as arrow_array::ArrayRef,
+                ),
+                (
+                    "x",
+                    std::sync::Arc::new(Float64Array::from(x.to_vec())) as _,
+                ),
+            ])
+            .expect("batch")
+        };
+        let opts = || {
+            let mut m = serde_json::Map::new();
+            m.insert("fit".into(), "running".into());
+            m.insert("key".into(), "k".into());
+            crate::registry::Options::from_map(m)
+        };
+        for make in [
+            (|o: &crate::registry::Options| -> Box<dyn Step> {
+                Box::new(Running::new("standard_scaler", o, Standard::default).expect("step"))
+            }) as fn(&crate::registry::Options) -> Box<dyn Step>,
+            |o| Box::new(Running::new("max_abs_scaler", o, MaxAbs::default).expect("step")),
+            |o| {
+                Box::new(
+                    Running::new("min_max_scaler", o, || MinMax::range(0.0, 1.0)).expect("step"),
+                )
+            },
+        ] {
+            let first = batch(&["a", "b", "a"], &[1.0, 5.0, f64::NAN]);
+            let second = batch(&["a", "b", "b"], &[3.0, -2.0, 7.5]);
+            let mut whole = make(&opts());
+            whole.apply(first.clone()).expect("first");
+            let want = whole.apply(second.clone()).expect("second");
+            let mut before = make(&opts());
+            before.apply(first).expect("first");
+            let saved = before.save_state().expect("state");
+            let mut after = make(&opts());
+            after.load_state(&saved, &|_| true).expect("loads");
+            let got = after.apply(second).expect("second");
+            assert_eq!(got, want, "{}", after.name());
+        }
     }
 }

@@ -28,7 +28,7 @@ pub trait Window: Send {
     /// The step's name.
     const NAME: &'static str;
     /// One key's and column's state.
-    type State: Default + Send;
+    type State: Default + Send + serde::Serialize + serde::de::DeserializeOwned;
     /// The value for the next row `x` (NaN: missing) of a key's column.
     fn next(&self, state: &mut Self::State, x: f64) -> f64;
 }
@@ -101,6 +101,14 @@ impl<W: Window> Step for Keyed<W> {
 
     fn key_counts(&self) -> Option<streamprep_core::KeyCounts> {
         Some(self.states.counts())
+    }
+
+    fn save_state(&self) -> Option<Vec<u8>> {
+        Some(self.states.save())
+    }
+
+    fn load_state(&mut self, state: &[u8], keep: &dyn Fn(&str) -> bool) -> Result<(), String> {
+        self.states.load(state, keep)
     }
 
     fn apply(&mut self, batch: Batch) -> Result<Batch, StepError> {
@@ -217,7 +225,7 @@ pub struct EwmMean {
 }
 
 /// The weighted mean so far, the weight of the old part, observations seen.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub struct EwmState {
     started: bool,
     weighted: f64,

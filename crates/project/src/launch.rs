@@ -258,10 +258,20 @@ impl RunHandle {
     }
 
     /// The run's thread.
-    fn run(self, plan: Plan) {
+    fn run(self, mut plan: Plan) {
         let span = tracing::info_span!("run", run = self.inner.id, project = %self.inner.name);
         let _entered = span.enter();
         let stats = self.inner.stats.clone();
+        // the steps' state from the last run, in a file (a host may have given it otherwise)
+        let state_file = plan
+            .state_file
+            .clone()
+            .filter(|_| plan.config.state.is_none());
+        if let Some(path) = &state_file {
+            let saved = std::fs::read(path).ok();
+            plan.config.state = Some(Arc::new(Mutex::new(saved)));
+        }
+        let slot = plan.config.state.clone();
         let result = match self.open(plan) {
             Err(e) => Err(e),
             Ok((cfg, mut src, mut sink, mut dl)) => {
@@ -276,6 +286,21 @@ impl RunHandle {
                 .map_err(|e| format!("{e:#}"))
             }
         };
+        if let (Some(path), Some(slot), Ok(_)) = (&state_file, &slot, &result) {
+            let saved = slot.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            if let Some(bytes) = saved {
+                match write_atomically(path, &bytes) {
+                    Ok(()) => stats.info(format!(
+                        "the steps' state is saved in {} for the next run",
+                        path.display()
+                    )),
+                    Err(e) => stats.warn(format!(
+                        "the steps' state could not be saved in {}: {e}",
+                        path.display()
+                    )),
+                }
+            }
+        }
         match &result {
             Ok(_) => self.set_state(RunState::Finished),
             Err(reason) => self.set_state(RunState::Failed {
@@ -328,4 +353,19 @@ impl RunHandle {
             .map_err(|e| format!("opening the dead-letter output: {e}"))?;
         Ok((config, src, sink, dl))
     }
+}
+
+/// Write `bytes` to `path` through a file beside it, renamed over it: a crash leaves the old
+/// or the new, never half of one.
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
 }

@@ -63,6 +63,9 @@ pub struct Plan {
     pub rate: Option<Vec<(f64, f64)>>,
     /// The queue method's broker and whether its tasks are LZ4-compressed.
     pub queue: Option<(String, bool)>,
+    /// Where the steps' per-key state is kept between runs (a chain that keeps state, with
+    /// `state` or a file sink: the sink's path + `.state`); the host may keep it elsewhere.
+    pub state_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Plan {
@@ -564,6 +567,18 @@ impl ProjectSpec {
             .clone()
             .or_else(|| self.source.clone())
             .unwrap_or_default();
+        let state_file = if keeps_state.is_empty() {
+            None
+        } else {
+            match self.state.as_deref().map(str::trim) {
+                Some(p) if !p.is_empty() => Some(std::path::PathBuf::from(p)),
+                _ => sink.file().map(|f| {
+                    let mut p = f.as_os_str().to_owned();
+                    p.push(".state");
+                    std::path::PathBuf::from(p)
+                }),
+            }
+        };
         Ok(Plan {
             name,
             config,
@@ -573,6 +588,7 @@ impl ProjectSpec {
             options,
             rate,
             queue,
+            state_file,
         })
     }
 }

@@ -243,6 +243,11 @@ pub struct ProjectSpec {
     /// `global` cuts messages from the stream and keeps its order.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ordered: Option<OrderedName>,
+    /// A file that keeps the steps' per-key state (running scalers, windows) from one run to
+    /// the next (default: beside a file sink, its path + `.state`; `serve` keeps it in its
+    /// store).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
     /// The rows a second the project is expected to take (the paper's arrival rate): the
     /// planner judges the buffer, method and workers against it.
     #[serde(skip_serializing_if = "Option::is_none")]

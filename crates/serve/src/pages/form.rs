@@ -126,6 +126,11 @@ pub const TEXT_FIELDS: &[(&str, &str, &str)] = &[
         "with a key: key (messages per key, each key's rows in order) or global (the stream's order)",
     ),
     (
+        "state",
+        "State file",
+        "keeps the steps' per-key state between runs (the server keeps it in its store when empty)",
+    ),
+    (
         "arrival_rate",
         "Arrival rate",
         "rows a second the project is expected to take: the planner judges the setting against it",
