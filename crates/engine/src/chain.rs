@@ -61,7 +61,11 @@ impl Processed {
     }
 }
 
+/// One key's state as a chain holding only that key saves it: per step, its bytes.
+pub type KeyState = Vec<Option<Vec<u8>>>;
+
 /// A runnable chain.
+
 pub struct Chain {
     /// What the chain was built from, to build it afresh after a panic.
     spec: (Vec<String>, PrepareConfig, Encoding),
@@ -140,6 +144,37 @@ impl Chain {
             }
         }
         Ok(())
+    }
+
+    /// Saved state cut into one piece a key: for each key, what `save_state` of a chain that
+    /// held only that key gives.
+    pub fn split_state(
+        &self,
+        saved: &[Vec<Vec<u8>>],
+    ) -> Result<std::collections::HashMap<String, KeyState>, String> {
+        let mut keys: std::collections::HashMap<String, KeyState> =
+            std::collections::HashMap::new();
+        for (i, (step, blobs)) in self.steps.iter().zip(saved).enumerate() {
+            for b in blobs {
+                for (k, piece) in step
+                    .split_state(b)
+                    .map_err(|e| format!("{}: {e}", step.name()))?
+                {
+                    keys.entry(k)
+                        .or_insert_with(|| vec![None; self.steps.len()])[i] = Some(piece);
+                }
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Start the steps afresh with one key's saved state (the queue method: a key's state
+    /// travels with its task): `state` as [`Chain::save_state`] gave it.
+    pub fn take_key_state(&mut self, state: &[Option<Vec<u8>>]) -> Result<(), String> {
+        let (names, ..) = &self.spec;
+        self.steps = build_chain(names).map_err(|e| e.to_string())?;
+        let saved: Vec<Vec<Vec<u8>>> = state.iter().map(|s| s.iter().cloned().collect()).collect();
+        self.load_state(&saved, &|_| true)
     }
 
     /// The keys of the chain's first step that keeps state per key.

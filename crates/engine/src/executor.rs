@@ -40,6 +40,14 @@ pub struct RemoteJob {
     pub encoding: streamprep_core::Encoding,
     /// Whether the output batch must come back, or only the encoded rows (and the schema).
     pub want_batch: bool,
+    /// A keyed run's router (messages of one key each): each key's state travels with its
+    /// tasks, one task of a key at a time.
+    pub key: Option<crate::keyed::KeyRouter>,
+    /// The keys whose state the coordinator keeps, at most (the least recently seen go).
+    pub max_keys: Option<usize>,
+    /// The steps' state saved by the last run of this chain (taken back at the start, left
+    /// there at the end).
+    pub state: Option<crate::state::StateSlot>,
 }
 
 /// An executor outside this process (the queue method). It takes messages from `next` as long

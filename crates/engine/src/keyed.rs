@@ -41,6 +41,11 @@ impl KeyRouter {
         }
     }
 
+    /// The column rows are routed by.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
     /// The key of a row (without its line end), `None` when it has none.
     pub fn key_of(&self, format: RowFormat, row: &[u8]) -> Option<Vec<u8>> {
         match format {

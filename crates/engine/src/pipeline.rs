@@ -443,6 +443,11 @@ fn run_body(
         Method::Pool { workers } => workers,
         Method::Queue { .. } => 0,
     };
+    let router = |n: usize| {
+        cfg.key
+            .as_deref()
+            .map(|key| crate::keyed::KeyRouter::new(key, n, header.as_deref(), cfg.csv_sep))
+    };
     let job = crate::executor::RemoteJob {
         chain: cfg.chain.clone(),
         prepare: prepare.clone(),
@@ -450,6 +455,12 @@ fn run_body(
         // a Parquet sink writes the batch and the latency probe reads a column of it; other
         // sinks write the encoded rows only
         want_batch: encoding == Encoding::Columnar || cfg.latency_field.is_some(),
+        key: match cfg.ordered {
+            Ordered::Key => router(1),
+            Ordered::Global => None,
+        },
+        max_keys: cfg.max_keys,
+        state: cfg.state.clone(),
     };
     let remote = cfg.remote.as_deref();
     let mut chains = (0..workers)
@@ -520,11 +531,6 @@ fn run_body(
     }
     // with a key: messages gathered per key (the keyed buffer), each routed whole to its key's
     // worker; or (ordered = "global") cut from the input and split by key across the workers
-    let router = |n: usize| {
-        cfg.key
-            .as_deref()
-            .map(|key| crate::keyed::KeyRouter::new(key, n, header.as_deref(), cfg.csv_sep))
-    };
     let keyed = match (cfg.ordered, router(workers.max(1))) {
         (Ordered::Key, Some(r)) => Some(crate::keyed_buffer::KeyedBuffer::new(
             r,

@@ -265,6 +265,9 @@ mod tests {
             },
             encoding: Encoding::Ndjson,
             want_batch: false,
+            key: None,
+            max_keys: None,
+            state: None,
         }
     }
 

@@ -85,6 +85,22 @@ impl SavedState {
     }
 }
 
+/// One key's state as a chain of it gives it (per step), as bytes (the queue method's tasks
+/// and results carry it).
+pub fn key_state_to_bytes(state: &[Option<Vec<u8>>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let _ = ciborium::into_writer(&state, &mut out);
+    out
+}
+
+/// [`key_state_to_bytes`] back; no bytes: a key seen for the first time.
+pub fn key_state_from_bytes(bytes: &[u8]) -> Result<Vec<Option<Vec<u8>>>, String> {
+    if bytes.is_empty() {
+        return Ok(Vec::new());
+    }
+    ciborium::from_reader(bytes).map_err(|e| format!("a key's state does not read ({e})"))
+}
+
 fn chain_len(chains: &[Vec<Option<Vec<u8>>>]) -> usize {
     chains.iter().map(Vec::len).max().unwrap_or(0)
 }

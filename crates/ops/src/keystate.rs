@@ -129,6 +129,20 @@ impl<S: Default + serde::Serialize + serde::de::DeserializeOwned> KeyStates<S> {
         out
     }
 
+    /// Saved keys one by one, each as [`KeyStates::save`] gives a single key.
+    pub fn split(saved: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
+        let keys: Vec<(String, S)> = ciborium::from_reader(saved)
+            .map_err(|e| format!("the saved state does not read: {e}"))?;
+        Ok(keys
+            .into_iter()
+            .map(|(k, s)| {
+                let mut out = Vec::new();
+                let _ = ciborium::into_writer(&[(&k, &s)], &mut out);
+                (k, out)
+            })
+            .collect())
+    }
+
     /// Take back saved keys (those `keep` accepts), as seen now, in their saved order (so
     /// `max_keys` keeps the most recent).
     pub fn load(&mut self, saved: &[u8], keep: &dyn Fn(&str) -> bool) -> Result<(), String> {

@@ -493,6 +493,10 @@ impl Step for RefuseInfinity {
         self.inner.load_state(state, keep)
     }
 
+    fn split_state(&self, state: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
+        self.inner.split_state(state)
+    }
+
     fn apply(
         &mut self,
         batch: streamprep_core::Batch,

@@ -201,6 +201,10 @@ impl<F: Fit> Step for Running<F> {
         self.states.load(state, keep)
     }
 
+    fn split_state(&self, state: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
+        KeyStates::<HashMap<String, F>>::split(state)
+    }
+
     fn apply(&mut self, batch: Batch) -> Result<Batch, StepError> {
         let keys = crate::window::row_keys(&batch, self.key.as_deref()).map_err(|reason| {
             StepError::BadInput {

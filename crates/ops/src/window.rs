@@ -111,6 +111,10 @@ impl<W: Window> Step for Keyed<W> {
         self.states.load(state, keep)
     }
 
+    fn split_state(&self, state: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
+        KeyStates::<HashMap<String, W::State>>::split(state)
+    }
+
     fn apply(&mut self, batch: Batch) -> Result<Batch, StepError> {
         let keys = row_keys(&batch, self.key.as_deref()).map_err(|reason| StepError::BadInput {
             step: W::NAME,

@@ -66,6 +66,10 @@ pub struct Plan {
     /// Where the steps' per-key state is kept between runs (a chain that keeps state, with
     /// `state` or a file sink: the sink's path + `.state`); the host may keep it elsewhere.
     pub state_file: Option<std::path::PathBuf>,
+    /// A step keeps state per key from message to message (windows, running scalers).
+    pub keeps_state: bool,
+    /// The spec names its own state file (`state`): a host keeps it there too.
+    pub state_named: bool,
 }
 
 impl std::fmt::Debug for Plan {
@@ -402,25 +406,26 @@ impl ProjectSpec {
                 }
             }
         };
-        // a step that keeps state needs every message of a key on one chain: until messages
-        // are routed by key, that is one worker
+        // a step that keeps state needs every message of a key on one chain, or (the queue
+        // method) the key's state with each of its tasks, one message of a key at a time
         let keeps_state = stateful(&chain);
         let keyed = self.key.as_deref().is_some_and(|k| !k.trim().is_empty());
+        let global = self.ordered == Some(OrderedName::Global);
         let spread = match method {
             Method::Inline | Method::Pool { workers: 1 } => false,
             Method::Pool { .. } => !keyed,
-            Method::Queue { .. } => true,
+            Method::Queue { .. } => !keyed || global,
         };
         if !keeps_state.is_empty() && spread {
             bad(
                 "method",
                 format!(
-                    "{} keep state from message to message: every row of a key must reach the same chain. Give the project a key (the pool routes each key to one worker), or use method = \"inline\"{}",
+                    "{} keep state from message to message: every row of a key must reach the same chain. {}",
                     keeps_state.join(", "),
-                    if matches!(method, Method::Queue { .. }) {
-                        " (the queue method does not route by key yet)"
+                    if matches!(method, Method::Queue { .. }) && keyed {
+                        "With ordered = \"global\" a message holds many keys, whose state cannot travel with one task: use ordered = \"key\" (the default) with the queue method"
                     } else {
-                        ""
+                        "Give the project a key (the pool routes each key to one worker, the queue sends each key's state with its tasks), or use method = \"inline\""
                     }
                 ),
             );
@@ -589,6 +594,8 @@ impl ProjectSpec {
             rate,
             queue,
             state_file,
+            keeps_state: !keeps_state.is_empty(),
+            state_named: self.state.as_deref().is_some_and(|s| !s.trim().is_empty()),
         })
     }
 }

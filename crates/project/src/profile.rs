@@ -88,6 +88,9 @@ fn job(req: &Request<'_>) -> Result<RemoteJob, String> {
         },
         encoding: Encoding::Ndjson,
         want_batch: false,
+        key: None,
+        max_keys: None,
+        state: None,
     })
 }
 

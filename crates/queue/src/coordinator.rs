@@ -13,8 +13,9 @@ use streamprep_core::{AckToken, IoError, LinkHealth, Message};
 use streamprep_engine::chain::Processed;
 use streamprep_engine::{Remote, RemoteJob};
 
+use crate::keyed::KeyedTasks;
 use crate::redis_io::{connect, ensure_group, is_lost, stream_entries, xadd, Conn, TASKS};
-use crate::wire::{job_spec, parse_result, task, worker_of, Fields};
+use crate::wire::{job_spec, parse_result, take_state, task, worker_of, Fields};
 
 /// With tasks outstanding and no result for this long, say that no worker seems to run.
 const NO_WORKER_HINT: Duration = Duration::from_secs(10);
@@ -200,6 +201,11 @@ impl Remote for Queue {
         // the last result (or the last moment nothing was outstanding), and whether the user
         // was told that no result comes
         let (mut progress, mut warned) = (Instant::now(), false);
+        // a keyed run: each key's state travels with its tasks
+        let mut keyed = job.key.clone().map(|r| KeyedTasks::new(r, job.max_keys));
+        if let Some(k) = keyed.as_mut() {
+            load_states(job, k);
+        }
         let result = (|| -> Result<(), IoError> {
             loop {
                 // deliver what is ready first: it makes room in the window
@@ -207,27 +213,47 @@ impl Remote for Queue {
                     deliver(p)?;
                     next_seq += 1;
                 }
-                // send while the window has room (sent and not yet delivered)
-                while !eof
-                    && sent.len() + done.len() < in_flight
-                    && (sent.is_empty() || bytes < self.max_bytes)
-                {
-                    let Some(mut msg) = next()? else {
-                        eof = true;
-                        break;
+                // send while the window has room (sent, parked behind their keys and not
+                // yet delivered); a parked message whose key is free goes first
+                loop {
+                    let parked = keyed.as_ref().map_or(0, KeyedTasks::parked);
+                    let (mut msg, state) = match keyed.as_mut().and_then(KeyedTasks::unpark) {
+                        Some((m, s)) => (m, Some(s)),
+                        None => {
+                            if eof
+                                || sent.len() + done.len() + parked >= in_flight
+                                || !(sent.is_empty() || bytes < self.max_bytes)
+                            {
+                                break;
+                            }
+                            let Some(mut msg) = next()? else {
+                                eof = true;
+                                break;
+                            };
+                            if msg.payload.rows() == 0 {
+                                // nothing for a worker to do (shed, or only refused rows)
+                                let mut p = Processed::refused(
+                                    msg.seq,
+                                    0,
+                                    std::mem::take(&mut msg.rejected),
+                                );
+                                p.acks = std::mem::take(&mut msg.acks);
+                                p.dropped = msg.dropped;
+                                done.insert(msg.seq, p);
+                                continue;
+                            }
+                            match keyed.as_mut() {
+                                Some(k) => match k.admit(msg) {
+                                    Some((m, s)) => (m, Some(s)),
+                                    None => continue,
+                                },
+                                None => (msg, None),
+                            }
+                        }
                     };
                     let acks = std::mem::take(&mut msg.acks);
                     let dropped = msg.dropped;
                     let arrived = msg.arrived;
-                    if msg.payload.rows() == 0 {
-                        // nothing for a worker to do (shed, or only refused rows)
-                        let mut p =
-                            Processed::refused(msg.seq, 0, std::mem::take(&mut msg.rejected));
-                        p.acks = acks;
-                        p.dropped = dropped;
-                        done.insert(msg.seq, p);
-                        continue;
-                    }
                     let seq = msg.seq;
                     // a task Redis cannot take (over its bulk limit, it closes the
                     // connection) becomes a dead letter, not a resend for ever
@@ -235,7 +261,10 @@ impl Remote for Queue {
                     let rows = msg.payload.rows();
                     let kept =
                         (raw_size(&msg) > self.max_task_bytes / 2).then(|| msg.payload.clone());
-                    let fields = task(&reply, &spec, msg, self.lz4)?;
+                    let mut fields = task(&reply, &spec, msg, self.lz4)?;
+                    if let Some(s) = state {
+                        fields.push(("state", s));
+                    }
                     if size(&fields) > self.max_task_bytes {
                         let dead = streamprep_core::DeadLetter {
                             seq,
@@ -256,6 +285,9 @@ impl Remote for Queue {
                         p.acks = acks;
                         p.dropped = dropped;
                         done.insert(seq, p);
+                        if let Some(k) = keyed.as_mut() {
+                            k.finished(seq, None);
+                        }
                         continue;
                     }
                     let task_mb = size(&fields) as f64 / (1 << 20) as f64;
@@ -286,7 +318,11 @@ impl Remote for Queue {
                     deliver(p)?;
                     next_seq += 1;
                 }
-                if eof && sent.is_empty() && done.is_empty() {
+                if eof
+                    && sent.is_empty()
+                    && done.is_empty()
+                    && keyed.as_ref().is_none_or(|k| k.parked() == 0)
+                {
                     return Ok(());
                 }
                 if next_seq != delivered && !eof {
@@ -338,11 +374,15 @@ impl Remote for Queue {
                 if let Some(id) = read.last() {
                     last_id = id.clone();
                 }
-                for (_, fields) in entries {
+                for (_, mut fields) in entries {
                     let worker = worker_of(&fields).to_vec();
+                    let state = take_state(&mut fields);
                     let mut p = parse_result(fields)?;
                     // a result for a message already delivered or received is a duplicate
                     if let Some(s) = sent.remove(&p.seq) {
+                        if let Some(k) = keyed.as_mut() {
+                            k.finished(p.seq, state);
+                        }
                         bytes -= size(&s.fields);
                         p.acks = s.acks;
                         p.dropped = s.dropped;
@@ -386,6 +426,54 @@ impl Remote for Queue {
             }
             let _ = c.cmd("DEL", &[b"DEL", reply.as_bytes()]);
         }
+        if let (Ok(()), Some(k)) = (&result, &keyed) {
+            save_states(job, k);
+        }
         result
+    }
+}
+
+/// Take back the state the last run of this chain saved, cut into one piece a key.
+fn load_states(job: &RemoteJob, keyed: &mut KeyedTasks) {
+    let (Some(slot), Some(router)) = (&job.state, &job.key) else {
+        return;
+    };
+    let Some(bytes) = slot.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
+        return;
+    };
+    // (a saved state of another chain or key: the pipeline said so already)
+    let Ok(saved) =
+        streamprep_engine::state::SavedState::read(&bytes, &job.chain, Some(router.key()))
+    else {
+        return;
+    };
+    let chain = streamprep_engine::chain::Chain::new(&job.chain, job.prepare.clone(), job.encoding);
+    match chain
+        .map_err(|e| e.to_string())
+        .and_then(|c| c.split_state(&saved.steps))
+    {
+        Ok(keys) => keyed.load(
+            keys.into_iter()
+                .map(|(k, s)| (k, streamprep_engine::state::key_state_to_bytes(&s)))
+                .collect(),
+        ),
+        Err(e) => tracing::warn!("queue: the saved state cannot be taken back: {e}"),
+    }
+}
+
+/// Leave every key's state for the next run of this chain.
+fn save_states(job: &RemoteJob, keyed: &KeyedTasks) {
+    let (Some(slot), Some(router)) = (&job.state, &job.key) else {
+        return;
+    };
+    let states = keyed
+        .states()
+        .into_iter()
+        .filter_map(|s| streamprep_engine::state::key_state_from_bytes(s).ok())
+        .collect();
+    if let Some(s) =
+        streamprep_engine::state::SavedState::gather(&job.chain, Some(router.key()), states)
+    {
+        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(s.to_bytes());
     }
 }

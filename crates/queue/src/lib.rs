@@ -6,6 +6,7 @@
 //! duplicates and delivers in input order.
 
 pub mod coordinator;
+mod keyed;
 pub mod redis_io;
 pub mod resp;
 pub mod wire;

@@ -73,6 +73,9 @@ pub fn parse_job(spec: &[u8]) -> Result<RemoteJob, IoError> {
         },
         encoding,
         want_batch: v["batch"].as_bool().unwrap_or(true),
+        key: None,
+        max_keys: None,
+        state: None,
     })
 }
 
@@ -206,6 +209,9 @@ pub struct Task {
     pub msg: Message,
     /// The task came LZ4-compressed: so goes the result.
     pub lz4: bool,
+    /// A keyed task: its key's state so far (empty for a key seen first), for the steps to
+    /// start from; the result brings the new state back.
+    pub state: Option<Vec<u8>>,
 }
 
 /// Read a task's fields (taking the payload out of them).
@@ -243,11 +249,16 @@ pub fn parse_task(mut fields: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Task, IoError> 
     if let Some(r) = get(&fields, "rejected") {
         msg.rejected = parse_dead(r)?;
     }
+    let state = get(&fields, "state")
+        .is_some()
+        .then(|| take(&mut fields, "state"))
+        .transpose()?;
     Ok(Task {
         reply,
         spec,
         msg,
         lz4,
+        state,
     })
 }
 
@@ -296,6 +307,14 @@ pub fn result(p: Processed, worker: &str, lz4: bool, want_batch: bool) -> Result
         f.push(("rows_out", out.rows.to_string().into_bytes()));
     }
     Ok(f)
+}
+
+/// Take a keyed result's state out of its fields (before [`parse_result`]).
+pub fn take_state(fields: &mut [(Vec<u8>, Vec<u8>)]) -> Option<Vec<u8>> {
+    get(fields, "state")
+        .is_some()
+        .then(|| take(fields, "state").ok())
+        .flatten()
 }
 
 /// The name of the worker that wrote a result (empty from an older worker).
@@ -390,6 +409,9 @@ mod tests {
             },
             encoding: Encoding::Csv,
             want_batch: false,
+            key: None,
+            max_keys: None,
+            state: None,
         };
         let back = parse_job(job_spec(&job).as_bytes()).unwrap();
         assert_eq!(back.chain, job.chain);

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use streamprep_core::{DeadLetter, IoError, Message, Payload};
 use streamprep_engine::chain::{Chain, Processed};
 use streamprep_engine::run_guarded;
+use streamprep_engine::state::{key_state_from_bytes, key_state_to_bytes};
 
 use crate::redis_io::{
     claimed_entries, connect, deliveries, ensure_group, is_lost, stream_entries, xadd_args, Conn,
@@ -145,7 +146,7 @@ fn thread(cfg: &WorkerConfig, stats: &WorkerStats, consumer: &str) -> Result<(),
                     stats.claimed.fetch_add(1, Ordering::Relaxed);
                 }
                 let attempts = if claimed { deliveries(c, &id)? } else { 1 };
-                let task = match parse_task(fields) {
+                let mut task = match parse_task(fields) {
                     Ok(t) => t,
                     Err(e) => {
                         // not ours to answer: no reply stream to write to
@@ -155,6 +156,8 @@ fn thread(cfg: &WorkerConfig, stats: &WorkerStats, consumer: &str) -> Result<(),
                     }
                 };
                 let lz4 = task.lz4;
+                let key_state = task.state.take();
+                let mut state_out = None;
                 let mut want_batch = true;
                 let processed = if attempts > cfg.max_attempts {
                     stats.poisoned.fetch_add(1, Ordering::Relaxed);
@@ -172,7 +175,24 @@ fn thread(cfg: &WorkerConfig, stats: &WorkerStats, consumer: &str) -> Result<(),
                             stats
                                 .rows
                                 .fetch_add(task.msg.payload.rows() as u64, Ordering::Relaxed);
-                            run_guarded(chain, task.msg)
+                            match &key_state {
+                                // a keyed task: the steps start from its key's state, and the
+                                // result takes the new state back
+                                Some(bytes) => match key_state_from_bytes(bytes)
+                                    .and_then(|s| chain.take_key_state(&s))
+                                {
+                                    Ok(()) => {
+                                        let p = run_guarded(chain, task.msg);
+                                        state_out = Some(key_state_to_bytes(&chain.save_state()));
+                                        p
+                                    }
+                                    Err(e) => given_up(
+                                        task.msg,
+                                        format!("the key's state cannot be taken: {e}"),
+                                    ),
+                                },
+                                None => run_guarded(chain, task.msg),
+                            }
                         }
                         // a chain this worker cannot build (e.g. a step it does not know):
                         // the message's rows become dead letters, the worker goes on
@@ -184,7 +204,10 @@ fn thread(cfg: &WorkerConfig, stats: &WorkerStats, consumer: &str) -> Result<(),
                         ),
                     }
                 };
-                let fields = result(processed, consumer, lz4, want_batch)?;
+                let mut fields = result(processed, consumer, lz4, want_batch)?;
+                if let Some(s) = state_out {
+                    fields.push(("state", s));
+                }
                 answer(c, &task.reply, &fields, &id)?;
                 stats.tasks.fetch_add(1, Ordering::Relaxed);
             }

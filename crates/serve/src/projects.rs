@@ -461,10 +461,21 @@ async fn start_reserved(state: &AppState, id: &str, by: &str) -> Result<RunStart
     let row = state.store.project(id).await?;
     let spec = ProjectSpec::from_json(&row.spec_json).map_err(invalid)?;
     // plan() tries the output files: off the async threads
-    let plan = tokio::task::spawn_blocking(move || spec.plan())
+    let mut plan = tokio::task::spawn_blocking(move || spec.plan())
         .await
         .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the check stopped"))?
         .map_err(invalid)?;
+    // the steps' per-key state lives in the store from run to run (unless the project names
+    // a file of its own)
+    let state_slot = if plan.keeps_state && !plan.state_named {
+        let saved = state.store.project_state(id).await?;
+        let slot = Arc::new(Mutex::new(saved));
+        plan.state_file = None;
+        plan.config.state = Some(slot.clone());
+        Some(slot)
+    } else {
+        None
+    };
     let handle = streamprep_project::launch_plan(plan).map_err(invalid)?;
     let run_id = state.store.start_run(id, by).await?;
     state.store.set_running(id, true).await?;
@@ -499,6 +510,12 @@ async fn start_reserved(state: &AppState, id: &str, by: &str) -> Result<RunStart
             .store
             .end_run(&current.run_id, &end, summary.as_deref(), by.as_deref())
             .await;
+        let saved = state_slot.and_then(|s| s.lock().unwrap_or_else(|e| e.into_inner()).clone());
+        if let Some(bytes) = saved {
+            if let Err(e) = st.store.save_project_state(&pid, &bytes).await {
+                tracing::warn!("project {pid}: the steps' state could not be kept: {e}");
+            }
+        }
         if !shutting_down {
             let _ = st.store.set_running(&pid, false).await;
         }
@@ -1014,6 +1031,108 @@ mod tests {
                 assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{field} = {x}: {body}");
                 assert!(body.contains(field), "{field} = {x}: {body}");
             }
+        }
+    }
+
+    /// A keyed project's running statistics go on from run to run: the state is kept in the
+    /// store when a run ends and taken back at the next start, so a second run over the same
+    /// rows gives what the second half of one run over them twice gives.
+    #[tokio::test]
+    async fn a_keyed_projects_state_is_kept_in_the_store_between_runs() {
+        let (state, t, _) = setup().await;
+        let dir = tempfile::tempdir().expect("tmp");
+        let rows: String = (0..60)
+            .map(|i| format!("{{\"k\": \"s{}\", \"x\": {}}}\n", i % 3, (i * 7) % 11))
+            .collect();
+        std::fs::write(dir.path().join("in.ndjson"), &rows).expect("input");
+        std::fs::write(dir.path().join("twice.ndjson"), rows.repeat(2)).expect("input");
+        let spec = |input: &str, out: &str| {
+            serde_json::json!({
+                "name": format!("keyed {out}"), "source": format!("file:{}/{input}", dir.path().display()),
+                "chain": [{"step": "standard_scaler", "fit": "running"}, {"step": "diff"}],
+                "key": "k", "buffer": 4, "sink": format!("file:{}/{out}", dir.path().display()),
+            })
+        };
+        let (s, body) = call(
+            &state,
+            &t,
+            "POST",
+            "/api/v1/projects",
+            &spec("in.ndjson", "out.ndjson").to_string(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{body}");
+        let id = json(&body)["id"].as_str().expect("id").to_string();
+        let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).expect("output");
+        let mut outputs = Vec::new();
+        for run in 0..2 {
+            let (s, body) = call(
+                &state,
+                &t,
+                "POST",
+                &format!("/api/v1/projects/{id}/start"),
+                "",
+            )
+            .await;
+            assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+            wait_state(&state, &t, &id, "finished").await;
+            // the task that records the end keeps the state
+            for _ in 0..200 {
+                if state
+                    .store
+                    .project_state(&id)
+                    .await
+                    .expect("store")
+                    .is_some()
+                    && run == 0
+                {
+                    break;
+                }
+                if run == 1 {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
+            assert!(state
+                .store
+                .project_state(&id)
+                .await
+                .expect("store")
+                .is_some());
+            outputs.push(read("out.ndjson"));
+        }
+        assert_ne!(
+            outputs[0], outputs[1],
+            "the second run went on from the first"
+        );
+        // one run over the rows twice: its second half is the second run's output, key by key
+        let one = streamprep_project::ProjectSpec::from_json(
+            &spec("twice.ndjson", "twice.out.ndjson").to_string(),
+        )
+        .expect("spec");
+        let handle = streamprep_project::launch(&one).expect("launch");
+        tokio::task::spawn_blocking(move || handle.wait())
+            .await
+            .expect("join")
+            .expect("runs");
+        let per_key = |text: &str| {
+            let mut m: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+            for l in text.lines() {
+                let v: serde_json::Value = serde_json::from_str(l).expect("row");
+                m.entry(v["k"].to_string()).or_default().push(l.to_string());
+            }
+            m
+        };
+        let (whole, first, second) = (
+            per_key(&read("twice.out.ndjson")),
+            per_key(&outputs[0]),
+            per_key(&outputs[1]),
+        );
+        for (k, rows) in &whole {
+            let mut both = first[k].clone();
+            both.extend(second[k].iter().cloned());
+            assert_eq!(&both, rows, "key {k}");
         }
     }
 

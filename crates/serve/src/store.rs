@@ -20,6 +20,7 @@ pub const SESSION_MAX_MS: i64 = 12 * 60 * 60 * 1000;
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_profiles.sql")),
+    (3, include_str!("../migrations/0003_state.sql")),
 ];
 
 /// A store operation failed.
@@ -457,6 +458,38 @@ impl Store {
         }
         sqlx::query("DELETE FROM runs WHERE project_id = $1")
             .bind(id)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("DELETE FROM project_state WHERE project_id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The steps' state a project's last run left, if any.
+    pub async fn project_state(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        use base64::Engine as _;
+        let text: Option<String> =
+            sqlx::query_scalar("SELECT state FROM project_state WHERE project_id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(text.and_then(|t| base64::engine::general_purpose::STANDARD.decode(t).ok()))
+    }
+
+    /// Keep the steps' state a project's run left, for its next run.
+    pub async fn save_project_state(&self, id: &str, state: &[u8]) -> Result<(), StoreError> {
+        use base64::Engine as _;
+        let text = base64::engine::general_purpose::STANDARD.encode(state);
+        sqlx::query("DELETE FROM project_state WHERE project_id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("INSERT INTO project_state (project_id, state, saved_ms) VALUES ($1, $2, $3)")
+            .bind(id)
+            .bind(text)
+            .bind(now_ms())
             .execute(&self.pool)
             .await?;
         Ok(())
