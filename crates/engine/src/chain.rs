@@ -65,7 +65,6 @@ impl Processed {
 pub type KeyState = Vec<Option<Vec<u8>>>;
 
 /// A runnable chain.
-
 pub struct Chain {
     /// What the chain was built from, to build it afresh after a panic.
     spec: (Vec<String>, PrepareConfig, Encoding),
