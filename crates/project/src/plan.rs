@@ -818,9 +818,14 @@ a = "complex"
         // with the key, the pool routes each key to one worker
         let p = plan("method = \"pool\"\nworkers = 2").expect("keyed pool");
         assert_eq!(p.config.key.as_deref(), Some("station"));
-        let e = plan("method = \"queue\"\nbroker = \"redis://127.0.0.1:1\"").expect_err("queue");
+        // with the key, the queue sends each key's state with its tasks; ordered = "global"
+        // (messages of many keys) cannot, and is refused
+        assert!(plan("method = \"queue\"\nbroker = \"redis://127.0.0.1:1\"").is_ok());
+        let e = plan("method = \"queue\"\nbroker = \"redis://127.0.0.1:1\"\nordered = \"global\"")
+            .expect_err("queue, global");
         assert_eq!(e.errors[0].field, "method", "{e}");
         assert!(e.to_string().contains("rolling, diff keep state"), "{e}");
+        assert!(e.to_string().contains("ordered = \"key\""), "{e}");
     }
 
     #[test]
