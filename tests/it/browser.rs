@@ -789,6 +789,7 @@ fn payloads_in_every_form_field_and_in_sensor_rows_stay_text() {
                 ("source_format", "ndjson"),
                 ("buffer", "1"),
                 ("max_wait", "10ms"),
+                ("key", "who"),
                 ("sink", &app.file("sensors.ndjson")),
             ],
             &[("fillna_zeros", "")],
@@ -809,8 +810,16 @@ fn payloads_in_every_form_field_and_in_sensor_rows_stay_text() {
             row.insert(p.to_string(), json!(p));
             row.insert(format!("{p}#{i}"), json!(i as f64 + 0.5));
         }
-        let row = Value::Object(row).to_string();
-        let publish = || {
+        // keyed by "who", whose values are payloads too (the busiest keys show them)
+        let rows: Vec<String> = streamprep_testkit::XSS_PAYLOADS[..10]
+            .iter()
+            .map(|p| {
+                let mut r = row.clone();
+                r.insert("who".into(), json!(p));
+                Value::Object(r).to_string()
+            })
+            .collect();
+        let publish_one = |row: &str| {
             let out = Command::new("mosquitto_pub")
                 .args([
                     "-h",
@@ -822,7 +831,7 @@ fn payloads_in_every_form_field_and_in_sensor_rows_stay_text() {
                     "-q",
                     "1",
                     "-m",
-                    &row,
+                    row,
                 ])
                 .output()
                 .expect("mosquitto_pub");
@@ -832,9 +841,8 @@ fn payloads_in_every_form_field_and_in_sensor_rows_stay_text() {
                 String::from_utf8_lossy(&out.stderr)
             );
         };
-        for _ in 0..3 {
-            publish();
-        }
+        let publish = || rows.iter().for_each(|r| publish_one(r));
+        publish();
         let deadline = Instant::now() + Duration::from_secs(20);
         while js(
             &c,
@@ -870,6 +878,28 @@ fn payloads_in_every_form_field_and_in_sensor_rows_stay_text() {
                 "numeric column {numeric} to pick, as text"
             );
         }
+        // the inspector's busiest keys: payload key values, shown as text
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            publish();
+            let keys = js(&c, "return Array.prototype.map.call(document.querySelectorAll('#busiest tbody tr td:first-child'), function (t) { return t.textContent; });", vec![]).await;
+            let shown = keys
+                .as_array()
+                .expect("keys")
+                .iter()
+                .filter(|k| {
+                    streamprep_testkit::XSS_PAYLOADS[..10]
+                        .iter()
+                        .any(|p| json!(p) == **k)
+                })
+                .count();
+            if shown > 0 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no busiest keys: {keys}");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        clean(&c, "project page with payload keys").await;
         c.close().await.expect("close");
     });
 }

@@ -397,4 +397,23 @@ mod tests {
         assert_eq!(tap.history(0).0.len(), rows.len());
         assert_eq!(tap.history(u64::MAX).0.len(), 0);
     }
+
+    #[test]
+    fn the_busiest_keys_reach_prometheus_with_their_labels_escaped() {
+        let stats = Stats::default();
+        assert!(!stats
+            .prometheus()
+            .contains("streamprep_key_rows_per_second"));
+        stats.set_busiest(vec![crate::keyed_buffer::BusyKey {
+            key: "a \"b\"\\c\nd".into(),
+            rows_per_s: 12.5,
+            last_seen_s: 0.25,
+        }]);
+        let text = stats.prometheus();
+        assert!(
+            text.contains("streamprep_key_rows_per_second{key=\"a \\\"b\\\"\\\\c\\nd\"} 12.5"),
+            "{text}"
+        );
+        assert_eq!(stats.figures().busiest.len(), 1);
+    }
 }

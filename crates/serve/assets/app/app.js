@@ -200,6 +200,21 @@
       node.setAttribute("data-points", String(data.t.length));
     }
 
+    // the inspector: the busiest keys of the last second (key names are the sensors': text only)
+    function showBusiest(busiest) {
+      var table = $("#busiest");
+      if (!table || !busiest.length) return;
+      var body = table.tBodies[0];
+      body.textContent = "";
+      busiest.forEach(function (b) {
+        var tr = el("tr");
+        tr.appendChild(el("td", b.key === "" ? "(no key)" : b.key));
+        var rate = el("td", num(b.rows_per_s, 1)); rate.className = "num"; tr.appendChild(rate);
+        var seen = el("td", num(b.last_seen_s, 2)); seen.className = "num"; tr.appendChild(seen);
+        body.appendChild(tr);
+      });
+    }
+
     function showLatest() {
       var table = $("#latest");
       if (!latest.length) return;
@@ -258,6 +273,7 @@
       setText(fig, "workers", String(f.workers));
       var k = v.keys;
       setText(fig, "keys", k ? k.live + " / " + k.expired + " / " + k.evicted : "-");
+      showBusiest(v.busiest || []);
       setText(fig, "links", (v.links || []).map(function (l) {
         return l.name + (l.connected ? " up" : " down") + (l.disconnects ? " (" + l.disconnects + " lost)" : "");
       }).join(", ") || "-");
