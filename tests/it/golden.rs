@@ -802,3 +802,44 @@ fn saved_state_follows_its_keys_to_other_workers() {
     let second = run(&b, "second", "4");
     assert_eq!(first + &second, whole, "one run's output, byte for byte");
 }
+
+/// Idle expiry (`key_ttl`) against the oracle: the stream replayed at 500 rows a second with
+/// `--key-ttl 300ms`; the key silent for 400 rows (800 ms) starts afresh when it comes back,
+/// the keys silent for a few rows keep their state, as in the oracle's running scaler and
+/// diff per key and stretch (its cut: a gap of more than 100 rows, far from both).
+#[test]
+fn a_key_idle_past_key_ttl_starts_afresh_as_in_the_oracle() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden_stream");
+    let case: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("TTL.json"))
+            .expect("TTL.json: run tests/oracle/make_golden.py (the test script does)"),
+    )
+    .expect("case");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("out.ndjson");
+    let r = super::cli::bin()
+        .args(["run", "--source"])
+        .arg(format!("file:{}", dir.join("ttl_input.ndjson").display()))
+        .args(["--key", "k", "--buffer", "1"])
+        .args(["--rate", &case["rate"].to_string()])
+        .args(["--key-ttl", &format!("{}ms", case["key_ttl_ms"])])
+        .args(["--chain", case["chain"].as_str().expect("chain")])
+        .arg("--sink")
+        .arg(format!("file:{}", out.display()))
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(r.status.success(), "{err}");
+    assert!(
+        err.contains("idle past key_ttl"),
+        "the expiry is counted: {err}"
+    );
+    let got = rows(&std::fs::read_to_string(&out).expect("output"));
+    let want = rows(&std::fs::read_to_string(dir.join("ttl_expected.ndjson")).expect("golden"));
+    let errors = compare("key_ttl", "standard_scaler+diff", &got, &want);
+    assert!(
+        errors.is_empty(),
+        "{}",
+        errors[..errors.len().min(10)].join("\n")
+    );
+}

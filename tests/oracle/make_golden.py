@@ -385,6 +385,53 @@ def keyed(df, kind, ref, b, max_keys):
     return out.iloc[order]
 
 
+# Idle expiry (key_ttl), replayed at a known pace: streamprep replays TTL_ROWS at TTL_RATE rows a
+# second with key_ttl TTL_MS and messages of one row; key "c" is silent for 400 rows (800 ms, so
+# its state expires), "a" and "b" for a few rows at most (kept). The oracle starts a key's state afresh
+# after a gap of more than 100 rows (between the two, far from both): a running standard scaler,
+# then diff, per key and stretch.
+TTL_RATE, TTL_MS, TTL_GAP = 500, 300, 100
+
+
+def ttl_rows():
+    rng = np.random.default_rng(7)
+    rows = []
+    for n in range(1000):
+        if 300 <= n < 700:
+            k = "a" if n % 2 == 0 else ("b" if n % 40 >= 20 or n % 4 == 1 else "a")
+        else:
+            k = ["a", "b", "c"][n % 3]
+        x = None if rng.random() < 0.03 else round(float(rng.normal(10, 3)), 3)
+        rows.append({"k": k, "x": x, "n": n})
+    return rows, {"k": "str", "x": "float64", "n": "int64"}
+
+
+def ttl_expected(rows):
+    last, life, seg = {}, {}, []
+    for i, r in enumerate(rows):
+        k = r["k"]
+        if k in last and i - last[k] > TTL_GAP:
+            life[k] = life.get(k, 0) + 1
+        last[k] = i
+        seg.append(life.get(k, 0))
+    df = pd.DataFrame(rows).astype({"x": "float64", "n": "float64"})
+    df["_seg"] = seg
+    out = df.copy()
+    for c in ["x", "n"]:
+        res = np.full(len(df), np.nan)
+        for _, g in df.groupby(["k", "_seg"], sort=False):
+            sc = pp.StandardScaler()
+            vals = []
+            for i in g.index:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    sc.partial_fit(df.loc[[i], [c]].to_numpy(dtype=float))
+                    vals.append(sc.transform(df.loc[[i], [c]].to_numpy(dtype=float))[0, 0])
+            res[g.index.to_numpy()] = pd.Series(vals).diff().to_numpy()
+        out[c] = res
+    return out.drop(columns=["_seg"])
+
+
 def stream_rows():
     """A keyed stream: 4 busy keys, one key seen once, a few rows without a key, gaps."""
     rng = np.random.default_rng(20261206)
@@ -428,7 +475,15 @@ def windows():
     with open(os.path.join(STREAM_OUT, "KEYED.json"), "w") as f:
         json.dump({label: {"chain": entry, "buffer": b, "max_keys": m}
                    for label, (entry, _, _, b, m) in KEYED.items()}, f, indent=1)
-    return len(WINDOWS) + len(RUNNING) * len(BUFFERS) + len(KEYED)
+    rows, _ = ttl_rows()
+    with open(os.path.join(STREAM_OUT, "ttl_input.ndjson"), "w") as f:
+        for r in rows:
+            f.write(dumps(r) + "\n")
+    write_rows(os.path.join(STREAM_OUT, "ttl_expected.ndjson"), ttl_expected(rows))
+    with open(os.path.join(STREAM_OUT, "TTL.json"), "w") as f:
+        json.dump({"rate": TTL_RATE, "key_ttl_ms": TTL_MS,
+                   "chain": 'standard_scaler{"fit": "running"},diff'}, f, indent=1)
+    return len(WINDOWS) + len(RUNNING) * len(BUFFERS) + len(KEYED) + 1
 
 
 def main():
