@@ -475,12 +475,27 @@ use std::collections::HashMap;
 /// every row published before, during and after reaches the sink at least once.
 #[test]
 fn mosquitto_restart_mid_stream_loses_no_row_at_qos1() {
+    restart_mid_stream_loses_no_row(&[], 1);
+}
+
+/// The same with a key: rows gathered into messages per station (five stations), each
+/// closing after 50 ms or 100 rows; an ack goes only once every row it covers is written.
+#[test]
+fn a_keyed_run_loses_no_row_at_qos1_when_mosquitto_restarts() {
+    restart_mid_stream_loses_no_row(
+        &["--key", "station", "--method", "pool", "--workers", "2"],
+        5,
+    );
+}
+
+fn restart_mid_stream_loses_no_row(extra: &[&str], stations: usize) {
     need("mosquitto");
     let dir = tempfile::tempdir().expect("tmp");
     let mut broker = Broker::start(Kind::Mosquitto, dir.path());
     let out = dir.path().join("out.ndjson");
     let url = format!("{}?qos=1", broker.url("wetter"));
-    let run = Run::start(&[
+    let sink = format!("file:{}", out.display());
+    let mut args = vec![
         "--source",
         &url,
         "--chain",
@@ -490,12 +505,16 @@ fn mosquitto_restart_mid_stream_loses_no_row_at_qos1() {
         "--max-wait",
         "50ms",
         "--sink",
-        &format!("file:{}", out.display()),
-    ]);
+        &sink,
+    ];
+    args.extend_from_slice(extra);
+    let run = Run::start(&args);
     const ROWS: usize = 6000;
     let input = dir.path().join("in.ndjson");
+    let stations = stations.to_string();
     let st = bin()
-        .args(["gen", "--rows", &ROWS.to_string(), "--seed", "3", "--out"])
+        .args(["gen", "--rows", &ROWS.to_string(), "--seed", "3"])
+        .args(["--stations", &stations, "--out"])
         .arg(&input)
         .status()
         .expect("gen");
@@ -505,6 +524,7 @@ fn mosquitto_restart_mid_stream_loses_no_row_at_qos1() {
     let mut publisher = Reaped(
         bin()
             .args(["gen", "--rows", &ROWS.to_string(), "--seed", "3"])
+            .args(["--stations", &stations])
             .args(["--rate", "1500", "--simulated-time", "--mqtt", &url])
             .stderr(Stdio::piped())
             .spawn()
