@@ -10,6 +10,7 @@ mod fuzz_replay;
 mod golden;
 mod mqtt;
 mod pipeline;
+mod postgres;
 mod queue;
 mod robust;
 mod runs;

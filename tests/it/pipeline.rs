@@ -360,3 +360,65 @@ fn a_source_that_fails_half_way_costs_no_row_already_processed() {
         }
     }
 }
+
+/// Sinks with a fixed schema (CSV, Parquet) keep the types the steps give rows: normalizer
+/// turns integer columns into float64, which a probe with an empty message did not show (it
+/// passed the integers through, and every later float was cast back to 0).
+#[test]
+fn csv_and_parquet_keep_the_float_columns_steps_make_of_integers() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let input = super::cli::gen(dir.path(), 300);
+    let run = |sink: &std::path::Path, source: &std::path::Path, chain: &str| {
+        let r = super::cli::bin()
+            .args(["run", "--chain", chain, "--buffer", "50"])
+            .arg("--source")
+            .arg(format!("file:{}", source.display()))
+            .arg("--sink")
+            .arg(format!("file:{}", sink.display()))
+            .output()
+            .expect("run");
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    };
+    let chain = "fillna_zeros,normalizer";
+    let (nd, csv, pq, back) = (
+        dir.path().join("o.ndjson"),
+        dir.path().join("o.csv"),
+        dir.path().join("o.parquet"),
+        dir.path().join("back.ndjson"),
+    );
+    run(&nd, &input, chain);
+    run(&csv, &input, chain);
+    run(&pq, &input, chain);
+    run(&back, &pq, "abs");
+    let hum = |row: &serde_json::Value| row["hum_out"].as_f64().expect("hum_out");
+    let want: Vec<f64> = std::fs::read_to_string(&nd)
+        .expect("ndjson")
+        .lines()
+        .map(|l| hum(&serde_json::from_str(l).expect("row")))
+        .collect();
+    assert!(
+        want.iter().filter(|v| v.fract() != 0.0).count() > 250,
+        "normalised: fractions"
+    );
+    let from_parquet: Vec<f64> = std::fs::read_to_string(&back)
+        .expect("parquet back")
+        .lines()
+        .map(|l| hum(&serde_json::from_str(l).expect("row")))
+        .collect();
+    assert_eq!(from_parquet, want);
+    let text = std::fs::read_to_string(&csv).expect("csv");
+    let head: Vec<&str> = text.lines().next().expect("header").split(',').collect();
+    let at = head.iter().position(|h| *h == "hum_out").expect("hum_out");
+    let from_csv: Vec<f64> = text
+        .lines()
+        .skip(1)
+        .map(|l| {
+            l.split(',')
+                .nth(at)
+                .expect("field")
+                .parse()
+                .expect("a float")
+        })
+        .collect();
+    assert_eq!(from_csv, want);
+}

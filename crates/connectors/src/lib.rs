@@ -1,5 +1,5 @@
 //! Sources and sinks, one module per protocol: [`file`] (NDJSON, CSV, Parquet, stdin/stdout),
-//! [`tcp`] (length-framed), [`mqtt`] (subscribe and publish), [`generator`] (a simulated Davis weather station), and the
+//! [`tcp`] (length-framed), [`mqtt`] (subscribe and publish), [`postgres`] (binary COPY both ways), [`generator`] (a simulated Davis weather station), and the
 //! [`dead_letter`] output. [`spec`] turns the CLI's `file:PATH`, `tcp-listen:HOST:PORT`, ...
 //! into endpoints and opens them.
 
@@ -8,6 +8,7 @@ pub mod file;
 pub mod generator;
 pub mod mqtt;
 pub mod paced;
+pub mod postgres;
 pub mod registry;
 pub mod spec;
 pub mod tcp;

@@ -174,6 +174,24 @@ pub const CONNECTORS: &[ConnectorInfo] = &[
         ],
         parse: crate::mqtt::endpoint::parse,
     },
+    ConnectorInfo {
+        scheme: "postgres",
+        prefixes: &["postgres://", "postgresql://"],
+        syntax: "postgres://USER[:PASS]@HOST:PORT/DB?table=NAME[&time_column=ts&from=...&to=...] (or ?query=SELECT...)",
+        summary: "PostgreSQL: a sink writing each message by binary COPY in one transaction (table created, a row delivered again written once); a source reading a table's time range or a query by binary COPY, a batch at a time, cancelled on the server at a stop",
+        source: true,
+        sink: true,
+        options: &[
+            OptionInfo { name: "table", kind: "name or schema.name", default: "", doc: "the table written (sink) or read (source)" },
+            OptionInfo { name: "time_column", kind: "column", default: "", doc: "source: the column rows are ordered, ranged and followed by" },
+            OptionInfo { name: "from", kind: "time", default: "", doc: "source: the first time read (inclusive), e.g. 2026-01-01T00:00:00Z" },
+            OptionInfo { name: "to", kind: "time", default: "", doc: "source: the time the range ends before" },
+            OptionInfo { name: "query", kind: "SELECT (URL-encoded)", default: "", doc: "source: a query instead of a table" },
+            OptionInfo { name: "follow", kind: "0 | 1", default: "0", doc: "source: after the range, read newer rows (by time_column) every second" },
+            OptionInfo { name: "dedupe", kind: "row | none", default: "row", doc: "sink: a row delivered again (after a restart) is written once (a hash of its values is the key); none: every row, straight" },
+        ],
+        parse: crate::postgres::endpoint::parse,
+    },
 ];
 
 /// The entry whose prefix opens `spec`, and the rest after it (a spec without a known
@@ -187,8 +205,16 @@ pub fn lookup(spec: &str) -> Option<(&'static ConnectorInfo, &str)> {
     }
     CONNECTORS.iter().find_map(|c| {
         c.prefixes.iter().filter(|p| **p != "-").find_map(|p| {
-            spec.strip_prefix(p)
-                .map(|rest| (c, if c.scheme == "mqtt" { spec } else { rest }))
+            spec.strip_prefix(p).map(|rest| {
+                (
+                    c,
+                    if matches!(c.scheme, "mqtt" | "postgres") {
+                        spec
+                    } else {
+                        rest
+                    },
+                )
+            })
         })
     })
 }

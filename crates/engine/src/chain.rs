@@ -296,7 +296,10 @@ fn fixed_output<S: AsRef<str>>(
     if encoding == Encoding::Ndjson {
         return None;
     }
-    let mut batch = Batch::new_empty(streamprep_ops::prepare::output_schema(&prepare.schema));
+    // one row of zeros (empty text), not an empty message: a step may pass an empty message
+    // through untouched but turn the integer columns of any row into float64 (scikit-learn's
+    // transformers), and an empty probe would then cast every later float back to an integer
+    let mut batch = probe_row(&streamprep_ops::prepare::output_schema(&prepare.schema))?;
     for mut step in build_chain(names).ok()? {
         if !step.columns_from_empty() {
             return None;
@@ -314,6 +317,26 @@ fn fixed_output<S: AsRef<str>>(
         return None;
     }
     Some(batch.schema())
+}
+
+/// A one-row batch of `schema`: numbers 0, text empty, the rest missing.
+fn probe_row(schema: &SchemaRef) -> Option<Batch> {
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let zero: arrow_array::ArrayRef = match f.data_type() {
+                dt if dt.is_numeric() || dt == &arrow_schema::DataType::Boolean => {
+                    std::sync::Arc::new(arrow_array::Int64Array::from(vec![0]))
+                }
+                _ => std::sync::Arc::new(arrow_array::StringArray::from(vec![""])),
+            };
+            arrow_cast::cast(&zero, f.data_type())
+                .unwrap_or_else(|_| arrow_array::new_null_array(f.data_type(), 1))
+        })
+        .collect();
+    let opts = arrow_array::RecordBatchOptions::new().with_row_count(Some(1));
+    Batch::try_new_with_options(schema.clone(), columns, &opts).ok()
 }
 
 /// `batch` with exactly the columns of `schema` (by name; a missing one is all nulls, a type

@@ -1,0 +1,154 @@
+//! The PostgreSQL sink: each message one transaction: its rows by binary `COPY`, committed
+//! before the pipeline acknowledges the source. The table is created from the output's columns
+//! when missing. With `dedupe` (the default) every row carries `_row`, a 128-bit hash of its
+//! values (the primary key): rows go through a temporary staging table and `INSERT ... ON
+//! CONFLICT DO NOTHING`, so a message delivered again (at least once: a restart after a crash
+//! between the commit and the ack) is written once. Identical rows are one row then, as
+//! `drop_duplicates` would make them; `dedupe=none` writes straight and keeps every row.
+
+use std::io::Write;
+
+use streamprep_core::{Encoding, IoError, Output, Sink};
+
+use super::copy::{encode, header, trailer, PgType};
+use super::{pg_error, quoted, PgUrl};
+
+/// Writes messages into a table.
+pub struct PgSink {
+    url: PgUrl,
+    client: postgres::Client,
+    table: String,
+    /// The COPY and INSERT statements, once the columns are known.
+    sql: Option<(String, Option<String>)>,
+    buf: Vec<u8>,
+    /// Rows delivered again and not written a second time.
+    pub skipped: u64,
+    /// Rows written.
+    pub written: u64,
+}
+
+impl PgSink {
+    /// Connect (the table is made at the first message, from its columns).
+    pub fn connect(url: &PgUrl) -> Result<Self, IoError> {
+        let table = url
+            .table
+            .as_deref()
+            .ok_or_else(|| IoError::Protocol("the PostgreSQL sink needs ?table=NAME".into()))?;
+        let client = url.connect()?;
+        Ok(PgSink {
+            url: url.clone(),
+            client,
+            table: table.to_string(),
+            sql: None,
+            buf: Vec::new(),
+            skipped: 0,
+            written: 0,
+        })
+    }
+
+    fn err(&self, what: &str, e: impl std::fmt::Display) -> IoError {
+        IoError::Protocol(format!(
+            "{} ({}): {what}: {e}",
+            self.url.display(),
+            self.table
+        ))
+    }
+
+    /// Create the table (and the staging table) for these columns; the statements.
+    fn prepare(&mut self, schema: &arrow_schema::Schema) -> Result<(), IoError> {
+        let table = quoted(&self.table);
+        let mut cols: Vec<String> = schema
+            .fields()
+            .iter()
+            .map(|f| format!("{} {}", quoted(f.name()), PgType::of(f.data_type()).sql()))
+            .collect();
+        let mut names: Vec<String> = schema.fields().iter().map(|f| quoted(f.name())).collect();
+        if self.url.dedupe {
+            cols.push("\"_row\" uuid PRIMARY KEY".into());
+            names.push("\"_row\"".into());
+        }
+        let ddl = format!("CREATE TABLE IF NOT EXISTS {table} ({})", cols.join(", "));
+        self.client
+            .batch_execute(&ddl)
+            .map_err(|e| self.err("creating the table", pg_error(&e)))?;
+        let names = names.join(", ");
+        let sql = if self.url.dedupe {
+            let stage = quoted(&format!(
+                "_streamprep_stage_{}",
+                self.table.replace('.', "_")
+            ));
+            self.client
+                .batch_execute(&format!(
+                    "CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+                ))
+                .map_err(|e| self.err("creating the staging table", pg_error(&e)))?;
+            (
+                format!("COPY {stage} ({names}) FROM STDIN (FORMAT binary)"),
+                Some(format!(
+                    "INSERT INTO {table} ({names}) SELECT {names} FROM {stage} ON CONFLICT (\"_row\") DO NOTHING"
+                )),
+            )
+        } else {
+            (
+                format!("COPY {table} ({names}) FROM STDIN (FORMAT binary)"),
+                None,
+            )
+        };
+        self.sql = Some(sql);
+        Ok(())
+    }
+}
+
+impl Sink for PgSink {
+    fn encoding(&self) -> Encoding {
+        Encoding::Columnar
+    }
+
+    fn write(&mut self, out: Output) -> Result<(), IoError> {
+        let batch = &out.batch;
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        if self.sql.is_none() {
+            self.prepare(&batch.schema())?;
+        }
+        let Some((copy, insert)) = self.sql.clone() else {
+            return Ok(());
+        };
+        self.buf.clear();
+        header(&mut self.buf);
+        encode(batch, self.url.dedupe, &mut self.buf).map_err(|e| self.err("encoding rows", e))?;
+        trailer(&mut self.buf);
+        let rows = batch.num_rows() as u64;
+        let buf = &self.buf;
+        let client = &mut self.client;
+        let result = (|| -> Result<u64, String> {
+            let mut tx = client.transaction().map_err(|e| pg_error(&e))?;
+            let mut w = tx.copy_in(&copy).map_err(|e| pg_error(&e))?;
+            let sent = w.write_all(buf);
+            let copied = w.finish().map_err(|e| pg_error(&e))?;
+            sent.map_err(|e| e.to_string())?;
+            let inserted = match &insert {
+                Some(sql) => tx.execute(sql.as_str(), &[]).map_err(|e| pg_error(&e))?,
+                None => copied,
+            };
+            tx.commit().map_err(|e| pg_error(&e))?;
+            Ok(inserted)
+        })();
+        let inserted = result.map_err(|e| self.err("writing a message", e))?;
+        self.written += inserted;
+        self.skipped += rows.saturating_sub(inserted);
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), IoError> {
+        if self.skipped > 0 {
+            tracing::info!(
+                "{}: {} row(s) already in the table (delivered again, or identical to a row written before) were not written again; dedupe=none keeps every row",
+                self.url.display(),
+                self.skipped
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,224 @@
+//! PostgreSQL in and out, against a private server (Debian's initdb/pg_ctl on a free port):
+//! the sink creates the table and writes each message by binary COPY (a row delivered again is
+//! written once), the source reads a time range or a query back in batches, and a stop cancels
+//! the query on the server.
+
+use std::time::{Duration, Instant};
+
+use streamprep_testkit::postgres::Postgres;
+
+use super::cli::bin;
+
+fn psql(pg: &Postgres, sql: &str) -> String {
+    let out = std::process::Command::new("psql")
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            &pg.url(),
+            "-c",
+            sql,
+        ])
+        .output()
+        .expect("psql (apt-get install postgresql-client)");
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Rows from a file into a table through the paper's chain, back out by time range and by
+/// query, equal to what the chain wrote to a file; a second run of the same rows adds none.
+#[test]
+fn rows_go_into_a_table_and_come_back_by_time_range_and_query() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().expect("tmp");
+    let input = super::cli::gen(dir.path(), 5000);
+    let chain = "fillna_zeros,normalizer";
+    let sink = format!("{}?table=weather", pg.url());
+    let run = |source: &str, sink: &str, extra: &[&str]| {
+        let r = bin()
+            .args(["run", "--chain", chain, "--buffer", "1000"])
+            .args(["--source", source, "--sink", sink])
+            .args(extra)
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&r.stderr).into_owned();
+        assert!(r.status.success(), "{err}");
+        err
+    };
+    let file_in = format!("file:{}", input.display());
+    // what the chain writes to a file; the generator repeats some rows exactly (the paper's
+    // duplicates), which a table keyed by its rows' values holds once
+    let reference = dir.path().join("reference.ndjson");
+    run(&file_in, &format!("file:{}", reference.display()), &[]);
+    let text = std::fs::read_to_string(&reference).expect("reference");
+    let distinct = text.lines().collect::<std::collections::HashSet<_>>().len();
+    assert!(
+        distinct < 5000,
+        "the input has exact duplicates to keep once"
+    );
+    let err = run(&file_in, &sink, &[]);
+    assert_eq!(
+        psql(&pg, "SELECT count(*) FROM weather"),
+        distinct.to_string()
+    );
+    assert!(
+        err.contains(&format!("{} row(s) already in the table", 5000 - distinct)),
+        "the rows not written are counted: {err}"
+    );
+    assert_eq!(
+        psql(&pg, "SELECT data_type FROM information_schema.columns WHERE table_name = 'weather' AND column_name = 'temp_out'"),
+        "double precision"
+    );
+    // the same rows again (a redelivery): written once
+    let err = run(&file_in, &sink, &[]);
+    assert_eq!(
+        psql(&pg, "SELECT count(*) FROM weather"),
+        distinct.to_string(),
+        "{err}"
+    );
+    assert!(err.contains("5000 row(s) already in the table"), "{err}");
+    // dedupe=none keeps every row
+    run(
+        &file_in,
+        &format!("{}?table=every_row&dedupe=none", pg.url()),
+        &[],
+    );
+    assert_eq!(psql(&pg, "SELECT count(*) FROM every_row"), "5000");
+    let mut seen = std::collections::HashSet::new();
+    let want: Vec<serde_json::Value> = text
+        .lines()
+        .filter(|l| seen.insert(*l))
+        .map(|l| serde_json::from_str(l).expect("row"))
+        .collect();
+    // back out, a time range, ordered by time, through a chain that changes nothing
+    let back = dir.path().join("back.ndjson");
+    let r = bin()
+        .args(["run", "--chain", "abs", "--buffer", "700"])
+        .arg("--source")
+        .arg(format!(
+            "{}?table=weather&time_column=ts&from=2019-01-01T00:10:00&to=2019-01-01T01:00:00",
+            pg.url()
+        ))
+        .arg("--sink")
+        .arg(format!("file:{}", back.display()))
+        .output()
+        .expect("run");
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let got: Vec<serde_json::Value> = std::fs::read_to_string(&back)
+        .expect("back")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("row"))
+        .collect();
+    let in_range: Vec<&serde_json::Value> = want
+        .iter()
+        .filter(|r| {
+            let ts = r["ts"].as_str().unwrap_or("");
+            ("2019-01-01T00:10:00"..="2019-01-01T00:59:59").contains(&ts)
+        })
+        .collect();
+    assert_eq!(got.len(), in_range.len());
+    assert!(!got.is_empty());
+    for (g, w) in got.iter().zip(&in_range) {
+        for (k, v) in w.as_object().expect("row") {
+            let same = match (v, &g[k]) {
+                (serde_json::Value::Number(a), serde_json::Value::Number(b)) => {
+                    (a.as_f64().unwrap_or(0.0).abs() - b.as_f64().unwrap_or(0.0)).abs() < 1e-12
+                }
+                (a, b) => a == b,
+            };
+            assert!(same, "{k}: {v} != {}", g[k]);
+        }
+    }
+    // a query (URL-encoded), its types cast: a count per station
+    let q = bin()
+        .args(["run", "--chain", "abs", "--buffer", "10", "--sink", "-", "--sink-format", "ndjson"])
+        .arg("--source")
+        .arg(format!(
+            "{}?query=SELECT+station,+count(*)+AS+n,+avg(temp_out)::real+AS+t+FROM+weather+GROUP+BY+station",
+            pg.url()
+        ))
+        .output()
+        .expect("run");
+    assert!(q.status.success(), "{}", String::from_utf8_lossy(&q.stderr));
+    let text = String::from_utf8_lossy(&q.stdout);
+    assert!(text.contains(&format!("\"n\":{distinct}")), "{text}");
+    // a bad query is a clear error before any row
+    let bad = bin()
+        .args(["run", "--chain", "abs", "--buffer", "10", "--sink", "-"])
+        .arg("--source")
+        .arg(format!("{}?query=SELECT+nope+FROM+weather", pg.url()))
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success() && err.contains("nope"), "{err}");
+}
+
+/// A stop (Ctrl-C) while the server is still computing a slow query cancels the query on the
+/// server: it is gone from pg_stat_activity at once, not when it would have finished.
+#[test]
+fn a_stop_cancels_the_query_on_the_server() {
+    let pg = Postgres::start();
+    let child = bin()
+        .args([
+            "run",
+            "--chain",
+            "abs",
+            "--buffer",
+            "10",
+            "--sink",
+            "-",
+            "--sink-format",
+            "ndjson",
+        ])
+        .arg("--source")
+        .arg(format!(
+            "{}?query=SELECT+1.0::float8+AS+x,+pg_sleep(30)::text+AS+s",
+            pg.url()
+        ))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run");
+    let active = || {
+        psql(
+            &pg,
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY (SELECT%pg_sleep%' AND state = 'active'",
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while active() != "1" {
+        assert!(Instant::now() < deadline, "the query never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stopped = Instant::now();
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    while active() != "0" {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(5),
+            "the query still runs on the server after a stop"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let gone = stopped.elapsed();
+    let out = child.wait_with_output().expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        gone < Duration::from_millis(1000),
+        "cancelled after {gone:?}"
+    );
+}
