@@ -843,3 +843,74 @@ fn a_key_idle_past_key_ttl_starts_afresh_as_in_the_oracle() {
         errors[..errors.len().min(10)].join("\n")
     );
 }
+
+/// `resample` against pandas over the whole stream (`df.resample(interval, on="ts")[num]
+/// .agg(agg)`, per key `df.groupby("k").resample(...)`): bins across message boundaries, empty
+/// bins, missing values, over midnight, at buffers 1, 7, 100 and 1000, inline and (keyed) on
+/// a pool of 2. Keyed bins leave as they close; compared key by key.
+#[test]
+fn resample_matches_pandas_over_the_whole_stream_at_every_buffer() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden_stream");
+    let cases: std::collections::BTreeMap<String, Value> = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("RESAMPLE.json"))
+            .expect("RESAMPLE.json: run tests/oracle/make_golden.py (the test script does)"),
+    )
+    .expect("cases");
+    assert!(cases.len() >= 8, "{cases:?}");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut errors = Vec::new();
+    let sorted = |mut rows: Vec<serde_json::Map<String, Value>>| {
+        rows.sort_by_key(|r| (r.get("k").map(|k| k.to_string()), r["ts"].to_string()));
+        rows
+    };
+    for (label, case) in &cases {
+        let keyed = case["keyed"].as_bool().unwrap_or(false);
+        let want = sorted(rows(
+            &std::fs::read_to_string(dir.join(format!("resample__{label}.ndjson")))
+                .expect("golden"),
+        ));
+        for b in ["1", "7", "100", "1000"] {
+            let methods: &[&[&str]] = if keyed {
+                &[
+                    &["--key", "k"],
+                    &["--key", "k", "--method", "pool", "--workers", "2"],
+                ]
+            } else {
+                &[&[]]
+            };
+            for m in methods {
+                let out = tmp.path().join(format!("{label}-{b}-{}.ndjson", m.len()));
+                let r = super::cli::bin()
+                    .args(["run", "--source"])
+                    .arg(format!(
+                        "file:{}",
+                        dir.join("resample_input.ndjson").display()
+                    ))
+                    .args([
+                        "--buffer",
+                        b,
+                        "--chain",
+                        case["chain"].as_str().expect("chain"),
+                    ])
+                    .args(*m)
+                    .arg("--sink")
+                    .arg(format!("file:{}", out.display()))
+                    .output()
+                    .expect("run");
+                assert!(
+                    r.status.success(),
+                    "{label}: {}",
+                    String::from_utf8_lossy(&r.stderr)
+                );
+                let got = sorted(rows(&std::fs::read_to_string(&out).expect("output")));
+                errors.extend(compare(&format!("b={b} {m:?}"), label, &got, &want));
+            }
+        }
+    }
+    assert!(
+        errors.is_empty(),
+        "{} mismatches:\n{}",
+        errors.len(),
+        errors[..errors.len().min(20)].join("\n")
+    );
+}

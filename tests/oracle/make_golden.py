@@ -432,6 +432,59 @@ def ttl_expected(rows):
     return out.drop(columns=["_seg"])
 
 
+# resample over the whole stream: pandas' df.resample(interval, on="ts")[num].agg(agg) (per key:
+# df.groupby("k").resample(...)), bins labelled by their start, written as streamprep writes
+# times. Label -> (chain entry, keyed).
+RESAMPLE = {
+    "mean_1s": ('resample{"interval": "1s", "agg": "mean"}', False),
+    "sum_1s": ('resample{"interval": "1s", "agg": "sum"}', False),
+    "min_1s": ('resample{"interval": "1s", "agg": "min"}', False),
+    "max_2s": ('resample{"interval": "2s", "agg": "max"}', False),
+    "first_1s": ('resample{"interval": "1s", "agg": "first"}', False),
+    "last_1s": ('resample{"interval": "1s", "agg": "last"}', False),
+    "count_1s": ('resample{"interval": "1s", "agg": "count"}', False),
+    "mean_1min": ('resample{"interval": "1min", "agg": "mean"}', False),
+    "mean_500ms_keyed": ('resample{"interval": "500ms", "agg": "mean"}', True),
+    "sum_1s_keyed": ('resample{"interval": "1s", "agg": "sum"}', True),
+}
+
+
+def resample_rows():
+    """Times in order (steps of 0.05-0.8 s, now and then a gap of seconds, over midnight),
+    three keys, missing values."""
+    rng = np.random.default_rng(3)
+    t = pd.Timestamp("2026-03-01T23:58:50")
+    rows = []
+    for n in range(800):
+        t += pd.Timedelta(seconds=float(rng.choice([rng.uniform(0.05, 0.8), rng.uniform(3, 9)], p=[0.95, 0.05])))
+        x = None if rng.random() < 0.05 else round(float(rng.normal(10, 4)), 3)
+        y = None if rng.random() < 0.03 else round(float(rng.normal(0, 1)), 6)
+        rows.append({"ts": t.strftime("%Y-%m-%dT%H:%M:%S.%f"), "k": ["a", "b", "c"][int(rng.integers(3))],
+                     "x": x, "y": y, "i": int(rng.integers(-20, 20))})
+    return rows, {"ts": "str", "k": "str", "x": "float64", "y": "float64", "i": "int64"}
+
+
+def iso(ts):
+    text = ts.strftime("%Y-%m-%dT%H:%M:%S")
+    if ts.microsecond:
+        text += ("." + f"{ts.microsecond:06d}").rstrip("0")
+    return text
+
+
+def resampled(rows, schema, entry, keyed):
+    spec = json.loads(entry[len("resample"):])
+    df = frame(rows, schema)
+    df["ts"] = pd.to_datetime(df["ts"])
+    num = ["x", "y", "i"]
+    if keyed:
+        out = df.groupby("k").resample(spec["interval"], on="ts")[num].agg(spec["agg"]).reset_index()
+        out = out[["k", "ts"] + num]
+    else:
+        out = df.resample(spec["interval"], on="ts")[num].agg(spec["agg"]).reset_index()
+    out["ts"] = [iso(t) for t in out["ts"]]
+    return out
+
+
 def stream_rows():
     """A keyed stream: 4 busy keys, one key seen once, a few rows without a key, gaps."""
     rng = np.random.default_rng(20261206)
@@ -475,6 +528,14 @@ def windows():
     with open(os.path.join(STREAM_OUT, "KEYED.json"), "w") as f:
         json.dump({label: {"chain": entry, "buffer": b, "max_keys": m}
                    for label, (entry, _, _, b, m) in KEYED.items()}, f, indent=1)
+    rows, schema = resample_rows()
+    with open(os.path.join(STREAM_OUT, "resample_input.ndjson"), "w") as f:
+        for r in rows:
+            f.write(dumps(r) + "\n")
+    for label, (entry, by_key) in RESAMPLE.items():
+        write_rows(os.path.join(STREAM_OUT, f"resample__{label}.ndjson"), resampled(rows, schema, entry, by_key))
+    with open(os.path.join(STREAM_OUT, "RESAMPLE.json"), "w") as f:
+        json.dump({label: {"chain": entry, "keyed": by_key} for label, (entry, by_key) in RESAMPLE.items()}, f, indent=1)
     rows, _ = ttl_rows()
     with open(os.path.join(STREAM_OUT, "ttl_input.ndjson"), "w") as f:
         for r in rows:
@@ -483,7 +544,7 @@ def windows():
     with open(os.path.join(STREAM_OUT, "TTL.json"), "w") as f:
         json.dump({"rate": TTL_RATE, "key_ttl_ms": TTL_MS,
                    "chain": 'standard_scaler{"fit": "running"},diff'}, f, indent=1)
-    return len(WINDOWS) + len(RUNNING) * len(BUFFERS) + len(KEYED) + 1
+    return len(WINDOWS) + len(RUNNING) * len(BUFFERS) + len(KEYED) + 1 + len(RESAMPLE)
 
 
 def main():

@@ -26,6 +26,7 @@ pub mod io;
 pub mod message;
 pub mod numeric;
 pub mod step;
+pub mod time;
 
 pub use error::StepError;
 pub use io::{

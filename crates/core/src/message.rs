@@ -78,6 +78,9 @@ pub struct Message {
     pub dropped: usize,
     /// When its first row arrived and when the buffer closed it (for end-to-end latency).
     pub arrived: Option<(std::time::Instant, std::time::Instant)>,
+    /// The end of the stream for this worker (no rows): the steps give what they still hold
+    /// (a resample's last bin, a whole series' downsampled points).
+    pub flush: Option<usize>,
 }
 
 impl Message {
@@ -90,7 +93,22 @@ impl Message {
             acks: Vec::new(),
             dropped: 0,
             arrived: None,
+            flush: None,
         }
+    }
+
+    /// The end of the stream for `worker`'s chain (see [`Message::flush`]).
+    pub fn flush(seq: u64, worker: usize) -> Self {
+        let mut m = Message::new(
+            seq,
+            Payload::Raw {
+                format: crate::RowFormat::Ndjson,
+                bytes: Vec::new(),
+                ends: Vec::new(),
+            },
+        );
+        m.flush = Some(worker);
+        m
     }
 
     /// Shed this message's rows (policy `drop_oldest`), keeping its number, its acks and

@@ -28,6 +28,17 @@ pub trait Step: Send {
         None
     }
 
+    /// Whether the step may hold rows back until the end of the stream (a resample's open
+    /// bin, a whole series to downsample): the chain then gets an end-of-stream message.
+    fn holds_rows(&self) -> bool {
+        false
+    }
+
+    /// The end of the stream: the rows the step still holds, if any.
+    fn finish(&mut self) -> Result<Option<Batch>, StepError> {
+        Ok(None)
+    }
+
     /// The state the step keeps from message to message, to carry over a stop (`None`: it
     /// keeps none).
     fn save_state(&self) -> Option<Vec<u8>> {

@@ -25,6 +25,12 @@ impl Buffer {
         }
     }
 
+    /// A number for a message made outside the buffer (the end-of-stream messages).
+    pub fn take_seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq - 1
+    }
+
     /// Rows a message.
     pub fn size(&self) -> usize {
         self.size

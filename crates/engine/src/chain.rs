@@ -210,6 +210,9 @@ impl Chain {
         let mut rows_in = msg.payload.rows();
         let seq = msg.seq;
         let mut dead = std::mem::take(&mut msg.rejected);
+        if msg.flush.is_some() {
+            return self.finish(seq, dead);
+        }
         if rows_in == 0 {
             // only refusals, acknowledgements (a publish of `[]`) or rows shed by
             // drop_oldest: nothing to run
@@ -246,6 +249,93 @@ impl Chain {
                 }
             }
         }
+        self.output(seq, rows_in, dead, batch, &mut clock)
+    }
+
+    /// The end of the stream: each step gives what it still holds, through the steps after
+    /// it (which may hold it in turn, until their own end), then `result`.
+    fn finish(&mut self, seq: u64, mut dead: Vec<DeadLetter>) -> Processed {
+        let mut outs: Vec<Batch> = Vec::new();
+        let n = self.steps.len();
+        for i in 0..n {
+            let held = match self.steps[i].finish() {
+                Ok(Some(b)) => b,
+                Ok(None) => continue,
+                Err(e) => {
+                    dead.push(DeadLetter {
+                        seq,
+                        step: e.step().to_string(),
+                        reason: e.to_string(),
+                        data: Vec::new(),
+                        rows: 0,
+                    });
+                    continue;
+                }
+            };
+            let mut batch = Some(held);
+            for j in i + 1..n {
+                let Some(b) = batch.take() else { break };
+                match self.steps[j].apply(b.clone()) {
+                    Ok(b) => batch = Some(b),
+                    Err(e) => dead.push(DeadLetter {
+                        seq,
+                        step: e.step().to_string(),
+                        reason: e.to_string(),
+                        data: ndjson(&b),
+                        rows: b.num_rows(),
+                    }),
+                }
+            }
+            outs.extend(batch.filter(|b| b.num_rows() > 0));
+        }
+        let Some(first) = outs.first() else {
+            return Processed::refused(seq, 0, dead);
+        };
+        let schema = first.schema();
+        let batch = if outs.iter().all(|b| b.schema() == schema) {
+            arrow_select::concat::concat_batches(&schema, &outs)
+        } else {
+            // steps that held rows of other columns: the last one's (the chain's end) win
+            Ok(outs
+                .pop()
+                .unwrap_or_else(|| Batch::new_empty(schema.clone())))
+        };
+        match batch {
+            Ok(b) => self.output(seq, 0, dead, b, &mut None),
+            Err(e) => {
+                dead.push(DeadLetter {
+                    seq,
+                    step: "chain".into(),
+                    reason: e.to_string(),
+                    data: Vec::new(),
+                    rows: 0,
+                });
+                Processed::refused(seq, 0, dead)
+            }
+        }
+    }
+
+    /// Whether a step may hold rows until the end of the stream.
+    pub fn holds_rows(&self) -> bool {
+        self.steps.iter().any(|s| s.holds_rows())
+    }
+
+    /// A message's batch after the steps: projected for a fixed-schema sink, encoded.
+    fn output(
+        &mut self,
+        seq: u64,
+        rows_in: usize,
+        mut dead: Vec<DeadLetter>,
+        mut batch: Batch,
+        clock: &mut Option<Instant>,
+    ) -> Processed {
+        let refused = |e: StepError, data: Vec<u8>, rows: usize| DeadLetter {
+            seq,
+            step: e.step().to_string(),
+            reason: e.to_string(),
+            data,
+            rows,
+        };
         let mut dropped_columns = Vec::new();
         if let Some(fixed) = &self.fixed_output {
             if batch.schema_ref() != fixed {
@@ -263,7 +353,7 @@ impl Chain {
             }
         }
         let encoded = self.result.encode(&batch);
-        self.lap(self.steps.len() + 1, &mut clock);
+        self.lap(self.steps.len() + 1, clock);
         match encoded {
             Ok(encoded) => {
                 let mut p = Processed::refused(seq, rows_in, dead);

@@ -188,6 +188,14 @@ pub fn parts(
     move || {
         if pending.is_empty() {
             match next()? {
+                Some(m) if m.flush.is_some() => {
+                    // the end of the stream goes to its worker as it is
+                    places
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push_back(vec![Vec::new()]);
+                    pending.push_back((m.flush.unwrap_or(0), m));
+                }
                 Some(m) => {
                     let split = router.split_with_rows(m);
                     places

@@ -166,6 +166,12 @@ impl KeyedBuffer {
         self.size = size.max(1);
     }
 
+    /// A number for a message made outside the buffer (the end-of-stream messages).
+    pub fn take_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq - 1
+    }
+
     /// The next closed message, numbered.
     pub fn pop(&mut self) -> Option<Message> {
         self.ready.pop_front()

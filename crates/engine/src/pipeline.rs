@@ -579,12 +579,18 @@ fn run_body(
         }
     }
     let csv = encoding == Encoding::Csv;
+    let flushes = if chains.first().is_some_and(Chain::holds_rows) {
+        (0..chains.len()).rev().collect()
+    } else {
+        Vec::new()
+    };
     let mut reader = Reader {
         buffer,
         keyed,
         ahead,
         max_wait,
         tuner,
+        flushes,
     };
     let result = match cfg.backpressure {
         Backpressure::Block => {
@@ -690,6 +696,8 @@ struct Reader {
     ahead: VecDeque<Message>,
     max_wait: Option<Duration>,
     tuner: Tuner,
+    /// Workers still owed their end-of-stream message (chains whose steps hold rows).
+    flushes: Vec<usize>,
 }
 
 impl Reader {
@@ -728,18 +736,28 @@ impl Reader {
                 }
             };
             let Some(kb) = self.keyed.as_mut() else {
-                return Ok(read);
+                return Ok(read.or_else(|| self.end_of_stream()));
             };
             match read {
                 Some(m) => kb.push(m),
                 None if self.buffer.ended() || stop.load(Ordering::SeqCst) => {
                     // the end (or a stop): every key's waiting rows go on
                     kb.flush();
-                    return Ok(kb.pop());
+                    return Ok(kb.pop().or_else(|| self.end_of_stream()));
                 }
                 None => kb.tick(),
             }
         }
+    }
+
+    /// After the last message: one end-of-stream message a worker whose steps hold rows.
+    fn end_of_stream(&mut self) -> Option<Message> {
+        let w = self.flushes.pop()?;
+        let seq = match self.keyed.as_mut() {
+            Some(kb) => kb.take_seq(),
+            None => self.buffer.take_seq(),
+        };
+        Some(Message::flush(seq, w))
     }
 }
 
@@ -788,7 +806,7 @@ fn execute(
             Route::Whole(r) => executor::pool_routed(
                 chains,
                 window,
-                move || Ok(next()?.map(|m| (r.worker_of_message(&m), m))),
+                move || Ok(next()?.map(|m| (m.flush.unwrap_or_else(|| r.worker_of_message(&m)), m))),
                 deliver,
             ),
             Route::None => executor::pool(chains, window, next, deliver),

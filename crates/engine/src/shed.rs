@@ -56,7 +56,11 @@ impl SheddingQueue {
         }
         if s.live >= self.capacity {
             // shed messages gather at the front: the oldest live one follows them
-            if let Some(i) = s.queue.iter().position(|m| m.dropped == 0) {
+            if let Some(i) = s
+                .queue
+                .iter()
+                .position(|m| m.dropped == 0 && m.flush.is_none())
+            {
                 let rows = s.queue[i].shed();
                 Stats::add(&stats.dropped, rows as u64);
                 s.live -= 1;

@@ -19,6 +19,9 @@ pub struct KeyStates<S> {
     pub expired: u64,
     /// Keys dropped beyond `max_keys`.
     pub evicted: u64,
+    /// Keep the states dropped (for a step that must still give what they hold).
+    keep_dropped: bool,
+    dropped: Vec<(String, S)>,
 }
 
 impl<S> KeyStates<S> {
@@ -30,6 +33,31 @@ impl<S> KeyStates<S> {
     /// No key is kept.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+
+    /// A key's state, if held, without touching it.
+    pub fn peek(&self, key: &str) -> Option<&S> {
+        self.map.get(key).map(|(s, ..)| s)
+    }
+
+    /// Keep the states the bounds drop, for [`KeyStates::take_dropped`].
+    pub fn keeping_dropped(mut self) -> Self {
+        self.keep_dropped = true;
+        self
+    }
+
+    /// The states the bounds dropped since the last call (with `keeping_dropped`).
+    pub fn take_dropped(&mut self) -> Vec<(String, S)> {
+        std::mem::take(&mut self.dropped)
+    }
+
+    /// Every key's state, least recently seen first; none are kept.
+    pub fn drain(&mut self) -> Vec<(String, S)> {
+        let mut all: Vec<(String, S, u64)> =
+            self.map.drain().map(|(k, (s, t, _))| (k, s, t)).collect();
+        self.order.clear();
+        all.sort_by_key(|(_, _, t)| *t);
+        all.into_iter().map(|(k, s, _)| (k, s)).collect()
     }
 
     /// The keys held and dropped so far.
@@ -60,6 +88,8 @@ impl<S: Default> KeyStates<S> {
             ttl,
             expired: 0,
             evicted: 0,
+            keep_dropped: false,
+            dropped: Vec::new(),
         })
     }
 
@@ -76,7 +106,11 @@ impl<S: Default> KeyStates<S> {
             }
             let key = key.clone();
             self.order.remove(&t);
-            self.map.remove(&key);
+            if let Some((s, ..)) = self.map.remove(&key) {
+                if self.keep_dropped {
+                    self.dropped.push((key.clone(), s));
+                }
+            }
             self.expired += 1;
             tracing::debug!(target: "streamprep::state", "key {key:?} idle longer than {ttl:?}: its state is dropped");
         }
@@ -102,7 +136,11 @@ impl<S: Default> KeyStates<S> {
                         break;
                     };
                     if let Some(old) = self.order.remove(&t) {
-                        self.map.remove(&old);
+                        if let Some((s, ..)) = self.map.remove(&old) {
+                            if self.keep_dropped {
+                                self.dropped.push((old, s));
+                            }
+                        }
                         self.evicted += 1;
                     }
                 }

@@ -33,6 +33,7 @@ mod quantile_transformer;
 mod quantile_transformer_normal;
 mod quantile_transformer_uniform;
 pub mod registry;
+mod resample;
 pub mod result;
 mod robust_scaler;
 pub mod running;

@@ -430,6 +430,17 @@ impl ProjectSpec {
                 ),
             );
         }
+        // steps that hold rows to the end of the stream (resample's open bins) end each
+        // worker's chain with an end-of-stream message, which the queue does not carry yet
+        if matches!(method, Method::Queue { .. })
+            && streamprep_ops::registry::build_chain(&chain)
+                .is_ok_and(|steps| steps.iter().any(|s| s.holds_rows()))
+        {
+            bad(
+                "method",
+                "a step of the chain (resample) holds rows until the end of the stream, which the queue method does not carry yet: use method = \"pool\" (with a key) or \"inline\"".into(),
+            );
+        }
         if self.in_flight.is_some() && !matches!(method, Method::Queue { .. }) {
             bad("in_flight", "is for method = \"queue\"".into());
         }
