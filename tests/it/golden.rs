@@ -914,3 +914,75 @@ fn resample_matches_pandas_over_the_whole_stream_at_every_buffer() {
         errors[..errors.len().min(20)].join("\n")
     );
 }
+
+/// `lttb`, `m4` and `minmax_lttb` select, for each series, the indices `tsdownsample` selects
+/// (its own Rust code, through its Python package, pinned): with the time as x and without,
+/// ties, gaps that leave bins empty, missing values, fewer rows than points, per key; at
+/// buffers 7, 100 and 1000 (the step holds the whole stream and gives it at its end), and
+/// keyed on a pool of 2.
+#[test]
+fn downsampling_selects_what_tsdownsample_selects() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden_stream");
+    let cases: std::collections::BTreeMap<String, Value> = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("DOWNSAMPLE.json"))
+            .expect("DOWNSAMPLE.json: run tests/oracle/make_golden.py (the test script does)"),
+    )
+    .expect("cases");
+    assert!(cases.len() >= 8, "{cases:?}");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut errors = Vec::new();
+    let by_time = |mut rows: Vec<serde_json::Map<String, Value>>| {
+        rows.sort_by_key(|r| r["ts"].to_string());
+        rows
+    };
+    for (label, case) in &cases {
+        let keyed = case["keyed"].as_bool().unwrap_or(false);
+        let want = by_time(rows(
+            &std::fs::read_to_string(dir.join(format!("downsample__{label}.ndjson")))
+                .expect("golden"),
+        ));
+        for b in ["7", "100", "1000"] {
+            let methods: &[&[&str]] = if keyed {
+                &[
+                    &["--key", "k"],
+                    &["--key", "k", "--method", "pool", "--workers", "2"],
+                ]
+            } else {
+                &[&[]]
+            };
+            for m in methods {
+                let out = tmp.path().join(format!("{label}-{b}-{}.ndjson", m.len()));
+                let r = super::cli::bin()
+                    .args(["run", "--source"])
+                    .arg(format!(
+                        "file:{}",
+                        dir.join("downsample_input.ndjson").display()
+                    ))
+                    .args([
+                        "--buffer",
+                        b,
+                        "--chain",
+                        case["chain"].as_str().expect("chain"),
+                    ])
+                    .args(*m)
+                    .arg("--sink")
+                    .arg(format!("file:{}", out.display()))
+                    .output()
+                    .expect("run");
+                assert!(
+                    r.status.success(),
+                    "{label}: {}",
+                    String::from_utf8_lossy(&r.stderr)
+                );
+                let got = by_time(rows(&std::fs::read_to_string(&out).expect("output")));
+                errors.extend(compare(&format!("b={b} {m:?}"), label, &got, &want));
+            }
+        }
+    }
+    assert!(
+        errors.is_empty(),
+        "{} mismatches:\n{}",
+        errors.len(),
+        errors[..errors.len().min(20)].join("\n")
+    );
+}

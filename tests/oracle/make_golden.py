@@ -485,6 +485,68 @@ def resampled(rows, schema, entry, keyed):
     return out
 
 
+# Downsampling a whole series (lttb, m4, minmax_lttb): the indices tsdownsample selects, each
+# numeric column a series of its own (x: the time as microseconds, or none), missing values
+# left out, per key when keyed; the rows kept are those any series selected, in order.
+# Label -> (chain entry, keyed).
+DOWNSAMPLE = {
+    "lttb_100": ('lttb{"points": 100}', False),
+    "m4_100": ('m4{"points": 100}', False),
+    "minmax_lttb_100": ('minmax_lttb{"points": 100}', False),
+    "minmax_lttb_1000": ('minmax_lttb{"points": 1000}', False),
+    "lttb_64_no_time": ('lttb{"points": 64, "time_column": ""}', False),
+    "m4_64_no_time": ('m4{"points": 64, "time_column": ""}', False),
+    "minmax_lttb_50_no_time": ('minmax_lttb{"points": 50, "time_column": ""}', False),
+    "lttb_40_keyed": ('lttb{"points": 40}', True),
+    "m4_8000_all": ('m4{"points": 8000}', False),
+}
+
+
+def downsample_rows():
+    """An irregular time series: steps of 1 ms to 2 s, a few long gaps, repeated values (ties)
+    and missing values, three keys."""
+    rng = np.random.default_rng(11)
+    t = pd.Timestamp("2026-05-01T00:00:00")
+    rows = []
+    level = 0.0
+    for n in range(5000):
+        t += pd.Timedelta(microseconds=int(rng.choice([rng.integers(1000, 2_000_000), rng.integers(30_000_000, 90_000_000)], p=[0.99, 0.01])))
+        level += float(rng.normal(0, 1))
+        y = None if rng.random() < 0.03 else round(level, 1)
+        z = None if rng.random() < 0.02 else round(float(np.sin(n / 50.0) * 10 + rng.normal(0, 0.5)), 2)
+        rows.append({"ts": t.strftime("%Y-%m-%dT%H:%M:%S.%f"), "k": ["p", "q", "r"][int(rng.integers(3))],
+                     "y": y, "z": z, "i": int(rng.integers(0, 5))})
+    return rows, {"ts": "str", "k": "str", "y": "float64", "z": "float64", "i": "int64"}
+
+
+def downsampled(rows, schema, entry, keyed):
+    import tsdownsample as tsd
+    name = entry.split("{")[0]
+    spec = json.loads(entry[len(name):])
+    n_out = spec["points"]
+    with_time = spec.get("time_column", "ts") != ""
+    df = frame(rows, schema)
+    us = pd.to_datetime(df["ts"]).astype("datetime64[us]").astype("int64").to_numpy()
+    make = {"lttb": tsd.LTTBDownsampler, "m4": tsd.M4Downsampler, "minmax_lttb": tsd.MinMaxLTTBDownsampler}[name]
+    keep = np.zeros(len(df), dtype=bool)
+    groups = df.groupby("k", sort=False).groups.values() if keyed else [df.index]
+    for g in groups:
+        g = np.asarray(g)
+        for c in ["y", "z", "i"]:
+            vals = df[c].to_numpy(dtype=float)[g]
+            ok = ~np.isnan(vals)
+            rows_c = g[ok]
+            if len(rows_c) == 0:
+                continue
+            y = np.ascontiguousarray(vals[ok])
+            if with_time:
+                idx = make().downsample(np.ascontiguousarray(us[rows_c]), y, n_out=n_out)
+            else:
+                idx = make().downsample(y, n_out=n_out)
+            keep[rows_c[np.asarray(idx, dtype=np.int64)]] = True
+    return df[keep]
+
+
 def stream_rows():
     """A keyed stream: 4 busy keys, one key seen once, a few rows without a key, gaps."""
     rng = np.random.default_rng(20261206)
@@ -536,6 +598,14 @@ def windows():
         write_rows(os.path.join(STREAM_OUT, f"resample__{label}.ndjson"), resampled(rows, schema, entry, by_key))
     with open(os.path.join(STREAM_OUT, "RESAMPLE.json"), "w") as f:
         json.dump({label: {"chain": entry, "keyed": by_key} for label, (entry, by_key) in RESAMPLE.items()}, f, indent=1)
+    rows, schema = downsample_rows()
+    with open(os.path.join(STREAM_OUT, "downsample_input.ndjson"), "w") as f:
+        for r in rows:
+            f.write(dumps(r) + "\n")
+    for label, (entry, by_key) in DOWNSAMPLE.items():
+        write_rows(os.path.join(STREAM_OUT, f"downsample__{label}.ndjson"), downsampled(rows, schema, entry, by_key))
+    with open(os.path.join(STREAM_OUT, "DOWNSAMPLE.json"), "w") as f:
+        json.dump({label: {"chain": entry, "keyed": by_key} for label, (entry, by_key) in DOWNSAMPLE.items()}, f, indent=1)
     rows, _ = ttl_rows()
     with open(os.path.join(STREAM_OUT, "ttl_input.ndjson"), "w") as f:
         for r in rows:
@@ -544,7 +614,7 @@ def windows():
     with open(os.path.join(STREAM_OUT, "TTL.json"), "w") as f:
         json.dump({"rate": TTL_RATE, "key_ttl_ms": TTL_MS,
                    "chain": 'standard_scaler{"fit": "running"},diff'}, f, indent=1)
-    return len(WINDOWS) + len(RUNNING) * len(BUFFERS) + len(KEYED) + 1 + len(RESAMPLE)
+    return len(WINDOWS) + len(RUNNING) * len(BUFFERS) + len(KEYED) + 1 + len(RESAMPLE) + len(DOWNSAMPLE)
 
 
 def main():

@@ -15,6 +15,7 @@
 mod abs;
 mod aggregated_sum;
 pub mod codec;
+pub mod downsample;
 mod drop_duplicates;
 pub mod eval;
 pub mod exec;

@@ -309,6 +309,22 @@ const MAX_KEYS: OptionInfo = OptionInfo {
     doc: "beyond this many keys the least recently seen one's state is dropped (counted); 0: no bound",
 };
 
+/// The points a downsampling step gives.
+const POINTS: OptionInfo = OptionInfo {
+    name: "points",
+    kind: OptionKind::Integer { min: 3 },
+    default: "2000",
+    doc: "rows kept for each series (m4: a multiple of 4)",
+};
+
+/// The x of a downsampled series.
+const DS_TIME: OptionInfo = OptionInfo {
+    name: "time_column",
+    kind: OptionKind::Text,
+    default: "\"ts\"",
+    doc: "the column of ISO 8601 times that is x (in order per key); \"\" for the rows' order",
+};
+
 /// Every step streamprep knows, in the order `streamprep list` shows them.
 pub const STEPS: &[StepInfo] = &[
     StepInfo { name: "prepare", summary: "decode the message's rows (NDJSON, JSON arrays, CSV; optionally zlib+base64) into a batch; bad rows go to dead letters", equals: "pd.DataFrame(rows)", kind: StepKind::Boundary, refuses_infinity: None, options: &[], alias_of: None },
@@ -317,6 +333,9 @@ pub const STEPS: &[StepInfo] = &[
     StepInfo { name: "drop_duplicates", summary: "drop repeated rows (all columns), keep the first", equals: "df.drop_duplicates()", kind: StepKind::Transform(boxed::<DropDuplicates>), refuses_infinity: None, options: &[], alias_of: None },
     StepInfo { name: "handling_missing", summary: "drop rows with a missing value in any column", equals: "df.dropna()", kind: StepKind::Transform(boxed::<HandlingMissing>), refuses_infinity: None, options: &[], alias_of: None },
     StepInfo { name: "eval", summary: "derived columns from arithmetic on columns: `x = 12.5 * (a + d - b - c) / (a + b + c + d)`, several assignments separated by ; or new lines", equals: "df.eval(expr) (where, minimum, maximum: NumPy's)", kind: StepKind::WithOptions(eval), refuses_infinity: None, options: &[OptionInfo { name: "expr", kind: OptionKind::Text, default: "\"\"", doc: "assignments `name = expression`: + - * / // % **, comparisons, & | ~ (and or not), numbers, and abs sqrt exp log log10 log1p expm1 sin cos tan arcsin arccos arctan sinh cosh tanh floor ceil arctan2 where minimum maximum" }], alias_of: None },
+    StepInfo { name: "lttb", summary: "a whole series downsampled to `points` rows by Largest-Triangle-Three-Buckets (each numeric column; per key when keyed), given at the end of the stream", equals: "tsdownsample.LTTBDownsampler().downsample(x, y, n_out=points) (the same indices)", kind: StepKind::WithOptions(crate::downsample::lttb), refuses_infinity: None, options: &[POINTS, DS_TIME, KEY], alias_of: None },
+    StepInfo { name: "m4", summary: "a whole series downsampled by M4: the first, min, max and last row of `points / 4` equal time bins (each numeric column; per key when keyed), given at the end of the stream", equals: "tsdownsample.M4Downsampler().downsample(x, y, n_out=points) (the same indices)", kind: StepKind::WithOptions(crate::downsample::m4), refuses_infinity: None, options: &[POINTS, DS_TIME, KEY], alias_of: None },
+    StepInfo { name: "minmax_lttb", summary: "a whole series downsampled by MinMaxLTTB: min and max of 4 x points bins, then LTTB (each numeric column; per key when keyed), given at the end of the stream", equals: "tsdownsample.MinMaxLTTBDownsampler().downsample(x, y, n_out=points, minmax_ratio=4) (the same indices)", kind: StepKind::WithOptions(crate::downsample::minmax_lttb), refuses_infinity: None, options: &[POINTS, DS_TIME, KEY], alias_of: None },
     StepInfo { name: "resample", summary: "time bins across messages (per key when keyed): the mean, sum, min, max, first, last or count of each numeric column in each `interval`, empty bins included", equals: "df.resample(interval, on=time_column)[num].agg(agg) (origin start_day, closed and labelled left), over the whole stream", kind: StepKind::WithOptions(crate::resample::resample), refuses_infinity: None, options: &[OptionInfo { name: "interval", kind: OptionKind::Text, default: "\"1s\"", doc: "the bin width, pandas' alias: 500ms, 1s, 1min, 1h, 1D (dividing a day)" }, OptionInfo { name: "agg", kind: OptionKind::Choice(&["mean", "sum", "min", "max", "first", "last", "count"]), default: "\"mean\"", doc: "what of each bin" }, OptionInfo { name: "time_column", kind: OptionKind::Text, default: "\"ts\"", doc: "the column of ISO 8601 times the rows are binned by (in time order per key)" }, KEY, KEY_TTL, MAX_KEYS], alias_of: None },
     StepInfo { name: "rolling", summary: "a rolling window per key across messages: mean, sum, min, max or std of the last `window` rows of each numeric column", equals: "df.groupby(key)[num].rolling(window).agg() over the whole stream", kind: StepKind::WithOptions(crate::window::rolling), refuses_infinity: None, options: &[OptionInfo { name: "window", kind: OptionKind::Integer { min: 1 }, default: "10", doc: "rows in the window (min_periods = window: until it is full, or with a missing value in it, the value is missing)" }, OptionInfo { name: "agg", kind: OptionKind::Choice(&["mean", "sum", "min", "max", "std"]), default: "\"mean\"", doc: "what of the window (std: ddof 1)" }, KEY, KEY_TTL, MAX_KEYS], alias_of: None },
     StepInfo { name: "ewm_mean", summary: "the exponentially weighted mean per key across messages", equals: "df.groupby(key)[num].ewm(span=span, adjust=True).mean() over the whole stream", kind: StepKind::WithOptions(crate::window::ewm_mean), refuses_infinity: None, options: &[OptionInfo { name: "span", kind: OptionKind::Number, default: "10", doc: "pandas' span (at least 1): alpha = 2 / (span + 1)" }, KEY, KEY_TTL, MAX_KEYS], alias_of: None },
