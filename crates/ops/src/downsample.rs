@@ -270,15 +270,50 @@ impl XValue for usize {
 
 /// The first index of the smallest and of the largest value.
 fn argminmax(y: &[f64]) -> (usize, usize) {
-    let (mut lo, mut hi) = (0, 0);
-    for (i, v) in y.iter().enumerate() {
-        if *v < y[lo] {
-            lo = i;
+    const L: usize = 8;
+    if y.len() < 4 * L {
+        let (mut lo, mut hi) = (0, 0);
+        for (i, v) in y.iter().enumerate() {
+            if *v < y[lo] {
+                lo = i;
+            }
+            if *v > y[hi] {
+                hi = i;
+            }
         }
-        if *v > y[hi] {
-            hi = i;
+        return (lo, hi);
+    }
+    // the extremes first, eight lanes at a time (vector min and max), then the first place
+    // of each: the bin is in cache by then (values are never missing here)
+    let mut mn = [f64::INFINITY; L];
+    let mut mx = [f64::NEG_INFINITY; L];
+    let chunks = y.chunks_exact(L);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for j in 0..L {
+            mn[j] = if c[j] < mn[j] { c[j] } else { mn[j] };
+            mx[j] = if c[j] > mx[j] { c[j] } else { mx[j] };
         }
     }
+    let mut lo_v = mn
+        .iter()
+        .chain(rest)
+        .fold(f64::INFINITY, |a, &b| if b < a { b } else { a });
+    let mut hi_v = mx
+        .iter()
+        .chain(rest)
+        .fold(f64::NEG_INFINITY, |a, &b| if b > a { b } else { a });
+    if lo_v.is_infinite() || hi_v.is_infinite() {
+        // an infinite value: compare as the one pass would
+        lo_v = y
+            .iter()
+            .fold(f64::INFINITY, |a, &b| if b < a { b } else { a });
+        hi_v = y
+            .iter()
+            .fold(f64::NEG_INFINITY, |a, &b| if b > a { b } else { a });
+    }
+    let lo = y.iter().position(|v| *v == lo_v).unwrap_or(0);
+    let hi = y.iter().position(|v| *v == hi_v).unwrap_or(0);
     (lo, hi)
 }
 
@@ -544,5 +579,19 @@ mod tests {
         assert_eq!(m4_without_x(&y, 12), (0..10).collect::<Vec<_>>());
         let m = m4_with_x(&x, &y, 4);
         assert_eq!(m, vec![0, 0, 9, 9]);
+        // the lanes give the first index of a repeated extreme, as one pass does
+        let mut v: Vec<f64> = (0..1000).map(|i| ((i * 7919) % 101) as f64).collect();
+        v[500] = -5.0;
+        v[900] = -5.0;
+        v[37] = 500.0;
+        v[38] = 500.0;
+        assert_eq!(argminmax(&v), (500, 37));
+        for n in [32, 33, 47, 64, 999] {
+            let w: Vec<f64> = (0..n).map(|i| ((i * 31) % 17) as f64).collect();
+            let first = |f: f64| w.iter().position(|x| *x == f).unwrap_or(0);
+            let mn = w.iter().cloned().fold(f64::INFINITY, f64::min);
+            let mx = w.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            assert_eq!(argminmax(&w), (first(mn), first(mx)), "{n}");
+        }
     }
 }

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Rows/s into PostgreSQL (issue 19): the paper's chain (fillna_zeros, normalizer,
+# drop_duplicates) at buffer 1,000, 300,000 Davis rows from a file into a table of a private
+# PostgreSQL (Debian's initdb/pg_ctl, a free port, default durability: fsync and synchronous
+# commit on), each message one transaction; with dedupe=row (the default: staging table and
+# ON CONFLICT) and dedupe=none (COPY straight into the table); and the same chain into a file
+# for the rate without a database. Median of 3 each.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/streamprep-target}
+cargo build --release -q
+bin=$CARGO_TARGET_DIR/release/streamprep
+pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+tmp=$(mktemp -d); chmod 755 "$tmp"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+mkdir "$tmp/pg"; [ "$(id -u)" = 0 ] && chown postgres:postgres "$tmp/pg"
+as_pg "$pgbin/initdb" -D "$tmp/pg/data" -U streamprep --auth=trust -E UTF8 >/dev/null
+as_pg "$pgbin/pg_ctl" -D "$tmp/pg/data" -l "$tmp/pg/log" -o "-p $port -k $tmp/pg -c listen_addresses=127.0.0.1" -w start >/dev/null
+trap 'as_pg "$pgbin/pg_ctl" -D "$tmp/pg/data" -m immediate stop >/dev/null 2>&1; rm -rf "$tmp"' EXIT
+url="postgres://streamprep@127.0.0.1:$port/postgres"
+"$bin" gen --rows 300000 --seed 1 --stations 5 --out "$tmp/in.ndjson"
+chain=fillna_zeros,normalizer,drop_duplicates
+rate() { "$bin" run --source "file:$tmp/in.ndjson" --buffer 1000 --chain "$chain" --sink "$1" 2>&1 \
+  | grep -o '[0-9]* rows/s' | head -1 | awk '{print $1}'; }
+median() { printf "%s\n" "$@" | sort -n | sed -n 2p; }
+f=(); d=(); n=()
+for i in 1 2 3; do
+  f+=("$(rate "file:$tmp/out.ndjson")")
+  d+=("$(rate "$url?table=weather_$i")")
+  n+=("$(rate "$url?table=plain_$i&dedupe=none")")
+done
+printf "%-34s %12s\n" "sink" "rows/s"
+printf "%-34s %12d\n" "file (NDJSON)" "$(median "${f[@]}")"
+printf "%-34s %12d\n" "postgres, dedupe=row (default)" "$(median "${d[@]}")"
+printf "%-34s %12d\n" "postgres, dedupe=none" "$(median "${n[@]}")"
+psql -X -A -t -d "$url" -c "SELECT count(*) FROM weather_1" | sed 's/^/rows in weather_1: /'
