@@ -583,8 +583,9 @@ mod tests {
             }
         }
         // the paper's 15 transforms, prepare, result, the two that take options, exec, eval,
-        // and the windows rolling, ewm_mean, diff
-        assert_eq!(STEPS.len(), 24);
+        // the windows rolling, ewm_mean, diff, resample and the downsamplers lttb, m4,
+        // minmax_lttb
+        assert_eq!(STEPS.len(), 28);
     }
 
     #[test]
