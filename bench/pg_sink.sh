@@ -10,15 +10,7 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/streamprep-target}
 cargo build --release -q
 bin=$CARGO_TARGET_DIR/release/streamprep
-pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-tmp=$(mktemp -d); chmod 755 "$tmp"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-mkdir "$tmp/pg"; [ "$(id -u)" = 0 ] && chown postgres:postgres "$tmp/pg"
-as_pg "$pgbin/initdb" -D "$tmp/pg/data" -U streamprep --auth=trust -E UTF8 >/dev/null
-as_pg "$pgbin/pg_ctl" -D "$tmp/pg/data" -l "$tmp/pg/log" -o "-p $port -k $tmp/pg -c listen_addresses=127.0.0.1" -w start >/dev/null
-trap 'as_pg "$pgbin/pg_ctl" -D "$tmp/pg/data" -m immediate stop >/dev/null 2>&1; rm -rf "$tmp"' EXIT
-url="postgres://streamprep@127.0.0.1:$port/postgres"
+. bench/pg_lib.sh
 "$bin" gen --rows 300000 --seed 1 --stations 5 --out "$tmp/in.ndjson"
 chain=fillna_zeros,normalizer,drop_duplicates
 rate() { "$bin" run --source "file:$tmp/in.ndjson" --buffer 1000 --chain "$chain" --sink "$1" 2>&1 \

@@ -844,48 +844,49 @@ fn a_key_idle_past_key_ttl_starts_afresh_as_in_the_oracle() {
     );
 }
 
-/// `resample` against pandas over the whole stream (`df.resample(interval, on="ts")[num]
-/// .agg(agg)`, per key `df.groupby("k").resample(...)`): bins across message boundaries, empty
-/// bins, missing values, over midnight, at buffers 1, 7, 100 and 1000, inline and (keyed) on
-/// a pool of 2. Keyed bins leave as they close; compared key by key.
-#[test]
-fn resample_matches_pandas_over_the_whole_stream_at_every_buffer() {
+/// The cases of a step over the whole stream (`tests/data/golden_stream/{cases}`: label ->
+/// chain entry and whether keyed), run through `run` on `input` at each buffer (keyed ones
+/// inline and on a pool of 2) and compared with `{prefix}__{label}.ndjson`, both sorted by `key`.
+fn whole_stream_cases(
+    cases: &str,
+    prefix: &str,
+    input: &str,
+    buffers: &[&str],
+    key: fn(&serde_json::Map<String, Value>) -> String,
+) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden_stream");
     let cases: std::collections::BTreeMap<String, Value> = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("RESAMPLE.json"))
-            .expect("RESAMPLE.json: run tests/oracle/make_golden.py (the test script does)"),
+        &std::fs::read_to_string(dir.join(cases))
+            .expect("the cases: run tests/oracle/make_golden.py (the test script does)"),
     )
     .expect("cases");
     assert!(cases.len() >= 8, "{cases:?}");
     let tmp = tempfile::tempdir().expect("tmp");
     let mut errors = Vec::new();
     let sorted = |mut rows: Vec<serde_json::Map<String, Value>>| {
-        rows.sort_by_key(|r| (r.get("k").map(|k| k.to_string()), r["ts"].to_string()));
+        rows.sort_by_key(key);
         rows
     };
     for (label, case) in &cases {
         let keyed = case["keyed"].as_bool().unwrap_or(false);
         let want = sorted(rows(
-            &std::fs::read_to_string(dir.join(format!("resample__{label}.ndjson")))
+            &std::fs::read_to_string(dir.join(format!("{prefix}__{label}.ndjson")))
                 .expect("golden"),
         ));
-        for b in ["1", "7", "100", "1000"] {
-            let methods: &[&[&str]] = if keyed {
-                &[
-                    &["--key", "k"],
-                    &["--key", "k", "--method", "pool", "--workers", "2"],
-                ]
-            } else {
-                &[&[]]
-            };
+        let methods: &[&[&str]] = if keyed {
+            &[
+                &["--key", "k"],
+                &["--key", "k", "--method", "pool", "--workers", "2"],
+            ]
+        } else {
+            &[&[]]
+        };
+        for b in buffers {
             for m in methods {
                 let out = tmp.path().join(format!("{label}-{b}-{}.ndjson", m.len()));
                 let r = super::cli::bin()
                     .args(["run", "--source"])
-                    .arg(format!(
-                        "file:{}",
-                        dir.join("resample_input.ndjson").display()
-                    ))
+                    .arg(format!("file:{}", dir.join(input).display()))
                     .args([
                         "--buffer",
                         b,
@@ -915,6 +916,21 @@ fn resample_matches_pandas_over_the_whole_stream_at_every_buffer() {
     );
 }
 
+/// `resample` against pandas over the whole stream (`df.resample(interval, on="ts")[num]
+/// .agg(agg)`, per key `df.groupby("k").resample(...)`): bins across message boundaries, empty
+/// bins, missing values, over midnight, at buffers 1, 7, 100 and 1000, inline and (keyed) on
+/// a pool of 2. Keyed bins leave as they close; compared key by key.
+#[test]
+fn resample_matches_pandas_over_the_whole_stream_at_every_buffer() {
+    whole_stream_cases(
+        "RESAMPLE.json",
+        "resample",
+        "resample_input.ndjson",
+        &["1", "7", "100", "1000"],
+        |r| format!("{:?} {}", r.get("k"), r["ts"]),
+    );
+}
+
 /// `lttb`, `m4` and `minmax_lttb` select, for each series, the indices `tsdownsample` selects
 /// (its own Rust code, through its Python package, pinned): with the time as x and without,
 /// ties, gaps that leave bins empty, missing values, fewer rows than points, per key; at
@@ -922,67 +938,11 @@ fn resample_matches_pandas_over_the_whole_stream_at_every_buffer() {
 /// keyed on a pool of 2.
 #[test]
 fn downsampling_selects_what_tsdownsample_selects() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden_stream");
-    let cases: std::collections::BTreeMap<String, Value> = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("DOWNSAMPLE.json"))
-            .expect("DOWNSAMPLE.json: run tests/oracle/make_golden.py (the test script does)"),
-    )
-    .expect("cases");
-    assert!(cases.len() >= 8, "{cases:?}");
-    let tmp = tempfile::tempdir().expect("tmp");
-    let mut errors = Vec::new();
-    let by_time = |mut rows: Vec<serde_json::Map<String, Value>>| {
-        rows.sort_by_key(|r| r["ts"].to_string());
-        rows
-    };
-    for (label, case) in &cases {
-        let keyed = case["keyed"].as_bool().unwrap_or(false);
-        let want = by_time(rows(
-            &std::fs::read_to_string(dir.join(format!("downsample__{label}.ndjson")))
-                .expect("golden"),
-        ));
-        for b in ["7", "100", "1000"] {
-            let methods: &[&[&str]] = if keyed {
-                &[
-                    &["--key", "k"],
-                    &["--key", "k", "--method", "pool", "--workers", "2"],
-                ]
-            } else {
-                &[&[]]
-            };
-            for m in methods {
-                let out = tmp.path().join(format!("{label}-{b}-{}.ndjson", m.len()));
-                let r = super::cli::bin()
-                    .args(["run", "--source"])
-                    .arg(format!(
-                        "file:{}",
-                        dir.join("downsample_input.ndjson").display()
-                    ))
-                    .args([
-                        "--buffer",
-                        b,
-                        "--chain",
-                        case["chain"].as_str().expect("chain"),
-                    ])
-                    .args(*m)
-                    .arg("--sink")
-                    .arg(format!("file:{}", out.display()))
-                    .output()
-                    .expect("run");
-                assert!(
-                    r.status.success(),
-                    "{label}: {}",
-                    String::from_utf8_lossy(&r.stderr)
-                );
-                let got = by_time(rows(&std::fs::read_to_string(&out).expect("output")));
-                errors.extend(compare(&format!("b={b} {m:?}"), label, &got, &want));
-            }
-        }
-    }
-    assert!(
-        errors.is_empty(),
-        "{} mismatches:\n{}",
-        errors.len(),
-        errors[..errors.len().min(20)].join("\n")
+    whole_stream_cases(
+        "DOWNSAMPLE.json",
+        "downsample",
+        "downsample_input.ndjson",
+        &["7", "100", "1000"],
+        |r| r["ts"].to_string(),
     );
 }

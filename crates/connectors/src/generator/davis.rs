@@ -250,19 +250,8 @@ impl DavisGenerator {
     }
 }
 
-/// Days since 1970-01-01 to (year, month, day) (H. Hinnant's algorithm).
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
+/// Days since 1970-01-01 to (year, month, day).
+pub use streamprep_core::time::civil_from_days;
 
 /// Names of simulated stations, in order (then `station-N`).
 const STATIONS: [&str; 8] = [
