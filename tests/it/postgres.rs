@@ -136,6 +136,35 @@ fn rows_go_into_a_table_and_come_back_by_time_range_and_query() {
             assert!(same, "{k}: {v} != {}", g[k]);
         }
     }
+    // the whole table replayed at 5,000 rows a second, as a file would be: the same rows as
+    // read at once, no sooner than their pace allows
+    let whole = |rate: Option<&str>, out: &std::path::Path| {
+        let mut cmd = bin();
+        cmd.args(["run", "--chain", "abs", "--buffer", "500"])
+            .arg("--source")
+            .arg(format!("{}?table=weather&time_column=ts", pg.url()))
+            .arg("--sink")
+            .arg(format!("file:{}", out.display()));
+        if let Some(r) = rate {
+            cmd.args(["--rate", r]);
+        }
+        let started = Instant::now();
+        let r = cmd.output().expect("run");
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        (
+            std::fs::read_to_string(out).expect("output"),
+            started.elapsed().as_secs_f64(),
+        )
+    };
+    let (at_once, _) = whole(None, &dir.path().join("at_once.ndjson"));
+    let (paced, took) = whole(Some("5000"), &dir.path().join("paced.ndjson"));
+    assert_eq!(paced, at_once, "a paced replay gives the same rows");
+    let n = at_once.lines().count();
+    assert_eq!(n, distinct);
+    assert!(
+        took >= n as f64 / 5000.0 * 0.9,
+        "{n} rows in {took:.2} s: not paced"
+    );
     // a query (URL-encoded), its types cast: a count per station
     let q = bin()
         .args(["run", "--chain", "abs", "--buffer", "10", "--sink", "-", "--sink-format", "ndjson"])
@@ -211,6 +240,7 @@ fn a_stop_cancels_the_query_on_the_server() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let gone = stopped.elapsed();
+    eprintln!("the query left the server {gone:?} after the stop");
     let out = child.wait_with_output().expect("run");
     assert!(
         out.status.success(),

@@ -18,6 +18,8 @@ pub struct Paced {
     steps: Vec<(f64, f64)>,
     stop: Arc<AtomicBool>,
     ended: bool,
+    /// A columnar source's batch being given out as its rows fall due, and how far.
+    held: Option<(streamprep_core::Batch, usize)>,
 }
 
 impl Paced {
@@ -35,6 +37,7 @@ impl Paced {
             steps,
             stop,
             ended: false,
+            held: None,
         }
     }
 }
@@ -110,6 +113,46 @@ impl Source for Paced {
 
     fn acker(&mut self) -> Option<Box<dyn streamprep_core::Acker>> {
         self.inner.acker()
+    }
+
+    /// A columnar source (Parquet, PostgreSQL): its batches' rows given out as they fall due,
+    /// at most `max` at a time, at least one (the rows due when asked).
+    fn next_batch(&mut self, max: usize) -> Result<Option<streamprep_core::Batch>, IoError> {
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                return Ok(None);
+            }
+            if self.held.is_none() {
+                match self.inner.next_batch(max)? {
+                    Some(b) if b.num_rows() > 0 => self.held = Some((b, 0)),
+                    Some(_) => continue,
+                    None => return Ok(None),
+                }
+            }
+            let steps = &self.steps;
+            let pacer = self
+                .pacer
+                .get_or_insert_with(|| Pacer::stepped(steps.clone()));
+            let Some((batch, at)) = self.held.as_mut() else {
+                continue;
+            };
+            let now = Instant::now();
+            let left = batch.num_rows() - *at;
+            let mut due = 0;
+            while due < max.min(left) && pacer.due() <= now {
+                pacer.sent();
+                due += 1;
+            }
+            if due > 0 {
+                let out = batch.slice(*at, due);
+                *at += due;
+                if *at == batch.num_rows() {
+                    self.held = None;
+                }
+                return Ok(Some(out));
+            }
+            pacer.wait(now + Duration::from_millis(100));
+        }
     }
 
     fn link(&self) -> Option<Arc<streamprep_core::LinkHealth>> {

@@ -332,9 +332,9 @@ impl RunHandle {
         let mut src = open_source(&source, options.clone())
             .map_err(|e| format!("opening the source: {e}"))?;
         if let Some(steps) = rate {
-            if src.is_live() || src.kind() == streamprep_core::SourceKind::Columnar {
+            if src.is_live() {
                 return Err(
-                    "rate: a replay rate is for a row file or stdin; this source sets its own pace"
+                    "rate: a replay rate is for a file, stdin or a PostgreSQL range; this source sets its own pace"
                         .into(),
                 );
             }
