@@ -74,6 +74,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .await
             .context("serving")?;
         // every run stops cleanly (drain, flush, ack) and the store records it
+        state.history.stop_all();
         streamprep_serve::projects::stop_all(&state).await;
         eprintln!("streamprep: stopped serving");
         Ok(ExitCode::SUCCESS)

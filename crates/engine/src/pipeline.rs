@@ -375,7 +375,13 @@ fn run_body(
                 ahead.push_back(m);
                 s
             }
-            (None, None) => arrow_schema::SchemaRef::new(arrow_schema::Schema::empty()),
+            (None, None) => {
+                // no batch at all (an empty table, or a stop before the first): nothing to do
+                return Ok(Summary {
+                    seconds: started.elapsed().as_secs_f64(),
+                    ..Summary::default()
+                });
+            }
         },
         SourceKind::Rows(_) => {
             let mut seen = 0;

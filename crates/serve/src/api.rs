@@ -37,6 +37,8 @@ pub struct AppState {
     /// Projects read and write files under this directory only (`None`: anywhere; the
     /// `serve` command always sets one).
     pub files_root: Option<std::path::PathBuf>,
+    /// History jobs: queries of a table's time range, decimated, shared by who asks the same.
+    pub history: Arc<crate::history::Jobs>,
 }
 
 impl AppState {
@@ -50,6 +52,7 @@ impl AppState {
             shutting_down: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             secure_cookies: false,
             files_root: None,
+            history: Arc::new(crate::history::Jobs::default()),
         }
     }
 }
@@ -103,6 +106,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(crate::projects::dead_letters))
         .routes(routes!(crate::projects::rows_stream))
         .routes(routes!(crate::projects::history))
+        .routes(routes!(crate::history::start_job))
+        .routes(routes!(crate::history::get_job, crate::history::cancel_job))
         .with_state(state)
         .split_for_parts();
     let router = router.merge(pages).layer(DefaultBodyLimit::max(MAX_BODY));

@@ -7,6 +7,7 @@ pub mod access;
 pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod history;
 pub mod pages;
 pub mod projects;
 pub mod store;

@@ -745,7 +745,7 @@ pub async fn stop_all(state: &AppState) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::store::{Role, Store};
     use axum::body::Body;
@@ -753,7 +753,7 @@ mod tests {
     use http_body_util::BodyExt;
     use tower::ServiceExt;
 
-    async fn setup() -> (AppState, String, String) {
+    pub(crate) async fn setup() -> (AppState, String, String) {
         let store = Store::memory().await.expect("store");
         let op = store
             .add_user("op", Role::Operator, "a long enough password")
@@ -768,7 +768,7 @@ mod tests {
         (AppState::new(store), t, tv)
     }
 
-    async fn call(
+    pub(crate) async fn call(
         state: &AppState,
         token: &str,
         method: &str,
