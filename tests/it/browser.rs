@@ -1104,3 +1104,94 @@ fn bench_pages_latency_weight_and_screenshots() {
     });
     drop(app);
 }
+
+/// The history page end to end (seed 002): a table in a private PostgreSQL, a query at one
+/// second, the job's progress and then the chart; a span selected on the chart asks again for
+/// that span (fewer points over less time); no CSP violation on the way.
+#[test]
+fn history_query_chart_and_zoom() {
+    let pg = streamprep_testkit::postgres::Postgres::start();
+    let out = Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &pg.url(), "-c"])
+        .arg(
+            "CREATE TABLE beam AS SELECT '2026-03-01T00:00:00Z'::timestamptz + n * interval '100 milliseconds' AS ts, \
+             sin(n / 50.0) AS x FROM generate_series(0, 5999) AS n",
+        )
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let app = App::start();
+    let driver = Driver::start();
+    run(async {
+        let c = driver.client(1280, 800).await;
+        login(&c, &app, "admin", ADMIN_PW).await;
+        goto(&c, &app, "/history").await;
+        loaded(&c, "history").await;
+        clean(&c, "history").await;
+        js(
+            &c,
+            "var f = arguments[0]; Object.keys(f).forEach(function (k) { document.querySelector('[name=\"' + k + '\"]').value = f[k]; }); return true;",
+            vec![json!({
+                "source": format!("{}?table=beam", pg.url()),
+                "from": "2026-03-01T00:00:00Z", "to": "2026-03-01T00:10:00Z",
+                "columns": "x", "interval": "1s", "points": ""
+            })],
+        )
+        .await;
+        press(&c, "#history-form button[type=submit]").await;
+        loaded(&c, "history").await;
+        until(
+            &c,
+            "the job's chart",
+            "var p = document.getElementById('h-progress'); var c = document.getElementById('chart-history'); return p && p.getAttribute('data-state') === 'done' && c.getAttribute('data-points') === '600';",
+            30,
+        )
+        .await;
+        assert!(text(&c, "#h-progress").await.contains("6000 rows read"));
+        let first = c.current_url().await.expect("url").to_string();
+        // select the chart's left half: the page asks for that span
+        let rect = js(
+            &c,
+            "var o = document.querySelector('#chart-history .u-over'); o.scrollIntoView({block: 'center'}); var b = o.getBoundingClientRect(); return [b.left, b.top, b.width, b.height];",
+            vec![],
+        )
+        .await;
+        let n = |i: usize| rect[i].as_f64().expect("a number");
+        let r = (n(0), n(1), n(2), n(3));
+        use fantoccini::actions::InputSource as _;
+        let actions = fantoccini::actions::MouseActions::new("mouse".into())
+            .then(fantoccini::actions::PointerAction::MoveTo {
+                duration: None,
+                x: r.0 + 5.0,
+                y: r.1 + r.3 / 2.0,
+            })
+            .then(fantoccini::actions::PointerAction::Down {
+                button: fantoccini::actions::MOUSE_BUTTON_LEFT,
+            })
+            .then(fantoccini::actions::PointerAction::MoveTo {
+                duration: Some(std::time::Duration::from_millis(100)),
+                x: r.0 + r.2 / 2.0,
+                y: r.1 + r.3 / 2.0,
+            })
+            .then(fantoccini::actions::PointerAction::Up {
+                button: fantoccini::actions::MOUSE_BUTTON_LEFT,
+            });
+        mark(&c).await;
+        c.perform_actions(actions).await.expect("drag");
+        loaded(&c, "history").await;
+        until(
+            &c,
+            "the zoomed chart",
+            "var p = document.getElementById('h-progress'); var c = document.getElementById('chart-history'); return p && p.getAttribute('data-state') === 'done' && Number(c.getAttribute('data-points')) > 100 && Number(c.getAttribute('data-points')) < 400;",
+            30,
+        )
+        .await;
+        assert_ne!(c.current_url().await.expect("url").to_string(), first);
+        clean(&c, "history, zoomed").await;
+        c.close().await.expect("close");
+    });
+}

@@ -82,7 +82,8 @@ pub struct JobView {
     pub rows: Option<Vec<serde_json::Value>>,
 }
 
-struct Job {
+/// A history job.
+pub struct Job {
     id: String,
     key: String,
     stop: Arc<AtomicBool>,
@@ -275,9 +276,32 @@ impl Sink for Collect {
     }
 }
 
+impl Job {
+    /// Its id.
+    pub fn id(&self) -> String {
+        self.id.clone()
+    }
+}
+
 impl Jobs {
+    /// Whether a job of this id is remembered.
+    pub fn knows(&self, id: &str) -> bool {
+        self.get(id).is_some()
+    }
+
+    /// Cancel a job (its query on the server too); false when there is no such job.
+    pub fn cancel(&self, id: &str) -> bool {
+        match self.get(id) {
+            Some(j) => {
+                j.stop.store(true, Ordering::SeqCst);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The job answering `q`: the one already asked (running or done), or a new one.
-    fn ask(self: &Arc<Self>, q: &HistoryQuery) -> Result<(Arc<Job>, bool), String> {
+    pub fn ask(self: &Arc<Self>, q: &HistoryQuery) -> Result<(Arc<Job>, bool), String> {
         let (url, chain, from, to, key) = plan(q)?;
         let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(j) = jobs.0.values().find(|j| j.key == key) {

@@ -416,7 +416,57 @@
     }
   }
 
+  // ---- the history page: a job's progress, then its series; a span selected asks again
+  function history() {
+    var progress = $("#h-progress");
+    if (!progress) return;
+    var id = progress.getAttribute("data-job");
+    var node = $("#chart-history");
+    var timeCol = ($("#h-time").value || "ts").trim();
+    var columns = $("#h-columns").value.split(",").map(function (c) { return c.trim(); }).filter(Boolean);
+    function draw(rows) {
+      if (typeof uPlot === "undefined") return;
+      var xs = [], series = columns.map(function () { return []; });
+      rows.forEach(function (r) {
+        var t = Date.parse(String(r[timeCol]).replace(/Z?$/, "Z"));
+        if (!isFinite(t)) return;
+        xs.push(t / 1000);
+        columns.forEach(function (c, i) { series[i].push(typeof r[c] === "number" ? r[c] : null); });
+      });
+      node.textContent = "";
+      var zoomed = false;
+      new uPlot({
+        width: widthOf(node), height: 320, scales: { x: { time: true } }, axes: axes(),
+        series: [{}].concat(columns.map(function (c, i) { return { label: c, stroke: colour(i), width: 1.5 }; })),
+        hooks: { setSelect: [function (u) {
+          if (zoomed || u.select.width < 2) return;
+          zoomed = true;
+          var from = u.posToVal(u.select.left, "x"), to = u.posToVal(u.select.left + u.select.width, "x");
+          $("#h-from").value = new Date(from * 1000).toISOString();
+          $("#h-to").value = new Date(to * 1000).toISOString();
+          var f = $("#history-form");
+          if (f.requestSubmit) f.requestSubmit(); else f.submit();
+        }] }
+      }, [xs].concat(series), node);
+      node.setAttribute("data-points", String(xs.length));
+    }
+    function poll() {
+      fetch("/api/v1/history/jobs/" + encodeURIComponent(id), { credentials: "same-origin" })
+        .then(function (r) { return r.json(); })
+        .then(function (j) {
+          progress.textContent = j.state + ": " + j.rows_read + " rows read, " + num(j.percent, 0) + "%, " +
+            num(j.rows_per_s, 0) + " rows/s, " + num(j.seconds, 1) + " s";
+          progress.setAttribute("data-state", j.state);
+          if (j.state === "done") draw(j.rows || []);
+          else if (j.state === "waiting" || j.state === "running") setTimeout(poll, 300);
+        })
+        .catch(function () { setTimeout(poll, 1000); });
+    }
+    poll();
+  }
+
   if (page === "overview") overview();
   else if (page === "project") project();
   else if (page === "form") form();
+  else if (page === "history") history();
 })();

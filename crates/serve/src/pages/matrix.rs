@@ -245,6 +245,25 @@ fn pages(s: &str) -> Vec<(&'static str, String)> {
             .render(),
         ),
         render(
+            "history",
+            crate::pages::history::HistoryPage {
+                chrome: chrome(s),
+                f: crate::pages::history::HistoryForm {
+                    source: s.into(),
+                    time_column: s.into(),
+                    from: s.into(),
+                    to: s.into(),
+                    columns: s.into(),
+                    interval: s.into(),
+                    points: s.into(),
+                },
+                sources: vec![s.into()],
+                job: Some(s.into()),
+                error: Some(s.into()),
+            }
+            .render(),
+        ),
+        render(
             "users",
             UsersPage {
                 chrome: chrome(s),

@@ -23,6 +23,7 @@ use crate::auth::same;
 use crate::store::{Role, User};
 
 pub mod form;
+pub mod history;
 pub mod login;
 pub mod overview;
 pub mod planner;
@@ -48,6 +49,8 @@ pub fn routes() -> Router<AppState> {
         .route("/projects/{id}/stream", get(stream::project))
         .route("/stream/overview", get(stream::overview))
         .route("/planner", get(planner::page).post(planner::submit))
+        .route("/history", get(history::page).post(history::submit))
+        .route("/history/{id}/cancel", post(history::cancel))
         .route("/planner/apply", post(planner::apply))
         .route("/users", get(users::page).post(users::add))
         .route("/users/delete", post(users::delete))

@@ -79,7 +79,14 @@ async fn world() -> (AppState, Vec<(String, String)>) {
 #[tokio::test]
 async fn pages_need_a_session_and_carry_the_csp() {
     let (state, s) = world().await;
-    for path in ["/", "/projects/new", "/planner", "/users", "/projects/x"] {
+    for path in [
+        "/",
+        "/projects/new",
+        "/planner",
+        "/history",
+        "/users",
+        "/projects/x",
+    ] {
         let a = send(&state, "GET", path, &[], "").await;
         assert_eq!(a.status, StatusCode::SEE_OTHER, "{path}");
         assert!(
@@ -255,4 +262,45 @@ async fn logging_in_through_the_page_and_out() {
 
 fn urlencode(s: &str) -> String {
     serde_urlencoded::to_string([("x", s)]).expect("encode")[2..].to_string()
+}
+
+/// The history page: a viewer sees it but starts no job (no button, and a post is refused);
+/// an operator's post needs the session's token; a question that cannot work is said on the
+/// page, by field.
+#[tokio::test]
+async fn the_history_page_starts_jobs_for_operators_with_the_token() {
+    let (state, s) = world().await;
+    let (viewer, viewer_csrf) = &s[0];
+    let (op, op_csrf) = &s[1];
+    let a = send(&state, "GET", "/history", &[("cookie", viewer)], "").await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(
+        !a.body.contains(">Query</button>"),
+        "a viewer has no query button"
+    );
+    let body = |csrf: &str| {
+        format!("csrf={csrf}&source=postgres%3A%2F%2Fme%40h%2Fdb&from=x&to=y&columns=a&interval=1s&points=")
+    };
+    let a = send(
+        &state,
+        "POST",
+        "/history",
+        &[("cookie", viewer)],
+        &body(viewer_csrf),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let a = send(&state, "POST", "/history", &[("cookie", op)], &body("00ff")).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "a wrong token");
+    let a = send(
+        &state,
+        "POST",
+        "/history",
+        &[("cookie", op)],
+        &body(op_csrf),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.body.contains("id=\"history-error\""), "{}", a.body);
+    assert!(a.body.contains("source: name the table"), "{}", a.body);
 }
