@@ -25,8 +25,9 @@ use utoipa::ToSchema;
 use crate::access::{ApiError, Auth, JsonBody, Operator};
 use crate::api::AppState;
 
-/// Jobs running at once, at most (the others wait).
-pub const RUNNING: usize = 4;
+/// Jobs running at once, at most (the others wait): two, so the server keeps cores for its
+/// other requests (BENCHMARKS.md section 13).
+pub const RUNNING: usize = 2;
 /// The longest a job runs; then it is stopped (its query cancelled).
 pub const MAX_SECONDS: u64 = 600;
 /// The most result rows a job keeps (ask for points or a coarser interval beyond).
