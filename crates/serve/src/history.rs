@@ -78,9 +78,12 @@ pub struct JobView {
     pub rows_per_s: f64,
     /// Seconds since the job started.
     pub seconds: f64,
-    /// The result rows (the time column and the columns), once done.
+    /// Result rows so far: all of them once done; while it runs, those a step gave already
+    /// (the bins of a `resample` as they close; `points` come at the end). From `from_row` on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rows: Option<Vec<serde_json::Value>>,
+    /// Result rows so far, in all.
+    pub total_rows: usize,
 }
 
 /// A history job.
@@ -91,14 +94,14 @@ pub struct Job {
     stats: Arc<Stats>,
     started: Instant,
     state: Mutex<String>,
-    rows: Mutex<Option<Arc<Vec<serde_json::Value>>>>,
+    rows: Arc<Mutex<Vec<serde_json::Value>>>,
     from: i64,
     to: i64,
     reached: Arc<AtomicI64>,
 }
 
 impl Job {
-    fn view(&self, with_rows: bool) -> JobView {
+    fn view(&self, from_row: Option<usize>) -> JobView {
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let rows_read = self.stats.snapshot().rows_read;
         let seconds = self.started.elapsed().as_secs_f64();
@@ -120,15 +123,13 @@ impl Job {
                 0.0
             },
             seconds,
-            rows: if with_rows {
-                self.rows
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .as_ref()
-                    .map(|r| r.as_ref().clone())
-            } else {
-                None
-            },
+            rows: from_row.map(|from| {
+                let rows = self.rows.lock().unwrap_or_else(|e| e.into_inner());
+                rows.get(from.min(rows.len())..)
+                    .unwrap_or_default()
+                    .to_vec()
+            }),
+            total_rows: self.rows.lock().unwrap_or_else(|e| e.into_inner()).len(),
         }
     }
 
@@ -242,7 +243,7 @@ fn plan(q: &HistoryQuery) -> Result<(PgUrl, Vec<String>, i64, i64, String), Stri
 
 /// Collects a job's result rows and how far into the range they reach.
 struct Collect {
-    rows: Vec<serde_json::Value>,
+    rows: Arc<Mutex<Vec<serde_json::Value>>>,
     time_column: String,
     reached: Arc<AtomicI64>,
 }
@@ -254,7 +255,8 @@ impl Sink for Collect {
 
     fn write(&mut self, out: Output) -> Result<(), IoError> {
         for line in out.encoded.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            if self.rows.len() >= MAX_ROWS {
+            let mut rows = self.rows.lock().unwrap_or_else(|e| e.into_inner());
+            if rows.len() >= MAX_ROWS {
                 return Err(IoError::Protocol(format!(
                     "more than {MAX_ROWS} result rows: ask for points or a coarser interval"
                 )));
@@ -267,7 +269,7 @@ impl Sink for Collect {
             {
                 self.reached.fetch_max(t.0, Ordering::Relaxed);
             }
-            self.rows.push(v);
+            rows.push(v);
         }
         Ok(())
     }
@@ -318,7 +320,7 @@ impl Jobs {
             stats: Arc::new(Stats::default()),
             started: Instant::now(),
             state: Mutex::new("waiting".into()),
-            rows: Mutex::new(None),
+            rows: Arc::default(),
             from,
             to,
             reached: Arc::new(AtomicI64::new(from)),
@@ -377,10 +379,7 @@ impl Jobs {
         match result {
             // stopped (a cancel, the time bound, the server stopping): whatever it says
             _ if job.stop.load(Ordering::SeqCst) => job.set("cancelled"),
-            Ok(rows) => {
-                *job.rows.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(rows));
-                job.set("done");
-            }
+            Ok(()) => job.set("done"),
             Err(e) => job.set(&format!("failed: {e}")),
         }
         *self.running.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
@@ -410,15 +409,10 @@ impl Jobs {
     }
 }
 
-fn run_job(
-    job: &Job,
-    url: &PgUrl,
-    chain: Vec<String>,
-    time_column: String,
-) -> Result<Vec<serde_json::Value>, String> {
+fn run_job(job: &Job, url: &PgUrl, chain: Vec<String>, time_column: String) -> Result<(), String> {
     let mut source = PgSource::open(url, job.stop.clone()).map_err(|e| e.to_string())?;
     let mut sink = Collect {
-        rows: Vec::new(),
+        rows: job.rows.clone(),
         time_column,
         reached: job.reached.clone(),
     };
@@ -426,7 +420,7 @@ fn run_job(
     cfg.stop = job.stop.clone();
     streamprep_engine::run_with(&cfg, &mut source, &mut sink, None, &job.stats)
         .map_err(|e| format!("{e:#}"))?;
-    Ok(sink.rows)
+    Ok(())
 }
 
 /// Start a history job (or get the one already answering the same question).
@@ -446,21 +440,30 @@ pub async fn start_job(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(job.view(false))).into_response())
+    Ok((status, Json(job.view(None))).into_response())
 }
 
-/// A history job: its progress, and its rows once done.
-#[utoipa::path(get, path = "/api/v1/history/jobs/{id}", params(("id" = String, Path)), responses((status = 200, body = JobView), (status = 404), (status = 401, description = "not logged in")))]
+/// Which rows a job's view carries.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct FromRow {
+    /// The first result row to send (the rows before it were read already); 0 by default.
+    #[serde(default)]
+    pub from_row: usize,
+}
+
+/// A history job: its progress, and its rows so far (all once done).
+#[utoipa::path(get, path = "/api/v1/history/jobs/{id}", params(("id" = String, Path), FromRow), responses((status = 200, body = JobView), (status = 404), (status = 401, description = "not logged in")))]
 pub async fn get_job(
     State(state): State<AppState>,
     _auth: Auth,
     Path(id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<FromRow>,
 ) -> Result<Json<JobView>, ApiError> {
     let job = state
         .history
         .get(&id)
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such history job"))?;
-    Ok(Json(job.view(true)))
+    Ok(Json(job.view(Some(q.from_row))))
 }
 
 /// Cancel a history job: its query is cancelled on the server.
@@ -475,7 +478,7 @@ pub async fn cancel_job(
         .get(&id)
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such history job"))?;
     job.stop.store(true, Ordering::SeqCst);
-    Ok((StatusCode::ACCEPTED, Json(job.view(false))).into_response())
+    Ok((StatusCode::ACCEPTED, Json(job.view(None))).into_response())
 }
 
 #[cfg(test)]
@@ -550,6 +553,19 @@ mod tests {
         assert_eq!(rows[0]["x"], 4.5, "the mean of rows 0..9");
         assert_eq!(rows[119]["x"], 1194.5);
         assert!(rows[0].get("y").is_none(), "only the columns asked");
+        // the rows from a place on (what a page polling the job has not read yet)
+        let (_, body) = call(
+            &state,
+            &viewer,
+            "GET",
+            &format!("/api/v1/history/jobs/{id}?from_row=100"),
+            "",
+        )
+        .await;
+        let part: serde_json::Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(part["total_rows"], 120);
+        assert_eq!(part["rows"].as_array().expect("rows").len(), 20);
+        assert_eq!(part["rows"][0]["x"], 1004.5);
         // the same question: the same job, its result shared
         let (s, body) = call(&state, &t, "POST", "/api/v1/history/jobs", &ask.to_string()).await;
         assert_eq!(s, StatusCode::OK, "{body}");

@@ -424,6 +424,7 @@
     var node = $("#chart-history");
     var timeCol = ($("#h-time").value || "ts").trim();
     var columns = $("#h-columns").value.split(",").map(function (c) { return c.trim(); }).filter(Boolean);
+    var plot = null, all = [], next = 0;
     function draw(rows) {
       if (typeof uPlot === "undefined") return;
       var xs = [], series = columns.map(function () { return []; });
@@ -433,9 +434,11 @@
         xs.push(t / 1000);
         columns.forEach(function (c, i) { series[i].push(typeof r[c] === "number" ? r[c] : null); });
       });
+      node.setAttribute("data-points", String(xs.length));
+      if (plot) { plot.setData([xs].concat(series)); return; }
       node.textContent = "";
       var zoomed = false;
-      new uPlot({
+      plot = new uPlot({
         width: widthOf(node), height: 320, scales: { x: { time: true } }, axes: axes(),
         series: [{}].concat(columns.map(function (c, i) { return { label: c, stroke: colour(i), width: 1.5 }; })),
         hooks: { setSelect: [function (u) {
@@ -448,17 +451,18 @@
           if (f.requestSubmit) f.requestSubmit(); else f.submit();
         }] }
       }, [xs].concat(series), node);
-      node.setAttribute("data-points", String(xs.length));
     }
     function poll() {
-      fetch("/api/v1/history/jobs/" + encodeURIComponent(id), { credentials: "same-origin" })
+      fetch("/api/v1/history/jobs/" + encodeURIComponent(id) + "?from_row=" + next, { credentials: "same-origin" })
         .then(function (r) { return r.json(); })
         .then(function (j) {
           progress.textContent = j.state + ": " + j.rows_read + " rows read, " + num(j.percent, 0) + "%, " +
             num(j.rows_per_s, 0) + " rows/s, " + num(j.seconds, 1) + " s";
           progress.setAttribute("data-state", j.state);
-          if (j.state === "done") draw(j.rows || []);
-          else if (j.state === "waiting" || j.state === "running") setTimeout(poll, 300);
+          // the rows so far (a resample's bins as they close), then the rest once done
+          var fresh = j.rows || [];
+          if (fresh.length) { all = all.concat(fresh); next += fresh.length; draw(all); }
+          if (j.state === "waiting" || j.state === "running") setTimeout(poll, 300);
         })
         .catch(function () { setTimeout(poll, 1000); });
     }
