@@ -362,3 +362,80 @@ fn kill_9_mid_stream_then_restart_leaves_every_row_once_in_the_table() {
     let _ = second.wait();
     assert_eq!(count(), distinct, "every row once");
 }
+
+/// `follow=1`: after the range, rows newer than the last one (by the time column) are read as
+/// they are added; a stop ends the run with every row written once.
+#[test]
+fn follow_reads_the_rows_added_later() {
+    let pg = Postgres::start();
+    psql(
+        &pg,
+        "CREATE TABLE feed AS SELECT '2026-01-01T00:00:00Z'::timestamptz + n * interval '1 second' AS ts, \
+         n::float8 AS x FROM generate_series(0, 9) AS n",
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("out.ndjson");
+    let child = bin()
+        .args([
+            "run",
+            "--chain",
+            "abs",
+            "--buffer",
+            "100",
+            "--max-wait",
+            "20ms",
+        ])
+        .arg("--source")
+        .arg(format!("{}?table=feed&time_column=ts&follow=1", pg.url()))
+        .arg("--sink")
+        .arg(format!("file:{}", out.display()))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run");
+    let lines = || {
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while lines() < 10 {
+        assert!(Instant::now() < deadline, "the range never arrived");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    psql(
+        &pg,
+        "INSERT INTO feed SELECT '2026-01-01T00:00:00Z'::timestamptz + n * interval '1 second', n::float8 \
+         FROM generate_series(10, 14) AS n",
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while lines() < 15 {
+        assert!(
+            Instant::now() < deadline,
+            "the rows added later never arrived: {}",
+            lines()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let r = child.wait_with_output().expect("run");
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let text = std::fs::read_to_string(&out).expect("output");
+    let xs: Vec<f64> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).expect("row")["x"]
+                .as_f64()
+                .expect("x")
+        })
+        .collect();
+    assert_eq!(
+        xs,
+        (0..15).map(f64::from).collect::<Vec<_>>(),
+        "each row once, in order"
+    );
+}

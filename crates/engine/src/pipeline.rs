@@ -482,7 +482,12 @@ fn run_body(
 
     let stop = &cfg.stop;
     let mut probe = cfg.latency_field.as_deref().map(LatencyProbe::new);
+    // a live source's rows reach the sinks' destination soon, not only at the end: after a
+    // message that was not full (the source paused), and at least every 100 ms
+    let live = source.is_live();
+    let mut flushed = Instant::now();
     let deliver = |mut p: Processed| -> Result<(), IoError> {
+        let lull = p.rows_in < cfg.buffer;
         Stats::add(&stats.messages, 1);
         stats.record_keys(p.worker, p.keys);
         // rows shed by drop_oldest came in too: rows in = out + dead letters + dropped
@@ -523,7 +528,14 @@ fn run_body(
             if let Some(dl) = dead_letters.as_deref_mut() {
                 dl.flush()?;
             }
+            flushed = Instant::now();
             acker.ack(&p.acks);
+        } else if live && (lull || flushed.elapsed() >= Duration::from_millis(100)) {
+            sink.flush()?;
+            if let Some(dl) = dead_letters.as_deref_mut() {
+                dl.flush()?;
+            }
+            flushed = Instant::now();
         }
         Ok(())
     };
