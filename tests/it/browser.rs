@@ -1111,18 +1111,9 @@ fn bench_pages_latency_weight_and_screenshots() {
 #[test]
 fn history_query_chart_and_zoom() {
     let pg = streamprep_testkit::postgres::Postgres::start();
-    let out = Command::new("psql")
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &pg.url(), "-c"])
-        .arg(
-            "CREATE TABLE beam AS SELECT '2026-03-01T00:00:00Z'::timestamptz + n * interval '100 milliseconds' AS ts, \
-             sin(n / 50.0) AS x FROM generate_series(0, 5999) AS n",
-        )
-        .output()
-        .expect("psql");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    pg.psql(
+        "CREATE TABLE beam AS SELECT '2026-03-01T00:00:00Z'::timestamptz + n * interval '100 milliseconds' AS ts, \
+         sin(n / 50.0) AS x FROM generate_series(0, 5999) AS n",
     );
     let app = App::start();
     let driver = Driver::start();

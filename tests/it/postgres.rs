@@ -9,29 +9,6 @@ use streamprep_testkit::postgres::Postgres;
 
 use super::cli::bin;
 
-fn psql(pg: &Postgres, sql: &str) -> String {
-    let out = std::process::Command::new("psql")
-        .args([
-            "-X",
-            "-A",
-            "-t",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            &pg.url(),
-            "-c",
-            sql,
-        ])
-        .output()
-        .expect("psql (apt-get install postgresql-client)");
-    assert!(
-        out.status.success(),
-        "{sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 /// Rows from a file into a table through the paper's chain, back out by time range and by
 /// query, equal to what the chain wrote to a file; a second run of the same rows adds none.
 #[test]
@@ -65,7 +42,7 @@ fn rows_go_into_a_table_and_come_back_by_time_range_and_query() {
     );
     let err = run(&file_in, &sink, &[]);
     assert_eq!(
-        psql(&pg, "SELECT count(*) FROM weather"),
+        pg.psql("SELECT count(*) FROM weather"),
         distinct.to_string()
     );
     assert!(
@@ -73,13 +50,13 @@ fn rows_go_into_a_table_and_come_back_by_time_range_and_query() {
         "the rows not written are counted: {err}"
     );
     assert_eq!(
-        psql(&pg, "SELECT data_type FROM information_schema.columns WHERE table_name = 'weather' AND column_name = 'temp_out'"),
+        pg.psql("SELECT data_type FROM information_schema.columns WHERE table_name = 'weather' AND column_name = 'temp_out'"),
         "double precision"
     );
     // the same rows again (a redelivery): written once
     let err = run(&file_in, &sink, &[]);
     assert_eq!(
-        psql(&pg, "SELECT count(*) FROM weather"),
+        pg.psql("SELECT count(*) FROM weather"),
         distinct.to_string(),
         "{err}"
     );
@@ -90,7 +67,7 @@ fn rows_go_into_a_table_and_come_back_by_time_range_and_query() {
         &format!("{}?table=every_row&dedupe=none", pg.url()),
         &[],
     );
-    assert_eq!(psql(&pg, "SELECT count(*) FROM every_row"), "5000");
+    assert_eq!(pg.psql("SELECT count(*) FROM every_row"), "5000");
     let mut seen = std::collections::HashSet::new();
     let want: Vec<serde_json::Value> = text
         .lines()
@@ -216,8 +193,7 @@ fn a_stop_cancels_the_query_on_the_server() {
         .spawn()
         .expect("run");
     let active = || {
-        psql(
-            &pg,
+        pg.psql(
             "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY (SELECT%pg_sleep%' AND state = 'active'",
         )
     };
@@ -368,8 +344,7 @@ fn kill_9_mid_stream_then_restart_leaves_every_row_once_in_the_table() {
 #[test]
 fn follow_reads_the_rows_added_later() {
     let pg = Postgres::start();
-    psql(
-        &pg,
+    pg.psql(
         "CREATE TABLE feed AS SELECT '2026-01-01T00:00:00Z'::timestamptz + n * interval '1 second' AS ts, \
          n::float8 AS x FROM generate_series(0, 9) AS n",
     );
@@ -403,8 +378,7 @@ fn follow_reads_the_rows_added_later() {
         assert!(Instant::now() < deadline, "the range never arrived");
         std::thread::sleep(Duration::from_millis(50));
     }
-    psql(
-        &pg,
+    pg.psql(
         "INSERT INTO feed SELECT '2026-01-01T00:00:00Z'::timestamptz + n * interval '1 second', n::float8 \
          FROM generate_series(10, 14) AS n",
     );

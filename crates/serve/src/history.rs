@@ -487,29 +487,6 @@ mod tests {
     use crate::projects::tests::{call, setup};
     use streamprep_testkit::postgres::Postgres;
 
-    fn psql(pg: &Postgres, sql: &str) -> String {
-        let out = std::process::Command::new("psql")
-            .args([
-                "-X",
-                "-A",
-                "-t",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-d",
-                &pg.url(),
-                "-c",
-                sql,
-            ])
-            .output()
-            .expect("psql (apt-get install postgresql-client)");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
     async fn until_over(state: &AppState, t: &str, id: &str) -> serde_json::Value {
         for _ in 0..400 {
             let (s, body) = call(state, t, "GET", &format!("/api/v1/history/jobs/{id}"), "").await;
@@ -526,8 +503,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_history_job_decimates_a_range_is_shared_and_can_be_cancelled() {
         let pg = Postgres::start();
-        psql(
-            &pg,
+        pg.psql(
             "CREATE TABLE beam AS SELECT '2026-03-01T00:00:00Z'::timestamptz + n * interval '100 milliseconds' AS ts, \
              n::float8 AS x, (2 * n)::float8 AS y FROM generate_series(0, 1799) AS n",
         );
@@ -612,8 +588,7 @@ mod tests {
             assert!(body.contains(field), "{field}: {body}");
         }
         // a slow query, cancelled: the job says so and the server's query is gone
-        psql(
-            &pg,
+        pg.psql(
             "CREATE VIEW slow AS SELECT '2026-03-01T00:00:00Z'::timestamptz AS ts, 1.0::float8 AS x FROM pg_sleep(30)",
         );
         let mut q = ask.clone();
@@ -625,8 +600,7 @@ mod tests {
             .expect("id")
             .to_string();
         let active = || {
-            psql(
-                &pg,
+            pg.psql(
                 "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY%slow%' AND state = 'active'",
             )
         };

@@ -128,6 +128,32 @@ impl Postgres {
         format!("postgres://streamprep@127.0.0.1:{}/postgres", self.port)
     }
 
+    /// Run `sql` through `psql` (Debian's postgresql-client); its output, trimmed. A failing
+    /// statement fails the test with the server's message.
+    pub fn psql(&self, sql: &str) -> String {
+        let out = Command::new("psql")
+            .args([
+                "-X",
+                "-A",
+                "-t",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                &self.url(),
+                "-c",
+                sql,
+            ])
+            .output()
+            .expect("psql (apt-get install postgresql-client; scripts/test.sh does)");
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
     /// The server's directory.
     pub fn dir(&self) -> &Path {
         &self.dir
