@@ -89,6 +89,8 @@ pub struct JobView {
 /// A history job.
 pub struct Job {
     id: String,
+    /// The question, as asked (its source may hold a password: never shown).
+    query: HistoryQuery,
     key: String,
     stop: Arc<AtomicBool>,
     stats: Arc<Stats>,
@@ -292,6 +294,21 @@ impl Jobs {
         self.get(id).is_some()
     }
 
+    /// The question a job answers (its source's password in it: for the server only).
+    pub fn query_of(&self, id: &str) -> Option<HistoryQuery> {
+        self.get(id).map(|j| j.query.clone())
+    }
+
+    /// The real source of a remembered job whose source, masked, reads `masked`.
+    pub fn real_source(&self, masked: &str) -> Option<String> {
+        let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        jobs.0
+            .values()
+            .map(|j| &j.query.source)
+            .find(|s| crate::projects::mask_url(s) == masked)
+            .cloned()
+    }
+
     /// Cancel a job (its query on the server too); false when there is no such job.
     pub fn cancel(&self, id: &str) -> bool {
         match self.get(id) {
@@ -315,6 +332,7 @@ impl Jobs {
         }
         let job = Arc::new(Job {
             id: crate::auth::random_hex(8),
+            query: q.clone(),
             key,
             stop: Arc::new(AtomicBool::new(false)),
             stats: Arc::new(Stats::default()),

@@ -79,7 +79,7 @@ impl Active {
 }
 
 /// `scheme://user:password@host` -> `scheme://user:********@host`, in every endpoint field.
-fn mask_url(url: &str) -> String {
+pub(crate) fn mask_url(url: &str) -> String {
     match secret_span(url) {
         Some((a, b)) => format!("{}{MASK}{}", &url[..a], &url[b..]),
         None => url.to_string(),

@@ -9,6 +9,7 @@ use axum::response::Response;
 use super::{html, see_other, Browser, Chrome, PageError, Posted};
 use crate::api::AppState;
 use crate::history::HistoryQuery;
+use crate::projects::{mask_url, MASK};
 use crate::store::Role;
 
 /// The form's fields, as typed.
@@ -59,7 +60,8 @@ pub struct Shown {
     points: Option<String>,
 }
 
-async fn sources(state: &AppState) -> Result<Vec<String>, PageError> {
+/// The projects' PostgreSQL sinks (with their passwords: for the server only).
+async fn project_sinks(state: &AppState) -> Result<Vec<String>, PageError> {
     Ok(state
         .store
         .projects()
@@ -74,22 +76,60 @@ async fn sources(state: &AppState) -> Result<Vec<String>, PageError> {
         .collect())
 }
 
+/// The tables to suggest: the projects' PostgreSQL sinks, passwords masked.
+async fn sources(state: &AppState) -> Result<Vec<String>, PageError> {
+    Ok(project_sinks(state)
+        .await?
+        .iter()
+        .map(|s| mask_url(s))
+        .collect())
+}
+
+/// A source sent back with its password masked: the one it stands for (a job's, a
+/// project's sink's), or why not.
+async fn unmasked(state: &AppState, source: &str) -> Result<String, String> {
+    if !source.contains(MASK) {
+        return Ok(source.to_string());
+    }
+    if let Some(real) = state.history.real_source(source) {
+        return Ok(real);
+    }
+    project_sinks(state)
+        .await
+        .ok()
+        .and_then(|all| all.into_iter().find(|s| mask_url(s) == source))
+        .ok_or_else(|| "source: the password is masked; type it again".into())
+}
+
 /// `GET /history`.
 pub async fn page(
     State(state): State<AppState>,
     browser: Browser,
     Query(q): Query<Shown>,
 ) -> Result<Response, PageError> {
-    let f = HistoryForm {
-        source: q.source.unwrap_or_default(),
-        time_column: q.time_column.unwrap_or_else(|| "ts".into()),
-        from: q.from.unwrap_or_default(),
-        to: q.to.unwrap_or_default(),
-        columns: q.columns.unwrap_or_default(),
-        interval: q.interval.unwrap_or_else(|| "1s".into()),
-        points: q.points.unwrap_or_else(|| "2000".into()),
-    };
     let job = q.job.filter(|id| state.history.knows(id));
+    // a job's page shows its question (the source's password masked); otherwise what the
+    // address says, or the defaults
+    let f = match job.as_deref().and_then(|id| state.history.query_of(id)) {
+        Some(asked) => HistoryForm {
+            source: mask_url(&asked.source),
+            time_column: asked.time_column,
+            from: asked.from,
+            to: asked.to,
+            columns: asked.columns.join(","),
+            interval: asked.interval.unwrap_or_default(),
+            points: asked.points.map(|p| p.to_string()).unwrap_or_default(),
+        },
+        None => HistoryForm {
+            source: mask_url(&q.source.unwrap_or_default()),
+            time_column: q.time_column.unwrap_or_else(|| "ts".into()),
+            from: q.from.unwrap_or_default(),
+            to: q.to.unwrap_or_default(),
+            columns: q.columns.unwrap_or_default(),
+            interval: q.interval.unwrap_or_else(|| "1s".into()),
+            points: q.points.unwrap_or_else(|| "2000".into()),
+        },
+    };
     Ok(html(&HistoryPage {
         chrome: browser.chrome("history"),
         f,
@@ -112,6 +152,7 @@ pub async fn submit(State(state): State<AppState>, posted: Posted) -> Result<Res
         interval: g("interval"),
         points: g("points"),
     };
+    let source = unmasked(&state, &f.source).await;
     let points = if f.points.is_empty() {
         Ok(None)
     } else {
@@ -120,45 +161,41 @@ pub async fn submit(State(state): State<AppState>, posted: Posted) -> Result<Res
             .map(Some)
             .map_err(|_| format!("points: '{}' is not a whole number", f.points))
     };
-    let asked = points.and_then(|points| {
-        let q = HistoryQuery {
-            source: f.source.clone(),
-            time_column: if f.time_column.is_empty() {
-                "ts".into()
-            } else {
-                f.time_column.clone()
-            },
-            from: f.from.clone(),
-            to: f.to.clone(),
-            columns: f
-                .columns
-                .split(',')
-                .map(|c| c.trim().to_string())
-                .filter(|c| !c.is_empty())
-                .collect(),
-            interval: Some(f.interval.clone()).filter(|i| !i.is_empty()),
-            points,
-        };
-        state.history.ask(&q).map(|(job, _)| job.id())
-    });
+    let asked = source
+        .and_then(|source| points.map(|p| (source, p)))
+        .and_then(|(source, points)| {
+            let q = HistoryQuery {
+                source,
+                time_column: if f.time_column.is_empty() {
+                    "ts".into()
+                } else {
+                    f.time_column.clone()
+                },
+                from: f.from.clone(),
+                to: f.to.clone(),
+                columns: f
+                    .columns
+                    .split(',')
+                    .map(|c| c.trim().to_string())
+                    .filter(|c| !c.is_empty())
+                    .collect(),
+                interval: Some(f.interval.clone()).filter(|i| !i.is_empty()),
+                points,
+            };
+            state.history.ask(&q).map(|(job, _)| job.id())
+        });
     match asked {
-        Ok(id) => {
-            let q = serde_urlencoded::to_string([
-                ("job", id.as_str()),
-                ("source", &f.source),
-                ("time_column", &f.time_column),
-                ("from", &f.from),
-                ("to", &f.to),
-                ("columns", &f.columns),
-                ("interval", &f.interval),
-                ("points", &f.points),
-            ])
-            .unwrap_or_default();
-            Ok(see_other(&format!("/history?{q}")))
-        }
+        // the job's page shows its question: nothing of it (a password) in the address
+        Ok(id) => Ok(see_other(&format!(
+            "/history?{}",
+            serde_urlencoded::to_string([("job", id.as_str())]).unwrap_or_default()
+        ))),
         Err(e) => Ok(html(&HistoryPage {
             chrome: posted.browser.chrome("history"),
-            f,
+            f: HistoryForm {
+                source: mask_url(&f.source),
+                ..f
+            },
             sources: sources(&state).await?,
             job: None,
             error: Some(e),

@@ -304,3 +304,39 @@ async fn the_history_page_starts_jobs_for_operators_with_the_token() {
     assert!(a.body.contains("id=\"history-error\""), "{}", a.body);
     assert!(a.body.contains("source: name the table"), "{}", a.body);
 }
+
+/// A source's password never shows: not in the address the history form leads to, not in the
+/// job's page; sent back masked, it stands for the one the job was asked with.
+#[tokio::test]
+async fn the_history_pages_never_show_a_sources_password() {
+    let (state, s) = world().await;
+    let (op, op_csrf) = &s[1];
+    let body = format!("csrf={op_csrf}&source=postgres%3A%2F%2Fme%3As3cret%40127.0.0.1%3A1%2Fdb%3Ftable%3Dt&time_column=ts&from=2026-01-01T00%3A00%3A00Z&to=2026-01-02T00%3A00%3A00Z&columns=a&interval=1s&points=");
+    let a = send(&state, "POST", "/history", &[("cookie", op)], &body).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    assert!(!a.location.contains("s3cret"), "{}", a.location);
+    let page = send(&state, "GET", &a.location, &[("cookie", op)], "").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.body.contains("s3cret"), "the password is write-only");
+    assert!(
+        page.body.contains("me:********@127.0.0.1:1"),
+        "{}",
+        page.body
+    );
+    // sent back masked (the zoom posts the form as shown): the same job, so the same secret
+    let again = body.replace("me%3As3cret%40", "me%3A********%40");
+    let b = send(&state, "POST", "/history", &[("cookie", op)], &again).await;
+    assert_eq!(b.status, StatusCode::SEE_OTHER, "{}", b.body);
+    let id = b.location.rsplit('=').next().unwrap_or_default();
+    let asked = state.history.query_of(id).expect("the job");
+    assert!(
+        asked.source.contains("me:s3cret@"),
+        "the password it stands for: {}",
+        asked.source
+    );
+    // a masked password nothing stands for is refused, not tried
+    let unknown = again.replace("127.0.0.1%3A1", "127.0.0.1%3A2");
+    let c = send(&state, "POST", "/history", &[("cookie", op)], &unknown).await;
+    assert_eq!(c.status, StatusCode::OK);
+    assert!(c.body.contains("the password is masked"), "{}", c.body);
+}
