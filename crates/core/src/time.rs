@@ -104,6 +104,53 @@ pub fn parse_iso(text: &str) -> Option<(i64, bool)> {
     Some((us, zoned))
 }
 
+/// [`format_iso`] into `out` (cleared first), without allocating: the PostgreSQL source
+/// writes every timestamp of a range this way.
+pub fn format_iso_into(us: i64, zoned: bool, out: &mut Vec<u8>) {
+    out.clear();
+    let days = us.div_euclid(DAY_US);
+    let rem = us.rem_euclid(DAY_US);
+    let (y, m, d) = civil_from_days(days);
+    if !(0..=9999).contains(&y) {
+        out.extend_from_slice(format_iso(us, zoned).as_bytes());
+        return;
+    }
+    let two = |out: &mut Vec<u8>, v: i64| {
+        out.push(b'0' + (v / 10) as u8);
+        out.push(b'0' + (v % 10) as u8);
+    };
+    two(out, y / 100);
+    two(out, y % 100);
+    out.push(b'-');
+    two(out, i64::from(m));
+    out.push(b'-');
+    two(out, i64::from(d));
+    out.push(b'T');
+    two(out, rem / 3_600_000_000);
+    out.push(b':');
+    two(out, rem / 60_000_000 % 60);
+    out.push(b':');
+    two(out, rem / 1_000_000 % 60);
+    let mut f = rem % 1_000_000;
+    if f != 0 {
+        out.push(b'.');
+        let mut digits = 6;
+        while f % 10 == 0 {
+            f /= 10;
+            digits -= 1;
+        }
+        let start = out.len();
+        for _ in 0..digits {
+            out.push(b'0' + (f % 10) as u8);
+            f /= 10;
+        }
+        out[start..].reverse();
+    }
+    if zoned {
+        out.push(b'Z');
+    }
+}
+
 /// Microseconds since 1970 as `YYYY-MM-DDTHH:MM:SS[.ffffff]` (the fraction without trailing
 /// zeros, none when whole), `Z` after it for a zoned time.
 pub fn format_iso(us: i64, zoned: bool) -> String {
@@ -165,6 +212,24 @@ mod tests {
             "yesterday",
         ] {
             assert_eq!(parse_iso(bad), None, "{bad}");
+        }
+        // the allocation-free writer gives the same text
+        let mut buf = Vec::new();
+        for us in [
+            0,
+            -1,
+            250_000,
+            86_399_999_999,
+            1_772_323_530_123_400,
+            -62_135_596_800_000_000,
+        ] {
+            for zoned in [false, true] {
+                format_iso_into(us, zoned, &mut buf);
+                assert_eq!(
+                    std::str::from_utf8(&buf).expect("text"),
+                    format_iso(us, zoned)
+                );
+            }
         }
         for z in [-1_000_000, 0, 11_016, 20_000] {
             let (y, m, d) = civil_from_days(z);

@@ -157,6 +157,8 @@ pub struct Decoder<R: Read> {
     started: bool,
     ended: bool,
     buf: Vec<u8>,
+    /// A timestamp's text, written in place.
+    text: Vec<u8>,
     /// The last row's value of this column (its raw bytes), when asked for (follow mode).
     pub watch: Option<usize>,
     /// See `watch`.
@@ -173,6 +175,7 @@ impl<R: Read> Decoder<R> {
             started: false,
             ended: false,
             buf: Vec::new(),
+            text: Vec::new(),
             watch: None,
             last_watched: None,
         }
@@ -254,7 +257,8 @@ impl<R: Read> Decoder<R> {
                                 v.try_into()
                                     .map_err(|_| Self::bad("a timestamp of another size"))?,
                             );
-                            b.append_value(timestamp_text(us, t == PgType::TimestampTz))
+                            timestamp_into(us, t == PgType::TimestampTz, &mut self.text);
+                            b.append_value(std::str::from_utf8(&self.text).unwrap_or_default())
                         }
                         _ => b.append_value(
                             std::str::from_utf8(v).map_err(|_| Self::bad("text not UTF-8"))?,
@@ -293,6 +297,16 @@ impl<R: Read> Decoder<R> {
             .map(Some)
             .map_err(|e| e.to_string())
     }
+}
+
+/// [`timestamp_text`] into `out`, without allocating.
+fn timestamp_into(us: i64, utc: bool, out: &mut Vec<u8>) {
+    if us == i64::MAX || us == i64::MIN {
+        out.clear();
+        out.extend_from_slice(timestamp_text(us, utc).as_bytes());
+        return;
+    }
+    streamprep_core::time::format_iso_into(us + 10_957 * streamprep_core::time::DAY_US, utc, out);
 }
 
 /// A PostgreSQL timestamp (microseconds since 2000-01-01) as ISO 8601 text, `Z` for UTC
