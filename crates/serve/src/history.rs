@@ -32,6 +32,8 @@ pub const RUNNING: usize = 2;
 pub const MAX_SECONDS: u64 = 600;
 /// The most result rows a job keeps (ask for points or a coarser interval beyond).
 pub const MAX_ROWS: usize = 200_000;
+/// Jobs waiting or running at once, at most: beyond, a new question is refused until some end.
+pub const QUEUED: usize = 32;
 /// Jobs remembered (with their results), the oldest forgotten first.
 const KEPT: usize = 64;
 
@@ -329,6 +331,21 @@ impl Jobs {
             if state != "cancelled" && !state.starts_with("failed") {
                 return Ok((j.clone(), false));
             }
+        }
+        let busy = jobs
+            .0
+            .values()
+            .filter(|j| {
+                matches!(
+                    j.state.lock().unwrap_or_else(|e| e.into_inner()).as_str(),
+                    "waiting" | "running"
+                )
+            })
+            .count();
+        if busy >= QUEUED {
+            return Err(format!(
+                "busy: {busy} history jobs are waiting or running, at most {QUEUED}; ask again when some have ended (or cancel some)"
+            ));
         }
         let job = Arc::new(Job {
             id: crate::auth::random_hex(8),
@@ -639,5 +656,35 @@ mod tests {
         let over = until_over(&state, &t, &id3).await;
         assert_eq!(over["state"], "cancelled", "{over}");
         assert_eq!(active(), "0", "the query was cancelled on the server");
+        // at most QUEUED jobs wait or run (slow queries keep them so), the next one is refused
+        let mut ids = Vec::new();
+        for i in 0..QUEUED + 1 {
+            let mut q = ask.clone();
+            q["source"] = format!("{}?table=slow", pg.url()).into();
+            q["to"] = format!("2026-03-01T00:02:{i:02}Z").into();
+            let (s, body) = call(&state, &t, "POST", "/api/v1/history/jobs", &q.to_string()).await;
+            if i < QUEUED {
+                assert_eq!(s, StatusCode::ACCEPTED, "job {i}: {body}");
+                ids.push(
+                    serde_json::from_str::<serde_json::Value>(&body).expect("json")["id"]
+                        .as_str()
+                        .expect("id")
+                        .to_string(),
+                );
+            } else {
+                assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+                assert!(body.contains("busy"), "{body}");
+            }
+        }
+        for id in ids {
+            call(
+                &state,
+                &t,
+                "DELETE",
+                &format!("/api/v1/history/jobs/{id}"),
+                "",
+            )
+            .await;
+        }
     }
 }
