@@ -27,11 +27,11 @@ if [ "${STREAMPREP_SKIP_ORACLE:-0}" != 1 ]; then
   fi
 fi
 
-echo "== services: mosquitto, openssl, redis-server, postgresql (initdb, pg_ctl), chromium + chromedriver"
+echo "== services: mosquitto, openssl, redis-server, postgresql (initdb, pg_ctl, psql), chromium + chromedriver"
 # Debian's package keeps mosquitto in /usr/sbin
 export PATH="$PATH:/usr/sbin"
 missing=()
-for tool in mosquitto:mosquitto mosquitto_pub:mosquitto-clients mosquitto_sub:mosquitto-clients openssl:openssl redis-server:redis-server redis-cli:redis-tools; do
+for tool in mosquitto:mosquitto mosquitto_pub:mosquitto-clients mosquitto_sub:mosquitto-clients openssl:openssl redis-server:redis-server redis-cli:redis-tools psql:postgresql-client; do
   command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
 done
 # the store tests start a private PostgreSQL with Debian's initdb and pg_ctl
@@ -44,9 +44,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null; then
     $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
-  for tool in mosquitto mosquitto_pub mosquitto_sub openssl redis-server redis-cli; do
+  for tool in mosquitto mosquitto_pub mosquitto_sub openssl redis-server redis-cli psql; do
     command -v $tool >/dev/null || {
-      echo "the tests need $tool: install the packages mosquitto, mosquitto-clients, openssl, redis-server and redis-tools" >&2; exit 1; }
+      echo "the tests need $tool: install the packages mosquitto, mosquitto-clients, openssl, redis-server, redis-tools and postgresql-client" >&2; exit 1; }
   done
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || {
     echo "the tests need PostgreSQL's initdb: install the package postgresql" >&2; exit 1; }
