@@ -45,7 +45,8 @@ pub struct Downsample {
     points: usize,
     time_column: Option<String>,
     key: Option<String>,
-    held: Vec<Batch>,
+    /// The stream so far, with each row's time as read when it came (read once).
+    held: Vec<(Batch, Option<Vec<Option<i64>>>)>,
     /// Per key, the last time seen (rows must come in time order).
     last: HashMap<String, i64>,
 }
@@ -145,9 +146,10 @@ impl Step for Downsample {
         }
         // refused now, not at the end: the times must read and come in order per key
         let keys = crate::window::row_keys(&batch, self.key.as_deref()).map_err(|r| self.bad(r))?;
-        if let Some(times) = self.times(&batch)? {
+        let times = self.times(&batch)?;
+        if let Some(times) = &times {
             let mut last = self.last.clone();
-            for (k, t) in keys.iter().zip(&times) {
+            for (k, t) in keys.iter().zip(times) {
                 let (Some(k), Some(t)) = (k, t) else { continue };
                 if let Some(prev) = last.get(k) {
                     if t < prev {
@@ -163,21 +165,25 @@ impl Step for Downsample {
             self.last = last;
         }
         let empty = batch.slice(0, 0);
-        self.held.push(batch);
+        self.held.push((batch, times));
         Ok(empty)
     }
 
     fn finish(&mut self) -> Result<Option<Batch>, StepError> {
         let held = std::mem::take(&mut self.held);
         self.last.clear();
-        let Some(first) = held.first() else {
+        let Some((first, _)) = held.first() else {
             return Ok(None);
         };
-        let all = arrow_select::concat::concat_batches(&first.schema(), &held)
-            .map_err(|e| StepError::arrow(self.algo.name(), e))?;
-        drop(held);
+        let all =
+            arrow_select::concat::concat_batches(&first.schema(), held.iter().map(|(b, _)| b))
+                .map_err(|e| StepError::arrow(self.algo.name(), e))?;
+        let times: Option<Vec<Option<i64>>> = self.time_column.as_ref().map(|_| {
+            held.into_iter()
+                .flat_map(|(_, t)| t.unwrap_or_default())
+                .collect()
+        });
         let keys = crate::window::row_keys(&all, self.key.as_deref()).map_err(|r| self.bad(r))?;
-        let times = self.times(&all)?;
         let (_, values) = crate::window::value_columns(&all, self.key.as_deref());
         // the rows of each key, in order
         let mut by_key: Vec<Vec<usize>> = Vec::new();

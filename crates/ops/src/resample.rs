@@ -91,8 +91,8 @@ pub struct KeyBins {
     origin: i64,
     /// The open bin's number from the origin.
     bin: i64,
-    /// Per value column (by name), the open bin's aggregate.
-    acc: HashMap<String, Acc>,
+    /// Per value column (the step's `names`, in order), the open bin's aggregate.
+    acc: Vec<Acc>,
     open: bool,
     zoned: bool,
     started: bool,
@@ -169,37 +169,51 @@ fn parse_interval(text: &str) -> Result<i64, String> {
     Ok(us)
 }
 
-impl Resample {
-    fn bad(&self, reason: String) -> StepError {
-        StepError::BadInput { step: NAME, reason }
-    }
+/// What closing a bin needs of the step (copied out, so a key's state can be borrowed from
+/// the step's states meanwhile).
+#[derive(Clone, Copy)]
+struct Shape {
+    interval: i64,
+    agg: Agg,
+    columns: usize,
+}
 
+impl Shape {
     /// Close a key's open bin and the empty bins up to `until` (exclusive), into `out`.
-    fn close(&self, key: &Option<String>, s: &mut KeyBins, until: i64, out: &mut Bins) {
+    fn close(self, key: Option<&str>, s: &mut KeyBins, until: i64, out: &mut Bins) {
         if !s.open {
             return;
         }
-        let label = s.origin + s.bin * self.interval;
-        out.push((key.clone(), label, s.zoned, self.values(&s.acc)));
         let empty = Acc::default();
+        let values = (0..self.columns)
+            .map(|c| s.acc.get(c).unwrap_or(&empty).value(self.agg))
+            .collect();
+        let label = s.origin + s.bin * self.interval;
+        out.push((key.map(str::to_string), label, s.zoned, values));
         for b in s.bin + 1..until {
             out.push((
-                key.clone(),
+                key.map(str::to_string),
                 s.origin + b * self.interval,
                 s.zoned,
-                self.names.iter().map(|_| empty.value(self.agg)).collect(),
+                vec![empty.value(self.agg); self.columns],
             ));
         }
         s.acc.clear();
         s.open = false;
     }
+}
 
-    fn values(&self, acc: &HashMap<String, Acc>) -> Vec<f64> {
-        let empty = Acc::default();
-        self.names
-            .iter()
-            .map(|n| acc.get(n).unwrap_or(&empty).value(self.agg))
-            .collect()
+impl Resample {
+    fn bad(&self, reason: String) -> StepError {
+        StepError::BadInput { step: NAME, reason }
+    }
+
+    fn shape(&self) -> Shape {
+        Shape {
+            interval: self.interval,
+            agg: self.agg,
+            columns: self.names.len(),
+        }
     }
 
     fn batch(&self, bins: Bins) -> Result<Batch, StepError> {
@@ -237,10 +251,10 @@ impl Resample {
 
     /// The states the bounds dropped: their open bins go out now.
     fn dropped(&mut self, out: &mut Bins) {
+        let shape = self.shape();
         for (k, mut s) in self.states.take_dropped() {
-            let key = self.key.as_ref().map(|_| k);
             let until = s.bin + 1;
-            self.close(&key, &mut s, until, out);
+            shape.close(self.key.as_ref().map(|_| k.as_str()), &mut s, until, out);
         }
     }
 }
@@ -340,27 +354,28 @@ impl Step for Resample {
             let (Some(k), Some((t, zoned))) = (k, parsed[r]) else {
                 continue;
             };
-            let interval = self.interval;
-            let key = self.key.as_ref().map(|_| k.clone());
-            let mut s = std::mem::take(self.states.get(k, now));
+            let shape = self.shape();
+            let key = self.key.as_ref().map(|_| k.as_str());
+            // one lookup a row: the key's state is worked on where it is kept
+            let s = self.states.get(k, now);
             if !s.started {
                 s.origin = t.div_euclid(DAY_US) * DAY_US;
                 s.zoned = zoned;
                 s.started = true;
             }
-            let bin = (t - s.origin).div_euclid(interval);
+            let bin = (t - s.origin).div_euclid(shape.interval);
             if s.open && bin > s.bin {
-                self.close(&key, &mut s, bin, &mut out);
+                shape.close(key, s, bin, &mut out);
             }
             if !s.open {
                 s.bin = bin;
                 s.open = true;
+                s.acc = vec![Acc::default(); shape.columns];
             }
-            for (c, n) in self.names.iter().enumerate() {
-                let v = at[c].map_or(f64::NAN, |i| values[i][r]);
-                s.acc.entry(n.clone()).or_default().add(v);
+            for (c, acc) in s.acc.iter_mut().enumerate() {
+                acc.add(at[c].map_or(f64::NAN, |i| values[i][r]));
             }
-            *self.states.get(k, now) = s;
+            // a new key may have pushed the least recent one out (max_keys): its bin goes out
             self.dropped(&mut out);
         }
         self.batch(out)
@@ -369,10 +384,15 @@ impl Step for Resample {
     fn finish(&mut self) -> Result<Option<Batch>, StepError> {
         let mut out: Bins = Vec::new();
         self.dropped(&mut out);
+        let shape = self.shape();
         for (k, mut s) in self.states.drain() {
-            let key = self.key.as_ref().map(|_| k);
             let until = s.bin + 1;
-            self.close(&key, &mut s, until, &mut out);
+            shape.close(
+                self.key.as_ref().map(|_| k.as_str()),
+                &mut s,
+                until,
+                &mut out,
+            );
         }
         if out.is_empty() {
             return Ok(None);

@@ -17,7 +17,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use streamprep_connectors::postgres::{quoted, PgSource, PgUrl};
+use streamprep_connectors::postgres::{column_name, quoted, PgSource, PgUrl};
 use streamprep_core::{Encoding, IoError, Output, Sink};
 use streamprep_engine::{PipelineConfig, Stats};
 use utoipa::ToSchema;
@@ -166,17 +166,7 @@ fn plan(q: &HistoryQuery) -> Result<(PgUrl, Vec<String>, i64, i64, String), Stri
         .table
         .clone()
         .ok_or("source: name the table, postgres://USER@HOST:PORT/DB?table=NAME")?;
-    let ident = |s: &str, what: &str| -> Result<String, String> {
-        let ok = !s.is_empty()
-            && s.len() <= 63
-            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-            && !s.starts_with(|c: char| c.is_ascii_digit());
-        if ok {
-            Ok(s.to_string())
-        } else {
-            Err(format!("{what}: '{s}' is not a plain column name"))
-        }
-    };
+    let ident = |s: &str, what: &str| column_name(s).map_err(|e| format!("{what}: {e}"));
     let tc = ident(&q.time_column, "time_column")?;
     if q.columns.is_empty() || q.columns.len() > 64 {
         return Err("columns: name 1 to 64 numeric columns".into());

@@ -46,20 +46,34 @@ impl std::fmt::Debug for PgUrl {
     }
 }
 
+/// A plain name PostgreSQL takes unquoted: letters, digits and `_`, not starting with a digit.
+fn plain(p: &str) -> bool {
+    !p.is_empty()
+        && p.len() <= 63
+        && p.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A table's name: `name` or `schema.name`, each part plain (it goes into the SQL quoted).
 fn identifier(s: &str) -> Result<String, String> {
-    let ok = |p: &str| {
-        !p.is_empty()
-            && p.len() <= 63
-            && p.chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-    };
-    if s.split('.').count() <= 2 && s.split('.').all(ok) {
+    if s.split('.').count() <= 2 && s.split('.').all(plain) {
         Ok(s.to_string())
     } else {
         Err(format!(
-            "'{s}' is not a plain table or column name (letters, digits, _; schema.table)"
+            "'{s}' is not a plain table name (letters, digits, _; schema.table)"
+        ))
+    }
+}
+
+/// A column's name: plain (it goes into the SQL quoted).
+pub fn column_name(s: &str) -> Result<String, String> {
+    if plain(s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "'{s}' is not a plain column name (letters, digits, _)"
         ))
     }
 }
@@ -175,7 +189,7 @@ impl PgUrl {
             let v = percent_decode(v)?;
             match k {
                 "table" => url.table = Some(identifier(&v)?),
-                "time_column" => url.time_column = Some(identifier(&v)?),
+                "time_column" => url.time_column = Some(column_name(&v)?),
                 "from" => url.from = Some(time_bound(&v)?),
                 "to" => url.to = Some(time_bound(&v)?),
                 "query" => url.query = Some(v),
