@@ -1183,6 +1183,15 @@ fn history_query_chart_and_zoom() {
         .await;
         assert_ne!(c.current_url().await.expect("url").to_string(), first);
         clean(&c, "history, zoomed").await;
+        // narrowed to a phone's width, the chart follows: nothing wider than the screen
+        c.set_window_size(390, 844).await.expect("phone width");
+        until(
+            &c,
+            "the chart at phone width",
+            "return document.documentElement.scrollWidth <= window.innerWidth + 1;",
+            10,
+        )
+        .await;
         c.close().await.expect("close");
     });
 }

@@ -452,6 +452,10 @@
         }] }
       }, [xs].concat(series), node);
     }
+    // the chart follows the page's width (a phone turned, a window narrowed)
+    window.addEventListener("resize", function () {
+      if (plot) plot.setSize({ width: widthOf(node), height: 320 });
+    });
     function poll() {
       fetch("/api/v1/history/jobs/" + encodeURIComponent(id) + "?from_row=" + next, { credentials: "same-origin" })
         .then(function (r) { return r.json(); })
