@@ -8,7 +8,8 @@
 #     certificates), redis-server and redis-cli (the queue method) on PATH, installed with apt-get when
 #     missing, and PostgreSQL's initdb/pg_ctl (package postgresql); the tests start their own
 #     broker, Redis and PostgreSQL on free ports; Debian's chromium and chromium-driver for the
-#     browser tests (driven through chromedriver on a free port);
+#     browser tests (driven through chromedriver on a free port); iproute2 (ip, tc, ss) and nftables
+#     (nft) for the test hosts in network namespaces (tests/it/hosts.rs, streamprep-netlab; needs root);
 #  4. the whole test suite (unit, conformance, golden, CLI, framed TCP, MQTT, queue, capacity).
 # Set STREAMPREP_SKIP_ORACLE=1 to reuse the committed golden files without Python.
 set -euo pipefail
@@ -27,11 +28,11 @@ if [ "${STREAMPREP_SKIP_ORACLE:-0}" != 1 ]; then
   fi
 fi
 
-echo "== services: mosquitto, openssl, redis-server, postgresql (initdb, pg_ctl, psql), chromium + chromedriver"
+echo "== services: mosquitto, openssl, redis-server, postgresql (initdb, pg_ctl, psql), chromium + chromedriver, iproute2, nftables"
 # Debian's package keeps mosquitto in /usr/sbin
 export PATH="$PATH:/usr/sbin"
 missing=()
-for tool in mosquitto:mosquitto mosquitto_pub:mosquitto-clients mosquitto_sub:mosquitto-clients openssl:openssl redis-server:redis-server redis-cli:redis-tools psql:postgresql-client; do
+for tool in mosquitto:mosquitto mosquitto_pub:mosquitto-clients mosquitto_sub:mosquitto-clients openssl:openssl redis-server:redis-server redis-cli:redis-tools psql:postgresql-client ip:iproute2 tc:iproute2 ss:iproute2 nft:nftables; do
   command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
 done
 # the store tests start a private PostgreSQL with Debian's initdb and pg_ctl
@@ -44,9 +45,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null; then
     $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
-  for tool in mosquitto mosquitto_pub mosquitto_sub openssl redis-server redis-cli psql; do
+  for tool in mosquitto mosquitto_pub mosquitto_sub openssl redis-server redis-cli psql ip tc ss nft; do
     command -v $tool >/dev/null || {
-      echo "the tests need $tool: install the packages mosquitto, mosquitto-clients, openssl, redis-server, redis-tools and postgresql-client" >&2; exit 1; }
+      echo "the tests need $tool: install the packages mosquitto, mosquitto-clients, openssl, redis-server, redis-tools, postgresql-client, iproute2 and nftables" >&2; exit 1; }
   done
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || {
     echo "the tests need PostgreSQL's initdb: install the package postgresql" >&2; exit 1; }

@@ -8,6 +8,7 @@ mod conformance;
 mod exec;
 mod fuzz_replay;
 mod golden;
+mod hosts;
 mod mqtt;
 mod pipeline;
 mod postgres;
