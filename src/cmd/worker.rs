@@ -14,9 +14,14 @@ pub struct WorkerArgs {
     /// Redis (redis://HOST:PORT), the same as the pipelines' --broker.
     #[arg(long)]
     broker: String,
-    /// Threads, each taking one task at a time.
+    /// Threads, each running one task at a time.
     #[arg(long, default_value_t = 1)]
     concurrency: usize,
+    /// Tasks a thread takes from Redis in one round trip: `auto` takes as many as the chain
+    /// needs to cover the measured round trip (1 on a fast link, more across a slow one, up to
+    /// 16); a number fixes it. Results go back with the next read, in the same round trip.
+    #[arg(long, default_value = "auto")]
+    prefetch: String,
     /// Take over a task left pending this long by a worker that stopped answering.
     #[arg(long, default_value = "10s")]
     claim_after: String,
@@ -34,6 +39,18 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         streamprep_engine::pipeline::MAX_WORKERS
     );
     anyhow::ensure!(args.max_attempts >= 1, "--max-attempts must be at least 1");
+    let max = streamprep_queue::worker::MAX_PREFETCH;
+    let prefetch = match args.prefetch.as_str() {
+        "auto" => None,
+        n => Some(
+            n.parse::<usize>()
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| {
+                    anyhow::anyhow!("--prefetch {n}: auto or a number from 1 to {max}")
+                })?,
+        ),
+    };
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     stop_on_ctrl_c(&stop)?;
     let cfg = WorkerConfig {
@@ -41,6 +58,7 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         concurrency: args.concurrency,
         claim_after: super::duration(&args.claim_after, "--claim-after")?,
         max_attempts: args.max_attempts,
+        prefetch,
         stop,
     };
     let stats = WorkerStats::default();

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use redis::Value;
 use streamprep_core::{DeadLetter, IoError, Message, Payload};
 use streamprep_engine::chain::{Chain, Processed};
 use streamprep_engine::run_guarded;
@@ -31,6 +32,9 @@ pub struct WorkerConfig {
     pub claim_after: Duration,
     /// Deliveries after which a task is given up as a dead letter.
     pub max_attempts: u64,
+    /// Tasks a thread takes in one read; `None`: as many as cover a round trip to Redis
+    /// (measured), up to [`MAX_PREFETCH`].
+    pub prefetch: Option<usize>,
     /// Set to stop (Ctrl-C).
     pub stop: Arc<AtomicBool>,
 }
@@ -77,20 +81,120 @@ pub fn run(cfg: &WorkerConfig, stats: &WorkerStats, ready: impl FnOnce()) -> Res
     })
 }
 
+/// A result written but not yet sent: it goes to Redis with the thread's next read, in
+/// the same round trip.
+struct Answer {
+    reply: String,
+    fields: Fields,
+    id: String,
+}
+
+/// The most tasks a thread takes in one read.
+pub const MAX_PREFETCH: usize = 16;
+
+/// How many tasks a thread takes at a time: with `auto`, enough that the chain's time on
+/// them covers a round trip to Redis (one at a time on a fast link, up to
+/// [`MAX_PREFETCH`] across a slow one), from the measured round trip and the chain's mean
+/// time a task.
+#[derive(Debug)]
+struct Prefetch {
+    fixed: Option<usize>,
+    rtt: Duration,
+    /// Mean time a task takes here (exponentially weighted), seconds.
+    task_s: f64,
+}
+
+impl Prefetch {
+    fn count(&self) -> usize {
+        if let Some(n) = self.fixed {
+            return n;
+        }
+        if self.task_s <= 0.0 {
+            return 1;
+        }
+        ((self.rtt.as_secs_f64() / self.task_s).ceil() as usize).clamp(1, MAX_PREFETCH)
+    }
+
+    fn took(&mut self, d: Duration) {
+        let s = d.as_secs_f64();
+        self.task_s = if self.task_s <= 0.0 {
+            s
+        } else {
+            0.8 * self.task_s + 0.2 * s
+        };
+    }
+}
+
+/// The round trip to Redis on `c`: the fastest of three PINGs.
+fn round_trip(c: &mut Conn) -> Result<Duration, IoError> {
+    let mut best = Duration::MAX;
+    for _ in 0..3 {
+        let t = Instant::now();
+        c.cmd("PING", &[b"PING"])?;
+        best = best.min(t.elapsed());
+    }
+    Ok(best)
+}
+
+/// Send `answers` (each: XADD of the result, XACK and XDEL of the task) and then `read`, in
+/// one round trip; the read's reply. Redis runs them in order: should an XADD fail and its
+/// XACK still run, the task is gone without a result, and the coordinator sends it again (it
+/// resends a task that is no longer in the stream).
+fn exchange(
+    c: &mut Conn,
+    answers: &mut Vec<Answer>,
+    read: Option<&[&[u8]]>,
+) -> Result<Option<Value>, IoError> {
+    if answers.is_empty() && read.is_none() {
+        return Ok(None);
+    }
+    let adds: Vec<Vec<&[u8]>> = answers
+        .iter()
+        .map(|a| xadd_args(&a.reply, &a.fields))
+        .collect();
+    let mut cmds: Vec<&[&[u8]]> = Vec::with_capacity(3 * answers.len() + 1);
+    let acks: Vec<_> = answers.iter().map(|a| ack_and_delete(&a.id)).collect();
+    for (add, (ack, del)) in adds.iter().zip(&acks) {
+        cmds.push(add);
+        cmds.push(ack);
+        cmds.push(del);
+    }
+    if let Some(r) = read {
+        cmds.push(r);
+    }
+    let mut replies = c.pipe(if read.is_some() { "XREADGROUP" } else { "XADD" }, &cmds)?;
+    answers.clear();
+    Ok(read.and_then(|_| replies.pop()))
+}
+
 fn thread(cfg: &WorkerConfig, stats: &WorkerStats, consumer: &str) -> Result<(), IoError> {
     let mut chains: HashMap<Vec<u8>, (Chain, bool)> = HashMap::new();
     let mut con: Option<Conn> = None;
     let mut failures = 0u32;
     let mut last_claim = Instant::now();
-    while !cfg.stop.load(Ordering::Relaxed) {
+    let mut answers: Vec<Answer> = Vec::new();
+    let mut prefetch = Prefetch {
+        fixed: cfg.prefetch,
+        rtt: Duration::ZERO,
+        task_s: 0.0,
+    };
+    loop {
+        let stopping = cfg.stop.load(Ordering::Relaxed);
+        if stopping && (answers.is_empty() || con.is_none()) {
+            break;
+        }
         let c = match con.as_mut() {
             Some(c) => c,
-            None => match connect(&cfg.url).and_then(|mut c| ensure_group(&mut c).map(|_| c)) {
-                Ok(c) => {
+            None => match connect(&cfg.url)
+                .and_then(|mut c| ensure_group(&mut c).map(|_| c))
+                .and_then(|mut c| round_trip(&mut c).map(|rtt| (c, rtt)))
+            {
+                Ok((c, rtt)) => {
                     if failures > 0 {
                         tracing::info!("worker: reconnected to {}", cfg.url);
                     }
                     failures = 0;
+                    prefetch.rtt = rtt;
                     con.insert(c)
                 }
                 Err(e) => {
@@ -106,6 +210,11 @@ fn thread(cfg: &WorkerConfig, stats: &WorkerStats, consumer: &str) -> Result<(),
             },
         };
         let step = (|| -> Result<(), IoError> {
+            if stopping {
+                // the results of tasks already run go out before the thread ends
+                exchange(c, &mut answers, None)?;
+                return Ok(());
+            }
             // take over tasks a silent worker left pending, now and then
             let mut entries: Vec<(Entry, bool)> = Vec::new();
             if last_claim.elapsed() >= cfg.claim_after / 4 {
@@ -121,27 +230,31 @@ fn thread(cfg: &WorkerConfig, stats: &WorkerStats, consumer: &str) -> Result<(),
                     b"COUNT",
                     b"1",
                 ];
-                let v = c.cmd("XAUTOCLAIM", &args)?;
-                entries.extend(claimed_entries(v).into_iter().map(|e| (e, true)));
+                if let Some(v) = exchange(c, &mut answers, Some(&args))? {
+                    entries.extend(claimed_entries(v).into_iter().map(|e| (e, true)));
+                }
             }
             if entries.is_empty() {
+                let count = prefetch.count().to_string();
                 let args: [&[u8]; 11] = [
                     b"XREADGROUP",
                     b"GROUP",
                     GROUP.as_bytes(),
                     consumer.as_bytes(),
                     b"COUNT",
-                    b"1",
+                    count.as_bytes(),
                     b"BLOCK",
                     b"500",
                     b"STREAMS",
                     TASKS.as_bytes(),
                     b">",
                 ];
-                let v = c.cmd("XREADGROUP", &args)?;
-                entries.extend(stream_entries(v).into_iter().map(|e| (e, false)));
+                if let Some(v) = exchange(c, &mut answers, Some(&args))? {
+                    entries.extend(stream_entries(v).into_iter().map(|e| (e, false)));
+                }
             }
             for ((id, fields), claimed) in entries {
+                let started = Instant::now();
                 if claimed {
                     stats.claimed.fetch_add(1, Ordering::Relaxed);
                 }
@@ -208,7 +321,12 @@ fn thread(cfg: &WorkerConfig, stats: &WorkerStats, consumer: &str) -> Result<(),
                 if let Some(s) = state_out {
                     fields.push(("state", s));
                 }
-                answer(c, &task.reply, &fields, &id)?;
+                answers.push(Answer {
+                    reply: std::mem::take(&mut task.reply),
+                    fields,
+                    id,
+                });
+                prefetch.took(started.elapsed());
                 stats.tasks.fetch_add(1, Ordering::Relaxed);
             }
             Ok(())
@@ -218,6 +336,9 @@ fn thread(cfg: &WorkerConfig, stats: &WorkerStats, consumer: &str) -> Result<(),
                 return Err(e);
             }
             tracing::warn!("worker: {e}; reconnecting");
+            // results not sent are lost with the connection: their tasks stay pending and
+            // are taken over (here or elsewhere) after claim_after
+            answers.clear();
             con = None;
         }
     }
@@ -255,17 +376,6 @@ fn given_up(msg: Message, reason: String) -> Processed {
         rows,
     };
     Processed::refused(msg.seq, rows, vec![dead])
-}
-
-/// Write the result, then acknowledge the task and delete it (Redis memory stays bounded), in
-/// one round trip. Redis runs the three in order; should the XADD fail and the XACK still run,
-/// the task is gone without a result, and the coordinator sends it again (it resends a task
-/// that is no longer in the stream).
-fn answer(c: &mut Conn, reply: &str, fields: &Fields, id: &str) -> Result<(), IoError> {
-    let add = xadd_args(reply, fields);
-    let (ack, del) = ack_and_delete(id);
-    c.pipe("XADD", &[&add, &ack, &del])?;
-    Ok(())
 }
 
 /// Acknowledge a task and delete it (Redis memory stays bounded).
