@@ -39,9 +39,35 @@ pub struct PlanArgs {
     /// cores - 1 workers and the queue beyond.
     #[arg(long, value_parser = ["inline", "pool", "queue"])]
     method: Option<String>,
+    /// The queue's workers are on other hosts, across a link with this round trip (`2ms`,
+    /// `0.2ms`; with --link-bandwidth): each queue setting then adds the round trip and the
+    /// transfer of its task and result, and counts the links' capacity. The profile is the
+    /// queue measured with its worker beside Redis (its task and result bytes are in it).
+    #[arg(long, requires = "link_bandwidth")]
+    link_rtt: Option<String>,
+    /// The link's bandwidth each way: `100mbit`, `1gbit`, `10gbit`.
+    #[arg(long, requires = "link_rtt")]
+    link_bandwidth: Option<String>,
+    /// Worker hosts, each behind such a link; the workers are spread evenly over them.
+    #[arg(long, default_value_t = 1, requires = "link_rtt")]
+    worker_hosts: usize,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+}
+
+/// `100mbit`, `1gbit`, `1.5gbit`, `500kbit` -> megabits a second.
+fn mbit(s: &str) -> anyhow::Result<f64> {
+    let l = s.to_ascii_lowercase();
+    let (n, unit) = [("gbit", 1e3), ("mbit", 1.0), ("kbit", 1e-3)]
+        .into_iter()
+        .find_map(|(u, m)| l.strip_suffix(u).map(|n| (n.to_string(), m)))
+        .ok_or_else(|| anyhow::anyhow!("--link-bandwidth {s}: a rate such as 100mbit or 1gbit"))?;
+    let v: f64 = n
+        .trim()
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--link-bandwidth {s}: a rate such as 100mbit or 1gbit"))?;
+    Ok(v * unit)
 }
 
 pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
@@ -71,6 +97,15 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
         method: args.method.clone(),
         workers: args.workers,
         max_workers: args.max_workers,
+        link: match (&args.link_rtt, &args.link_bandwidth) {
+            (Some(rtt), Some(bw)) => planner::link(
+                Some(super::duration(rtt, "--link-rtt")?.as_secs_f64() * 1e3),
+                Some(mbit(bw)?),
+                Some(args.worker_hosts),
+            )
+            .map_err(anyhow::Error::msg)?,
+            _ => None,
+        },
     };
     let plan = planner::plan(&profile, &req).map_err(anyhow::Error::msg)?;
     if args.json {

@@ -410,6 +410,8 @@ struct ProfileLine {
     mean_us: f64,
     sd_us: f64,
     dead_rows: usize,
+    /// Mean bytes of a message's rows and of its output.
+    bytes: (f64, f64),
 }
 
 fn profile_lines(csv: &Path) -> Vec<ProfileLine> {
@@ -417,12 +419,12 @@ fn profile_lines(csv: &Path) -> Vec<ProfileLine> {
     let mut lines = text.lines();
     assert_eq!(
         lines.next(),
-        Some("method,buffer,stage,messages,mean_us,sd_us,mean_us_per_row,sd_us_per_row,dead_rows")
+        Some("method,buffer,stage,messages,mean_us,sd_us,mean_us_per_row,sd_us_per_row,dead_rows,bytes_in,bytes_out")
     );
     lines
         .map(|l| {
             let f: Vec<&str> = l.split(',').collect();
-            assert_eq!(f.len(), 9, "{l}");
+            assert_eq!(f.len(), 11, "{l}");
             let per_row: f64 = f[6].parse().expect("a number");
             let mean: f64 = f[4].parse().expect("a number");
             let buffer: usize = f[1].parse().expect("a number");
@@ -438,6 +440,10 @@ fn profile_lines(csv: &Path) -> Vec<ProfileLine> {
                 mean_us: mean,
                 sd_us: f[5].parse().expect("a number"),
                 dead_rows: f[8].parse().expect("a number"),
+                bytes: (
+                    f[9].parse().expect("a number"),
+                    f[10].parse().expect("a number"),
+                ),
             }
         })
         .collect()
@@ -494,6 +500,15 @@ fn profile_measures_inline_pool_and_queue_one_message_at_a_time() {
             assert_eq!(chain.messages, 20);
             assert_eq!(chain.dead_rows, 0);
             assert!(chain.mean_us > 0.0 && chain.sd_us >= 0.0);
+            // what a queue task and its result carry (plan --link-rtt uses them): the rows as
+            // read and the output, both growing with the buffer (the gen rows are about 570
+            // bytes each)
+            let (bytes_in, bytes_out) = chain.bytes;
+            assert!(
+                (400.0..800.0).contains(&(bytes_in / b as f64)) && bytes_out > bytes_in / 2.0,
+                "{:?} at {b}",
+                chain.bytes
+            );
             // the time the chain kept the worker busy: at most the whole service time (the
             // queue's round trips and the pool's hand-off are not in it)
             let busy = lines

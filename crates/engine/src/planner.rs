@@ -16,6 +16,9 @@ pub struct Times {
     pub service_us: f64,
     /// The part that kept a worker busy (stage `busy`; profiles before it had none).
     pub busy_us: Option<f64>,
+    /// Mean bytes of a message's rows and of its output (what a queue task and its result
+    /// carry; profiles before them had none).
+    pub bytes: Option<(f64, f64)>,
 }
 
 /// buffer -> method -> mean times.
@@ -37,6 +40,7 @@ pub fn parse_profile(text: &str) -> Result<Profile, String> {
         col("stage")?,
         col("mean_us")?,
     );
+    let bytes_cols = col("bytes_in").ok().zip(col("bytes_out").ok());
     let mut out: Profile = BTreeMap::new();
     for (i, line) in lines.enumerate() {
         let f: Vec<&str> = line.split(',').collect();
@@ -67,6 +71,12 @@ pub fn parse_profile(text: &str) -> Result<Profile, String> {
             t.service_us = us;
         } else {
             t.busy_us = Some(us);
+        }
+        if let Some((i, o)) = bytes_cols {
+            let num = |k: usize| f.get(k).and_then(|v| v.parse::<f64>().ok());
+            if let (Some(i), Some(o)) = (num(i), num(o)) {
+                t.bytes = Some((i, o));
+            }
         }
     }
     // a method measured with a busy time but no chain line is not a measurement
@@ -102,6 +112,103 @@ pub struct PlanRequest {
     /// Consider 1 up to this many workers (default 8).
     #[serde(default)]
     pub max_workers: Option<usize>,
+    /// The queue's workers are on other hosts, across this link (the profile measured the
+    /// queue with its worker on the coordinator's host).
+    #[serde(default)]
+    pub link: Option<Link>,
+}
+
+/// A network link between Redis (with the coordinator) and the worker hosts.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize, serde::Serialize)]
+pub struct Link {
+    /// Round trip, milliseconds.
+    pub rtt_ms: f64,
+    /// Bandwidth each way, megabits a second.
+    pub mbit: f64,
+    /// Worker hosts, each behind a link of its own (the workers are spread evenly).
+    #[serde(default = "one")]
+    pub hosts: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// The link of a plan from its three optional parts: none without a round trip and a
+/// bandwidth; one of the two alone is an error.
+pub fn link(
+    rtt_ms: Option<f64>,
+    mbit: Option<f64>,
+    hosts: Option<usize>,
+) -> Result<Option<Link>, String> {
+    match (rtt_ms, mbit) {
+        (None, None) if hosts.is_none() => Ok(None),
+        (Some(rtt_ms), Some(mbit)) => {
+            let l = Link {
+                rtt_ms,
+                mbit,
+                hosts: hosts.unwrap_or(1),
+            };
+            l.check()?;
+            Ok(Some(l))
+        }
+        _ => Err("a link needs both its round trip (ms) and its bandwidth (Mbit/s)".into()),
+    }
+}
+
+/// Bytes a task and a result carry besides the rows and the output (the chain's spec, the
+/// stream fields), about.
+const TASK_OVERHEAD_BYTES: f64 = 600.0;
+
+/// The most tasks a worker thread takes in one read (the worker's `--prefetch auto` limit).
+const MAX_PREFETCH: f64 = 16.0;
+
+impl Link {
+    fn check(&self) -> Result<(), String> {
+        if !(self.rtt_ms.is_finite() && self.rtt_ms >= 0.0 && self.rtt_ms <= 10_000.0) {
+            return Err("link rtt_ms must be 0 to 10,000 milliseconds".into());
+        }
+        if !(self.mbit.is_finite() && self.mbit > 0.0 && self.mbit <= 1e7) {
+            return Err("link mbit must be a positive number of megabits a second".into());
+        }
+        if self.hosts == 0 || self.hosts > crate::pipeline::MAX_WORKERS {
+            return Err("link hosts must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// The queue's service and busy time of a message (seconds) across this link, from the
+    /// times measured with the worker beside Redis, and `c` worker threads in all.
+    ///
+    /// A worker thread takes `k` tasks a read, enough to cover the round trip with its chain
+    /// time (the worker's `--prefetch auto`), and sends their results with its next read: a
+    /// message holds its thread for its chain time, its bytes both ways at the link's rate and
+    /// its share of a round trip. It waits a whole round trip besides. The links of the worker
+    /// hosts carry every task and result: when they are the slower part, a message's share of
+    /// them is what limits the rate (its busy time is raised to match).
+    pub fn queue_times(&self, t: &Times, c: usize) -> (f64, f64) {
+        let compute = t.busy_us.unwrap_or(t.service_us) / 1e6;
+        let local_overhead = (t.service_us / 1e6 - compute).max(0.0);
+        let (bytes_in, bytes_out) = t.bytes.unwrap_or((0.0, 0.0));
+        let rate = self.mbit * 1e6 / 8.0; // bytes a second
+        let (tin, tout) = (
+            (bytes_in + TASK_OVERHEAD_BYTES) / rate,
+            (bytes_out + TASK_OVERHEAD_BYTES) / rate,
+        );
+        let rtt = self.rtt_ms / 1e3;
+        let k = if compute > 0.0 {
+            (rtt / compute).ceil().clamp(1.0, MAX_PREFETCH)
+        } else {
+            1.0
+        };
+        let thread = compute + tin + tout + rtt / k;
+        let per_host = c.div_ceil(self.hosts.max(1)) as f64;
+        // the link of a host carries its threads' tasks (in) and results (out) side by side
+        let link = per_host * tin.max(tout);
+        let busy = thread.max(link);
+        let service = local_overhead + compute + tin + tout + rtt;
+        (service, busy)
+    }
 }
 
 fn default_target() -> f64 {
@@ -153,6 +260,9 @@ pub fn plan(profile: &Profile, req: &PlanRequest) -> Result<Plan, String> {
             return Err(format!("method '{m}': inline, pool or queue"));
         }
     }
+    if let Some(l) = &req.link {
+        l.check()?;
+    }
     let pool_max = req.cores.saturating_sub(1).max(1);
     let counts: Vec<usize> = match (req.method.as_deref(), req.workers, req.max_workers) {
         (Some("inline"), _, _) => vec![1],
@@ -176,13 +286,11 @@ pub fn plan(profile: &Profile, req: &PlanRequest) -> Result<Plan, String> {
             else {
                 continue;
             };
-            let p = predict_busy(
-                req.arrival_rate,
-                b,
-                c,
-                t.service_us / 1e6,
-                t.busy_us.unwrap_or(t.service_us) / 1e6,
-            );
+            let (service, busy) = match (&req.link, method) {
+                (Some(l), "queue") => l.queue_times(&t, c),
+                _ => (t.service_us / 1e6, t.busy_us.unwrap_or(t.service_us) / 1e6),
+            };
+            let p = predict_busy(req.arrival_rate, b, c, service, busy);
             let fits = p.rho < req.target_rho
                 && req.max_latency_ms.is_none_or(|ms| p.latency_s * 1e3 <= ms);
             rows.push(PlanRow {
@@ -241,11 +349,16 @@ pub fn times_at(profile: &Profile, method: &str, buffer: usize) -> Option<(Strin
         (Some(x), Some(y)) => Some(lerp(x, y)),
         _ => None,
     };
+    let bytes = match (lo.1.bytes, hi.1.bytes) {
+        (Some((a, b)), Some((x, y))) => Some((lerp(a, x), lerp(b, y))),
+        _ => None,
+    };
     Some((
         with.to_string(),
         Times {
             service_us: lerp(lo.1.service_us, hi.1.service_us),
             busy_us: busy,
+            bytes,
         },
     ))
 }
@@ -342,6 +455,7 @@ impl Plan {
             "target_rho": target,
             "max_latency_ms": self.request.max_latency_ms,
             "cores": self.request.cores,
+            "link": self.request.link,
             "settings": self.rows.iter().map(setting).collect::<Vec<_>>(),
             "recommendation": self.best.map(|i| setting(&self.rows[i])),
         })
@@ -370,6 +484,7 @@ mod tests {
             method: None,
             workers: None,
             max_workers: Some(4),
+            link: None,
         };
         let plan = plan(&p, &req).expect("plan");
         assert_eq!(plan.rows.len(), 8);
@@ -412,7 +527,57 @@ mod tests {
             method: None,
             workers: None,
             max_workers: None,
+            link: None,
         };
         plan(p, &req).err().unwrap_or_default()
+    }
+
+    const QUEUE: &str = "method,buffer,stage,messages,mean_us,sd_us,mean_us_per_row,sd_us_per_row,dead_rows,bytes_in,bytes_out\n\
+        queue,100,chain,50,600,0,6,0,0,40000,60000\n\
+        queue,100,busy,50,400,0,4,0,0,40000,60000\n";
+
+    /// Across a link a queue message waits a round trip and its bytes' transfer besides its
+    /// chain time; a worker thread covers the round trip with several tasks a read; a slow
+    /// link's capacity is what limits the rate.
+    #[test]
+    fn a_link_adds_its_round_trip_and_transfer_to_the_queue() {
+        let p = parse_profile(QUEUE).expect("profile");
+        let t = p[&100]["queue"];
+        assert_eq!(t.bytes, Some((40_000.0, 60_000.0)));
+        let plan_at = |link: Option<Link>, workers: usize| {
+            let req = PlanRequest {
+                arrival_rate: 10_000.0,
+                target_rho: 0.7,
+                max_latency_ms: None,
+                cores: 2,
+                method: Some("queue".into()),
+                workers: Some(workers),
+                max_workers: None,
+                link,
+            };
+            plan(&p, &req).expect("plan").rows[0].p
+        };
+        let local = plan_at(None, 2);
+        assert!((local.service_s - 600e-6).abs() < 1e-12 && (local.busy_s - 400e-6).abs() < 1e-12);
+        // 2 ms, 1 Gbit/s: 125 MB/s, so 40.6 KB in 325 us and 60.6 KB out in 485 us; a thread
+        // takes 5 tasks a read (2 ms / 0.4 ms), each holding it 2/5 ms of the round trip
+        let lan = plan_at(link(Some(2.0), Some(1000.0), None).expect("link"), 2);
+        let (tin, tout) = (40_600.0 / 125e6, 60_600.0 / 125e6);
+        assert!((lan.service_s - (200e-6 + 400e-6 + tin + tout + 2e-3)).abs() < 1e-9);
+        assert!((lan.busy_s - (400e-6 + tin + tout + 2e-3 / 5.0)).abs() < 1e-9);
+        // 20 ms, 100 Mbit/s: 12.5 MB/s; a thread takes 16 tasks a read (the most)
+        let (tin, tout) = (40_600.0 / 12.5e6, 60_600.0 / 12.5e6);
+        let thread = 400e-6 + tin + tout + 20e-3 / 16.0;
+        let wan = plan_at(link(Some(20.0), Some(100.0), Some(1)).expect("link"), 2);
+        assert!((wan.busy_s - thread).abs() < 1e-9, "{wan:?}");
+        // four threads behind one link: each result takes 4.85 ms of it, four at a time
+        let four = plan_at(link(Some(20.0), Some(100.0), Some(1)).expect("link"), 4);
+        assert!((four.busy_s - 4.0 * tout).abs() < 1e-9, "{four:?}");
+        // two hosts: a link each, the thread's own time is what counts again
+        let two = plan_at(link(Some(20.0), Some(100.0), Some(2)).expect("link"), 4);
+        assert!((two.busy_s - thread).abs() < 1e-9 && two.rho < four.rho);
+        assert!(link(Some(2.0), None, None).is_err());
+        assert!(link(Some(-1.0), Some(10.0), None).is_err());
+        assert_eq!(link(None, None, None), Ok(None));
     }
 }

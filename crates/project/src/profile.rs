@@ -29,6 +29,10 @@ pub struct Line {
     pub sd_us: f64,
     /// Rows that became dead letters.
     pub dead_rows: usize,
+    /// Mean bytes of a message's rows as read (what a queue task carries).
+    pub bytes_in: f64,
+    /// Mean bytes of a message's output as written (what a queue result carries).
+    pub bytes_out: f64,
 }
 
 /// What to measure.
@@ -107,7 +111,13 @@ pub fn measure(req: &Request<'_>, mut progress: impl FnMut(&Line)) -> Result<Vec
     for (name, method) in &req.methods {
         for &b in &req.buffers {
             let messages = cut(&req.rows, req.format, b, req.warmup + req.messages);
-            burn_in(&job, &messages)?;
+            let bytes_out = burn_in(&job, &messages)?;
+            let bytes_in = messages
+                .iter()
+                .map(|m| m.payload.raw_data().len() as f64)
+                .sum::<f64>()
+                / messages.len().max(1) as f64;
+            let first = lines.len();
             let gap = req
                 .arrival_rate
                 .map(|r| Duration::from_secs_f64(b as f64 / r));
@@ -123,6 +133,9 @@ pub fn measure(req: &Request<'_>, mut progress: impl FnMut(&Line)) -> Result<Vec
                     lines.push(summarise(name, b, stage, &samples, |s| s.stages[i]));
                 }
             }
+            for l in &mut lines[first..] {
+                (l.bytes_in, l.bytes_out) = (bytes_in, bytes_out);
+            }
         }
     }
     Ok(lines)
@@ -131,13 +144,13 @@ pub fn measure(req: &Request<'_>, mut progress: impl FnMut(&Line)) -> Result<Vec
 /// The profile as the CSV `plan` reads.
 pub fn to_csv(lines: &[Line]) -> String {
     let mut s = String::from(
-        "method,buffer,stage,messages,mean_us,sd_us,mean_us_per_row,sd_us_per_row,dead_rows\n",
+        "method,buffer,stage,messages,mean_us,sd_us,mean_us_per_row,sd_us_per_row,dead_rows,bytes_in,bytes_out\n",
     );
     for l in lines {
         let b = l.buffer as f64;
         let _ = writeln!(
             s,
-            "{},{},{},{},{:.3},{:.3},{:.5},{:.5},{}",
+            "{},{},{},{},{:.3},{:.3},{:.5},{:.5},{},{:.0},{:.0}",
             l.method,
             l.buffer,
             l.stage,
@@ -146,7 +159,9 @@ pub fn to_csv(lines: &[Line]) -> String {
             l.sd_us,
             l.mean_us / b,
             l.sd_us / b,
-            l.dead_rows
+            l.dead_rows,
+            l.bytes_in,
+            l.bytes_out
         );
     }
     s
@@ -154,18 +169,22 @@ pub fn to_csv(lines: &[Line]) -> String {
 
 /// Run the chain on copies of the messages for [`BURN_IN`] first: a core that was idle runs
 /// slowly for a while (frequency scaling, a virtual machine's scheduler), and short
-/// measurements at small buffers would measure that instead of the chain.
-fn burn_in(job: &RemoteJob, messages: &[Message]) -> Result<(), String> {
+/// measurements at small buffers would measure that instead of the chain. Returns the mean
+/// bytes of the output written for a message.
+fn burn_in(job: &RemoteJob, messages: &[Message]) -> Result<f64, String> {
     let mut chain =
         Chain::new(&job.chain, job.prepare.clone(), job.encoding).map_err(|e| e.to_string())?;
     let started = std::time::Instant::now();
+    let (mut bytes, mut n) = (0usize, 0usize);
     for m in messages.iter().cycle() {
-        if started.elapsed() >= BURN_IN {
+        if started.elapsed() >= BURN_IN && n > 0 {
             break;
         }
-        drop(streamprep_engine::run_guarded(&mut chain, m.clone()));
+        let p = streamprep_engine::run_guarded(&mut chain, m.clone());
+        bytes += p.output.as_ref().map_or(0, |o| o.encoded.len());
+        n += 1;
     }
-    Ok(())
+    Ok(bytes as f64 / n as f64)
 }
 
 /// How long [`burn_in`] runs before each measurement.
@@ -211,6 +230,8 @@ fn summarise(
         mean_us,
         sd_us,
         dead_rows: samples.iter().map(|s| s.dead_rows).sum(),
+        bytes_in: 0.0,
+        bytes_out: 0.0,
     }
 }
 

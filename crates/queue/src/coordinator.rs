@@ -17,6 +17,9 @@ use crate::keyed::KeyedTasks;
 use crate::redis_io::{connect, ensure_group, is_lost, stream_entries, xadd, Conn, TASKS};
 use crate::wire::{job_spec, parse_result, take_state, task, worker_of, Fields};
 
+/// With nothing outstanding, how long to wait for the source before looking again.
+const SOURCE_WAIT: Duration = Duration::from_millis(200);
+
 /// With tasks outstanding and no result for this long, say that no worker seems to run.
 const NO_WORKER_HINT: Duration = Duration::from_secs(10);
 
@@ -177,6 +180,72 @@ impl Remote for Queue {
         next: &mut (dyn FnMut() -> Result<Option<Message>, IoError> + Send),
         deliver: &mut (dyn FnMut(Processed) -> Result<(), IoError> + Send),
     ) -> Result<(), IoError> {
+        // the source is read on a thread of its own, a message each time the window has room
+        // (as if called here): waiting for a live source's next message must not keep results
+        // waiting in Redis
+        let (want_tx, want_rx) = crossbeam_channel::bounded::<()>(1);
+        let (tx, rx) = crossbeam_channel::bounded::<Result<Option<Message>, IoError>>(1);
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                for () in want_rx {
+                    let m = next();
+                    let last = !matches!(m, Ok(Some(_)));
+                    if tx.send(m).is_err() || last {
+                        break;
+                    }
+                }
+            });
+            let source = Source {
+                want: want_tx,
+                got: rx,
+                asked: false,
+            };
+            self.coordinate(job, in_flight, source, deliver)
+        })
+    }
+}
+
+/// The source's thread: asked for one message at a time.
+struct Source {
+    want: crossbeam_channel::Sender<()>,
+    got: crossbeam_channel::Receiver<Result<Option<Message>, IoError>>,
+    asked: bool,
+}
+
+impl Source {
+    /// The next message if the source has it within `wait` (`Ok(None)` at its end; `Err(None)`
+    /// when it has none yet).
+    fn next(&mut self, wait: Duration) -> Result<Option<Message>, Option<IoError>> {
+        if !self.asked {
+            if self.want.send(()).is_err() {
+                return Ok(None);
+            }
+            self.asked = true;
+        }
+        let got = if wait.is_zero() {
+            self.got.try_recv().map_err(|e| e.is_disconnected())
+        } else {
+            self.got.recv_timeout(wait).map_err(|e| e.is_disconnected())
+        };
+        match got {
+            Ok(m) => {
+                self.asked = false;
+                m.map_err(Some)
+            }
+            Err(true) => Ok(None),
+            Err(false) => Err(None),
+        }
+    }
+}
+
+impl Queue {
+    fn coordinate(
+        &self,
+        job: &RemoteJob,
+        in_flight: usize,
+        mut source: Source,
+        deliver: &mut (dyn FnMut(Processed) -> Result<(), IoError> + Send),
+    ) -> Result<(), IoError> {
         let mut link = Link {
             url: self.url.clone(),
             health: self.health.clone(),
@@ -226,9 +295,21 @@ impl Remote for Queue {
                             {
                                 break;
                             }
-                            let Some(mut msg) = next()? else {
-                                eof = true;
-                                break;
+                            // a message the source has ready; none ready: read results
+                            // (or, with none outstanding, wait for the source)
+                            let wait = if sent.is_empty() && done.is_empty() && parked == 0 {
+                                SOURCE_WAIT
+                            } else {
+                                Duration::ZERO
+                            };
+                            let mut msg = match source.next(wait) {
+                                Ok(Some(m)) => m,
+                                Ok(None) => {
+                                    eof = true;
+                                    break;
+                                }
+                                Err(Some(e)) => return Err(e),
+                                Err(None) => break,
                             };
                             if msg.payload.rows() == 0 {
                                 // nothing for a worker to do (shed, or only refused rows)
@@ -328,6 +409,12 @@ impl Remote for Queue {
                 if next_seq != delivered && !eof {
                     continue; // that made room: send before waiting for results
                 }
+                if sent.is_empty() && !eof {
+                    continue; // nothing to wait for in Redis: wait for the source
+                }
+                // while the source may bring a message, wait for results only briefly
+                let room = sent.len() + done.len() < in_flight;
+                let block = if eof || !room { "200" } else { "2" };
                 // results, in one round trip with the deletion of the ones read last time
                 let v: Value = link.with(|c| {
                     let xread: [&[u8]; 7] = [
@@ -335,7 +422,7 @@ impl Remote for Queue {
                         b"COUNT",
                         b"256",
                         b"BLOCK",
-                        b"200",
+                        block.as_bytes(),
                         b"STREAMS",
                         reply.as_bytes(),
                     ];

@@ -809,6 +809,13 @@ pub struct PlanBody {
     pub workers: Option<usize>,
     /// Consider 1 up to this many workers (default 8).
     pub max_workers: Option<usize>,
+    /// The queue's workers are on other hosts: the link's round trip, milliseconds (with
+    /// `link_mbit`; the profile measured the queue with its worker beside Redis).
+    pub link_rtt_ms: Option<f64>,
+    /// The link's bandwidth each way, megabits a second.
+    pub link_mbit: Option<f64>,
+    /// Worker hosts, each behind such a link (default 1).
+    pub worker_hosts: Option<usize>,
 }
 
 /// The planner: each buffer size and worker count's predicted utilisation and latency at the
@@ -853,6 +860,7 @@ async fn plan(
         method: b.method,
         workers: b.workers,
         max_workers: b.max_workers,
+        link: planner::link(b.link_rtt_ms, b.link_mbit, b.worker_hosts).map_err(bad)?,
     };
     let plan = planner::plan(&profile, &req).map_err(bad)?;
     Ok(Json(plan.to_json()).into_response())

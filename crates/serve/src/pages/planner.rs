@@ -31,6 +31,12 @@ pub struct PlannerForm {
     pub method: String,
     /// Up to this many workers.
     pub max_workers: String,
+    /// The queue's link: round trip, ms (empty: none).
+    pub link_rtt_ms: String,
+    /// The queue's link: megabits a second.
+    pub link_mbit: String,
+    /// Worker hosts behind such links.
+    pub worker_hosts: String,
     /// The chain to profile.
     pub chain: String,
     /// Buffer sizes to profile.
@@ -144,6 +150,9 @@ fn form_of(posted: &Posted) -> PlannerForm {
         max_latency_ms: g("max_latency_ms"),
         method: g("method"),
         max_workers: g("max_workers"),
+        link_rtt_ms: g("link_rtt_ms"),
+        link_mbit: g("link_mbit"),
+        worker_hosts: g("worker_hosts"),
         chain: g("chain"),
         buffers: g("buffers"),
         name: g("name"),
@@ -252,6 +261,11 @@ async fn plan(state: &AppState, f: &PlannerForm) -> Result<planner::Plan, String
         method: Some(f.method.clone()).filter(|m| !m.is_empty()),
         workers: None,
         max_workers: number::<usize>(&f.max_workers, "max workers")?.map(|w| w.clamp(1, 256)),
+        link: planner::link(
+            number(&f.link_rtt_ms, "link round trip")?,
+            number(&f.link_mbit, "link bandwidth")?,
+            number(&f.worker_hosts, "worker hosts")?,
+        )?,
     };
     planner::plan(&profile, &req)
 }
