@@ -574,10 +574,12 @@ mod tests {
         // 20 ms, 100 Mbit/s: 12.5 MB/s; a thread takes 16 tasks a read (the most)
         let (tin, tout) = (40_600.0 / 12.5e6, 60_600.0 / 12.5e6);
         let thread = 400e-6 + tin + tout + 20e-3 / 16.0;
+        // two threads behind one link: each message holds it 3.25 ms in and 4.85 ms out,
+        // two at a time, more than a thread's own time
         let wan = plan_at(link(Some(20.0), Some(100.0), Some(1)).expect("link"), 2);
-        assert!((wan.busy_s - thread).abs() < 1e-9, "{wan:?}");
-        // four threads behind one link: each message holds it 3.25 ms in and 4.85 ms out,
-        // four at a time
+        assert!(2.0 * (tin + tout) > thread);
+        assert!((wan.busy_s - 2.0 * (tin + tout)).abs() < 1e-9, "{wan:?}");
+        // four threads behind one link
         let four = plan_at(link(Some(20.0), Some(100.0), Some(1)).expect("link"), 4);
         assert!((four.busy_s - 4.0 * (tin + tout)).abs() < 1e-9, "{four:?}");
         // two hosts: a link each, two threads behind each
