@@ -183,8 +183,8 @@ impl Remote for Queue {
         // the source is read on a thread of its own, a message each time the window has room
         // (as if called here): waiting for a live source's next message must not keep results
         // waiting in Redis
-        let (want_tx, want_rx) = crossbeam_channel::bounded::<()>(1);
-        let (tx, rx) = crossbeam_channel::bounded::<Result<Option<Message>, IoError>>(1);
+        let (want_tx, want_rx) = crossbeam_channel::unbounded::<()>();
+        let (tx, rx) = crossbeam_channel::unbounded::<Result<Option<Message>, IoError>>();
         std::thread::scope(|scope| {
             scope.spawn(move || {
                 for () in want_rx {
@@ -198,29 +198,28 @@ impl Remote for Queue {
             let source = Source {
                 want: want_tx,
                 got: rx,
-                asked: false,
+                asked: 0,
             };
             self.coordinate(job, in_flight, source, deliver)
         })
     }
 }
 
-/// The source's thread: asked for one message at a time.
+/// The source's thread: asked for as many messages as the window has room for.
 struct Source {
     want: crossbeam_channel::Sender<()>,
     got: crossbeam_channel::Receiver<Result<Option<Message>, IoError>>,
-    asked: bool,
+    /// Messages asked for and not yet taken.
+    asked: usize,
 }
 
 impl Source {
     /// The next message if the source has it within `wait` (`Ok(None)` at its end; `Err(None)`
-    /// when it has none yet).
-    fn next(&mut self, wait: Duration) -> Result<Option<Message>, Option<IoError>> {
-        if !self.asked {
-            if self.want.send(()).is_err() {
-                return Ok(None);
-            }
-            self.asked = true;
+    /// when it has none yet), `room` being how many messages the window can take.
+    fn next(&mut self, room: usize, wait: Duration) -> Result<Option<Message>, Option<IoError>> {
+        // (a source that ended takes no more asks; what it read is still in `got`, its end last)
+        while self.asked < room && self.want.send(()).is_ok() {
+            self.asked += 1;
         }
         let got = if wait.is_zero() {
             self.got.try_recv().map_err(|e| e.is_disconnected())
@@ -229,7 +228,7 @@ impl Source {
         };
         match got {
             Ok(m) => {
-                self.asked = false;
+                self.asked = self.asked.saturating_sub(1);
                 m.map_err(Some)
             }
             Err(true) => Ok(None),
@@ -302,7 +301,8 @@ impl Queue {
                             } else {
                                 Duration::ZERO
                             };
-                            let mut msg = match source.next(wait) {
+                            let room = in_flight - (sent.len() + done.len() + parked);
+                            let mut msg = match source.next(room, wait) {
                                 Ok(Some(m)) => m,
                                 Ok(None) => {
                                     eof = true;
