@@ -9,26 +9,13 @@
 #        `profile --method queue`, the mean service time a message);
 #   all: every message at once (wall time / messages; streamprep: `run --method queue`).
 # Needs root, iproute2, redis-server, python3-venv. Usage: bench/celery.sh [PROFILE ...]
-set -euo pipefail
-cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/streamprep-target}
-cargo build --release --quiet --bin streamprep --bin streamprep-netlab
-bin=$CARGO_TARGET_DIR/release/streamprep
-lab_bin=$CARGO_TARGET_DIR/release/streamprep-netlab
-chain=fillna_zeros,normalizer,drop_duplicates
+. "$(dirname "$0")/lab_lib.sh"
 venv=${CELERY_VENV:-$HOME/.cache/streamprep-celery-venv}
 if [ ! -x "$venv/bin/celery" ] || ! cmp -s bench/celery/requirements.txt "$venv/requirements.txt"; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q -r bench/celery/requirements.txt
   cp bench/celery/requirements.txt "$venv/requirements.txt"
 fi
-out=bench/out; mkdir -p "$out"
-[ -s "$out/750k.ndjson" ] || "$bin" gen --rows 750000 --seed 1 --out "$out/750k.ndjson"
-work=$(mktemp -d /dev/shm/streamprep-celery.XXXXXX)
-lab=spl$$x0
-pids=()
-stop_all() { local q; for q in "${pids[@]}"; do kill -INT "$q" 2>/dev/null || true; wait "$q" 2>/dev/null || true; done; pids=(); }
-trap 'stop_all; "$lab_bin" down "$lab" 2>/dev/null; rm -rf "$work"' EXIT
 messages() { # PROFILE BUFFER
   case "$1:$2" in
     *:10000) echo 5;; wan:*) echo 20;; *) echo 50;;

@@ -8,20 +8,7 @@
 #     10,000, with 1 and 2 worker hosts (a worker with 2 threads on each), tasks plain and LZ4;
 # and beside them the pool (2 threads) on one host, no network. Needs root, iproute2, nftables,
 # redis-server. Usage: bench/hosts.sh [PROFILE ...]
-set -euo pipefail
-cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/streamprep-target}
-cargo build --release --quiet --bin streamprep --bin streamprep-netlab
-bin=$CARGO_TARGET_DIR/release/streamprep
-lab_bin=$CARGO_TARGET_DIR/release/streamprep-netlab
-chain=fillna_zeros,normalizer,drop_duplicates
-out=bench/out; mkdir -p "$out"
-[ -s "$out/750k.ndjson" ] || "$bin" gen --rows 750000 --seed 1 --out "$out/750k.ndjson"
-work=$(mktemp -d /dev/shm/streamprep-hosts.XXXXXX)
-lab=spl$$x0
-workers=()
-stop_workers() { for w in "${workers[@]}"; do kill -INT "$w" 2>/dev/null || true; wait "$w" 2>/dev/null || true; done; workers=(); }
-trap 'stop_workers; "$lab_bin" down "$lab" 2>/dev/null; rm -rf "$work"' EXIT
+. "$(dirname "$0")/lab_lib.sh"
 
 # rows/s of a run: ROWS BUFFER HOST-OR-- ARGS... (HOST: the namespace it runs in; -- here)
 rate() {
@@ -63,12 +50,12 @@ for p in "${@:-rack lan wan}"; do
       for hosts in 1 2; do
         for h in $(seq "$hosts"); do
           ip netns exec "$lab-w$h" "$bin" worker --broker "$("$lab_bin" url "$lab" "w$h")" --concurrency 2 2>/dev/null &
-          workers+=($!)
+          pids+=($!)
         done
         sleep 0.5
         plain=$(rate "$n" "$b" hub --method queue --broker redis://127.0.0.1:6379)
         lz4=$(rate "$n" "$b" hub --method queue --broker redis://127.0.0.1:6379 --task-compression lz4)
-        stop_workers
+        stop_all
         printf '| %s | %s | %s | %s | %s | %s | %.2f | %.2f |\n' "$prof" "$rtt" "$b" "$hosts" "$plain" "$lz4" \
           "$(awk -v a="$plain" -v p="$pool" 'BEGIN{print a/p}')" "$(awk -v a="$lz4" -v p="$pool" 'BEGIN{print a/p}')"
       done

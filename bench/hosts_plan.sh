@@ -10,20 +10,7 @@
 #          (a saturated run: rho = lambda / (c mu));
 #        - the measured mean row latency of a run paced at that rate (`run --rate`).
 # Needs root, iproute2, redis-server. Usage: bench/hosts_plan.sh
-set -euo pipefail
-cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/streamprep-target}
-cargo build --release --quiet --bin streamprep --bin streamprep-netlab
-bin=$CARGO_TARGET_DIR/release/streamprep
-lab_bin=$CARGO_TARGET_DIR/release/streamprep-netlab
-chain=fillna_zeros,normalizer,drop_duplicates
-out=bench/out; mkdir -p "$out"
-[ -s "$out/750k.ndjson" ] || "$bin" gen --rows 750000 --seed 1 --out "$out/750k.ndjson"
-work=$(mktemp -d /dev/shm/streamprep-hplan.XXXXXX)
-lab=spl$$x0
-pids=()
-stop_all() { local q; for q in "${pids[@]}"; do kill -INT "$q" 2>/dev/null || true; wait "$q" 2>/dev/null || true; done; pids=(); }
-trap 'stop_all; "$lab_bin" down "$lab" 2>/dev/null; rm -rf "$work"' EXIT
+. "$(dirname "$0")/lab_lib.sh"
 hub() { ip netns exec "$lab-hub" "$@"; }
 broker=redis://127.0.0.1:6379
 workers_on() { # HOSTS...

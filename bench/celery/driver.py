@@ -39,6 +39,13 @@ def main():
         else:
             pending = [send(batch) for batch in batches]
             for p in pending:
+                # polled: with many chains outstanding, get()'s pub/sub wait on the Redis result
+                # backend was seen to miss a result stored meanwhile and wait for ever
+                deadline = time.monotonic() + 600
+                while not p.ready():
+                    if time.monotonic() > deadline:
+                        raise TimeoutError("no result in 600 s")
+                    time.sleep(0.0005)
                 r = p.get(timeout=600)
                 o.write(r)
                 rows += r.count("\n")

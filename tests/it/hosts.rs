@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::cli::bin;
+use super::queue::{finish, input, wait_for_output};
 
 const CHAIN: &str = "fillna_zeros,normalizer,drop_duplicates";
 
@@ -118,17 +119,6 @@ fn stop(mut worker: Child) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn input(dir: &Path, rows: u64) -> PathBuf {
-    let p = dir.join("in.ndjson");
-    let st = bin()
-        .args(["gen", "--rows", &rows.to_string(), "--seed", "7", "--out"])
-        .arg(&p)
-        .status()
-        .expect("gen");
-    assert!(st.success());
-    p
-}
-
 fn args(chain: &str, input: &Path, out: &Path, buffer: usize) -> Vec<String> {
     vec![
         "run".into(),
@@ -164,20 +154,8 @@ fn inline(args: Vec<String>) -> Vec<u8> {
     std::fs::read(out).expect("inline output")
 }
 
-/// Wait until `out` holds `bytes` (the run is under way).
 fn wait_output(out: &Path, bytes: u64) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::fs::metadata(out).map_or(0, |m| m.len()) < bytes {
-        assert!(Instant::now() < deadline, "no output within 60 s");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn finish(child: Child) -> String {
-    let out = child.wait_with_output().expect("run");
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{err}");
-    err
+    wait_for_output(out, bytes, Duration::from_secs(60));
 }
 
 fn taken_over(summary: &str) -> u64 {

@@ -114,7 +114,7 @@ impl Drop for Worker {
     }
 }
 
-fn input(dir: &Path, rows: u64) -> PathBuf {
+pub(super) fn input(dir: &Path, rows: u64) -> PathBuf {
     let p = dir.join("in.ndjson");
     let st = bin()
         .args(["gen", "--rows", &rows.to_string(), "--seed", "11", "--out"])
@@ -145,15 +145,20 @@ fn run_chain(chain: &str, input: &Path, out: &Path, buffer: usize, extra: &[&str
 
 /// Wait until the run has written some output (it is mid-run then).
 fn wait_output(out: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::fs::metadata(out).map_or(0, |m| m.len()) < 200_000 {
-        assert!(Instant::now() < deadline, "no output");
+    wait_for_output(out, 200_000, Duration::from_secs(20));
+}
+
+/// Wait until `out` holds `bytes` (the run is under way), at most `within`.
+pub(super) fn wait_for_output(out: &Path, bytes: u64, within: Duration) {
+    let deadline = Instant::now() + within;
+    while std::fs::metadata(out).map_or(0, |m| m.len()) < bytes {
+        assert!(Instant::now() < deadline, "no output within {within:?}");
         std::thread::sleep(Duration::from_millis(10));
     }
 }
 
 /// Wait for a run to succeed; returns what it said on stderr (status lines, summary).
-fn finish(child: Child) -> String {
+pub(super) fn finish(child: Child) -> String {
     let out = child.wait_with_output().expect("run");
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{err}");
