@@ -761,6 +761,78 @@ fn a_task_over_the_broker_limit_is_a_dead_letter_and_a_refused_one_ends_the_run(
     assert!(took < Duration::from_secs(30), "gave up in {took:?}");
 }
 
+/// A live source that hands over its rows and then waits for more until told to stop (an MQTT
+/// topic gone quiet).
+struct QuietAfter {
+    rows: Vec<Vec<u8>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl streamprep_core::Source for QuietAfter {
+    fn kind(&self) -> streamprep_core::SourceKind {
+        streamprep_core::SourceKind::Rows(streamprep_core::RowFormat::Ndjson)
+    }
+
+    fn next_row(
+        &mut self,
+        buf: &mut Vec<u8>,
+    ) -> Result<streamprep_core::Read, streamprep_core::IoError> {
+        loop {
+            if let Some(r) = self.rows.pop() {
+                buf.extend_from_slice(&r);
+                return Ok(streamprep_core::Read::Row);
+            }
+            if self.stop.load(std::sync::atomic::Ordering::SeqCst) {
+                return Ok(streamprep_core::Read::End);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn is_live(&self) -> bool {
+        true
+    }
+}
+
+/// The coordinator reads the source on a thread of its own: when the run fails (here Redis
+/// refuses a task), a live source still waiting for rows is told to stop, and the run ends
+/// with the error instead of waiting for rows that never come.
+#[test]
+fn a_failed_queue_run_does_not_wait_for_a_quiet_live_source() {
+    use streamprep_engine::{Method, PipelineConfig};
+    let redis = Redis::start_with(&["--proto-max-bulk-len", "1mb"]);
+    let _worker = Worker::start(&redis.url(), 1);
+    let mut q = streamprep_queue::Queue::new(&redis.url()).expect("queue");
+    q.max_task_bytes = streamprep_queue::MAX_TASK_BYTES; // above the broker's: refused
+    let mut cfg = PipelineConfig::new(vec!["abs".into()], 5);
+    cfg.method = Method::Queue { in_flight: 4 };
+    cfg.remote = Some(std::sync::Arc::new(q));
+    cfg.max_wait = Some(Duration::from_millis(50));
+    // five small rows, then five of 300 KB (one message Redis refuses), popped from the end
+    let mut rows: Vec<Vec<u8>> = (0..10)
+        .map(|i| {
+            let pad = if i >= 5 { 300_000 } else { 10 };
+            format!("{{\"a\": {i}, \"pad\": \"{}\"}}", "x".repeat(pad)).into_bytes()
+        })
+        .collect();
+    rows.reverse();
+    let mut src = QuietAfter {
+        rows,
+        stop: cfg.stop.clone(),
+    };
+    let mut sink = super::pipeline::Mem::default();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let r = streamprep_engine::run(&cfg, &mut src, &mut sink, None);
+        let _ = tx.send(r.map(|s| s.to_string()).map_err(|e| e.to_string()));
+    });
+    let r = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the run ended (it waited for a quiet source before)");
+    let e = r.expect_err("refused by the broker");
+    assert!(e.contains("proto-max-bulk-len"), "{e}");
+}
+
 /// A keyed run on the queue: each key's state travels with its tasks (one task of a key at a
 /// time), so 3 worker slots give byte for byte what inline gives (windows and a running
 /// scaler per station); a worker killed mid-run changes nothing (its tasks are claimed with

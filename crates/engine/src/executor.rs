@@ -54,13 +54,16 @@ pub struct RemoteJob {
 /// as fewer than `in_flight` are outstanding, and hands each result to `deliver` once, in
 /// input order.
 pub trait Remote: Send + Sync + std::fmt::Debug {
-    /// Run the whole input through the remote workers.
+    /// Run the whole input through the remote workers. `next` may be called on another
+    /// thread; giving up with an error, the executor sets `stop` first, so a source waiting
+    /// for rows (a live one) returns and that thread ends.
     fn execute(
         &self,
         job: &RemoteJob,
         in_flight: usize,
         next: &mut (dyn FnMut() -> Result<Option<Message>, IoError> + Send),
         deliver: &mut (dyn FnMut(Processed) -> Result<(), IoError> + Send),
+        stop: &AtomicBool,
     ) -> Result<(), IoError>;
 
     /// The broker connection's state, for status lines.

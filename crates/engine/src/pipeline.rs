@@ -614,7 +614,7 @@ fn run_body(
         Backpressure::Block => {
             let next = || reader.next(source, stop, stats);
             execute(
-                cfg.method, remote, &job, chains, window, route, csv, next, deliver,
+                cfg.method, remote, &job, chains, window, route, csv, next, deliver, stop,
             )
         }
         Backpressure::DropOldest => {
@@ -648,7 +648,7 @@ fn run_body(
                     }))
                 };
                 let r = execute(
-                    cfg.method, remote, &job, chains, window, route, csv, next, deliver,
+                    cfg.method, remote, &job, chains, window, route, csv, next, deliver, stop,
                 );
                 if r.is_err() {
                     // the reader must not wait for rows nobody will take
@@ -790,11 +790,12 @@ fn execute(
     csv: bool,
     mut next: impl FnMut() -> Result<Option<Message>, IoError> + Send,
     mut deliver: impl FnMut(Processed) -> Result<(), IoError> + Send,
+    stop: &AtomicBool,
 ) -> Result<Vec<Chain>, IoError> {
     match method {
         Method::Queue { in_flight } => match remote {
             Some(r) => r
-                .execute(job, in_flight, &mut next, &mut deliver)
+                .execute(job, in_flight, &mut next, &mut deliver, stop)
                 .map(|()| Vec::new()),
             None => Err(IoError::Protocol(
                 "internal error: no remote executor".into(),

@@ -107,7 +107,13 @@ pub fn service_times(
                 IoError::Protocol("internal error: the queue method without a broker".into())
             })?;
             lock_step(messages, &mut pace, |next, deliver| {
-                remote.execute(job, 1, next, deliver)
+                remote.execute(
+                    job,
+                    1,
+                    next,
+                    deliver,
+                    &std::sync::atomic::AtomicBool::new(false),
+                )
             })?
         }
     };

@@ -179,6 +179,7 @@ impl Remote for Queue {
         in_flight: usize,
         next: &mut (dyn FnMut() -> Result<Option<Message>, IoError> + Send),
         deliver: &mut (dyn FnMut(Processed) -> Result<(), IoError> + Send),
+        stop: &AtomicBool,
     ) -> Result<(), IoError> {
         // the source is read on a thread of its own, a message each time the window has room
         // (as if called here): waiting for a live source's next message must not keep results
@@ -200,7 +201,12 @@ impl Remote for Queue {
                 got: rx,
                 asked: 0,
             };
-            self.coordinate(job, in_flight, source, deliver)
+            let r = self.coordinate(job, in_flight, source, deliver);
+            if r.is_err() {
+                // a source waiting for rows nobody will take returns (the thread ends)
+                stop.store(true, Ordering::SeqCst);
+            }
+            r
         })
     }
 }
