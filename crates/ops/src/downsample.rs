@@ -274,53 +274,10 @@ impl XValue for usize {
     }
 }
 
-/// The first index of the smallest and of the largest value.
+/// The first index of the smallest and of the largest value (values are never missing here),
+/// with the SIMD the CPU has, through the crate tsdownsample uses.
 fn argminmax(y: &[f64]) -> (usize, usize) {
-    const L: usize = 8;
-    if y.len() < 4 * L {
-        let (mut lo, mut hi) = (0, 0);
-        for (i, v) in y.iter().enumerate() {
-            if *v < y[lo] {
-                lo = i;
-            }
-            if *v > y[hi] {
-                hi = i;
-            }
-        }
-        return (lo, hi);
-    }
-    // the extremes first, eight lanes at a time (vector min and max), then the first place
-    // of each: the bin is in cache by then (values are never missing here)
-    let mut mn = [f64::INFINITY; L];
-    let mut mx = [f64::NEG_INFINITY; L];
-    let chunks = y.chunks_exact(L);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for j in 0..L {
-            mn[j] = if c[j] < mn[j] { c[j] } else { mn[j] };
-            mx[j] = if c[j] > mx[j] { c[j] } else { mx[j] };
-        }
-    }
-    let mut lo_v = mn
-        .iter()
-        .chain(rest)
-        .fold(f64::INFINITY, |a, &b| if b < a { b } else { a });
-    let mut hi_v = mx
-        .iter()
-        .chain(rest)
-        .fold(f64::NEG_INFINITY, |a, &b| if b > a { b } else { a });
-    if lo_v.is_infinite() || hi_v.is_infinite() {
-        // an infinite value: compare as the one pass would
-        lo_v = y
-            .iter()
-            .fold(f64::INFINITY, |a, &b| if b < a { b } else { a });
-        hi_v = y
-            .iter()
-            .fold(f64::NEG_INFINITY, |a, &b| if b > a { b } else { a });
-    }
-    let lo = y.iter().position(|v| *v == lo_v).unwrap_or(0);
-    let hi = y.iter().position(|v| *v == hi_v).unwrap_or(0);
-    (lo, hi)
+    argminmax::ArgMinMax::argminmax(&y)
 }
 
 fn binary_search_with_mid<T: XValue>(
