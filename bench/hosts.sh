@@ -5,7 +5,8 @@
 # profile (rack 0.2 ms / 10 Gbit/s, lan 2 ms / 1 Gbit/s, wan 20 ms / 100 Mbit/s):
 #   - the measured round trip to Redis from a worker host (redis-cli --latency, through the link);
 #   - rows/s of the paper's chain (fillna_zeros,normalizer,drop_duplicates) at buffer 100 and
-#     10,000, with 1 and 2 worker hosts (a worker with 2 threads on each), tasks plain and LZ4;
+#     10,000, with 1 and 2 worker hosts (a worker with 2 threads on each), tasks plain, LZ4 and
+#     --task-compression auto (LZ4 once the workers are 1 ms or more from Redis);
 # and beside them the pool (2 threads) on one host, no network. Needs root, iproute2, nftables,
 # redis-server. Usage: bench/hosts.sh [PROFILE ...]
 . "$(dirname "$0")/lab_lib.sh"
@@ -37,8 +38,8 @@ pool100=$(rate 200000 100 -- --method pool --workers 2)
 pool10k=$(rate 750000 10000 -- --method pool --workers 2)
 echo "pool (2 threads), one host: b=100 $pool100 rows/s, b=10000 $pool10k rows/s"
 echo
-echo "| link | measured RTT ms | buffer | worker hosts | plain rows/s | LZ4 rows/s | plain / pool | LZ4 / pool |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| link | measured RTT ms | buffer | worker hosts | plain rows/s | LZ4 rows/s | auto rows/s | plain / pool | LZ4 / pool | auto / pool |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 for p in "${@:-rack lan wan}"; do
   for prof in $p; do
     "$lab_bin" up "$lab" "w1=$prof" "w2=$prof"
@@ -55,9 +56,11 @@ for p in "${@:-rack lan wan}"; do
         sleep 0.5
         plain=$(rate "$n" "$b" hub --method queue --broker redis://127.0.0.1:6379)
         lz4=$(rate "$n" "$b" hub --method queue --broker redis://127.0.0.1:6379 --task-compression lz4)
+        auto=$(rate "$n" "$b" hub --method queue --broker redis://127.0.0.1:6379 --task-compression auto)
         stop_all
-        printf '| %s | %s | %s | %s | %s | %s | %.2f | %.2f |\n' "$prof" "$rtt" "$b" "$hosts" "$plain" "$lz4" \
-          "$(awk -v a="$plain" -v p="$pool" 'BEGIN{print a/p}')" "$(awk -v a="$lz4" -v p="$pool" 'BEGIN{print a/p}')"
+        ratio() { awk -v a="$1" -v p="$pool" 'BEGIN{printf "%.2f", a/p}'; }
+        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$prof" "$rtt" "$b" "$hosts" "$plain" "$lz4" "$auto" \
+          "$(ratio "$plain")" "$(ratio "$lz4")" "$(ratio "$auto")"
       done
     done
     "$lab_bin" down "$lab"

@@ -267,3 +267,30 @@ fn one_percent_loss_on_every_link_loses_nothing() {
     assert!(lab.dropped() > 0, "no packet was dropped");
     drop((w1, w2));
 }
+
+/// `--task-compression auto`: workers 2 ms from Redis get LZ4 tasks (the coordinator says so
+/// once), a worker beside Redis does not; the output is inline's either way.
+#[test]
+fn task_compression_auto_turns_lz4_on_across_a_slow_link_only() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let lab = Lab::up(&[("w1", "lan")]);
+    let input = input(dir.path(), 20_000);
+    let inline_out = inline(args(CHAIN, &input, &dir.path().join("inline.ndjson"), 100));
+    let auto = |host: &str| {
+        let w = lab.worker(host);
+        let out = dir.path().join(format!("{host}.ndjson"));
+        let mut a = args(CHAIN, &input, &out, 100);
+        a.extend(["--task-compression".into(), "auto".into()]);
+        let err = finish(coordinator(&lab, "hub", a));
+        assert!(
+            std::fs::read(&out).expect("out") == inline_out,
+            "differs from inline: {err}"
+        );
+        drop(stop(w));
+        err
+    };
+    let far = auto("w1");
+    assert!(far.contains("LZ4-compressed from now on"), "{far}");
+    let near = auto("hub");
+    assert!(!near.contains("LZ4-compressed"), "{near}");
+}

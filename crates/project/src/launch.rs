@@ -324,9 +324,10 @@ impl RunHandle {
             queue,
             ..
         } = plan;
-        if let Some((url, lz4)) = queue {
+        if let Some((url, (lz4, auto_lz4))) = queue {
             let mut q = streamprep_queue::Queue::new(&url).map_err(|e| format!("broker: {e}"))?;
             q.lz4 = lz4;
+            q.auto_lz4 = auto_lz4;
             config.remote = Some(Arc::new(q));
         }
         let mut src = open_source(&source, options.clone())

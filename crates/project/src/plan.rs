@@ -62,7 +62,7 @@ pub struct Plan {
     /// Replay steps `(rows a second, seconds)` for a file or stdin.
     pub rate: Option<Vec<(f64, f64)>>,
     /// The queue method's broker and whether its tasks are LZ4-compressed.
-    pub queue: Option<(String, bool)>,
+    pub queue: Option<(String, (bool, bool))>,
     /// Where the steps' per-key state is kept between runs (a chain that keeps state, with
     /// `state` or a file sink: the sink's path + `.state`); the host may keep it elsewhere.
     pub state_file: Option<std::path::PathBuf>,
@@ -445,14 +445,15 @@ impl ProjectSpec {
             bad("in_flight", "is for method = \"queue\"".into());
         }
         let lz4 = match self.task_compression.as_deref() {
-            None | Some("none") => false,
-            Some("lz4") => true,
+            None | Some("none") => (false, false),
+            Some("lz4") => (true, false),
+            Some("auto") => (false, true),
             Some(z) => {
                 bad(
                     "task_compression",
-                    format!("'{z}' is not \"none\" or \"lz4\""),
+                    format!("'{z}' is not \"none\", \"lz4\" or \"auto\""),
                 );
-                false
+                (false, false)
             }
         };
         let queue = match (&method, &self.broker) {

@@ -198,7 +198,8 @@ pub struct ProjectSpec {
     /// The queue method: messages sent and not yet delivered, at most.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub in_flight: Option<usize>,
-    /// The queue method's task and result compression: "none" or "lz4".
+    /// The queue method's task and result compression: "none", "lz4", or "auto" (LZ4 once the
+    /// workers turn out to be 1 ms or more from Redis).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub task_compression: Option<String>,
     /// Where results go.

@@ -317,6 +317,15 @@ pub fn take_state(fields: &mut [(Vec<u8>, Vec<u8>)]) -> Option<Vec<u8>> {
         .flatten()
 }
 
+/// The round trip to Redis the worker that wrote a result measured, microseconds (none from
+/// an older worker).
+pub fn rtt_of(fields: &[(Vec<u8>, Vec<u8>)]) -> Option<u64> {
+    std::str::from_utf8(get(fields, "rtt_us")?)
+        .ok()?
+        .parse()
+        .ok()
+}
+
 /// The name of the worker that wrote a result (empty from an older worker).
 pub fn worker_of(fields: &[(Vec<u8>, Vec<u8>)]) -> &[u8] {
     get(fields, "worker").unwrap_or_default()

@@ -321,6 +321,11 @@ fn thread(cfg: &WorkerConfig, stats: &WorkerStats, consumer: &str) -> Result<(),
                 if let Some(s) = state_out {
                     fields.push(("state", s));
                 }
+                // how far this worker is from Redis (the coordinator's task_compression = auto)
+                fields.push((
+                    "rtt_us",
+                    (prefetch.rtt.as_micros() as u64).to_string().into_bytes(),
+                ));
                 answers.push(Answer {
                     reply: std::mem::take(&mut task.reply),
                     fields,

@@ -67,7 +67,7 @@ pub const TEXT_FIELDS: &[(&str, &str, &str)] = &[
     (
         "task_compression",
         "Task compression",
-        "the queue method: none or lz4",
+        "the queue method: none, lz4, or auto (LZ4 once the workers are 1 ms or more from Redis)",
     ),
     (
         "sink",
@@ -142,7 +142,7 @@ pub const CHOICES: &[(&str, &[&str])] = &[
     ("source_format", &["", "ndjson", "csv"]),
     ("sink_format", &["", "ndjson", "csv"]),
     ("method", &["", "inline", "pool", "queue"]),
-    ("task_compression", &["", "none", "lz4"]),
+    ("task_compression", &["", "none", "lz4", "auto"]),
     ("compression", &["", "none", "zlib-base64"]),
     ("backpressure", &["", "block", "drop_oldest"]),
     ("ordered", &["", "key", "global"]),
