@@ -361,6 +361,10 @@ impl Queue {
                     let kept =
                         (raw_size(&msg) > self.max_task_bytes / 2).then(|| msg.payload.clone());
                     let mut fields = task(&reply, &spec, msg, lz4)?;
+                    if self.auto_lz4 && !lz4 {
+                        // not yet known to be far: a far worker compresses its result
+                        fields.push(("z", b"auto".to_vec()));
+                    }
                     if let Some(s) = state {
                         fields.push(("state", s));
                     }

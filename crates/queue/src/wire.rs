@@ -209,6 +209,9 @@ pub struct Task {
     pub msg: Message,
     /// The task came LZ4-compressed: so goes the result.
     pub lz4: bool,
+    /// The coordinator leaves compression to the distance (`task_compression = "auto"`): a
+    /// worker 1 ms or more from Redis compresses its result.
+    pub auto: bool,
     /// A keyed task: its key's state so far (empty for a key seen first), for the steps to
     /// start from; the result brings the new state back.
     pub state: Option<Vec<u8>>,
@@ -258,6 +261,7 @@ pub fn parse_task(mut fields: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Task, IoError> 
         spec,
         msg,
         lz4,
+        auto: get(&fields, "z") == Some(b"auto"),
         state,
     })
 }

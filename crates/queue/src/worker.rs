@@ -15,6 +15,7 @@ use streamprep_engine::chain::{Chain, Processed};
 use streamprep_engine::run_guarded;
 use streamprep_engine::state::{key_state_from_bytes, key_state_to_bytes};
 
+use crate::coordinator::AUTO_LZ4_RTT;
 use crate::redis_io::{
     claimed_entries, connect, deliveries, ensure_group, is_lost, stream_entries, xadd_args, Conn,
     Entry, GROUP, TASKS,
@@ -268,7 +269,9 @@ fn thread(cfg: &WorkerConfig, stats: &WorkerStats, consumer: &str) -> Result<(),
                         continue;
                     }
                 };
-                let lz4 = task.lz4;
+                // results go compressed when the task came so, or when the coordinator left it
+                // to the distance and this worker is far from Redis
+                let lz4 = task.lz4 || (task.auto && prefetch.rtt >= AUTO_LZ4_RTT);
                 let key_state = task.state.take();
                 let mut state_out = None;
                 let mut want_batch = true;
