@@ -226,7 +226,7 @@ fn namespaces(lab: &str) -> Result<Vec<String>, String> {
         .filter_map(|l| l.split_whitespace().next())
         .filter(|n| {
             n.strip_prefix(&prefix)
-                .is_some_and(|h| check_host(h).is_ok() || *h == *"hub")
+                .is_some_and(|h| h == "hub" || check_host(h).is_ok())
         })
         .map(str::to_string)
         .collect())

@@ -78,10 +78,7 @@ impl Lab {
     pub fn streamprep(&self, host: &str) -> Command {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &format!("{}-{host}", self.name)])
-            .arg(
-                std::env::var_os("STREAMPREP_BIN")
-                    .unwrap_or(env!("CARGO_BIN_EXE_streamprep").into()),
-            );
+            .arg(bin().get_program());
         c
     }
 

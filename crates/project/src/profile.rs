@@ -112,9 +112,13 @@ pub fn measure(req: &Request<'_>, mut progress: impl FnMut(&Line)) -> Result<Vec
         for &b in &req.buffers {
             let messages = cut(&req.rows, req.format, b, req.warmup + req.messages);
             let bytes_out = burn_in(&job, &messages)?;
+            // the rows' bytes as they are (no copy of them to count)
             let bytes_in = messages
                 .iter()
-                .map(|m| m.payload.raw_data().len() as f64)
+                .map(|m| match &m.payload {
+                    Payload::Raw { bytes, .. } => bytes.len() as f64,
+                    Payload::Columnar(b) => b.get_array_memory_size() as f64,
+                })
                 .sum::<f64>()
                 / messages.len().max(1) as f64;
             let first = lines.len();
