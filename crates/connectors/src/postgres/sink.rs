@@ -1,10 +1,12 @@
 //! The PostgreSQL sink: each message one transaction: its rows by binary `COPY`, committed
 //! before the pipeline acknowledges the source. The table is created from the output's columns
 //! when missing. With `dedupe` (the default) every row carries `_row`, a 128-bit hash of its
-//! values (the primary key): rows go through a temporary staging table and `INSERT ... ON
-//! CONFLICT DO NOTHING`, so a message delivered again (at least once: a restart after a crash
-//! between the commit and the ack) is written once. Identical rows are one row then, as
-//! `drop_duplicates` would make them; `dedupe=none` writes straight and keeps every row.
+//! values (the primary key), so a message delivered again (at least once: a restart after a
+//! crash between the commit and the ack) is written once: a message is first copied straight
+//! into the table; if one of its rows is there already (a unique violation, which rolls the
+//! transaction back), it goes again through a temporary staging table and `INSERT ... ON
+//! CONFLICT DO NOTHING`. Identical rows are one row then, as `drop_duplicates` would make
+//! them; `dedupe=none` writes straight without the key and keeps every row.
 
 use std::io::Write;
 
@@ -13,13 +15,23 @@ use streamprep_core::{Encoding, IoError, Output, Sink};
 use super::copy::{encode, header, trailer, PgType};
 use super::{pg_error, quoted, PgUrl};
 
+/// How a message is written.
+#[derive(Clone)]
+struct Statements {
+    /// COPY straight into the table (prepared once: one round trip a message, its own
+    /// transaction).
+    copy: postgres::Statement,
+    /// With dedupe: COPY into the staging table, then the INSERT that skips rows already in.
+    staged: Option<(String, String)>,
+}
+
 /// Writes messages into a table.
 pub struct PgSink {
     url: PgUrl,
     client: postgres::Client,
     table: String,
-    /// The COPY and INSERT statements, once the columns are known.
-    sql: Option<(String, Option<String>)>,
+    /// The statements, once the columns are known.
+    sql: Option<Statements>,
     buf: Vec<u8>,
     /// Rows delivered again and not written a second time.
     pub skipped: u64,
@@ -72,7 +84,12 @@ impl PgSink {
             .batch_execute(&ddl)
             .map_err(|e| self.err("creating the table", pg_error(&e)))?;
         let names = names.join(", ");
-        let sql = if self.url.dedupe {
+        let copy = format!("COPY {table} ({names}) FROM STDIN (FORMAT binary)");
+        let copy = self
+            .client
+            .prepare(&copy)
+            .map_err(|e| self.err("preparing the COPY", pg_error(&e)))?;
+        let staged = if self.url.dedupe {
             let stage = quoted(&format!(
                 "_streamprep_stage_{}",
                 self.table.replace('.', "_")
@@ -82,21 +99,55 @@ impl PgSink {
                     "CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
                 ))
                 .map_err(|e| self.err("creating the staging table", pg_error(&e)))?;
-            (
+            Some((
                 format!("COPY {stage} ({names}) FROM STDIN (FORMAT binary)"),
-                Some(format!(
+                format!(
                     "INSERT INTO {table} ({names}) SELECT {names} FROM {stage} ON CONFLICT (\"_row\") DO NOTHING"
-                )),
-            )
+                ),
+            ))
         } else {
-            (
-                format!("COPY {table} ({names}) FROM STDIN (FORMAT binary)"),
-                None,
-            )
+            None
         };
-        self.sql = Some(sql);
+        self.sql = Some(Statements { copy, staged });
         Ok(())
     }
+}
+
+/// The error as text, and whether it was a row already in the table.
+fn pg(e: postgres::Error) -> (String, bool) {
+    let duplicate = e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION);
+    (pg_error(&e), duplicate)
+}
+
+/// The rows by one COPY, a transaction of its own (committed when it returns); the rows
+/// written.
+fn copy_once(
+    client: &mut postgres::Client,
+    buf: &[u8],
+    copy: &postgres::Statement,
+) -> Result<u64, (String, bool)> {
+    let mut w = client.copy_in(copy).map_err(pg)?;
+    let sent = w.write_all(buf);
+    let copied = w.finish().map_err(pg)?;
+    sent.map_err(|e| (e.to_string(), false))?;
+    Ok(copied)
+}
+
+/// One transaction: the rows by COPY into the staging table, then `insert`; the rows written.
+fn write_staged(
+    client: &mut postgres::Client,
+    buf: &[u8],
+    copy: &str,
+    insert: &str,
+) -> Result<u64, (String, bool)> {
+    let mut tx = client.transaction().map_err(pg)?;
+    let mut w = tx.copy_in(copy).map_err(pg)?;
+    let sent = w.write_all(buf);
+    w.finish().map_err(pg)?;
+    sent.map_err(|e| (e.to_string(), false))?;
+    let written = tx.execute(insert, &[]).map_err(pg)?;
+    tx.commit().map_err(pg)?;
+    Ok(written)
 }
 
 impl Sink for PgSink {
@@ -112,7 +163,7 @@ impl Sink for PgSink {
         if self.sql.is_none() {
             self.prepare(&batch.schema())?;
         }
-        let Some((copy, insert)) = self.sql.clone() else {
+        let Some(sql) = self.sql.clone() else {
             return Ok(());
         };
         self.buf.clear();
@@ -120,22 +171,18 @@ impl Sink for PgSink {
         encode(batch, self.url.dedupe, &mut self.buf).map_err(|e| self.err("encoding rows", e))?;
         trailer(&mut self.buf);
         let rows = batch.num_rows() as u64;
-        let buf = &self.buf;
-        let client = &mut self.client;
-        let result = (|| -> Result<u64, String> {
-            let mut tx = client.transaction().map_err(|e| pg_error(&e))?;
-            let mut w = tx.copy_in(&copy).map_err(|e| pg_error(&e))?;
-            let sent = w.write_all(buf);
-            let copied = w.finish().map_err(|e| pg_error(&e))?;
-            sent.map_err(|e| e.to_string())?;
-            let inserted = match &insert {
-                Some(sql) => tx.execute(sql.as_str(), &[]).map_err(|e| pg_error(&e))?,
-                None => copied,
-            };
-            tx.commit().map_err(|e| pg_error(&e))?;
-            Ok(inserted)
-        })();
-        let inserted = result.map_err(|e| self.err("writing a message", e))?;
+        // straight in; with dedupe, a row already there rolls it back and the staging path
+        // writes the rest
+        let result = match (
+            copy_once(&mut self.client, &self.buf, &sql.copy),
+            &sql.staged,
+        ) {
+            (Err((_, true)), Some((copy, insert))) => {
+                write_staged(&mut self.client, &self.buf, copy, insert)
+            }
+            (r, _) => r,
+        };
+        let inserted = result.map_err(|(e, _)| self.err("writing a message", e))?;
         self.written += inserted;
         self.skipped += rows.saturating_sub(inserted);
         Ok(())
