@@ -175,31 +175,58 @@ impl Step for Downsample {
         let Some((first, _)) = held.first() else {
             return Ok(None);
         };
-        let all =
-            arrow_select::concat::concat_batches(&first.schema(), held.iter().map(|(b, _)| b))
-                .map_err(|e| StepError::arrow(self.algo.name(), e))?;
-        let times: Option<Vec<Option<i64>>> = self.time_column.as_ref().map(|_| {
-            held.into_iter()
-                .flat_map(|(_, t)| t.unwrap_or_default())
-                .collect()
-        });
-        let keys = crate::window::row_keys(&all, self.key.as_deref()).map_err(|r| self.bad(r))?;
-        let (_, values) = crate::window::value_columns(&all, self.key.as_deref());
-        // the rows of each key, in order
-        let mut by_key: Vec<Vec<usize>> = Vec::new();
-        let mut at: HashMap<&str, usize> = HashMap::new();
-        for (r, k) in keys.iter().enumerate() {
-            if let Some(k) = k {
-                let g = *at.entry(k.as_str()).or_insert_with(|| {
-                    by_key.push(Vec::new());
-                    by_key.len() - 1
-                });
-                by_key[g].push(r);
+        // the held messages are read where they are, one column at a time: no copy of the
+        // whole stream (it would double the step's memory at the end)
+        let schema = first.schema();
+        for (b, _) in &held {
+            let same = b.num_columns() == schema.fields().len()
+                && b.schema()
+                    .fields()
+                    .iter()
+                    .zip(schema.fields())
+                    .all(|(f, g)| f.name() == g.name() && f.data_type() == g.data_type());
+            if !same {
+                return Err(self.bad(
+                    "the messages' columns changed during the stream; the selection needs the same columns throughout".into(),
+                ));
             }
         }
-        let mut keep = vec![false; all.num_rows()];
-        for rows in &by_key {
-            for col in &values {
+        let total: usize = held.iter().map(|(b, _)| b.num_rows()).sum();
+        let times: Option<Vec<Option<i64>>> = self.time_column.as_ref().map(|_| {
+            held.iter()
+                .flat_map(|(_, t)| t.iter().flatten().copied())
+                .collect()
+        });
+        // the rows of each key, in order
+        let mut by_key: Vec<Vec<usize>> = Vec::new();
+        {
+            let mut at: HashMap<String, usize> = HashMap::new();
+            let mut r = 0;
+            for (b, _) in &held {
+                for k in crate::window::row_keys(b, self.key.as_deref()).map_err(|e| self.bad(e))? {
+                    if let Some(k) = k {
+                        let g = *at.entry(k).or_insert_with(|| {
+                            by_key.push(Vec::new());
+                            by_key.len() - 1
+                        });
+                        by_key[g].push(r);
+                    }
+                    r += 1;
+                }
+            }
+        }
+        let value_columns: Vec<usize> = streamprep_core::numeric::numeric_columns(&schema)
+            .into_iter()
+            .filter(|&c| self.key.as_deref() != Some(schema.field(c).name().as_str()))
+            .collect();
+        let mut keep = vec![false; total];
+        for c in value_columns {
+            // this column, the whole stream (one column's values at a time)
+            let mut col = Vec::with_capacity(total);
+            for (b, _) in &held {
+                col.extend(streamprep_core::numeric::to_f64(b.column(c)));
+            }
+            for rows in &by_key {
                 // the series: this key's rows with a value (and a time)
                 let rows: Vec<usize> = rows
                     .iter()
@@ -232,16 +259,31 @@ impl Step for Downsample {
                 }
             }
         }
-        let take: UInt32Array = (0..all.num_rows() as u32)
-            .filter(|&r| keep[r as usize])
-            .collect();
-        let cols = all
-            .columns()
-            .iter()
-            .map(|c| arrow_select::take::take(c, &take, None))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| StepError::arrow(self.algo.name(), e))?;
-        Batch::try_new(all.schema(), cols)
+        // the kept rows of each message, in order
+        let mut parts = Vec::new();
+        let mut start = 0;
+        for (b, _) in &held {
+            let n = b.num_rows();
+            let take: UInt32Array = (0..n as u32)
+                .filter(|&r| keep[start + r as usize])
+                .collect();
+            start += n;
+            if take.is_empty() {
+                continue;
+            }
+            let cols = b
+                .columns()
+                .iter()
+                .map(|c| arrow_select::take::take(c, &take, None))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| StepError::arrow(self.algo.name(), e))?;
+            parts.push(
+                Batch::try_new(schema.clone(), cols)
+                    .map_err(|e| StepError::arrow(self.algo.name(), e))?,
+            );
+        }
+        drop(held);
+        arrow_select::concat::concat_batches(&schema, &parts)
             .map(Some)
             .map_err(|e| StepError::arrow(self.algo.name(), e))
     }
