@@ -86,7 +86,7 @@ for s in "${settings[@]}"; do
     p99=$(sed -n 's/.*row latency mean [0-9.]* ms, p50 [0-9.]* ms, p99 \([0-9.]*\) ms.*/\1/p' <<< "$sum")
     # the time the chain kept a worker busy, which rho counts (plan uses it too)
     sprof=$(awk -F, '$3 == "busy" {printf "%.4f", $5 / 1000}' "$work/s.csv")
-    plan=$("$bin" plan --profile "$work/s.csv" --arrival-rate "$rate" --workers "$c" --method "$m" --json)
+    plan=$("$bin" plan --profile "$work/s.csv" --arrival-rate "$rate" --workers "$c" --method "$m" --arrivals regular --json)
     pred=$(python3 -c '
 import json, sys
 v = json.loads(sys.argv[1]); b = int(sys.argv[2])

@@ -8,7 +8,8 @@
 #      predicted maximum, against
 #        - the measured rho: that rate / the rows/s the setting reaches with every row at once
 #          (a saturated run: rho = lambda / (c mu));
-#        - the measured mean row latency of a run paced at that rate (`run --rate`).
+#        - the measured mean row latency of a run paced at that rate (`run --rate`; so plan is
+#          told `--arrivals regular`: a paced stream's messages come evenly, G/G/c).
 # Needs root, iproute2, redis-server. Usage: bench/hosts_plan.sh
 . "$(dirname "$0")/lab_lib.sh"
 hub() { ip netns exec "$lab-hub" "$@"; }
@@ -46,7 +47,9 @@ settings=(
   "lan 1gbit 100 1"
   "lan 1gbit 10000 1"
   "lan 1gbit 100 2"
+  "lan 1gbit 10000 2"
   "wan 100mbit 100 1"
+  "wan 100mbit 100 2"
   "wan 100mbit 10000 1"
   "wan 100mbit 10000 2"
 )
@@ -58,7 +61,7 @@ for s in "${settings[@]}"; do
   c=$((2 * hosts))
   plan() { # RATE -> "rho latency_ms max_rate"
     "$bin" plan --profile "$work/local.csv" --arrival-rate "$1" --workers "$c" --method queue \
-      --link-rtt "${rtt}ms" --link-bandwidth "$bw" --worker-hosts "$hosts" --json \
+      --link-rtt "${rtt}ms" --link-bandwidth "$bw" --worker-hosts "$hosts" --arrivals regular --json \
       | python3 -c '
 import json, sys
 v = json.load(sys.stdin); b = int(sys.argv[1])

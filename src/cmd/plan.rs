@@ -51,6 +51,11 @@ pub struct PlanArgs {
     /// Worker hosts, each behind such a link; the workers are spread evenly over them.
     #[arg(long, default_value_t = 1, requires = "link_rtt")]
     worker_hosts: usize,
+    /// How the rows arrive: `random` (many independent sensors) or `regular` (a sampling
+    /// clock, a replay at `--rate`). The wait for a worker follows it and the chain's spread in
+    /// the profile (G/G/c, Allen-Cunneen): a steady stream waits far less than a random one.
+    #[arg(long, default_value = "random", value_parser = ["random", "regular"])]
+    arrivals: String,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -106,6 +111,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
             .map_err(anyhow::Error::msg)?,
             _ => None,
         },
+        arrivals: planner::Arrivals::parse(&args.arrivals).map_err(anyhow::Error::msg)?,
     };
     let plan = planner::plan(&profile, &req).map_err(anyhow::Error::msg)?;
     if args.json {

@@ -2,7 +2,11 @@
 //! row rate `lambda_r`, buffering factor `b`, `c` workers and `S(b)` the service time of the
 //! whole chain on a `b`-row message, messages arrive at `lambda_r / b`, the utilisation is
 //! `rho = lambda_r * S(b) / (b * c)`, and a row waits on average for its message to fill,
-//! then in the queue (Erlang C, M/M/c), then for the service.
+//! then in the queue, then for the service. The queue's wait is Erlang C's (M/M/c) scaled by
+//! how variable the arrivals and the service are (Allen-Cunneen's G/G/c approximation:
+//! `Wq = Wq(M/M/c) * (Ca^2 + Cs^2) / 2`, the squared coefficients of variation of the gaps
+//! between messages and of the service time): random arrivals and service (both 1) give
+//! M/M/c; a paced stream and a steady chain wait far less.
 
 /// What one setting `(b, c)` predicts at an arrival rate.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -20,7 +24,8 @@ pub struct Prediction {
     pub rho: f64,
     /// Mean time a row waits for its message to fill, seconds: `(b - 1) / (2 lambda_r)`.
     pub fill_s: f64,
-    /// Mean time a message waits for a worker, seconds (Erlang C); infinite when unstable.
+    /// Mean time a message waits for a worker, seconds (Erlang C scaled for G/G/c); infinite
+    /// when unstable.
     pub wait_s: f64,
     /// `fill_s + wait_s + service_s`.
     pub latency_s: f64,
@@ -50,6 +55,46 @@ pub fn predict_busy(
     service_s: f64,
     busy_s: f64,
 ) -> Prediction {
+    predict_gg(
+        rate,
+        buffer,
+        workers,
+        service_s,
+        busy_s,
+        Variability::RANDOM,
+    )
+}
+
+/// How variable the arrivals of messages and their service are: squared coefficients of
+/// variation (variance over the mean squared).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Variability {
+    /// Of the gaps between messages: 1 for random (Poisson) messages, `1 / b` for messages of
+    /// `b` rows arriving at random, 0 for a paced stream.
+    pub ca2: f64,
+    /// Of a message's busy time: 1 for exponential service, about 0 for a steady chain.
+    pub cs2: f64,
+}
+
+impl Variability {
+    /// Random arrivals and service: M/M/c.
+    pub const RANDOM: Variability = Variability { ca2: 1.0, cs2: 1.0 };
+
+    /// Allen-Cunneen's factor on the M/M/c wait.
+    pub fn factor(&self) -> f64 {
+        (self.ca2.max(0.0) + self.cs2.max(0.0)) / 2.0
+    }
+}
+
+/// [`predict_busy`] with the G/G/c wait: the M/M/c wait times `v.factor()`.
+pub fn predict_gg(
+    rate: f64,
+    buffer: usize,
+    workers: usize,
+    service_s: f64,
+    busy_s: f64,
+    v: Variability,
+) -> Prediction {
     let b = buffer.max(1) as f64;
     let c = workers.max(1);
     let lambda = rate / b; // messages a second
@@ -60,7 +105,7 @@ pub fn predict_busy(
         0.0
     };
     let wait_s = if rho < 1.0 {
-        erlang_c(c, lambda * busy_s) * busy_s / (c as f64 * (1.0 - rho))
+        erlang_c(c, lambda * busy_s) * busy_s / (c as f64 * (1.0 - rho)) * v.factor()
     } else {
         f64::INFINITY
     };
@@ -129,6 +174,32 @@ mod tests {
         assert!(p.stable());
         let over = predict(30_000.0, 1000, 1, 0.05);
         assert!(!over.stable() && over.wait_s.is_infinite() && over.latency_s.is_infinite());
+    }
+
+    #[test]
+    fn g_g_c_scales_the_wait_by_the_variability() {
+        // Allen-Cunneen: M/M/c's wait times (Ca^2 + Cs^2) / 2; rho and the rest unchanged
+        let mm = predict_busy(10_000.0, 1000, 2, 0.15, 0.15);
+        let paced = predict_gg(
+            10_000.0,
+            1000,
+            2,
+            0.15,
+            0.15,
+            Variability {
+                ca2: 0.0,
+                cs2: 0.04,
+            },
+        );
+        assert_eq!(paced.rho, mm.rho);
+        assert!((paced.wait_s - mm.wait_s * 0.02).abs() < 1e-15);
+        assert!((paced.latency_s - (mm.latency_s - mm.wait_s * 0.98)).abs() < 1e-12);
+        // M/D/1 (Pollaczek-Khinchine): Wq = rho S / (2 (1 - rho)), half of M/M/1's
+        let md1 = predict_gg(8.0, 1, 1, 0.1, 0.1, Variability { ca2: 1.0, cs2: 0.0 });
+        assert!((md1.wait_s - 0.8 * 0.1 / (2.0 * 0.2)).abs() < 1e-12);
+        // unstable stays unstable
+        let over = predict_gg(30.0, 1, 1, 0.1, 0.1, Variability { ca2: 0.0, cs2: 0.0 });
+        assert!(over.wait_s.is_infinite());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use crate::capacity::{predict_busy, Prediction};
+use crate::capacity::{predict_gg, Prediction, Variability};
 
 /// The mean times of one (buffer, method) in a profile, µs.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -19,6 +19,20 @@ pub struct Times {
     /// Mean bytes of a message's rows and of its output (what a queue task and its result
     /// carry; profiles before them had none).
     pub bytes: Option<(f64, f64)>,
+    /// The standard deviation of the busy time (of the service time without a `busy` stage),
+    /// µs: how steady the chain is (profiles without `sd_us` had none).
+    pub sd_us: Option<f64>,
+}
+
+impl Times {
+    /// The squared coefficient of variation of a message's busy time when it is `busy_s`
+    /// seconds (1, exponential service, when the profile has no spread).
+    fn cs2(&self, busy_s: f64) -> f64 {
+        match self.sd_us {
+            Some(sd) if busy_s > 0.0 => (sd / 1e6 / busy_s).powi(2),
+            _ => 1.0,
+        }
+    }
 }
 
 /// buffer -> method -> mean times.
@@ -41,6 +55,7 @@ pub fn parse_profile(text: &str) -> Result<Profile, String> {
         col("mean_us")?,
     );
     let bytes_cols = col("bytes_in").ok().zip(col("bytes_out").ok());
+    let sd_col = col("sd_us").ok();
     let mut out: Profile = BTreeMap::new();
     for (i, line) in lines.enumerate() {
         let f: Vec<&str> = line.split(',').collect();
@@ -67,10 +82,19 @@ pub fn parse_profile(text: &str) -> Result<Profile, String> {
             .or_default()
             .entry(field(m)?.to_string())
             .or_default();
+        let sd = sd_col
+            .and_then(|k| f.get(k))
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|v| v.is_finite() && *v >= 0.0);
         if stage == "chain" {
             t.service_us = us;
+            // the chain's spread stands for the busy time's until a busy line says
+            if t.busy_us.is_none() {
+                t.sd_us = sd;
+            }
         } else {
             t.busy_us = Some(us);
+            t.sd_us = sd;
         }
         if let Some((i, o)) = bytes_cols {
             let num = |k: usize| f.get(k).and_then(|v| v.parse::<f64>().ok());
@@ -116,6 +140,48 @@ pub struct PlanRequest {
     /// queue with its worker on the coordinator's host).
     #[serde(default)]
     pub link: Option<Link>,
+    /// How the rows arrive (default `random`): the wait for a worker depends on it.
+    #[serde(default)]
+    pub arrivals: Arrivals,
+}
+
+/// How rows arrive, for the wait in the queue (G/G/c, Allen-Cunneen).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arrivals {
+    /// Each row at random (Poisson, many independent sensors): a message of `b` rows follows
+    /// the one before after a gap with squared coefficient of variation `1 / b`.
+    #[default]
+    Random,
+    /// At a steady pace (a sampling clock, a replay at `--rate`): messages come evenly (0).
+    Regular,
+}
+
+impl Arrivals {
+    /// The squared coefficient of variation of the gaps between `buffer`-row messages.
+    pub fn ca2(self, buffer: usize) -> f64 {
+        match self {
+            Arrivals::Random => 1.0 / buffer.max(1) as f64,
+            Arrivals::Regular => 0.0,
+        }
+    }
+
+    /// Its name (`random`, `regular`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Arrivals::Random => "random",
+            Arrivals::Regular => "regular",
+        }
+    }
+
+    /// From its name.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "random" => Ok(Arrivals::Random),
+            "regular" => Ok(Arrivals::Regular),
+            _ => Err(format!("arrivals '{s}': random or regular")),
+        }
+    }
 }
 
 /// A network link between Redis (with the coordinator) and the worker hosts.
@@ -295,7 +361,11 @@ pub fn plan(profile: &Profile, req: &PlanRequest) -> Result<Plan, String> {
                 (Some(l), "queue") => l.queue_times(&t, c),
                 _ => (t.service_us / 1e6, t.busy_us.unwrap_or(t.service_us) / 1e6),
             };
-            let p = predict_busy(req.arrival_rate, b, c, service, busy);
+            let v = Variability {
+                ca2: req.arrivals.ca2(b),
+                cs2: t.cs2(busy),
+            };
+            let p = predict_gg(req.arrival_rate, b, c, service, busy, v);
             let fits = p.rho < req.target_rho
                 && req.max_latency_ms.is_none_or(|ms| p.latency_s * 1e3 <= ms);
             rows.push(PlanRow {
@@ -358,12 +428,17 @@ pub fn times_at(profile: &Profile, method: &str, buffer: usize) -> Option<(Strin
         (Some((a, b)), Some((x, y))) => Some((lerp(a, x), lerp(b, y))),
         _ => None,
     };
+    let sd_us = match (lo.1.sd_us, hi.1.sd_us) {
+        (Some(x), Some(y)) => Some((x + f * (y - x)).max(0.0)),
+        _ => None,
+    };
     Some((
         with.to_string(),
         Times {
             service_us: lerp(lo.1.service_us, hi.1.service_us),
             busy_us: busy,
             bytes,
+            sd_us,
         },
     ))
 }
@@ -394,13 +469,12 @@ pub fn verdict(
     method: &str,
 ) -> Option<Verdict> {
     let (with, t) = times_at(profile, method, buffer)?;
-    let p = predict_busy(
-        rate,
-        buffer,
-        workers,
-        t.service_us / 1e6,
-        t.busy_us.unwrap_or(t.service_us) / 1e6,
-    );
+    let busy = t.busy_us.unwrap_or(t.service_us) / 1e6;
+    let v = Variability {
+        ca2: Arrivals::Random.ca2(buffer),
+        cs2: t.cs2(busy),
+    };
+    let p = predict_gg(rate, buffer, workers, t.service_us / 1e6, busy, v);
     let warning = if !p.stable() {
         Some(format!(
             "rho {:.2} >= 1: at {rate} rows/s the backlog grows without bound; this setting \
@@ -461,6 +535,7 @@ impl Plan {
             "max_latency_ms": self.request.max_latency_ms,
             "cores": self.request.cores,
             "link": self.request.link,
+            "arrivals": self.request.arrivals.name(),
             "settings": self.rows.iter().map(setting).collect::<Vec<_>>(),
             "recommendation": self.best.map(|i| setting(&self.rows[i])),
         })
@@ -490,6 +565,7 @@ mod tests {
             workers: None,
             max_workers: Some(4),
             link: None,
+            arrivals: Arrivals::Random,
         };
         let plan = plan(&p, &req).expect("plan");
         assert_eq!(plan.rows.len(), 8);
@@ -533,6 +609,7 @@ mod tests {
             workers: None,
             max_workers: None,
             link: None,
+            arrivals: Arrivals::Random,
         };
         plan(p, &req).err().unwrap_or_default()
     }
@@ -559,6 +636,7 @@ mod tests {
                 workers: Some(workers),
                 max_workers: None,
                 link,
+                arrivals: Arrivals::Random,
             };
             plan(&p, &req).expect("plan").rows[0].p
         };
@@ -591,5 +669,54 @@ mod tests {
         assert!(link(Some(2.0), None, None).is_err());
         assert!(link(Some(-1.0), Some(10.0), None).is_err());
         assert_eq!(link(None, None, None), Ok(None));
+    }
+
+    /// The wait for a worker follows how variable the arrivals and the chain are (G/G/c,
+    /// Allen-Cunneen): the profile's spread gives Cs^2, the request's arrivals Ca^2.
+    #[test]
+    fn the_wait_follows_the_arrivals_and_the_chains_spread() {
+        let csv = "method,buffer,stage,messages,mean_us,sd_us\n\
+            pool,100,chain,50,5200,600\n\
+            pool,100,busy,50,5000,500\n\
+            inline,10,chain,50,1000,0\n";
+        let p = parse_profile(csv).expect("profile");
+        assert_eq!(p[&100]["pool"].sd_us, Some(500.0));
+        assert_eq!(p[&10]["inline"].sd_us, Some(0.0));
+        let at = |arrivals: Arrivals| {
+            let req = PlanRequest {
+                arrival_rate: 30_000.0,
+                target_rho: 0.9,
+                max_latency_ms: None,
+                cores: 4,
+                method: Some("pool".into()),
+                workers: Some(2),
+                max_workers: None,
+                link: None,
+                arrivals,
+            };
+            let plan = plan(&p, &req).expect("plan");
+            plan.rows
+                .into_iter()
+                .find(|r| r.p.buffer == 100)
+                .expect("b=100")
+                .p
+        };
+        let random = at(Arrivals::Random);
+        let regular = at(Arrivals::Regular);
+        // 300 messages/s of 5 ms on 2 workers: rho 0.75 either way
+        assert!((random.rho - 0.75).abs() < 1e-9 && random.rho == regular.rho);
+        let mmc = crate::capacity::predict_busy(30_000.0, 100, 2, 0.0052, 0.005);
+        // random rows: Ca^2 = 1/100; the busy time's Cs^2 = (0.5/5)^2 = 0.01
+        assert!((random.wait_s - mmc.wait_s * (0.01 + 0.01) / 2.0).abs() < 1e-12);
+        // a paced stream: Ca^2 = 0
+        assert!((regular.wait_s - mmc.wait_s * 0.01 / 2.0).abs() < 1e-12);
+        // without a spread in the profile the service counts as random (Cs^2 = 1)
+        let bare = parse_profile(PROFILE).expect("profile");
+        assert_eq!(bare[&100]["pool"].sd_us, None);
+        assert_eq!(bare[&100]["pool"].cs2(0.005), 1.0);
+        assert_eq!(
+            Arrivals::parse("steady"),
+            Err("arrivals 'steady': random or regular".into())
+        );
     }
 }

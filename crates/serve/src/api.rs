@@ -816,6 +816,9 @@ pub struct PlanBody {
     pub link_mbit: Option<f64>,
     /// Worker hosts, each behind such a link (default 1).
     pub worker_hosts: Option<usize>,
+    /// How rows arrive: `random` (the default: many independent sensors) or `regular` (a
+    /// steady pace); the wait for a worker depends on it (G/G/c).
+    pub arrivals: Option<String>,
 }
 
 /// The planner: each buffer size and worker count's predicted utilisation and latency at the
@@ -861,6 +864,11 @@ async fn plan(
         workers: b.workers,
         max_workers: b.max_workers,
         link: planner::link(b.link_rtt_ms, b.link_mbit, b.worker_hosts).map_err(bad)?,
+        arrivals: b
+            .arrivals
+            .as_deref()
+            .map_or(Ok(planner::Arrivals::Random), planner::Arrivals::parse)
+            .map_err(bad)?,
     };
     let plan = planner::plan(&profile, &req).map_err(bad)?;
     Ok(Json(plan.to_json()).into_response())

@@ -233,6 +233,7 @@ fn pages(s: &str) -> Vec<(&'static str, String)> {
                     max_latency_ms: s.into(),
                     method: s.into(),
                     max_workers: s.into(),
+                    arrivals: s.into(),
                     link_rtt_ms: s.into(),
                     link_mbit: s.into(),
                     worker_hosts: s.into(),

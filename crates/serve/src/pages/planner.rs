@@ -31,6 +31,8 @@ pub struct PlannerForm {
     pub method: String,
     /// Up to this many workers.
     pub max_workers: String,
+    /// How rows arrive: random (empty) or regular.
+    pub arrivals: String,
     /// The queue's link: round trip, ms (empty: none).
     pub link_rtt_ms: String,
     /// The queue's link: megabits a second.
@@ -150,6 +152,7 @@ fn form_of(posted: &Posted) -> PlannerForm {
         max_latency_ms: g("max_latency_ms"),
         method: g("method"),
         max_workers: g("max_workers"),
+        arrivals: g("arrivals"),
         link_rtt_ms: g("link_rtt_ms"),
         link_mbit: g("link_mbit"),
         worker_hosts: g("worker_hosts"),
@@ -261,6 +264,10 @@ async fn plan(state: &AppState, f: &PlannerForm) -> Result<planner::Plan, String
         method: Some(f.method.clone()).filter(|m| !m.is_empty()),
         workers: None,
         max_workers: number::<usize>(&f.max_workers, "max workers")?.map(|w| w.clamp(1, 256)),
+        arrivals: match f.arrivals.as_str() {
+            "" => planner::Arrivals::Random,
+            a => planner::Arrivals::parse(a)?,
+        },
         link: planner::link(
             number(&f.link_rtt_ms, "link round trip")?,
             number(&f.link_mbit, "link bandwidth")?,
