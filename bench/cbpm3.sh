@@ -35,3 +35,8 @@ printf "  %s\n" "${py[@]}"
 echo "streamprep to the 1 s resample (s, peak MB):"; printf "  %s\n" "${a[@]}"
 echo "streamprep to 2,000 points (s, peak MB):"; printf "  %s\n" "${b[@]}"
 echo "points: $(wc -l < "$tmp/out.ndjson") rows in the last output"
+# PostgreSQL alone sending the day (binary COPY to /dev/null): the floor under any client
+s=$(date +%s%N)
+psql -X -q -d "$url" -c "COPY (SELECT * FROM cbpm3 WHERE ts >= '$from' AND ts < '$to' ORDER BY ts) TO STDOUT (FORMAT binary)" > /dev/null
+e=$(date +%s%N)
+echo "PostgreSQL alone, the day by binary COPY to /dev/null: $(awk -v n="$((e - s))" 'BEGIN { printf "%.2f", n / 1e9 }') s"

@@ -55,7 +55,7 @@ pub enum Kind {
 }
 
 /// Make a CA (`ca.pem`) and a server certificate for 127.0.0.1 signed by it, with openssl.
-fn make_certs(dir: &Path, ca_name: &str) {
+pub(crate) fn make_certs(dir: &Path, ca_name: &str) {
     need("openssl");
     std::fs::write(
         dir.join("san.cnf"),

@@ -413,3 +413,88 @@ fn follow_reads_the_rows_added_later() {
         "each row once, in order"
     );
 }
+
+/// TLS to PostgreSQL (`sslmode=require`): rows go in and come back over TLS (the server's own
+/// view, `pg_stat_ssl`, says so), verified against the CA given by `sslrootcert`; a server
+/// whose certificate another CA signed is refused, and so is a server without TLS.
+#[test]
+fn tls_verified_against_the_ca_or_refused() {
+    let dir = tempfile::tempdir().expect("tmp");
+    super::mqtt::make_certs(dir.path(), "streamprep test CA");
+    let pg = Postgres::start_tls(
+        &dir.path().join("server.pem"),
+        &dir.path().join("server.key"),
+    );
+    let ca = dir.path().join("ca.pem");
+    let input = super::cli::gen(dir.path(), 500);
+    let run = |source: &str, sink: &str| {
+        bin()
+            .args(["run", "--chain", "abs", "--buffer", "100"])
+            .args(["--source", source, "--sink", sink])
+            .output()
+            .expect("run")
+    };
+    let tls = format!("sslmode=require&sslrootcert={}", ca.display());
+    // into a table over TLS, and back out over TLS
+    let r = run(
+        &format!("file:{}", input.display()),
+        &format!("{}?table=secure&{tls}", pg.url()),
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let n: usize = pg
+        .psql("SELECT count(*) FROM secure")
+        .parse()
+        .expect("count");
+    assert!(n > 400 && n <= 500, "{n} rows");
+    let back = dir.path().join("back.ndjson");
+    let r = bin()
+        .args(["run", "--chain", "abs", "--buffer", "100"])
+        .args(["--source", &format!("{}?query=SELECT%20ssl%20FROM%20pg_stat_ssl%20WHERE%20pid%20%3D%20pg_backend_pid()&{tls}", pg.url())])
+        .args(["--sink", &format!("file:{}", back.display())])
+        .output()
+        .expect("run");
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(
+        std::fs::read_to_string(&back).expect("back").trim(),
+        r#"{"ssl":true}"#,
+        "the server saw a TLS connection"
+    );
+    // another CA: refused before any row
+    let other = tempfile::tempdir().expect("tmp");
+    super::mqtt::make_certs(other.path(), "another CA");
+    let r = run(
+        &format!("file:{}", input.display()),
+        &format!(
+            "{}?table=not_verified&sslmode=require&sslrootcert={}",
+            pg.url(),
+            other.path().join("ca.pem").display()
+        ),
+    );
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success(), "{err}");
+    assert!(
+        err.contains("connecting to") && err.to_lowercase().contains("certificate"),
+        "{err}"
+    );
+    // a server without TLS: refused, not read in the clear
+    let plain = Postgres::start();
+    let r = run(
+        &format!("file:{}", input.display()),
+        &format!("{}?table=t&{tls}", plain.url()),
+    );
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success(), "{err}");
+    assert!(err.contains("connecting to"), "{err}");
+    // sslrootcert alone, or a mode streamprep does not have: refused before anything runs
+    for bad in [
+        "sslrootcert=/nonexistent.pem&sslmode=require",
+        "sslmode=prefer",
+    ] {
+        let r = run(
+            &format!("file:{}", input.display()),
+            &format!("{}?table=t&{bad}", pg.url()),
+        );
+        assert!(!r.status.success());
+        assert!(String::from_utf8_lossy(&r.stderr).contains("ssl"), "{bad}");
+    }
+}

@@ -44,6 +44,15 @@ fn is_root() -> bool {
 impl Postgres {
     /// Start one (a few seconds).
     pub fn start() -> Postgres {
+        Self::boot(None)
+    }
+
+    /// Start one that also takes TLS connections, with this certificate and key (PEM).
+    pub fn start_tls(cert: &Path, key: &Path) -> Postgres {
+        Self::boot(Some((cert, key)))
+    }
+
+    fn boot(tls: Option<(&Path, &Path)>) -> Postgres {
         let bin = bin_dir();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -51,6 +60,22 @@ impl Postgres {
             .expect("a free port");
         let dir = std::env::temp_dir().join(format!("streamprep-pg-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("the server's directory");
+        let mut options = String::new();
+        if let Some((cert, key)) = tls {
+            // the key readable by its owner only, or the server refuses it
+            std::fs::copy(cert, dir.join("server.pem")).expect("the certificate");
+            std::fs::copy(key, dir.join("server.key")).expect("the key");
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(
+                dir.join("server.key"),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .expect("chmod the key");
+            options = format!(
+                " -c ssl=on -c ssl_cert_file={0}/server.pem -c ssl_key_file={0}/server.key",
+                dir.display()
+            );
+        }
         let as_postgres = is_root();
         if as_postgres {
             let st = Command::new("chown")
@@ -89,7 +114,7 @@ impl Postgres {
                 &pg.dir.join("log").to_string_lossy(),
                 "-o",
                 &format!(
-                    "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+                    "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off{options}",
                     pg.dir.display()
                 ),
                 "-w",

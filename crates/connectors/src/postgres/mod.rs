@@ -7,6 +7,7 @@ pub mod copy;
 pub mod endpoint;
 pub mod sink;
 pub mod source;
+pub mod tls;
 
 pub use sink::PgSink;
 pub use source::PgSource;
@@ -38,6 +39,9 @@ pub struct PgUrl {
     pub dedupe: bool,
     /// Source: once the range is read, keep reading rows newer than the last (by time_column).
     pub follow: bool,
+    /// TLS (`sslmode=require` or `verify-full`): the server verified against this CA file
+    /// (`sslrootcert=`), or the system's roots when `None` inside.
+    pub tls: Option<Option<std::path::PathBuf>>,
 }
 
 impl std::fmt::Debug for PgUrl {
@@ -129,7 +133,20 @@ pub fn pg_error(e: &postgres::Error) -> String {
             }
             m
         }
-        None => e.to_string(),
+        None => {
+            // the cause too (a TLS handshake's is the certificate it refused)
+            let mut m = e.to_string();
+            let mut cause = std::error::Error::source(e);
+            while let Some(c) = cause {
+                let more = c.to_string();
+                if !m.contains(&more) {
+                    m.push_str(": ");
+                    m.push_str(&more);
+                }
+                cause = c.source();
+            }
+            m
+        }
     }
 }
 
@@ -183,7 +200,9 @@ impl PgUrl {
             query: None,
             dedupe: true,
             follow: false,
+            tls: None,
         };
+        let mut root_cert = None;
         for pair in params.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             let v = percent_decode(v)?;
@@ -201,12 +220,32 @@ impl PgUrl {
                     }
                 }
                 "follow" => url.follow = matches!(v.as_str(), "1" | "true"),
+                "sslmode" => {
+                    url.tls = match v.as_str() {
+                        "disable" => None,
+                        "require" | "verify-full" => Some(None),
+                        _ => return Err(format!(
+                            "sslmode={v}: \"disable\" (the default), or \"require\" (TLS, the server's certificate and name always verified, as verify-full)"
+                        )),
+                    }
+                }
+                "sslrootcert" => {
+                    if !std::path::Path::new(&v).is_file() {
+                        return Err(format!("sslrootcert={v}: no such file"));
+                    }
+                    root_cert = Some(std::path::PathBuf::from(v));
+                }
                 _ => {
                     return Err(format!(
-                        "unknown option '{k}' (table, time_column, from, to, query, dedupe, follow)"
+                        "unknown option '{k}' (table, time_column, from, to, query, dedupe, follow, sslmode, sslrootcert)"
                     ))
                 }
             }
+        }
+        match (&mut url.tls, root_cert) {
+            (Some(ca), r) => *ca = r,
+            (None, Some(_)) => return Err("sslrootcert needs sslmode=require".into()),
+            (None, None) => {}
         }
         if url.table.is_some() && url.query.is_some() {
             return Err("give a table or a query, not both".into());
@@ -244,13 +283,34 @@ impl PgUrl {
         if let Some(p) = &self.password {
             c.password(p);
         }
-        c.connect(postgres::NoTls).map_err(|e| {
+        let failed = |e: postgres::Error| {
             streamprep_core::IoError::Protocol(format!(
                 "connecting to {}: {}",
                 self.display(),
                 pg_error(&e)
             ))
-        })
+        };
+        match &self.tls {
+            None => c.connect(postgres::NoTls).map_err(failed),
+            Some(ca) => {
+                c.ssl_mode(postgres::config::SslMode::Require);
+                let tls = tls::RustlsConnect::new(ca.as_deref()).map_err(|e| {
+                    streamprep_core::IoError::Protocol(format!("{}: {e}", self.display()))
+                })?;
+                c.connect(tls).map_err(failed)
+            }
+        }
+    }
+
+    /// Cancel the query a connection runs (over TLS when the connection is).
+    pub fn cancel(&self, token: &postgres::CancelToken) {
+        let _ = match &self.tls {
+            None => token.cancel_query(postgres::NoTls),
+            Some(ca) => match tls::RustlsConnect::new(ca.as_deref()) {
+                Ok(tls) => token.cancel_query(tls),
+                Err(_) => return,
+            },
+        };
     }
 
     /// The source's SELECT: the query, or the table's rows in the range, by time.

@@ -80,7 +80,7 @@ impl PgSource {
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
         {
-            let _ = t.cancel_query(postgres::NoTls);
+            self.url.cancel(t);
         }
     }
 }
