@@ -972,7 +972,7 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 
 /// The benchmark of the pages (bench/pages.sh runs it on a release build): publish-to-chart
 /// latency at 1,000 rows/s in the demo, the overview's weight and render time, and the
-/// screenshots in docs/.
+/// screenshots in docs/ (the history page's from a private PostgreSQL).
 #[test]
 #[ignore = "a benchmark: bench/pages.sh"]
 fn bench_pages_latency_weight_and_screenshots() {
@@ -1094,6 +1094,46 @@ fn bench_pages_latency_weight_and_screenshots() {
         )
         .await;
         shot("planner.png", c.screenshot().await.expect("png"));
+        // the history page: six hours of two beam positions at 10 Hz in a private PostgreSQL,
+        // 2,000 points of each (MinMaxLTTB)
+        let pg = streamprep_testkit::postgres::Postgres::start();
+        pg.psql(
+            "CREATE TABLE cbpm3 AS SELECT '2026-03-01T00:00:00Z'::timestamptz + n * interval '100 milliseconds' AS ts, \
+             0.8 * sin(n / 9000.0) + 0.05 * sin(n / 37.0) + 0.02 * random() AS x1, \
+             0.5 * cos(n / 23000.0) - 0.3 + 0.03 * random() AS x2 FROM generate_series(0, 215999) AS n",
+        );
+        goto(&c, &app, "/history").await;
+        loaded(&c, "history").await;
+        js(
+            &c,
+            "var f = arguments[0]; Object.keys(f).forEach(function (k) { document.querySelector('[name=\"' + k + '\"]').value = f[k]; }); return true;",
+            vec![json!({
+                "source": format!("{}?table=cbpm3", pg.url()),
+                "from": "2026-03-01T00:00:00Z", "to": "2026-03-01T06:00:00Z",
+                "columns": "x1,x2", "interval": "", "points": "2000"
+            })],
+        )
+        .await;
+        press(&c, "#history-form button[type=submit]").await;
+        loaded(&c, "history").await;
+        until(
+            &c,
+            "the history chart",
+            "var p = document.getElementById('h-progress'); return p && p.getAttribute('data-state') === 'done';",
+            60,
+        )
+        .await;
+        c.set_window_size(1280, 1000).await.expect("size");
+        js(
+            &c,
+            "document.getElementById('h-progress').parentNode.scrollIntoView({block: 'start'}); return true;",
+            vec![],
+        )
+        .await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        shot("history.png", c.screenshot().await.expect("png"));
+        c.set_window_size(1280, 800).await.expect("size");
+        drop(pg);
         // the overview at phone width
         let phone = driver.client(390, 844).await;
         login(&phone, &app, "demo", &password).await;
@@ -1143,6 +1183,11 @@ fn history_query_chart_and_zoom() {
         )
         .await;
         assert!(text(&c, "#h-progress").await.contains("6000 rows read"));
+        assert_eq!(
+            js(&c, "return document.querySelector(\"form[action$='/cancel']\").hidden;", vec![]).await,
+            json!(true),
+            "a finished job offers no cancel"
+        );
         let first = c.current_url().await.expect("url").to_string();
         // select the chart's left half: the page asks for that span
         let rect = js(

@@ -378,4 +378,32 @@ mod tests {
         assert_eq!(q.select().expect("select"), "SELECT a, b FROM t");
         assert_eq!(quoted("we\"ird"), "\"we\"\"ird\"");
     }
+
+    #[test]
+    fn sslmode_require_verifies_and_other_modes_are_refused() {
+        let plain = PgUrl::parse("postgres://me@h/d?table=t").expect("plain");
+        assert_eq!(plain.tls, None);
+        let system = PgUrl::parse("postgres://me@h/d?table=t&sslmode=require").expect("tls");
+        assert_eq!(system.tls, Some(None));
+        let ca = tempfile::NamedTempFile::new().expect("ca");
+        let path = ca.path().display().to_string();
+        let own = PgUrl::parse(&format!(
+            "postgres://me@h/d?table=t&sslmode=verify-full&sslrootcert={path}"
+        ))
+        .expect("tls with a CA");
+        assert_eq!(own.tls, Some(Some(ca.path().to_path_buf())));
+        assert!(own.display().ends_with("?table=t"), "no file paths shown");
+        for (bad, says) in [
+            ("sslmode=prefer", "sslmode=prefer"),
+            ("sslmode=disable&sslrootcert=PATH", "sslrootcert needs sslmode=require"),
+            ("sslmode=require&sslrootcert=/no/such.pem", "no such file"),
+        ] {
+            let spec = format!("postgres://me@h/d?table=t&{}", bad.replace("PATH", &path));
+            let e = PgUrl::parse(&spec).expect_err(bad);
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        // an empty CA file is refused when connecting, before any row
+        let e = tls::RustlsConnect::new(Some(ca.path())).err().unwrap_or_default();
+        assert!(e.contains("no CA certificate found"), "{e}");
+    }
 }

@@ -419,6 +419,7 @@
   // ---- the history page: a job's progress, then its series; a span selected asks again
   function history() {
     var progress = $("#h-progress");
+    var cancel = document.querySelector("form[action$='/cancel']");
     if (!progress) return;
     var id = progress.getAttribute("data-job");
     var node = $("#chart-history");
@@ -467,6 +468,8 @@
           var fresh = j.rows || [];
           if (fresh.length) { all = all.concat(fresh); next += fresh.length; draw(all); }
           if (j.state === "waiting" || j.state === "running") setTimeout(poll, 300);
+          // a job that has ended has nothing left to cancel
+          else if (cancel) cancel.hidden = true;
         })
         .catch(function () { setTimeout(poll, 1000); });
     }
