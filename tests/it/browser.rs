@@ -221,6 +221,18 @@ pub async fn goto(c: &Client, app: &App, path: &str) {
     c.goto(&app.url(path)).await.expect("goto");
 }
 
+/// On the history page: fill its form with `fields` (name -> value) and ask.
+async fn ask_history(c: &Client, fields: Value) {
+    js(
+        c,
+        "var f = arguments[0]; Object.keys(f).forEach(function (k) { document.querySelector('[name=\"' + k + '\"]').value = f[k]; }); return true;",
+        vec![fields],
+    )
+    .await;
+    press(c, "#history-form button[type=submit]").await;
+    loaded(c, "history").await;
+}
+
 pub async fn text(c: &Client, css: &str) -> String {
     c.find(Locator::Css(css))
         .await
@@ -1104,18 +1116,15 @@ fn bench_pages_latency_weight_and_screenshots() {
         );
         goto(&c, &app, "/history").await;
         loaded(&c, "history").await;
-        js(
+        ask_history(
             &c,
-            "var f = arguments[0]; Object.keys(f).forEach(function (k) { document.querySelector('[name=\"' + k + '\"]').value = f[k]; }); return true;",
-            vec![json!({
+            json!({
                 "source": format!("{}?table=cbpm3", pg.url()),
                 "from": "2026-03-01T00:00:00Z", "to": "2026-03-01T06:00:00Z",
                 "columns": "x1,x2", "interval": "", "points": "2000"
-            })],
+            }),
         )
         .await;
-        press(&c, "#history-form button[type=submit]").await;
-        loaded(&c, "history").await;
         until(
             &c,
             "the history chart",
@@ -1163,18 +1172,15 @@ fn history_query_chart_and_zoom() {
         goto(&c, &app, "/history").await;
         loaded(&c, "history").await;
         clean(&c, "history").await;
-        js(
+        ask_history(
             &c,
-            "var f = arguments[0]; Object.keys(f).forEach(function (k) { document.querySelector('[name=\"' + k + '\"]').value = f[k]; }); return true;",
-            vec![json!({
+            json!({
                 "source": format!("{}?table=beam", pg.url()),
                 "from": "2026-03-01T00:00:00Z", "to": "2026-03-01T00:10:00Z",
                 "columns": "x", "interval": "1s", "points": ""
-            })],
+            }),
         )
         .await;
-        press(&c, "#history-form button[type=submit]").await;
-        loaded(&c, "history").await;
         until(
             &c,
             "the job's chart",
@@ -1184,7 +1190,12 @@ fn history_query_chart_and_zoom() {
         .await;
         assert!(text(&c, "#h-progress").await.contains("6000 rows read"));
         assert_eq!(
-            js(&c, "return document.querySelector(\"form[action$='/cancel']\").hidden;", vec![]).await,
+            js(
+                &c,
+                "return document.querySelector(\"form[action$='/cancel']\").hidden;",
+                vec![]
+            )
+            .await,
             json!(true),
             "a finished job offers no cancel"
         );
