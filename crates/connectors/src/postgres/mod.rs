@@ -395,7 +395,10 @@ mod tests {
         assert!(own.display().ends_with("?table=t"), "no file paths shown");
         for (bad, says) in [
             ("sslmode=prefer", "sslmode=prefer"),
-            ("sslmode=disable&sslrootcert=PATH", "sslrootcert needs sslmode=require"),
+            (
+                "sslmode=disable&sslrootcert=PATH",
+                "sslrootcert needs sslmode=require",
+            ),
             ("sslmode=require&sslrootcert=/no/such.pem", "no such file"),
         ] {
             let spec = format!("postgres://me@h/d?table=t&{}", bad.replace("PATH", &path));
@@ -403,7 +406,9 @@ mod tests {
             assert!(e.contains(says), "{bad}: {e}");
         }
         // an empty CA file is refused when connecting, before any row
-        let e = tls::RustlsConnect::new(Some(ca.path())).err().unwrap_or_default();
+        let e = tls::RustlsConnect::new(Some(ca.path()))
+            .err()
+            .unwrap_or_default();
         assert!(e.contains("no CA certificate found"), "{e}");
     }
 }
