@@ -127,8 +127,9 @@ fn table(args: &PlanArgs, cores: usize, rows: &[PlanRow], best: Option<&PlanRow>
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "arrival rate {} rows/s, target rho {}{}; pool up to {} worker(s) on {cores} core(s), queue beyond",
+        "arrival rate {} rows/s ({} arrivals), target rho {}{}; pool up to {} worker(s) on {cores} core(s), queue beyond",
         args.arrival_rate,
+        args.arrivals,
         args.target_rho,
         args.max_latency
             .map(|m| format!(", latency under {m} ms"))
