@@ -10,6 +10,7 @@ pub mod mqtt;
 pub mod paced;
 pub mod postgres;
 pub mod registry;
+mod roots;
 pub mod spec;
 pub mod tcp;
 

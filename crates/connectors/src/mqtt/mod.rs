@@ -236,25 +236,8 @@ impl MqttUrl {
         let pem = |p: &PathBuf| -> Result<Vec<u8>, IoError> {
             std::fs::read(p).map_err(|e| IoError::io(format!("reading {}", p.display()), e))
         };
-        let certs = |p: &PathBuf| {
-            rustls_pemfile::certs(&mut pem(p)?.as_slice())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| IoError::io(format!("reading {}", p.display()), e))
-        };
-        let mut roots = rustls::RootCertStore::empty();
-        match &tls.ca {
-            Some(ca) => roots.add_parsable_certificates(certs(ca)?),
-            None => roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs),
-        };
-        if roots.is_empty() {
-            return Err(IoError::Protocol(format!(
-                "{}: no CA certificate found (in {}); give one with ?ca=FILE.pem",
-                self.display(),
-                tls.ca
-                    .as_ref()
-                    .map_or("the system's store".into(), |p| p.display().to_string())
-            )));
-        }
+        let roots = crate::roots::root_store(tls.ca.as_deref(), "?ca")
+            .map_err(|e| IoError::Protocol(format!("{}: {e}", self.display())))?;
         let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
         let config = match &tls.client {
             None => builder.with_no_client_auth(),
@@ -264,7 +247,8 @@ impl MqttUrl {
                     .ok_or_else(|| {
                         IoError::Protocol(format!("{}: no private key in it", k.display()))
                     })?;
-                builder.with_client_auth_cert(certs(c)?, key).map_err(|e| {
+                let certs = crate::roots::pem_certs(c).map_err(IoError::Protocol)?;
+                builder.with_client_auth_cert(certs, key).map_err(|e| {
                     IoError::Protocol(format!("the client certificate is refused: {e}"))
                 })?
             }

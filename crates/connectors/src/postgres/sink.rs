@@ -16,7 +16,6 @@ use super::copy::{encode, header, trailer, PgType};
 use super::{pg_error, quoted, PgUrl};
 
 /// How a message is written.
-#[derive(Clone)]
 struct Statements {
     /// COPY straight into the table (prepared once: one round trip a message, its own
     /// transaction).
@@ -163,9 +162,7 @@ impl Sink for PgSink {
         if self.sql.is_none() {
             self.prepare(&batch.schema())?;
         }
-        let Some(sql) = self.sql.clone() else {
-            return Ok(());
-        };
+
         self.buf.clear();
         header(&mut self.buf);
         encode(batch, self.url.dedupe, &mut self.buf).map_err(|e| self.err("encoding rows", e))?;
@@ -173,6 +170,9 @@ impl Sink for PgSink {
         let rows = batch.num_rows() as u64;
         // straight in; with dedupe, a row already there rolls it back and the staging path
         // writes the rest
+        let Some(sql) = &self.sql else {
+            return Ok(());
+        };
         let result = match (
             copy_once(&mut self.client, &self.buf, &sql.copy),
             &sql.staged,

@@ -22,25 +22,7 @@ pub struct RustlsConnect {
 impl RustlsConnect {
     /// Verify the server against the certificates in `ca` (PEM), or the system's roots.
     pub fn new(ca: Option<&std::path::Path>) -> Result<Self, String> {
-        let mut roots = rustls::RootCertStore::empty();
-        match ca {
-            Some(p) => {
-                let pem = std::fs::read(p).map_err(|e| format!("reading {}: {e}", p.display()))?;
-                let certs = rustls_pemfile::certs(&mut pem.as_slice())
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| format!("reading {}: {e}", p.display()))?;
-                roots.add_parsable_certificates(certs);
-            }
-            None => {
-                roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-            }
-        }
-        if roots.is_empty() {
-            return Err(format!(
-                "no CA certificate found (in {}); give one with sslrootcert=FILE.pem",
-                ca.map_or("the system's store".into(), |p| p.display().to_string())
-            ));
-        }
+        let roots = crate::roots::root_store(ca, "sslrootcert")?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
