@@ -1141,6 +1141,16 @@ fn bench_pages_latency_weight_and_screenshots() {
         .await;
         tokio::time::sleep(Duration::from_secs(2)).await;
         shot("history.png", c.screenshot().await.expect("png"));
+        // and at phone width: the chart follows the page's width
+        c.set_window_size(390, 844).await.expect("size");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        js(
+            &c,
+            "document.getElementById('h-progress').parentNode.scrollIntoView({block: 'start'}); return true;",
+            vec![],
+        )
+        .await;
+        shot("history-phone.png", c.screenshot().await.expect("png"));
         c.set_window_size(1280, 800).await.expect("size");
         drop(pg);
         // the overview at phone width
