@@ -209,21 +209,32 @@ fn queue_with_one_and_three_workers_equals_inline() {
                 "queue with {workers} worker(s) differs from inline at buffer {buffer} ({z})"
             );
         }
-        // CSV: the header comes from the schema, which travels without the batch
-        let (q, i) = (dir.path().join("q.csv"), dir.path().join("i.csv"));
-        finish(run(
-            &input,
-            &q,
-            50,
-            &["--method", "queue", "--broker", &url],
-        ));
+        // CSV: the header comes from the schema, which travels without the batch; with LZ4
+        // the batch travels alone and the coordinator encodes the rows
+        let i = dir.path().join("i.csv");
         finish(run(&input, &i, 50, &[]));
-        let got = std::fs::read(&q).expect("queue CSV");
-        assert!(got.starts_with(b"ts,station,"), "no CSV header");
-        assert!(
-            got == std::fs::read(&i).expect("inline CSV"),
-            "CSV differs ({workers})"
-        );
+        for z in ["none", "lz4"] {
+            let q = dir.path().join(format!("q-{z}.csv"));
+            finish(run(
+                &input,
+                &q,
+                50,
+                &[
+                    "--method",
+                    "queue",
+                    "--broker",
+                    &url,
+                    "--task-compression",
+                    z,
+                ],
+            ));
+            let got = std::fs::read(&q).expect("queue CSV");
+            assert!(got.starts_with(b"ts,station,"), "no CSV header");
+            assert!(
+                got == std::fs::read(&i).expect("inline CSV"),
+                "CSV differs ({workers}, {z})"
+            );
+        }
         drop(pool);
     }
 }

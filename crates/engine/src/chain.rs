@@ -77,6 +77,8 @@ pub struct Chain {
     /// Time spent in each stage (`prepare`, the steps, `result`), once [`Chain::time_stages`]
     /// turned it on (the pipeline, the queue worker and `profile` do).
     timings: Option<Vec<Duration>>,
+    /// Leave the output batch unencoded (see [`Chain::defer_encoding`]).
+    defer_encoding: bool,
 }
 
 impl Chain {
@@ -97,6 +99,7 @@ impl Chain {
             steps: build_chain(names)?,
             result: ResultStep::new(encoding),
             timings: None,
+            defer_encoding: false,
         })
     }
 
@@ -114,6 +117,13 @@ impl Chain {
         }
         self.prepare = Prepare::new(prepare.clone());
         self.result = ResultStep::new(*encoding);
+    }
+
+    /// Leave each output's batch unencoded from now on (`encoded` empty), for
+    /// [`encode_output`] to encode elsewhere: a far queue worker sends the batch (as Arrow IPC,
+    /// half the bytes of the NDJSON rows) and its coordinator encodes it.
+    pub fn defer_encoding(&mut self, defer: bool) {
+        self.defer_encoding = defer;
     }
 
     /// The stages' names in order: `prepare`, the steps, `result`.
@@ -320,7 +330,8 @@ impl Chain {
         self.steps.iter().any(|s| s.holds_rows())
     }
 
-    /// A message's batch after the steps: projected for a fixed-schema sink, encoded.
+    /// A message's batch after the steps: projected for a fixed-schema sink, encoded (unless
+    /// deferred).
     fn output(
         &mut self,
         seq: u64,
@@ -352,25 +363,43 @@ impl Chain {
                 }
             }
         }
-        let encoded = self.result.encode(&batch);
+        let mut p = Processed::refused(seq, rows_in, dead);
+        p.dropped_columns = dropped_columns;
+        p.output = Some(Output {
+            seq,
+            rows: batch.num_rows(),
+            batch,
+            encoded: Vec::new(),
+        });
+        if !self.defer_encoding {
+            encode_output(&mut self.result, &mut p);
+        }
         self.lap(self.steps.len() + 1, clock);
-        match encoded {
-            Ok(encoded) => {
-                let mut p = Processed::refused(seq, rows_in, dead);
-                p.dropped_columns = dropped_columns;
-                p.output = Some(Output {
-                    seq,
-                    rows: batch.num_rows(),
-                    batch,
-                    encoded,
-                });
-                p
-            }
-            Err(e) => {
-                let rows = batch.num_rows();
-                dead.push(refused(e, ndjson(&batch), rows));
-                Processed::refused(seq, rows_in, dead)
-            }
+        p
+    }
+}
+
+/// Encode a processed message's output batch for the sink (the chain's `result` stage): a
+/// batch the encoding refuses becomes a dead letter of its rows, as a step's refusal does.
+/// A queue coordinator runs it on the batches its far workers send (see
+/// [`Chain::defer_encoding`]).
+pub fn encode_output(result: &mut ResultStep, p: &mut Processed) {
+    let Some(out) = p.output.as_mut() else {
+        return;
+    };
+    match result.encode(&out.batch) {
+        Ok(encoded) => out.encoded = encoded,
+        Err(e) => {
+            let rows = out.batch.num_rows();
+            p.dead.push(DeadLetter {
+                seq: p.seq,
+                step: e.step().to_string(),
+                reason: e.to_string(),
+                data: ndjson(&out.batch),
+                rows,
+            });
+            p.output = None;
+            p.dropped_columns.clear();
         }
     }
 }
@@ -474,5 +503,74 @@ pub fn message_data(payload: &streamprep_core::Payload) -> Vec<u8> {
     match payload {
         streamprep_core::Payload::Columnar(b) => ndjson(b),
         raw => raw.raw_data(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use streamprep_core::{Payload, RowFormat};
+    use streamprep_ops::prepare::Compression;
+
+    fn message(seq: u64, rows: &[&str]) -> Message {
+        let (mut bytes, mut ends) = (Vec::new(), Vec::new());
+        for r in rows {
+            bytes.extend_from_slice(r.as_bytes());
+            bytes.push(b'\n');
+            ends.push(bytes.len());
+        }
+        let format = RowFormat::Ndjson;
+        Message::new(
+            seq,
+            Payload::Raw {
+                format,
+                bytes,
+                ends,
+            },
+        )
+    }
+
+    /// A far queue worker leaves the encoding to its coordinator: the rows encoded there are
+    /// the chain's own, for every encoding, and a refused row stays a dead letter.
+    #[test]
+    fn deferred_encoding_gives_the_chain_s_own_rows() {
+        use arrow_schema::{DataType, Field, Schema};
+        let schema = std::sync::Arc::new(Schema::new(vec![
+            Field::new("x", DataType::Float64, true),
+            Field::new("s", DataType::Utf8, true),
+        ]));
+        let prepare = PrepareConfig {
+            format: RowFormat::Ndjson,
+            compression: Compression::None,
+            csv_sep: b',',
+            schema,
+        };
+        let rows = [
+            r#"{"x":1.5,"s":"a"}"#,
+            r#"{"x":null,"s":"b\"c"}"#,
+            "not json",
+            r#"{"x":-0.1,"s":null}"#,
+        ];
+        for encoding in [Encoding::Ndjson, Encoding::Csv, Encoding::Columnar] {
+            let chain = || Chain::new(&["fillna_zeros", "abs"], prepare.clone(), encoding);
+            let (mut here, mut far) = (chain().expect("chain"), chain().expect("chain"));
+            far.defer_encoding(true);
+            let want = here.run(&mut message(3, &rows));
+            let mut got = far.run(&mut message(3, &rows));
+            let out = got.output.as_ref().expect("output");
+            assert!(
+                out.encoded.is_empty(),
+                "{encoding:?}: encoded on the worker"
+            );
+            encode_output(&mut ResultStep::new(encoding), &mut got);
+            let (w, g) = (want.output.expect("output"), got.output.expect("output"));
+            assert_eq!(g.encoded, w.encoded, "{encoding:?}");
+            assert_eq!((g.rows, &g.batch), (w.rows, &w.batch));
+            assert_eq!(got.dead, want.dead);
+            assert_eq!(got.dead.len(), 1);
+            if encoding != Encoding::Columnar {
+                assert!(!w.encoded.is_empty());
+            }
+        }
     }
 }

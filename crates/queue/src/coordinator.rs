@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 
 use redis::Value;
 use streamprep_core::{AckToken, IoError, LinkHealth, Message};
-use streamprep_engine::chain::Processed;
+use streamprep_engine::chain::{encode_output, Processed};
 use streamprep_engine::{Remote, RemoteJob};
 
 use crate::keyed::KeyedTasks;
 use crate::redis_io::{connect, ensure_group, is_lost, stream_entries, xadd, Conn, TASKS};
-use crate::wire::{job_spec, parse_result, rtt_of, take_state, task, worker_of, Fields};
+use crate::wire::{is_arrow, job_spec, parse_result, rtt_of, take_state, task, worker_of, Fields};
 
 /// With nothing outstanding, how long to wait for the source before looking again.
 const SOURCE_WAIT: Duration = Duration::from_millis(200);
@@ -272,6 +272,8 @@ impl Queue {
             .map_or(0, |d| d.as_nanos());
         let reply = format!("streamprep:results:{}:{nanos}", std::process::id());
         let spec = job_spec(job);
+        // the sink's encoding, for the outputs far workers send as their batch alone
+        let mut encoder = streamprep_ops::result::ResultStep::new(job.encoding);
         // with auto: the workers' round trips reported with their results (sum, count)
         let mut lz4 = self.lz4;
         let mut rtts = (0u64, 0u64);
@@ -497,9 +499,21 @@ impl Queue {
                         }
                     }
                     let state = take_state(&mut fields);
+                    let arrow = is_arrow(&fields);
                     let mut p = parse_result(fields)?;
                     // a result for a message already delivered or received is a duplicate
                     if let Some(s) = sent.remove(&p.seq) {
+                        if arrow {
+                            // the worker's `result` stage, run here: its time counts as the
+                            // message's
+                            let t = Instant::now();
+                            encode_output(&mut encoder, &mut p);
+                            let took = t.elapsed();
+                            p.service += took;
+                            if let Some(last) = p.stages.last_mut() {
+                                *last += took;
+                            }
+                        }
                         if let Some(k) = keyed.as_mut() {
                             k.finished(p.seq, state);
                         }

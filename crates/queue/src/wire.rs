@@ -279,8 +279,21 @@ fn parse_dead(bytes: &[u8]) -> Result<Vec<DeadLetter>, IoError> {
         .collect()
 }
 
+/// How a result carries a message's output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carry {
+    /// The rows encoded for the sink, and the batch (Arrow IPC) when the sink wants it.
+    Encoded {
+        /// The sink wants the batch too (a Parquet file, the charts).
+        want_batch: bool,
+    },
+    /// Only the batch, as Arrow IPC (about half the bytes of the NDJSON rows, a third after
+    /// LZ4): the chain ran with its encoding deferred and the coordinator encodes the rows.
+    Arrow,
+}
+
 /// A result as fields (the encoded rows are moved, not copied).
-pub fn result(p: Processed, worker: &str, lz4: bool, want_batch: bool) -> Result<Fields, IoError> {
+pub fn result(p: Processed, worker: &str, lz4: bool, carry: Carry) -> Result<Fields, IoError> {
     let stages: Vec<String> = p.stages.iter().map(|d| d.as_nanos().to_string()).collect();
     let mut f: Fields = vec![
         ("seq", p.seq.to_string().into_bytes()),
@@ -300,17 +313,31 @@ pub fn result(p: Processed, worker: &str, lz4: bool, want_batch: bool) -> Result
         f.push(("z", b"lz4".to_vec()));
     }
     if let Some(out) = p.output {
-        // without the batch, its schema (for a CSV header) and the row count
-        let batch = if want_batch {
-            out.batch
-        } else {
-            out.batch.slice(0, 0)
-        };
-        f.push(("out", pack(to_ipc(&batch)?, lz4)));
-        f.push(("enc", pack(out.encoded, lz4)));
+        match carry {
+            Carry::Encoded { want_batch } => {
+                // without the batch, its schema (for a CSV header) and the row count
+                let batch = if want_batch {
+                    out.batch
+                } else {
+                    out.batch.slice(0, 0)
+                };
+                f.push(("out", pack(to_ipc(&batch)?, lz4)));
+                f.push(("enc", pack(out.encoded, lz4)));
+            }
+            Carry::Arrow => {
+                f.push(("out", pack(to_ipc(&out.batch)?, lz4)));
+                f.push(("carry", b"arrow".to_vec()));
+            }
+        }
         f.push(("rows_out", out.rows.to_string().into_bytes()));
     }
     Ok(f)
+}
+
+/// The result carries its output as the batch alone ([`Carry::Arrow`]): the coordinator
+/// encodes the rows (`streamprep_engine::chain::encode_output`).
+pub fn is_arrow(fields: &[(Vec<u8>, Vec<u8>)]) -> bool {
+    get(fields, "carry") == Some(b"arrow")
 }
 
 /// Take a keyed result's state out of its fields (before [`parse_result`]).
@@ -343,11 +370,13 @@ pub fn parse_result(mut fields: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Processed, Io
     let lz4 = is_lz4(&fields);
     let output = match get(&fields, "out") {
         Some(_) => {
-            let (ipc, encoded) = (take(&mut fields, "out")?, take(&mut fields, "enc")?);
-            let (ipc, encoded) = if lz4 {
-                (unpack(ipc)?, unpack(encoded)?)
-            } else {
-                (ipc, encoded)
+            let ipc = take(&mut fields, "out")?;
+            let ipc = if lz4 { unpack(ipc)? } else { ipc };
+            // an Arrow result has no encoded rows: the coordinator encodes the batch
+            let encoded = match is_arrow(&fields) {
+                true => Vec::new(),
+                false if lz4 => unpack(take(&mut fields, "enc")?)?,
+                false => take(&mut fields, "enc")?,
             };
             let batch = from_ipc(&ipc)?;
             let rows = match get(&fields, "rows_out") {
@@ -493,25 +522,46 @@ mod tests {
             dropped_columns: vec!["late".into(), "lat\"e2".into()],
             ..Processed::refused(9, 2, Vec::new())
         };
-        // plain with the batch; LZ4 without it (only its schema and row count come back)
-        for (p, lz4) in [(p, false), (p2, true)] {
-            let want_batch = !lz4;
-            let fields = owned(result(p, "host-1-0", lz4, want_batch).unwrap());
+        let mut p3 = Processed::refused(9, 2, p.dead.clone());
+        p3.output = p.output.as_ref().map(|o| Output {
+            seq: o.seq,
+            batch: o.batch.clone(),
+            encoded: Vec::new(),
+            rows: o.rows,
+        });
+        p3.stages = p.stages.clone();
+        // plain with the batch; LZ4 without it (only its schema and row count come back);
+        // LZ4 with the batch alone (the coordinator encodes it)
+        for (p, lz4, carry) in [
+            (p, false, Carry::Encoded { want_batch: true }),
+            (p2, true, Carry::Encoded { want_batch: false }),
+            (p3, true, Carry::Arrow),
+        ] {
+            let want_batch = carry != Carry::Encoded { want_batch: false };
+            let fields = owned(result(p, "host-1-0", lz4, carry).unwrap());
             assert_eq!(worker_of(&fields), b"host-1-0");
+            assert_eq!(is_arrow(&fields), carry == Carry::Arrow);
             let r = parse_result(fields).unwrap();
             assert_eq!(
                 (r.seq, r.rows_in, r.dead.clone()),
                 (9, 2, want_dead.clone())
             );
             assert_eq!(r.stages, [7, 8].map(std::time::Duration::from_nanos));
-            let want_cols: &[&str] = if lz4 { &["late", "lat\"e2"] } else { &[] };
+            let want_cols: &[&str] = match carry {
+                Carry::Encoded { want_batch: false } => &["late", "lat\"e2"],
+                _ => &[],
+            };
             assert_eq!(r.dropped_columns, want_cols);
             if !lz4 {
                 assert_eq!(r.service, std::time::Duration::from_nanos(123_456));
             }
             let out = r.output.unwrap();
             assert_eq!(out.rows, 2);
-            assert_eq!(out.encoded, b"x,s\n".to_vec());
+            let want_encoded: &[u8] = match carry {
+                Carry::Arrow => b"",
+                _ => b"x,s\n",
+            };
+            assert_eq!(out.encoded, want_encoded);
             if want_batch {
                 assert_eq!(out.batch, batch);
             } else {

@@ -20,7 +20,7 @@ use crate::redis_io::{
     claimed_entries, connect, deliveries, ensure_group, is_lost, stream_entries, xadd_args, Conn,
     Entry, GROUP, TASKS,
 };
-use crate::wire::{parse_job, parse_task, result, Fields};
+use crate::wire::{parse_job, parse_task, result, Carry, Fields};
 
 /// How a worker runs.
 #[derive(Debug, Clone)]
@@ -272,6 +272,10 @@ fn thread(cfg: &WorkerConfig, stats: &WorkerStats, consumer: &str) -> Result<(),
                 // results go compressed when the task came so, or when the coordinator left it
                 // to the distance and this worker is far from Redis
                 let lz4 = task.lz4 || (task.auto && prefetch.rtt >= AUTO_LZ4_RTT);
+                // and a compressed result carries the output batch alone, as Arrow IPC (half
+                // the bytes of the NDJSON rows after LZ4, and no rows to encode here): the
+                // coordinator encodes them
+                let carry_arrow = lz4;
                 let key_state = task.state.take();
                 let mut state_out = None;
                 let mut want_batch = true;
@@ -288,6 +292,7 @@ fn thread(cfg: &WorkerConfig, stats: &WorkerStats, consumer: &str) -> Result<(),
                     match chain_for(&mut chains, &task.spec) {
                         Ok((chain, batch)) => {
                             want_batch = *batch;
+                            chain.defer_encoding(carry_arrow);
                             stats
                                 .rows
                                 .fetch_add(task.msg.payload.rows() as u64, Ordering::Relaxed);
@@ -320,7 +325,11 @@ fn thread(cfg: &WorkerConfig, stats: &WorkerStats, consumer: &str) -> Result<(),
                         ),
                     }
                 };
-                let mut fields = result(processed, consumer, lz4, want_batch)?;
+                let carry = match carry_arrow {
+                    true => Carry::Arrow,
+                    false => Carry::Encoded { want_batch },
+                };
+                let mut fields = result(processed, consumer, lz4, carry)?;
                 if let Some(s) = state_out {
                     fields.push(("state", s));
                 }
