@@ -82,8 +82,41 @@ pub fn trailer(out: &mut Vec<u8>) {
     out.extend_from_slice(&(-1i16).to_be_bytes());
 }
 
-/// Append a batch's rows; with `key`, each row gets one more field: a 128-bit hash of its
-/// fields (xxh3), its identity for writing it once.
+/// The column whose time leads a row's key: the first named `ts`, `time`, `timestamp` or
+/// `datetime` (any case), else the first of a timestamp type.
+pub fn time_column(schema: &Schema) -> Option<usize> {
+    let fields = schema.fields();
+    fields
+        .iter()
+        .position(|f| {
+            matches!(
+                f.name().to_ascii_lowercase().as_str(),
+                "ts" | "time" | "timestamp" | "datetime"
+            )
+        })
+        .or_else(|| {
+            fields
+                .iter()
+                .position(|f| matches!(f.data_type(), DataType::Timestamp(..)))
+        })
+}
+
+/// A row's key (16 bytes, a `uuid`) from the 128-bit hash of its fields and the text of its
+/// time column: the time (microseconds, big-endian, ordered) then the hash's low 64 bits, so
+/// rows that come in time order are added at the end of the key's index (a random key costs
+/// PostgreSQL a descent to a random leaf a row); without a time that reads as one, the whole
+/// hash. Two rows share a key only when their times and 64-bit hashes, or their 128-bit hashes,
+/// are equal.
+fn row_key(hash: u128, time: Option<&str>) -> [u8; 16] {
+    let mut key = hash.to_be_bytes();
+    if let Some((us, _)) = time.and_then(streamprep_core::time::parse_iso) {
+        key[..8].copy_from_slice(&((us as u64) ^ (1 << 63)).to_be_bytes());
+    }
+    key
+}
+
+/// Append a batch's rows; with `key`, each row gets one more field: its identity for writing it
+/// once, from a 128-bit hash of its fields (xxh3) and its time ([`time_column`], [`row_key`]).
 pub fn encode(batch: &Batch, key: bool, out: &mut Vec<u8>) -> Result<(), String> {
     let cols: Vec<(PgType, ArrayRef)> = batch
         .columns()
@@ -96,6 +129,13 @@ pub fn encode(batch: &Batch, key: bool, out: &mut Vec<u8>) -> Result<(), String>
         })
         .collect::<Result<_, _>>()?;
     let fields = i16::try_from(cols.len() + usize::from(key)).map_err(|_| "too many columns")?;
+    let time = key
+        .then(|| time_column(batch.schema_ref()))
+        .flatten()
+        .and_then(|i| arrow_cast::cast(batch.column(i), &DataType::Utf8).ok());
+    let time = time
+        .as_ref()
+        .and_then(|a| a.as_any().downcast_ref::<StringArray>());
     for r in 0..batch.num_rows() {
         let start = out.len();
         out.extend_from_slice(&fields.to_be_bytes());
@@ -131,7 +171,8 @@ pub fn encode(batch: &Batch, key: bool, out: &mut Vec<u8>) -> Result<(), String>
         }
         if key {
             let h = xxhash_rust::xxh3::xxh3_128(&out[start..]);
-            field(out, &h.to_be_bytes());
+            let t = time.filter(|a| a.is_valid(r)).map(|a| a.value(r));
+            field(out, &row_key(h, t));
         }
     }
     Ok(())
@@ -385,5 +426,69 @@ mod tests {
         let mut c = Vec::new();
         encode(&batch.slice(1, 1), true, &mut c).expect("c");
         assert_ne!(a[a.len() - 16..], c[c.len() - 16..]);
+    }
+
+    /// Rows in time order get increasing keys (PostgreSQL adds them at the end of the index);
+    /// the same row the same key; a row without a readable time its whole hash.
+    #[test]
+    fn keys_lead_with_the_row_s_time() {
+        let ts = [
+            "1969-12-31T23:59:59",
+            "2019-01-01T00:00:00",
+            "2019-01-01T00:00:00.5Z",
+        ];
+        let batch = |ts: Vec<Option<&str>>, x: Vec<f64>| {
+            Batch::try_from_iter(vec![
+                ("x", Arc::new(Float64Array::from(x)) as ArrayRef),
+                ("TS", Arc::new(StringArray::from(ts)) as _),
+            ])
+            .expect("batch")
+        };
+        let keys = |b: &Batch| {
+            let mut out = Vec::new();
+            encode(b, true, &mut out).expect("encode");
+            // each row: the field count, (length, bytes) a field; the key is the last 16
+            let mut keys = Vec::new();
+            let mut at = 0;
+            for _ in 0..b.num_rows() {
+                at += 2;
+                for _ in 0..3 {
+                    let n = i32::from_be_bytes(out[at..at + 4].try_into().expect("len"));
+                    at += 4 + n.max(0) as usize;
+                }
+                keys.push(out[at - 16..at].to_vec());
+            }
+            keys
+        };
+        let b = batch(ts.iter().map(|t| Some(*t)).collect(), vec![3.0, 1.0, 2.0]);
+        assert_eq!(time_column(b.schema_ref()), Some(1));
+        let k = keys(&b);
+        assert!(k[0] < k[1] && k[1] < k[2], "{k:?}");
+        // 2019-01-01T00:00:00 UTC in microseconds, the sign bit flipped
+        let us: u64 = 1_546_300_800_000_000;
+        assert_eq!(k[1][..8], (us ^ (1 << 63)).to_be_bytes());
+        assert_eq!(keys(&b), k, "the same rows, the same keys");
+        // another value, the same time: the same first half, another second
+        let other = keys(&batch(vec![Some(ts[1])], vec![1.5]));
+        assert_eq!(other[0][..8], k[1][..8]);
+        assert_ne!(other[0][8..], k[1][8..]);
+        // no time to read: the whole 128-bit hash
+        let none = keys(&batch(vec![None, Some("soon")], vec![1.0, 1.0]));
+        assert_ne!(none[0], none[1]);
+        assert_ne!(none[0][..8], k[1][..8]);
+        // without a time column, the first timestamp-typed one; else none
+        let typed = Schema::new(vec![
+            Field::new("x", DataType::Float64, true),
+            Field::new(
+                "at",
+                DataType::Timestamp(arrow_schema::TimeUnit::Microsecond, None),
+                true,
+            ),
+        ]);
+        assert_eq!(time_column(&typed), Some(1));
+        assert_eq!(
+            time_column(&Schema::new(vec![Field::new("x", DataType::Utf8, true)])),
+            None
+        );
     }
 }

@@ -1,7 +1,9 @@
 //! The PostgreSQL sink: each message one transaction: its rows by binary `COPY`, committed
 //! before the pipeline acknowledges the source. The table is created from the output's columns
-//! when missing. With `dedupe` (the default) every row carries `_row`, a 128-bit hash of its
-//! values (the primary key), so a message delivered again (at least once: a restart after a
+//! when missing. With `dedupe` (the default) every row carries `_row` (the primary key, a
+//! `uuid`): a 128-bit hash of its values, led by the row's time when it has a time column (so
+//! rows in time order go to the end of the index, see `copy::row_key`), so a message
+//! delivered again (at least once: a restart after a
 //! crash between the commit and the ack) is written once: a message is first copied straight
 //! into the table; if one of its rows is there already (a unique violation, which rolls the
 //! transaction back), it goes again through a temporary staging table and `INSERT ... ON
