@@ -19,8 +19,13 @@ fn rows_go_into_a_table_and_come_back_by_time_range_and_query() {
     let chain = "fillna_zeros,normalizer";
     let sink = format!("{}?table=weather", pg.url());
     let run = |source: &str, sink: &str, extra: &[&str]| {
+        let buffer: &[&str] = match extra.contains(&"--buffer") {
+            true => &[],
+            false => &["--buffer", "1000"],
+        };
         let r = bin()
-            .args(["run", "--chain", chain, "--buffer", "1000"])
+            .args(["run", "--chain", chain])
+            .args(buffer)
             .args(["--source", source, "--sink", sink])
             .args(extra)
             .output()
@@ -68,6 +73,32 @@ fn rows_go_into_a_table_and_come_back_by_time_range_and_query() {
         &[],
     );
     assert_eq!(pg.psql("SELECT count(*) FROM every_row"), "5000");
+    // the sink writes two messages at once, on two connections: the same rows in two messages
+    // written together, one in the other's reverse order (each waits for, or deadlocks on, the
+    // other's uncommitted rows), and a third with them again, are in the table once
+    let input_text = std::fs::read_to_string(&input).expect("input");
+    let mut seen_in = std::collections::HashSet::new();
+    let rows: Vec<&str> = input_text.lines().filter(|l| seen_in.insert(*l)).collect();
+    let crossed = dir.path().join("crossed.ndjson");
+    let mut text_x: Vec<&str> = rows.clone();
+    text_x.extend(rows.iter().rev());
+    text_x.extend(rows.iter());
+    std::fs::write(&crossed, text_x.join("\n") + "\n").expect("crossed");
+    let b = rows.len().to_string();
+    let err = run(
+        &format!("file:{}", crossed.display()),
+        &format!("{}?table=crossed", pg.url()),
+        &["--buffer", &b],
+    );
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM crossed"),
+        rows.len().to_string(),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{} row(s) already in the table", 2 * rows.len())),
+        "{err}"
+    );
     let mut seen = std::collections::HashSet::new();
     let want: Vec<serde_json::Value> = text
         .lines()

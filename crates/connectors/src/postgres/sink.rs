@@ -9,31 +9,53 @@
 //! transaction back), it goes again through a temporary staging table and `INSERT ... ON
 //! CONFLICT DO NOTHING`. Identical rows are one row then, as `drop_duplicates` would make
 //! them; `dedupe=none` writes straight without the key and keeps every row.
+//!
+//! Two messages are written at once, each on a connection of its own (a thread each): while
+//! PostgreSQL commits one (its WAL reaching the disk), it copies the next. `flush` waits for
+//! both commits, and the pipeline acknowledges the source only after a flush.
 
 use std::io::Write;
+use std::thread::JoinHandle;
 
+use crossbeam_channel::{bounded, Receiver, Sender};
 use streamprep_core::{Encoding, IoError, Output, Sink};
 
 use super::copy::{encode, header, trailer, PgType};
 use super::{pg_error, quoted, PgUrl};
 
-/// How a message is written.
+/// Messages written at once, each on its own connection.
+const CONNECTIONS: usize = 2;
+
+/// How a message is written (on one connection).
 struct Statements {
     /// COPY straight into the table (prepared once: one round trip a message, its own
     /// transaction).
     copy: postgres::Statement,
-    /// With dedupe: COPY into the staging table, then the INSERT that skips rows already in.
+    /// With dedupe: COPY into the connection's staging table, then the INSERT that skips rows
+    /// already in.
     staged: Option<(String, String)>,
+}
+
+/// A connection's thread, and the message it is writing.
+struct Writer {
+    jobs: Sender<Vec<u8>>,
+    done: Receiver<(Vec<u8>, Result<u64, String>)>,
+    /// Rows of the message being written, if one is.
+    busy: Option<u64>,
+    thread: Option<JoinHandle<()>>,
 }
 
 /// Writes messages into a table.
 pub struct PgSink {
     url: PgUrl,
-    client: postgres::Client,
     table: String,
-    /// The statements, once the columns are known.
-    sql: Option<Statements>,
-    buf: Vec<u8>,
+    /// The connections, until the first message's columns make the table and the statements.
+    clients: Vec<postgres::Client>,
+    writers: Vec<Writer>,
+    /// The writer of the next message.
+    next: usize,
+    /// Buffers back from the writers, to encode the next messages into.
+    spare: Vec<Vec<u8>>,
     /// Rows delivered again and not written a second time.
     pub skipped: u64,
     /// Rows written.
@@ -47,13 +69,16 @@ impl PgSink {
             .table
             .as_deref()
             .ok_or_else(|| IoError::Protocol("the PostgreSQL sink needs ?table=NAME".into()))?;
-        let client = url.connect()?;
+        let clients = (0..CONNECTIONS)
+            .map(|_| url.connect())
+            .collect::<Result<_, _>>()?;
         Ok(PgSink {
             url: url.clone(),
-            client,
             table: table.to_string(),
-            sql: None,
-            buf: Vec::new(),
+            clients,
+            writers: Vec::new(),
+            next: 0,
+            spare: Vec::new(),
             skipped: 0,
             written: 0,
         })
@@ -67,8 +92,9 @@ impl PgSink {
         ))
     }
 
-    /// Create the table (and the staging table) for these columns; the statements.
-    fn prepare(&mut self, schema: &arrow_schema::Schema) -> Result<(), IoError> {
+    /// Create the table for these columns; on each connection its statements (and staging
+    /// table), then its writer thread.
+    fn start(&mut self, schema: &arrow_schema::Schema) -> Result<(), IoError> {
         let table = quoted(&self.table);
         let mut cols: Vec<String> = schema
             .fields()
@@ -81,43 +107,119 @@ impl PgSink {
             names.push("\"_row\"".into());
         }
         let ddl = format!("CREATE TABLE IF NOT EXISTS {table} ({})", cols.join(", "));
-        self.client
+        let mut clients = std::mem::take(&mut self.clients);
+        clients[0]
             .batch_execute(&ddl)
             .map_err(|e| self.err("creating the table", pg_error(&e)))?;
         let names = names.join(", ");
-        let copy = format!("COPY {table} ({names}) FROM STDIN (FORMAT binary)");
-        let copy = self
-            .client
-            .prepare(&copy)
-            .map_err(|e| self.err("preparing the COPY", pg_error(&e)))?;
-        let staged = if self.url.dedupe {
-            let stage = quoted(&format!(
-                "_streamprep_stage_{}",
-                self.table.replace('.', "_")
-            ));
-            self.client
-                .batch_execute(&format!(
-                    "CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        let stage = quoted(&format!(
+            "_streamprep_stage_{}",
+            self.table.replace('.', "_")
+        ));
+        for mut client in clients {
+            let copy = client
+                .prepare(&format!(
+                    "COPY {table} ({names}) FROM STDIN (FORMAT binary)"
                 ))
-                .map_err(|e| self.err("creating the staging table", pg_error(&e)))?;
-            Some((
-                format!("COPY {stage} ({names}) FROM STDIN (FORMAT binary)"),
-                format!(
-                    "INSERT INTO {table} ({names}) SELECT {names} FROM {stage} ON CONFLICT (\"_row\") DO NOTHING"
-                ),
-            ))
-        } else {
-            None
+                .map_err(|e| self.err("preparing the COPY", pg_error(&e)))?;
+            let staged = if self.url.dedupe {
+                client
+                    .batch_execute(&format!(
+                        "CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+                    ))
+                    .map_err(|e| self.err("creating the staging table", pg_error(&e)))?;
+                Some((
+                    format!("COPY {stage} ({names}) FROM STDIN (FORMAT binary)"),
+                    format!(
+                        "INSERT INTO {table} ({names}) SELECT {names} FROM {stage} ON CONFLICT (\"_row\") DO NOTHING"
+                    ),
+                ))
+            } else {
+                None
+            };
+            let sql = Statements { copy, staged };
+            let (jobs, take) = bounded::<Vec<u8>>(1);
+            let (give, done) = bounded(1);
+            let thread = std::thread::Builder::new()
+                .name("pg-sink".into())
+                .spawn(move || {
+                    for buf in take {
+                        let r = write_message(&mut client, &buf, &sql);
+                        if give.send((buf, r)).is_err() {
+                            break;
+                        }
+                    }
+                })
+                .map_err(|e| self.err("starting a writer", e))?;
+            self.writers.push(Writer {
+                jobs,
+                done,
+                busy: None,
+                thread: Some(thread),
+            });
+        }
+        Ok(())
+    }
+
+    /// Wait for writer `i`'s message, if it has one, and count it.
+    fn collect(&mut self, i: usize) -> Result<(), IoError> {
+        let w = &mut self.writers[i];
+        let Some(rows) = w.busy.take() else {
+            return Ok(());
         };
-        self.sql = Some(Statements { copy, staged });
+        let (buf, result) = w
+            .done
+            .recv()
+            .map_err(|_| self.err("writing a message", "the writer stopped"))?;
+        self.spare.push(buf);
+        let inserted = result.map_err(|e| self.err("writing a message", e))?;
+        self.written += inserted;
+        self.skipped += rows.saturating_sub(inserted);
         Ok(())
     }
 }
 
-/// The error as text, and whether it was a row already in the table.
-fn pg(e: postgres::Error) -> (String, bool) {
-    let duplicate = e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION);
-    (pg_error(&e), duplicate)
+/// How a write failed: a row already in the table, a deadlock between the two connections
+/// (each inserting a row the other holds), or anything else.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    Duplicate,
+    Deadlock,
+    Other,
+}
+
+/// The error as text, and what it was.
+fn pg(e: postgres::Error) -> (String, Failure) {
+    use postgres::error::SqlState;
+    let failure = match e.code() {
+        Some(c) if c == &SqlState::UNIQUE_VIOLATION => Failure::Duplicate,
+        Some(c) if c == &SqlState::T_R_DEADLOCK_DETECTED => Failure::Deadlock,
+        _ => Failure::Other,
+    };
+    (pg_error(&e), failure)
+}
+
+/// One message: straight in; with dedupe, a row already there (or a deadlock with the other
+/// connection over the same rows) rolls it back and the staging path writes the rest. The
+/// rows written.
+fn write_message(
+    client: &mut postgres::Client,
+    buf: &[u8],
+    sql: &Statements,
+) -> Result<u64, String> {
+    let mut result = copy_once(client, buf, &sql.copy);
+    if let Some((copy, insert)) = &sql.staged {
+        // a deadlock is settled by PostgreSQL aborting one side: that side tries again
+        for _ in 0..5 {
+            match &result {
+                Err((_, Failure::Duplicate | Failure::Deadlock)) => {
+                    result = write_staged(client, buf, copy, insert);
+                }
+                _ => break,
+            }
+        }
+    }
+    result.map_err(|(e, _)| e)
 }
 
 /// The rows by one COPY, a transaction of its own (committed when it returns); the rows
@@ -126,11 +228,11 @@ fn copy_once(
     client: &mut postgres::Client,
     buf: &[u8],
     copy: &postgres::Statement,
-) -> Result<u64, (String, bool)> {
+) -> Result<u64, (String, Failure)> {
     let mut w = client.copy_in(copy).map_err(pg)?;
     let sent = w.write_all(buf);
     let copied = w.finish().map_err(pg)?;
-    sent.map_err(|e| (e.to_string(), false))?;
+    sent.map_err(|e| (e.to_string(), Failure::Other))?;
     Ok(copied)
 }
 
@@ -140,12 +242,12 @@ fn write_staged(
     buf: &[u8],
     copy: &str,
     insert: &str,
-) -> Result<u64, (String, bool)> {
+) -> Result<u64, (String, Failure)> {
     let mut tx = client.transaction().map_err(pg)?;
     let mut w = tx.copy_in(copy).map_err(pg)?;
     let sent = w.write_all(buf);
     w.finish().map_err(pg)?;
-    sent.map_err(|e| (e.to_string(), false))?;
+    sent.map_err(|e| (e.to_string(), Failure::Other))?;
     let written = tx.execute(insert, &[]).map_err(pg)?;
     tx.commit().map_err(pg)?;
     Ok(written)
@@ -161,36 +263,43 @@ impl Sink for PgSink {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        if self.sql.is_none() {
-            self.prepare(&batch.schema())?;
+        if self.writers.is_empty() {
+            self.start(&batch.schema())?;
         }
+        let mut buf = self.spare.pop().unwrap_or_default();
+        buf.clear();
+        header(&mut buf);
+        encode(batch, self.url.dedupe, &mut buf).map_err(|e| self.err("encoding rows", e))?;
+        trailer(&mut buf);
+        // the next writer in turn, once its last message is in
+        let i = self.next;
+        self.next = (i + 1) % self.writers.len();
+        self.collect(i)?;
+        let w = &mut self.writers[i];
+        w.jobs
+            .send(buf)
+            .map_err(|_| self.err("writing a message", "the writer stopped"))?;
+        self.writers[i].busy = Some(batch.num_rows() as u64);
+        Ok(())
+    }
 
-        self.buf.clear();
-        header(&mut self.buf);
-        encode(batch, self.url.dedupe, &mut self.buf).map_err(|e| self.err("encoding rows", e))?;
-        trailer(&mut self.buf);
-        let rows = batch.num_rows() as u64;
-        // straight in; with dedupe, a row already there rolls it back and the staging path
-        // writes the rest
-        let Some(sql) = &self.sql else {
-            return Ok(());
-        };
-        let result = match (
-            copy_once(&mut self.client, &self.buf, &sql.copy),
-            &sql.staged,
-        ) {
-            (Err((_, true)), Some((copy, insert))) => {
-                write_staged(&mut self.client, &self.buf, copy, insert)
-            }
-            (r, _) => r,
-        };
-        let inserted = result.map_err(|(e, _)| self.err("writing a message", e))?;
-        self.written += inserted;
-        self.skipped += rows.saturating_sub(inserted);
+    /// Every message written so far committed.
+    fn flush(&mut self) -> Result<(), IoError> {
+        for i in 0..self.writers.len() {
+            self.collect(i)?;
+        }
         Ok(())
     }
 
     fn finish(&mut self) -> Result<(), IoError> {
+        self.flush()?;
+        for w in std::mem::take(&mut self.writers) {
+            let Writer { jobs, thread, .. } = w;
+            drop(jobs);
+            if let Some(t) = thread {
+                let _ = t.join();
+            }
+        }
         if self.skipped > 0 {
             tracing::info!(
                 "{}: {} row(s) already in the table (delivered again, or identical to a row written before) were not written again; dedupe=none keeps every row",
