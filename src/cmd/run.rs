@@ -46,7 +46,7 @@ pub struct RunArgs {
     in_flight: Option<usize>,
     /// The queue method: compress tasks and results with LZ4 (`lz4`; default `none`): less to
     /// carry between hosts, more CPU at both ends; `auto`: LZ4 once the workers turn out to be
-    /// 1 ms or more from Redis (their results say how far).
+    /// 1 ms or more from Redis (they say how far when they connect, and with each result).
     #[arg(long, value_parser = ["none", "lz4", "auto"])]
     task_compression: Option<String>,
     /// Sink: file:PATH (.ndjson/.jsonl, .csv, .parquet), `-` (stdout), tcp:HOST:PORT.

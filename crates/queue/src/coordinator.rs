@@ -14,7 +14,9 @@ use streamprep_engine::chain::{encode_output, Processed};
 use streamprep_engine::{Remote, RemoteJob};
 
 use crate::keyed::KeyedTasks;
-use crate::redis_io::{connect, ensure_group, is_lost, stream_entries, xadd, Conn, TASKS};
+use crate::redis_io::{
+    connect, ensure_group, is_lost, stream_entries, worker_distance, xadd, Conn, TASKS,
+};
 use crate::wire::{is_arrow, job_spec, parse_result, rtt_of, take_state, task, worker_of, Fields};
 
 /// With nothing outstanding, how long to wait for the source before looking again.
@@ -277,6 +279,18 @@ impl Queue {
         // with auto: the workers' round trips reported with their results (sum, count)
         let mut lz4 = self.lz4;
         let mut rtts = (0u64, 0u64);
+        if self.auto_lz4 && !lz4 {
+            // the workers running now said how far they are: no need to wait for results
+            if let Some((mean, n)) = link.with(worker_distance)? {
+                if mean >= AUTO_LZ4_RTT {
+                    lz4 = true;
+                    tracing::info!(
+                        "queue: the {n} worker thread(s) running are {:.1} ms from Redis on average (round trip): tasks and results LZ4-compressed (task_compression = \"auto\")",
+                        mean.as_secs_f64() * 1e3
+                    );
+                }
+            }
+        }
         let mut sent: BTreeMap<u64, Sent> = BTreeMap::new();
         let mut done: BTreeMap<u64, Processed> = BTreeMap::new();
         // workers numbered in the order their first result came (metrics count them)

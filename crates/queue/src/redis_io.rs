@@ -12,6 +12,71 @@ pub const TASKS: &str = "streamprep:tasks";
 /// The workers' consumer group.
 pub const GROUP: &str = "workers";
 
+/// Each worker thread's last measured round trip to Redis: `consumer -> "<rtt_us> <unix_ms>"`
+/// (`task_compression = "auto"` reads it before the first task).
+pub const DISTANCES: &str = "streamprep:worker-rtt";
+
+/// How often a worker thread says its round trip again (what is older than three times this is
+/// taken for a worker gone).
+pub const DISTANCE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Say how far this worker thread is from Redis.
+pub fn announce_distance(
+    con: &mut Conn,
+    consumer: &str,
+    rtt: std::time::Duration,
+) -> Result<(), IoError> {
+    let v = format!("{} {}", rtt.as_micros(), unix_ms());
+    con.cmd(
+        "HSET",
+        &[
+            b"HSET",
+            DISTANCES.as_bytes(),
+            consumer.as_bytes(),
+            v.as_bytes(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// The mean round trip of the worker threads that said theirs lately, and how many did; the
+/// ones silent for an hour are forgotten.
+pub fn worker_distance(con: &mut Conn) -> Result<Option<(std::time::Duration, usize)>, IoError> {
+    let Value::Array(kv) = con.cmd("HGETALL", &[b"HGETALL", DISTANCES.as_bytes()])? else {
+        return Ok(None);
+    };
+    let now = unix_ms();
+    let (mut sum, mut n, mut gone) = (0u64, 0usize, Vec::new());
+    for pair in kv.chunks_exact(2) {
+        let (Some(name), Some(v)) = (bytes(pair[0].clone()), text(&pair[1])) else {
+            continue;
+        };
+        let mut parts = v.split(' ').map(str::parse::<u64>);
+        let (Some(Ok(us)), Some(Ok(at))) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let age = now.saturating_sub(at);
+        if age <= 3 * DISTANCE_EVERY.as_millis() as u64 {
+            sum += us;
+            n += 1;
+        } else if age > 3_600_000 {
+            gone.push(name);
+        }
+    }
+    if !gone.is_empty() {
+        let mut hdel: Vec<&[u8]> = vec![b"HDEL", DISTANCES.as_bytes()];
+        hdel.extend(gone.iter().map(Vec::as_slice));
+        con.cmd("HDEL", &hdel)?;
+    }
+    Ok((n > 0).then(|| (std::time::Duration::from_micros(sum / n as u64), n)))
+}
+
 /// An entry: its id and fields.
 pub type Entry = (String, Vec<(Vec<u8>, Vec<u8>)>);
 

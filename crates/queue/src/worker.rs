@@ -17,8 +17,8 @@ use streamprep_engine::state::{key_state_from_bytes, key_state_to_bytes};
 
 use crate::coordinator::AUTO_LZ4_RTT;
 use crate::redis_io::{
-    claimed_entries, connect, deliveries, ensure_group, is_lost, stream_entries, xadd_args, Conn,
-    Entry, GROUP, TASKS,
+    announce_distance, claimed_entries, connect, deliveries, ensure_group, is_lost, stream_entries,
+    xadd_args, Conn, Entry, DISTANCES, DISTANCE_EVERY, GROUP, TASKS,
 };
 use crate::wire::{parse_job, parse_task, result, Carry, Fields};
 
@@ -173,6 +173,8 @@ fn thread(cfg: &WorkerConfig, stats: &WorkerStats, consumer: &str) -> Result<(),
     let mut con: Option<Conn> = None;
     let mut failures = 0u32;
     let mut last_claim = Instant::now();
+    // when this thread last said how far it is from Redis
+    let mut said = Instant::now();
     let mut answers: Vec<Answer> = Vec::new();
     let mut prefetch = Prefetch {
         fixed: cfg.prefetch,
@@ -189,8 +191,13 @@ fn thread(cfg: &WorkerConfig, stats: &WorkerStats, consumer: &str) -> Result<(),
             None => match connect(&cfg.url)
                 .and_then(|mut c| ensure_group(&mut c).map(|_| c))
                 .and_then(|mut c| round_trip(&mut c).map(|rtt| (c, rtt)))
-            {
+                .and_then(|(mut c, rtt)| {
+                    // a coordinator leaving compression to the distance reads it before its
+                    // first task
+                    announce_distance(&mut c, consumer, rtt).map(|_| (c, rtt))
+                }) {
                 Ok((c, rtt)) => {
+                    said = Instant::now();
                     if failures > 0 {
                         tracing::info!("worker: reconnected to {}", cfg.url);
                     }
@@ -215,6 +222,10 @@ fn thread(cfg: &WorkerConfig, stats: &WorkerStats, consumer: &str) -> Result<(),
                 // the results of tasks already run go out before the thread ends
                 exchange(c, &mut answers, None)?;
                 return Ok(());
+            }
+            if said.elapsed() >= DISTANCE_EVERY {
+                said = Instant::now();
+                announce_distance(c, consumer, prefetch.rtt)?;
             }
             // take over tasks a silent worker left pending, now and then
             let mut entries: Vec<(Entry, bool)> = Vec::new();
@@ -358,6 +369,13 @@ fn thread(cfg: &WorkerConfig, stats: &WorkerStats, consumer: &str) -> Result<(),
             answers.clear();
             con = None;
         }
+    }
+    if let Some(c) = con.as_mut() {
+        // gone: no longer counted in how far the workers are
+        let _ = c.cmd(
+            "HDEL",
+            &[b"HDEL", DISTANCES.as_bytes(), consumer.as_bytes()],
+        );
     }
     Ok(())
 }
