@@ -28,6 +28,9 @@ use crate::api::AppState;
 /// Jobs running at once, at most (the others wait): two, so the server keeps cores for its
 /// other requests (BENCHMARKS.md section 13).
 pub const RUNNING: usize = 2;
+/// The nice value of a job's threads: a request of the server's runs first when both want a
+/// core (measured: BENCHMARKS.md section 13).
+const JOB_NICE: i32 = 10;
 /// The longest a job runs; then it is stopped (its query cancelled).
 pub const MAX_SECONDS: u64 = 600;
 /// The most result rows a job keeps (ask for points or a coarser interval beyond).
@@ -368,6 +371,11 @@ impl Jobs {
     }
 
     fn run(&self, job: &Job, url: PgUrl, chain: Vec<String>, time_column: String) {
+        // behind the server's requests for the cores: this thread (and the ones it starts)
+        // at a lower priority (on Linux the nice value is each thread's own)
+        if let Err(e) = rustix::process::setpriority_process(None, JOB_NICE) {
+            tracing::debug!("history: the job's thread keeps its priority: {e}");
+        }
         // wait for a turn
         {
             let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
