@@ -56,6 +56,10 @@ pub struct PlanArgs {
     /// the profile (G/G/c, Allen-Cunneen): a steady stream waits far less than a random one.
     #[arg(long, default_value = "random", value_parser = ["random", "regular"])]
     arrivals: String,
+    /// Tasks and results across the link LZ4-compressed (`lz4`; the profile's LZ4 sizes), as
+    /// they are (`none`), or `auto` (LZ4 from a 1 ms round trip), as `run --task-compression`.
+    #[arg(long, default_value = "none", value_parser = ["none", "lz4", "auto"], requires = "link_rtt")]
+    task_compression: String,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -107,6 +111,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
                 Some(super::duration(rtt, "--link-rtt")?.as_secs_f64() * 1e3),
                 Some(mbit(bw)?),
                 Some(args.worker_hosts),
+                Some(&args.task_compression),
             )
             .map_err(anyhow::Error::msg)?,
             _ => None,

@@ -173,6 +173,24 @@ fn plan_refuses_bad_input() {
             vec!["--arrival-rate", "100", "--workers", "0"],
             "at least 1",
         ),
+        // compression is about a link: refused without one, and only the known kinds
+        (
+            vec!["--arrival-rate", "100", "--task-compression", "lz4"],
+            "--link-rtt",
+        ),
+        (
+            vec![
+                "--arrival-rate",
+                "100",
+                "--link-rtt",
+                "2ms",
+                "--link-bandwidth",
+                "1gbit",
+                "--task-compression",
+                "zstd",
+            ],
+            "lz4",
+        ),
     ] {
         let out = bin()
             .arg("plan")

@@ -428,6 +428,8 @@ struct ProfileLine {
     dead_rows: usize,
     /// Mean bytes of a message's rows and of its output.
     bytes: (f64, f64),
+    /// The same with LZ4 (the output as Arrow IPC).
+    bytes_lz4: (f64, f64),
 }
 
 fn profile_lines(csv: &Path) -> Vec<ProfileLine> {
@@ -435,12 +437,12 @@ fn profile_lines(csv: &Path) -> Vec<ProfileLine> {
     let mut lines = text.lines();
     assert_eq!(
         lines.next(),
-        Some("method,buffer,stage,messages,mean_us,sd_us,mean_us_per_row,sd_us_per_row,dead_rows,bytes_in,bytes_out")
+        Some("method,buffer,stage,messages,mean_us,sd_us,mean_us_per_row,sd_us_per_row,dead_rows,bytes_in,bytes_out,bytes_in_lz4,bytes_out_lz4")
     );
     lines
         .map(|l| {
             let f: Vec<&str> = l.split(',').collect();
-            assert_eq!(f.len(), 11, "{l}");
+            assert_eq!(f.len(), 13, "{l}");
             let per_row: f64 = f[6].parse().expect("a number");
             let mean: f64 = f[4].parse().expect("a number");
             let buffer: usize = f[1].parse().expect("a number");
@@ -459,6 +461,10 @@ fn profile_lines(csv: &Path) -> Vec<ProfileLine> {
                 bytes: (
                     f[9].parse().expect("a number"),
                     f[10].parse().expect("a number"),
+                ),
+                bytes_lz4: (
+                    f[11].parse().expect("a number"),
+                    f[12].parse().expect("a number"),
                 ),
             }
         })
@@ -525,6 +531,20 @@ fn profile_measures_inline_pool_and_queue_one_message_at_a_time() {
                 "{:?} at {b}",
                 chain.bytes
             );
+            // compressed (plan --task-compression lz4): less, from 50 rows on a half at most
+            let (zin, zout) = chain.bytes_lz4;
+            assert!(
+                zin > 0.0 && zin < bytes_in && zout > 0.0,
+                "{:?}",
+                chain.bytes_lz4
+            );
+            if b >= 50 {
+                assert!(
+                    zin < bytes_in / 2.0 && zout < bytes_out / 2.0,
+                    "{:?}",
+                    chain.bytes_lz4
+                );
+            }
             // the time the chain kept the worker busy: at most the whole service time (the
             // queue's round trips and the pool's hand-off are not in it)
             let busy = lines

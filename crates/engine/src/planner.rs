@@ -22,6 +22,9 @@ pub struct Times {
     /// The standard deviation of the busy time (of the service time without a `busy` stage),
     /// µs: how steady the chain is (profiles without `sd_us` had none).
     pub sd_us: Option<f64>,
+    /// What a task and its result carry with `task_compression = "lz4"` (the rows LZ4'd, the
+    /// output as Arrow IPC LZ4'd; profiles before them had none).
+    pub bytes_lz4: Option<(f64, f64)>,
 }
 
 impl Times {
@@ -55,6 +58,7 @@ pub fn parse_profile(text: &str) -> Result<Profile, String> {
         col("mean_us")?,
     );
     let bytes_cols = col("bytes_in").ok().zip(col("bytes_out").ok());
+    let lz4_cols = col("bytes_in_lz4").ok().zip(col("bytes_out_lz4").ok());
     let sd_col = col("sd_us").ok();
     let mut out: Profile = BTreeMap::new();
     for (i, line) in lines.enumerate() {
@@ -96,10 +100,15 @@ pub fn parse_profile(text: &str) -> Result<Profile, String> {
             t.busy_us = Some(us);
             t.sd_us = sd;
         }
+        let num = |k: usize| f.get(k).and_then(|v| v.parse::<f64>().ok());
         if let Some((i, o)) = bytes_cols {
-            let num = |k: usize| f.get(k).and_then(|v| v.parse::<f64>().ok());
             if let (Some(i), Some(o)) = (num(i), num(o)) {
                 t.bytes = Some((i, o));
+            }
+        }
+        if let Some((i, o)) = lz4_cols {
+            if let (Some(i), Some(o)) = (num(i), num(o)) {
+                t.bytes_lz4 = Some((i, o));
             }
         }
     }
@@ -194,26 +203,44 @@ pub struct Link {
     /// Worker hosts, each behind a link of its own (the workers are spread evenly).
     #[serde(default = "one")]
     pub hosts: usize,
+    /// Tasks and results LZ4-compressed across it (`task_compression = "lz4"`, or `auto` on a
+    /// link of [`AUTO_LZ4_RTT`] or more).
+    #[serde(default)]
+    pub lz4: bool,
 }
+
+/// With `task_compression = "auto"`, workers this far from Redis (round trip) get LZ4 tasks:
+/// measured on test hosts, LZ4 cost 10-25% across a 0.3-0.6 ms link (the CPU was the limit)
+/// and paid across 2 ms / 1 Gbit/s (up to 1.6x at b=10,000) and 20 ms / 100 Mbit/s (2.7-3x).
+pub const AUTO_LZ4_RTT: std::time::Duration = std::time::Duration::from_millis(1);
 
 fn one() -> usize {
     1
 }
 
-/// The link of a plan from its three optional parts: none without a round trip and a
-/// bandwidth; one of the two alone is an error.
+/// The link of a plan from its optional parts: none without a round trip and a bandwidth;
+/// one of the two alone is an error. `compression`: `none` (the default), `lz4` or `auto`
+/// (LZ4 from [`AUTO_LZ4_RTT`] on).
 pub fn link(
     rtt_ms: Option<f64>,
     mbit: Option<f64>,
     hosts: Option<usize>,
+    compression: Option<&str>,
 ) -> Result<Option<Link>, String> {
+    let lz4 = |rtt_ms: f64| match compression.unwrap_or("none") {
+        "none" => Ok(false),
+        "lz4" => Ok(true),
+        "auto" => Ok(rtt_ms >= AUTO_LZ4_RTT.as_secs_f64() * 1e3),
+        c => Err(format!("task compression '{c}': none, lz4 or auto")),
+    };
     match (rtt_ms, mbit) {
-        (None, None) if hosts.is_none() => Ok(None),
+        (None, None) if hosts.is_none() && compression.is_none() => Ok(None),
         (Some(rtt_ms), Some(mbit)) => {
             let l = Link {
                 rtt_ms,
                 mbit,
                 hosts: hosts.unwrap_or(1),
+                lz4: lz4(rtt_ms)?,
             };
             l.check()?;
             Ok(Some(l))
@@ -256,7 +283,11 @@ impl Link {
     pub fn queue_times(&self, t: &Times, c: usize) -> (f64, f64) {
         let compute = t.busy_us.unwrap_or(t.service_us) / 1e6;
         let local_overhead = (t.service_us / 1e6 - compute).max(0.0);
-        let (bytes_in, bytes_out) = t.bytes.unwrap_or((0.0, 0.0));
+        let (bytes_in, bytes_out) = match self.lz4 {
+            true => t.bytes_lz4.or(t.bytes),
+            false => t.bytes,
+        }
+        .unwrap_or((0.0, 0.0));
         let rate = self.mbit * 1e6 / 8.0; // bytes a second
         let (tin, tout) = (
             (bytes_in + TASK_OVERHEAD_BYTES) / rate,
@@ -333,6 +364,14 @@ pub fn plan(profile: &Profile, req: &PlanRequest) -> Result<Plan, String> {
     }
     if let Some(l) = &req.link {
         l.check()?;
+        let queue = profile.values().filter_map(|m| m.get("queue"));
+        if l.lz4 && queue.clone().any(|t| t.bytes_lz4.is_none()) {
+            return Err(
+                "LZ4 across the link, but the profile has no LZ4 sizes (bytes_in_lz4, \
+                 bytes_out_lz4): run `streamprep profile` again"
+                    .into(),
+            );
+        }
     }
     let pool_max = req.cores.saturating_sub(1).max(1);
     let counts: Vec<usize> = match (req.method.as_deref(), req.workers, req.max_workers) {
@@ -428,10 +467,12 @@ pub fn times_at(profile: &Profile, method: &str, buffer: usize) -> Option<(Strin
         (Some(x), Some(y)) => Some(lerp(x, y)),
         _ => None,
     };
-    let bytes = match (lo.1.bytes, hi.1.bytes) {
+    let pair = |lo: Option<(f64, f64)>, hi: Option<(f64, f64)>| match (lo, hi) {
         (Some((a, b)), Some((x, y))) => Some((lerp(a, x), lerp(b, y))),
         _ => None,
     };
+    let bytes = pair(lo.1.bytes, hi.1.bytes);
+    let bytes_lz4 = pair(lo.1.bytes_lz4, hi.1.bytes_lz4);
     let sd_us = match (lo.1.sd_us, hi.1.sd_us) {
         (Some(x), Some(y)) => Some((x + f * (y - x)).max(0.0)),
         _ => None,
@@ -443,6 +484,7 @@ pub fn times_at(profile: &Profile, method: &str, buffer: usize) -> Option<(Strin
             busy_us: busy,
             bytes,
             sd_us,
+            bytes_lz4,
         },
     ))
 }
@@ -660,7 +702,10 @@ mod tests {
         // 2 ms, 1 Gbit/s: 125 MB/s, so 40.6 KB in 325 us and 60.6 KB out in 485 us; a thread
         // takes 5 tasks a read (2 ms / 0.4 ms), each holding it 2/5 ms of the round trip
         // (a host each: the thread's own time counts)
-        let lan = plan_at(link(Some(2.0), Some(1000.0), Some(2)).expect("link"), 2);
+        let lan = plan_at(
+            link(Some(2.0), Some(1000.0), Some(2), None).expect("link"),
+            2,
+        );
         let (tin, tout) = (40_600.0 / 125e6, 60_600.0 / 125e6);
         assert!((lan.service_s - (200e-6 + 400e-6 + tin + tout + 2e-3)).abs() < 1e-9);
         assert!((lan.busy_s - (400e-6 + tin + tout + 2e-3 / 5.0)).abs() < 1e-9);
@@ -669,21 +714,85 @@ mod tests {
         let thread = 400e-6 + tin + tout + 20e-3 / 16.0;
         // two threads behind one link: each message holds it 3.25 ms in and 4.85 ms out,
         // two at a time, more than a thread's own time
-        let wan = plan_at(link(Some(20.0), Some(100.0), Some(1)).expect("link"), 2);
+        let wan = plan_at(
+            link(Some(20.0), Some(100.0), Some(1), None).expect("link"),
+            2,
+        );
         assert!(2.0 * (tin + tout) > thread);
         assert!((wan.busy_s - 2.0 * (tin + tout)).abs() < 1e-9, "{wan:?}");
         // four threads behind one link
-        let four = plan_at(link(Some(20.0), Some(100.0), Some(1)).expect("link"), 4);
+        let four = plan_at(
+            link(Some(20.0), Some(100.0), Some(1), None).expect("link"),
+            4,
+        );
         assert!((four.busy_s - 4.0 * (tin + tout)).abs() < 1e-9, "{four:?}");
         // two hosts: a link each, two threads behind each
-        let two = plan_at(link(Some(20.0), Some(100.0), Some(2)).expect("link"), 4);
+        let two = plan_at(
+            link(Some(20.0), Some(100.0), Some(2), None).expect("link"),
+            4,
+        );
         assert!((two.busy_s - 2.0 * (tin + tout)).abs() < 1e-9 && two.rho < four.rho);
         // one thread a host: the thread's own time is what counts
-        let own = plan_at(link(Some(20.0), Some(100.0), Some(4)).expect("link"), 4);
+        let own = plan_at(
+            link(Some(20.0), Some(100.0), Some(4), None).expect("link"),
+            4,
+        );
         assert!((own.busy_s - thread).abs() < 1e-9, "{own:?}");
-        assert!(link(Some(2.0), None, None).is_err());
-        assert!(link(Some(-1.0), Some(10.0), None).is_err());
-        assert_eq!(link(None, None, None), Ok(None));
+        assert!(link(Some(2.0), None, None, None).is_err());
+        assert!(link(Some(-1.0), Some(10.0), None, None).is_err());
+        assert_eq!(link(None, None, None, None), Ok(None));
+        // LZ4 asked of a profile without LZ4 sizes: refused, with what to do
+        let lz4 = link(Some(20.0), Some(100.0), Some(1), Some("lz4")).expect("link");
+        let req = PlanRequest {
+            arrival_rate: 10_000.0,
+            target_rho: 0.7,
+            max_latency_ms: None,
+            cores: 2,
+            method: Some("queue".into()),
+            workers: Some(2),
+            max_workers: None,
+            link: lz4,
+            arrivals: Arrivals::Random,
+        };
+        let e = plan(&p, &req).map(|_| ()).expect_err("no LZ4 sizes");
+        assert!(e.contains("profile"), "{e}");
+    }
+
+    /// With LZ4 across the link, a task and its result carry the profile's LZ4 sizes; `auto`
+    /// compresses from a 1 ms round trip on.
+    #[test]
+    fn lz4_across_the_link_carries_the_compressed_sizes() {
+        let csv = "method,buffer,stage,messages,mean_us,sd_us,mean_us_per_row,sd_us_per_row,dead_rows,bytes_in,bytes_out,bytes_in_lz4,bytes_out_lz4\n\
+            queue,100,chain,50,600,0,6,0,0,40000,60000,10000,20000\n\
+            queue,100,busy,50,400,0,4,0,0,40000,60000,10000,20000\n";
+        let p = parse_profile(csv).expect("profile");
+        assert_eq!(p[&100]["queue"].bytes_lz4, Some((10_000.0, 20_000.0)));
+        let at = |l: Option<Link>| {
+            let req = PlanRequest {
+                arrival_rate: 10_000.0,
+                target_rho: 0.7,
+                max_latency_ms: None,
+                cores: 2,
+                method: Some("queue".into()),
+                workers: Some(2),
+                max_workers: None,
+                link: l,
+                arrivals: Arrivals::Random,
+            };
+            plan(&p, &req).expect("plan").rows[0].p
+        };
+        let wan = |z: &str| at(link(Some(20.0), Some(100.0), Some(1), Some(z)).expect("link"));
+        // two threads behind 100 Mbit/s: the link, 10.6 KB in and 20.6 KB out a message
+        let (tin, tout) = (10_600.0 / 12.5e6, 20_600.0 / 12.5e6);
+        let z = wan("lz4");
+        assert!((z.busy_s - 2.0 * (tin + tout)).abs() < 1e-9, "{z:?}");
+        assert_eq!(wan("auto"), z);
+        assert!(wan("none").rho > 3.0 * z.rho);
+        // auto on a 0.5 ms link: as they are
+        let near = |z: &str| at(link(Some(0.5), Some(10_000.0), Some(1), Some(z)).expect("link"));
+        assert_eq!(near("auto"), near("none"));
+        assert_ne!(near("lz4"), near("none"));
+        assert!(link(Some(1.0), Some(10.0), None, Some("zstd")).is_err());
     }
 
     /// The wait for a worker follows how variable the arrivals and the chain are (G/G/c,

@@ -33,6 +33,9 @@ pub struct Line {
     pub bytes_in: f64,
     /// Mean bytes of a message's output as written (what a queue result carries).
     pub bytes_out: f64,
+    /// The same two with `task_compression = "lz4"`: the rows LZ4-compressed, the output as
+    /// Arrow IPC, LZ4-compressed (what a compressed result carries).
+    pub bytes_lz4: (f64, f64),
 }
 
 /// What to measure.
@@ -111,16 +114,22 @@ pub fn measure(req: &Request<'_>, mut progress: impl FnMut(&Line)) -> Result<Vec
     for (name, method) in &req.methods {
         for &b in &req.buffers {
             let messages = cut(&req.rows, req.format, b, req.warmup + req.messages);
-            let bytes_out = burn_in(&job, &messages)?;
-            // the rows' bytes as they are (no copy of them to count)
-            let bytes_in = messages
-                .iter()
-                .map(|m| match &m.payload {
-                    Payload::Raw { bytes, .. } => bytes.len() as f64,
-                    Payload::Columnar(b) => b.get_array_memory_size() as f64,
-                })
-                .sum::<f64>()
-                / messages.len().max(1) as f64;
+            let (bytes_out, out_lz4) = burn_in(&job, &messages)?;
+            // a task's rows as they are (no copy of them to count) and where each ends, plain
+            // and with LZ4 (the row ends go as they are)
+            let per_message = |f: &dyn Fn(&Message) -> f64| {
+                messages.iter().map(f).sum::<f64>() / messages.len().max(1) as f64
+            };
+            let bytes_in = per_message(&|m| match &m.payload {
+                Payload::Raw { bytes, ends, .. } => (bytes.len() + 8 * ends.len()) as f64,
+                Payload::Columnar(b) => b.get_array_memory_size() as f64,
+            });
+            let in_lz4 = per_message(&|m| match &m.payload {
+                Payload::Raw { bytes, ends, .. } => {
+                    (lz4_flex::compress_prepend_size(bytes).len() + 8 * ends.len()) as f64
+                }
+                Payload::Columnar(b) => b.get_array_memory_size() as f64,
+            });
             let first = lines.len();
             let gap = req
                 .arrival_rate
@@ -139,6 +148,7 @@ pub fn measure(req: &Request<'_>, mut progress: impl FnMut(&Line)) -> Result<Vec
             }
             for l in &mut lines[first..] {
                 (l.bytes_in, l.bytes_out) = (bytes_in, bytes_out);
+                l.bytes_lz4 = (in_lz4, out_lz4);
             }
         }
     }
@@ -148,13 +158,13 @@ pub fn measure(req: &Request<'_>, mut progress: impl FnMut(&Line)) -> Result<Vec
 /// The profile as the CSV `plan` reads.
 pub fn to_csv(lines: &[Line]) -> String {
     let mut s = String::from(
-        "method,buffer,stage,messages,mean_us,sd_us,mean_us_per_row,sd_us_per_row,dead_rows,bytes_in,bytes_out\n",
+        "method,buffer,stage,messages,mean_us,sd_us,mean_us_per_row,sd_us_per_row,dead_rows,bytes_in,bytes_out,bytes_in_lz4,bytes_out_lz4\n",
     );
     for l in lines {
         let b = l.buffer as f64;
         let _ = writeln!(
             s,
-            "{},{},{},{},{:.3},{:.3},{:.5},{:.5},{},{:.0},{:.0}",
+            "{},{},{},{},{:.3},{:.3},{:.5},{:.5},{},{:.0},{:.0},{:.0},{:.0}",
             l.method,
             l.buffer,
             l.stage,
@@ -165,7 +175,9 @@ pub fn to_csv(lines: &[Line]) -> String {
             l.sd_us / b,
             l.dead_rows,
             l.bytes_in,
-            l.bytes_out
+            l.bytes_out,
+            l.bytes_lz4.0,
+            l.bytes_lz4.1
         );
     }
     s
@@ -174,21 +186,30 @@ pub fn to_csv(lines: &[Line]) -> String {
 /// Run the chain on copies of the messages for [`BURN_IN`] first: a core that was idle runs
 /// slowly for a while (frequency scaling, a virtual machine's scheduler), and short
 /// measurements at small buffers would measure that instead of the chain. Returns the mean
-/// bytes of the output written for a message.
-fn burn_in(job: &RemoteJob, messages: &[Message]) -> Result<f64, String> {
+/// bytes of the output written for a message, and of its batch as Arrow IPC with LZ4 (a
+/// compressed queue result; from the first pass over the messages).
+fn burn_in(job: &RemoteJob, messages: &[Message]) -> Result<(f64, f64), String> {
     let mut chain =
         Chain::new(&job.chain, job.prepare.clone(), job.encoding).map_err(|e| e.to_string())?;
     let started = std::time::Instant::now();
     let (mut bytes, mut n) = (0usize, 0usize);
+    let (mut packed, mut first) = (0usize, 0usize);
     for m in messages.iter().cycle() {
         if started.elapsed() >= BURN_IN && n > 0 {
             break;
         }
         let p = streamprep_engine::run_guarded(&mut chain, m.clone());
         bytes += p.output.as_ref().map_or(0, |o| o.encoded.len());
+        if n < messages.len() {
+            if let Some(o) = &p.output {
+                let ipc = streamprep_queue::wire::to_ipc(&o.batch).map_err(|e| e.to_string())?;
+                packed += lz4_flex::compress_prepend_size(&ipc).len();
+            }
+            first += 1;
+        }
         n += 1;
     }
-    Ok(bytes as f64 / n as f64)
+    Ok((bytes as f64 / n as f64, packed as f64 / first.max(1) as f64))
 }
 
 /// How long [`burn_in`] runs before each measurement.
@@ -236,6 +257,7 @@ fn summarise(
         dead_rows: samples.iter().map(|s| s.dead_rows).sum(),
         bytes_in: 0.0,
         bytes_out: 0.0,
+        bytes_lz4: (0.0, 0.0),
     }
 }
 

@@ -53,10 +53,7 @@ pub struct Queue {
     pub auto_lz4: bool,
 }
 
-/// With `auto`, workers this far from Redis (round trip) get LZ4 tasks: measured on test
-/// hosts, LZ4 cost 10-25% across a 0.3-0.6 ms link (the CPU was the limit) and paid across
-/// 2 ms / 1 Gbit/s (up to 1.6x at b=10,000) and 20 ms / 100 Mbit/s (2.7-3x).
-pub const AUTO_LZ4_RTT: Duration = Duration::from_millis(1);
+pub use streamprep_engine::planner::AUTO_LZ4_RTT;
 
 impl Queue {
     /// Check that Redis answers (a clear error before anything runs).

@@ -816,6 +816,9 @@ pub struct PlanBody {
     pub link_mbit: Option<f64>,
     /// Worker hosts, each behind such a link (default 1).
     pub worker_hosts: Option<usize>,
+    /// Tasks and results across the link: `none` (the default), `lz4`, or `auto` (LZ4 from a
+    /// 1 ms round trip); LZ4 needs a profile with LZ4 sizes.
+    pub task_compression: Option<String>,
     /// How rows arrive: `random` (the default: many independent sensors) or `regular` (a
     /// steady pace); the wait for a worker depends on it (G/G/c).
     pub arrivals: Option<String>,
@@ -863,7 +866,13 @@ async fn plan(
         method: b.method,
         workers: b.workers,
         max_workers: b.max_workers,
-        link: planner::link(b.link_rtt_ms, b.link_mbit, b.worker_hosts).map_err(bad)?,
+        link: planner::link(
+            b.link_rtt_ms,
+            b.link_mbit,
+            b.worker_hosts,
+            b.task_compression.as_deref(),
+        )
+        .map_err(bad)?,
         arrivals: b
             .arrivals
             .as_deref()

@@ -237,6 +237,7 @@ fn pages(s: &str) -> Vec<(&'static str, String)> {
                     link_rtt_ms: s.into(),
                     link_mbit: s.into(),
                     worker_hosts: s.into(),
+                    task_compression: s.into(),
                     chain: s.into(),
                     buffers: s.into(),
                     name: s.into(),

@@ -39,6 +39,8 @@ pub struct PlannerForm {
     pub link_mbit: String,
     /// Worker hosts behind such links.
     pub worker_hosts: String,
+    /// Tasks and results across the link: none (empty), lz4 or auto.
+    pub task_compression: String,
     /// The chain to profile.
     pub chain: String,
     /// Buffer sizes to profile.
@@ -156,6 +158,7 @@ fn form_of(posted: &Posted) -> PlannerForm {
         link_rtt_ms: g("link_rtt_ms"),
         link_mbit: g("link_mbit"),
         worker_hosts: g("worker_hosts"),
+        task_compression: g("task_compression"),
         chain: g("chain"),
         buffers: g("buffers"),
         name: g("name"),
@@ -272,6 +275,7 @@ async fn plan(state: &AppState, f: &PlannerForm) -> Result<planner::Plan, String
             number(&f.link_rtt_ms, "link round trip")?,
             number(&f.link_mbit, "link bandwidth")?,
             number(&f.worker_hosts, "worker hosts")?,
+            Some(f.task_compression.as_str()).filter(|c| !c.is_empty()),
         )?,
     };
     planner::plan(&profile, &req)
