@@ -677,6 +677,21 @@ mod tests {
         plan(p, &req).err().unwrap_or_default()
     }
 
+    /// 10,000 rows a second on `workers` queue workers, across `link`.
+    fn queue_at(link: Option<Link>, workers: usize) -> PlanRequest {
+        PlanRequest {
+            arrival_rate: 10_000.0,
+            target_rho: 0.7,
+            max_latency_ms: None,
+            cores: 2,
+            method: Some("queue".into()),
+            workers: Some(workers),
+            max_workers: None,
+            link,
+            arrivals: Arrivals::Random,
+        }
+    }
+
     const QUEUE: &str = "method,buffer,stage,messages,mean_us,sd_us,mean_us_per_row,sd_us_per_row,dead_rows,bytes_in,bytes_out\n\
         queue,100,chain,50,600,0,6,0,0,40000,60000\n\
         queue,100,busy,50,400,0,4,0,0,40000,60000\n";
@@ -690,18 +705,7 @@ mod tests {
         let t = p[&100]["queue"];
         assert_eq!(t.bytes, Some((40_000.0, 60_000.0)));
         let plan_at = |link: Option<Link>, workers: usize| {
-            let req = PlanRequest {
-                arrival_rate: 10_000.0,
-                target_rho: 0.7,
-                max_latency_ms: None,
-                cores: 2,
-                method: Some("queue".into()),
-                workers: Some(workers),
-                max_workers: None,
-                link,
-                arrivals: Arrivals::Random,
-            };
-            plan(&p, &req).expect("plan").rows[0].p
+            plan(&p, &queue_at(link, workers)).expect("plan").rows[0].p
         };
         let local = plan_at(None, 2);
         assert!((local.service_s - 600e-6).abs() < 1e-12 && (local.busy_s - 400e-6).abs() < 1e-12);
@@ -750,18 +754,9 @@ mod tests {
         assert_eq!(link(None, None, None, None), Ok(None));
         // LZ4 asked of a profile without LZ4 sizes: refused, with what to do
         let lz4 = link(Some(20.0), Some(100.0), Some(1), Some("lz4")).expect("link");
-        let req = PlanRequest {
-            arrival_rate: 10_000.0,
-            target_rho: 0.7,
-            max_latency_ms: None,
-            cores: 2,
-            method: Some("queue".into()),
-            workers: Some(2),
-            max_workers: None,
-            link: lz4,
-            arrivals: Arrivals::Random,
-        };
-        let e = plan(&p, &req).map(|_| ()).expect_err("no LZ4 sizes");
+        let e = plan(&p, &queue_at(lz4, 2))
+            .map(|_| ())
+            .expect_err("no LZ4 sizes");
         assert!(e.contains("profile"), "{e}");
     }
 
@@ -774,20 +769,7 @@ mod tests {
             queue,100,busy,50,400,0,4,0,0,40000,60000,10000,20000\n";
         let p = parse_profile(csv).expect("profile");
         assert_eq!(p[&100]["queue"].bytes_lz4, Some((10_000.0, 20_000.0)));
-        let at = |l: Option<Link>| {
-            let req = PlanRequest {
-                arrival_rate: 10_000.0,
-                target_rho: 0.7,
-                max_latency_ms: None,
-                cores: 2,
-                method: Some("queue".into()),
-                workers: Some(2),
-                max_workers: None,
-                link: l,
-                arrivals: Arrivals::Random,
-            };
-            plan(&p, &req).expect("plan").rows[0].p
-        };
+        let at = |l: Option<Link>| plan(&p, &queue_at(l, 2)).expect("plan").rows[0].p;
         let wan = |z: &str| at(link(Some(20.0), Some(100.0), Some(1), Some(z)).expect("link"));
         // two threads behind 100 Mbit/s: the link, 10.6 KB in and 20.6 KB out a message
         let (tin, tout) = (10_600.0 / 12.5e6, 20_600.0 / 12.5e6);
