@@ -278,7 +278,8 @@ impl Queue {
         let mut rtts = (0u64, 0u64);
         if self.auto_lz4 && !lz4 {
             // the workers running now said how far they are: no need to wait for results
-            if let Some((mean, n)) = link.with(worker_distance)? {
+            // (a hint: a Redis that refuses it leaves the choice to the results)
+            if let Ok(Some((mean, n))) = link.with(worker_distance) {
                 if mean >= AUTO_LZ4_RTT {
                     lz4 = true;
                     tracing::info!(

@@ -191,12 +191,11 @@ fn thread(cfg: &WorkerConfig, stats: &WorkerStats, consumer: &str) -> Result<(),
             None => match connect(&cfg.url)
                 .and_then(|mut c| ensure_group(&mut c).map(|_| c))
                 .and_then(|mut c| round_trip(&mut c).map(|rtt| (c, rtt)))
-                .and_then(|(mut c, rtt)| {
+            {
+                Ok((mut c, rtt)) => {
                     // a coordinator leaving compression to the distance reads it before its
-                    // first task
-                    announce_distance(&mut c, consumer, rtt).map(|_| (c, rtt))
-                }) {
-                Ok((c, rtt)) => {
+                    // first task (a hint: a Redis that refuses it costs nothing else)
+                    let _ = announce_distance(&mut c, consumer, rtt);
                     said = Instant::now();
                     if failures > 0 {
                         tracing::info!("worker: reconnected to {}", cfg.url);
@@ -225,7 +224,11 @@ fn thread(cfg: &WorkerConfig, stats: &WorkerStats, consumer: &str) -> Result<(),
             }
             if said.elapsed() >= DISTANCE_EVERY {
                 said = Instant::now();
-                announce_distance(c, consumer, prefetch.rtt)?;
+                if let Err(e) = announce_distance(c, consumer, prefetch.rtt) {
+                    if is_lost(&e) {
+                        return Err(e);
+                    }
+                }
             }
             // take over tasks a silent worker left pending, now and then
             let mut entries: Vec<(Entry, bool)> = Vec::new();
