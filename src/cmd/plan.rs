@@ -116,7 +116,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
             .map_err(anyhow::Error::msg)?,
             _ => None,
         },
-        arrivals: planner::Arrivals::parse(&args.arrivals).map_err(anyhow::Error::msg)?,
+        arrivals: planner::Arrivals::parse(Some(&args.arrivals)).map_err(anyhow::Error::msg)?,
     };
     let plan = planner::plan(&profile, &req).map_err(anyhow::Error::msg)?;
     if args.json {

@@ -233,6 +233,15 @@ async fn ask_history(c: &Client, fields: Value) {
     loaded(c, "history").await;
 }
 
+/// Wait until the history page's job is done and `also` (JavaScript over `c`, the chart's
+/// node) holds.
+async fn history_done(c: &Client, what: &str, also: &str, secs: u64) {
+    let script = format!(
+        "var p = document.getElementById('h-progress'); var c = document.getElementById('chart-history'); return p && p.getAttribute('data-state') === 'done' && ({also});"
+    );
+    until(c, what, &script, secs).await;
+}
+
 pub async fn text(c: &Client, css: &str) -> String {
     c.find(Locator::Css(css))
         .await
@@ -1125,13 +1134,7 @@ fn bench_pages_latency_weight_and_screenshots() {
             }),
         )
         .await;
-        until(
-            &c,
-            "the history chart",
-            "var p = document.getElementById('h-progress'); return p && p.getAttribute('data-state') === 'done';",
-            60,
-        )
-        .await;
+        history_done(&c, "the history chart", "true", 60).await;
         c.set_window_size(1280, 1000).await.expect("size");
         js(
             &c,
@@ -1191,10 +1194,10 @@ fn history_query_chart_and_zoom() {
             }),
         )
         .await;
-        until(
+        history_done(
             &c,
             "the job's chart",
-            "var p = document.getElementById('h-progress'); var c = document.getElementById('chart-history'); return p && p.getAttribute('data-state') === 'done' && c.getAttribute('data-points') === '600';",
+            "c.getAttribute('data-points') === '600'",
             30,
         )
         .await;
@@ -1240,10 +1243,10 @@ fn history_query_chart_and_zoom() {
         mark(&c).await;
         c.perform_actions(actions).await.expect("drag");
         loaded(&c, "history").await;
-        until(
+        history_done(
             &c,
             "the zoomed chart",
-            "var p = document.getElementById('h-progress'); var c = document.getElementById('chart-history'); return p && p.getAttribute('data-state') === 'done' && Number(c.getAttribute('data-points')) > 100 && Number(c.getAttribute('data-points')) < 400;",
+            "Number(c.getAttribute('data-points')) > 100 && Number(c.getAttribute('data-points')) < 400",
             30,
         )
         .await;

@@ -183,12 +183,12 @@ impl Arrivals {
         }
     }
 
-    /// From its name.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        match s {
-            "random" => Ok(Arrivals::Random),
+    /// From its name; none (or empty) is `random`, the default.
+    pub fn parse(s: Option<&str>) -> Result<Self, String> {
+        match s.unwrap_or_default() {
+            "random" | "" => Ok(Arrivals::Random),
             "regular" => Ok(Arrivals::Regular),
-            _ => Err(format!("arrivals '{s}': random or regular")),
+            s => Err(format!("arrivals '{s}': random or regular")),
         }
     }
 }
@@ -370,8 +370,8 @@ pub fn plan(profile: &Profile, req: &PlanRequest) -> Result<Plan, String> {
     }
     if let Some(l) = &req.link {
         l.check()?;
-        let queue = profile.values().filter_map(|m| m.get("queue"));
-        if l.lz4 && queue.clone().any(|t| t.bytes_lz4.is_none()) {
+        let queue = || profile.values().filter_map(|m| m.get("queue"));
+        if l.lz4 && queue().any(|t| t.bytes_lz4.is_none()) {
             return Err(
                 "LZ4 across the link, but the profile has no LZ4 sizes (bytes_in_lz4, \
                  bytes_out_lz4): run `streamprep profile` again"
@@ -831,7 +831,7 @@ mod tests {
         assert_eq!(bare[&100]["pool"].sd_us, None);
         assert_eq!(bare[&100]["pool"].cs2(0.005), 1.0);
         assert_eq!(
-            Arrivals::parse("steady"),
+            Arrivals::parse(Some("steady")),
             Err("arrivals 'steady': random or regular".into())
         );
     }

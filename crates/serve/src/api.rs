@@ -873,11 +873,7 @@ async fn plan(
             b.task_compression.as_deref(),
         )
         .map_err(bad)?,
-        arrivals: b
-            .arrivals
-            .as_deref()
-            .map_or(Ok(planner::Arrivals::Random), planner::Arrivals::parse)
-            .map_err(bad)?,
+        arrivals: planner::Arrivals::parse(b.arrivals.as_deref()).map_err(bad)?,
     };
     let plan = planner::plan(&profile, &req).map_err(bad)?;
     Ok(Json(plan.to_json()).into_response())

@@ -42,7 +42,7 @@ struct Writer {
     done: Receiver<(Vec<u8>, Result<u64, String>)>,
     /// Rows of the message being written, if one is.
     busy: Option<u64>,
-    thread: Option<JoinHandle<()>>,
+    thread: JoinHandle<()>,
 }
 
 /// Writes messages into a table.
@@ -155,7 +155,7 @@ impl PgSink {
                 jobs,
                 done,
                 busy: None,
-                thread: Some(thread),
+                thread,
             });
         }
         Ok(())
@@ -275,10 +275,9 @@ impl Sink for PgSink {
         let i = self.next;
         self.next = (i + 1) % self.writers.len();
         self.collect(i)?;
-        let w = &mut self.writers[i];
-        w.jobs
-            .send(buf)
-            .map_err(|_| self.err("writing a message", "the writer stopped"))?;
+        if self.writers[i].jobs.send(buf).is_err() {
+            return Err(self.err("writing a message", "the writer stopped"));
+        }
         self.writers[i].busy = Some(batch.num_rows() as u64);
         Ok(())
     }
@@ -296,9 +295,7 @@ impl Sink for PgSink {
         for w in std::mem::take(&mut self.writers) {
             let Writer { jobs, thread, .. } = w;
             drop(jobs);
-            if let Some(t) = thread {
-                let _ = t.join();
-            }
+            let _ = thread.join();
         }
         if self.skipped > 0 {
             tracing::info!(

@@ -267,10 +267,7 @@ async fn plan(state: &AppState, f: &PlannerForm) -> Result<planner::Plan, String
         method: Some(f.method.clone()).filter(|m| !m.is_empty()),
         workers: None,
         max_workers: number::<usize>(&f.max_workers, "max workers")?.map(|w| w.clamp(1, 256)),
-        arrivals: match f.arrivals.as_str() {
-            "" => planner::Arrivals::Random,
-            a => planner::Arrivals::parse(a)?,
-        },
+        arrivals: planner::Arrivals::parse(Some(&f.arrivals))?,
         link: planner::link(
             number(&f.link_rtt_ms, "link round trip")?,
             number(&f.link_mbit, "link bandwidth")?,
